@@ -1,0 +1,1 @@
+//! ΔBtail: the BTree-diff tail.

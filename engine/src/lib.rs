@@ -15,8 +15,16 @@
 //! Spawning and time go through [`rt`] so the same code runs on tokio, turmoil and madsim.
 
 pub mod backend;
+pub mod cache;
 pub mod error;
+pub mod handle;
+pub mod mem;
+pub mod metrics;
+pub mod redb_backend;
 pub mod rt;
+pub mod shutdown;
+pub mod simdisk;
+pub mod stream;
 pub mod types;
 
 pub use backend::{ColdStorageBackend, ColdStorageRead, ColdStorageWrite, StreamParams, Timeouts};

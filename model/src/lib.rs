@@ -1,1 +1,15 @@
 //! Reference models and checkers.
+//!
+//! - [`block_store`]: the block-store model, the exact expected answer of every engine op.
+//! - [`ops`]: engine operations as data, shared by property tests and simulation workloads.
+//! - [`conformance`]: the conformance suite every engine backend runs through the handle.
+//! - [`kv`]: the KV-per-revision model of a BTree and KVDiff.
+//! - [`kadj`]: the KAdj adjacency oracle.
+//! - [`btail_check`]: the ΔBtail Update check and rebuild check.
+
+pub mod block_store;
+pub mod btail_check;
+pub mod conformance;
+pub mod kadj;
+pub mod kv;
+pub mod ops;

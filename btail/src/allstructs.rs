@@ -1,0 +1,1 @@
+//! Lazy enumeration (AllStructs) and seeded sampling of tree topologies.

@@ -1,0 +1,1 @@
+//! Key ranges, ranged maps and key sets, PP-connected tree subsets.

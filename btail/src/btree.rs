@@ -1,0 +1,1 @@
+//! BTrees over the object store: lookup, native insert/delete, invariant checks.

@@ -1,0 +1,1 @@
+//! ΔBtail: Track, Update, ForgetPast, GetAt, slices and concurrent rebuild.

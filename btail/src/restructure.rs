@@ -1,0 +1,1 @@
+//! Reshaping a stored tree to a given topology with minimal object churn.

@@ -1,0 +1,1 @@
+//! The topology encoding and its parser.

@@ -1,0 +1,1 @@
+//! The diff of the tracked part of a tree between two revisions.

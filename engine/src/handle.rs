@@ -1,0 +1,1 @@
+//! The clone-cheap handle: permits, the drain barrier, cache, streams and shutdown.

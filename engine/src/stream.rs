@@ -1,0 +1,1 @@
+//! Log streams: the bounded, deadline-bounded default producer.

@@ -1,0 +1,1 @@
+//! The block-store model: the expected state and the exact expected answer of every engine op.

@@ -1,0 +1,1 @@
+//! The ΔBtail Update check and rebuild check.

@@ -1,0 +1,1 @@
+//! The conformance suite every engine backend runs through the handle.

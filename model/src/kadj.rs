@@ -1,0 +1,1 @@
+//! The KAdj adjacency oracle.

@@ -1,0 +1,1 @@
+//! The KV-per-revision model of a BTree, and KVDiff.

@@ -1,0 +1,1 @@
+//! Engine operations as data, shared by property tests and simulation workloads.

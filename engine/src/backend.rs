@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::error::ColdResult;
-use crate::rt::Instant;
+use crate::error::{ColdResult, ColdStorageError};
+use crate::rt::{self, Instant};
 use crate::types::{
     BlockData, ColdReceipt, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog,
     SealedHeader, Transaction, TransactionSpecifier,
@@ -67,6 +67,49 @@ impl Timeouts {
     pub fn with_write(mut self, write: Duration) -> Timeouts {
         self.write = write;
         self
+    }
+}
+
+/// A point in (runtime) time by which an operation must be done, with the timeout it came
+/// from so the error can name it. Loops call [`Deadline::check`] between steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    /// A deadline `timeout` from now.
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline {
+            at: rt::deadline_after(timeout),
+            timeout,
+        }
+    }
+
+    /// When it expires.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// The timeout it was made from.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether it has passed. A zero timeout has always passed, so tests can force expiry.
+    pub fn expired(&self) -> bool {
+        rt::now() >= self.at
+    }
+
+    /// `DeadlineExceeded` once the deadline has passed.
+    pub fn check(&self) -> ColdResult<()> {
+        if self.expired() {
+            return Err(ColdStorageError::DeadlineExceeded {
+                timeout: self.timeout,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -27,7 +27,9 @@ pub mod simdisk;
 pub mod stream;
 pub mod types;
 
-pub use backend::{ColdStorageBackend, ColdStorageRead, ColdStorageWrite, StreamParams, Timeouts};
+pub use backend::{
+    ColdStorageBackend, ColdStorageRead, ColdStorageWrite, Deadline, StreamParams, Timeouts,
+};
 pub use error::{ColdResult, ColdStorageError, InvalidInput};
 pub use types::{
     Address, B256, BlockData, ColdReceipt, ConfirmationMeta, Confirmed, Filter, Header,

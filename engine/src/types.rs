@@ -305,49 +305,99 @@ impl BlockData {
     /// The enriched receipts of this block, in order: the one definition of enrichment that
     /// every backend and the model share.
     pub fn cold_receipts(&self) -> Vec<ColdReceipt> {
-        let block_hash = self.header.hash();
-        let block_number = self.number();
-        let block_timestamp = self.header.header().timestamp;
-        let mut previous_gas = 0u64;
+        (0..self.receipts.len())
+            .filter_map(|index| self.cold_receipt(index))
+            .collect()
+    }
+
+    /// The enriched receipt at `index`, if there is one.
+    pub fn cold_receipt(&self, index: usize) -> Option<ColdReceipt> {
+        let receipt = self.receipts.get(index)?;
+        let tx = self.transactions.get(index)?;
+        let previous_gas = index
+            .checked_sub(1)
+            .and_then(|i| self.receipts.get(i))
+            .map_or(0, |r| r.cumulative_gas_used);
+        let first_log_index: u64 = self.receipts[..index]
+            .iter()
+            .map(|r| r.logs.len() as u64)
+            .sum();
+        let tx_hash = tx.hash();
+        let logs = receipt
+            .logs
+            .iter()
+            .enumerate()
+            .map(|(i, log)| self.rpc_log(log, tx_hash, index as u64, first_log_index + i as u64))
+            .collect();
+        Some(ColdReceipt {
+            success: receipt.success,
+            cumulative_gas_used: receipt.cumulative_gas_used,
+            // validate() guarantees cumulative gas never decreases; saturate anyway so an
+            // unvalidated block cannot panic a reader.
+            gas_used: receipt.cumulative_gas_used.saturating_sub(previous_gas),
+            logs,
+            tx_hash,
+            block_number: self.number(),
+            block_hash: self.header.hash(),
+            block_timestamp: self.header.header().timestamp,
+            transaction_index: index as u64,
+            sender: tx.sender,
+        })
+    }
+
+    /// The transaction at `index` with its position.
+    pub fn confirmed_transaction(&self, index: usize) -> Option<Confirmed<Transaction>> {
+        let tx = self.transactions.get(index)?;
+        Some(Confirmed {
+            inner: tx.clone(),
+            meta: ConfirmationMeta {
+                block_number: self.number(),
+                block_hash: self.header.hash(),
+                transaction_index: index as u64,
+            },
+        })
+    }
+
+    /// The logs of this block that match `filter`'s address and topic parts, enriched, in
+    /// (transaction, log) order. Only matching logs are cloned and hashed.
+    pub fn matching_logs<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = RpcLog> + 'a {
         let mut log_index = 0u64;
-        let mut out = Vec::with_capacity(self.receipts.len());
-        for (index, (tx, receipt)) in self.transactions.iter().zip(&self.receipts).enumerate() {
-            let tx_hash = tx.hash();
-            let transaction_index = index as u64;
-            let logs = receipt
-                .logs
-                .iter()
-                .map(|log| {
-                    let rpc = RpcLog {
-                        inner: log.clone(),
-                        block_hash,
-                        block_number,
-                        block_timestamp,
-                        transaction_hash: tx_hash,
-                        transaction_index,
-                        log_index,
-                    };
-                    log_index += 1;
-                    rpc
-                })
-                .collect();
-            out.push(ColdReceipt {
-                success: receipt.success,
-                cumulative_gas_used: receipt.cumulative_gas_used,
-                // validate() guarantees cumulative gas never decreases; saturate anyway so an
-                // unvalidated block cannot panic a reader.
-                gas_used: receipt.cumulative_gas_used.saturating_sub(previous_gas),
-                logs,
-                tx_hash,
-                block_number,
-                block_hash,
-                block_timestamp,
-                transaction_index,
-                sender: tx.sender,
-            });
-            previous_gas = receipt.cumulative_gas_used;
+        self.transactions
+            .iter()
+            .zip(&self.receipts)
+            .enumerate()
+            .flat_map(move |(tx_index, (tx, receipt))| {
+                let first = log_index;
+                log_index += receipt.logs.len() as u64;
+                let mut tx_hash = None;
+                receipt
+                    .logs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, log)| filter.matches(log))
+                    .map(move |(i, log)| {
+                        let hash = *tx_hash.get_or_insert_with(|| tx.hash());
+                        self.rpc_log(log, hash, tx_index as u64, first + i as u64)
+                    })
+            })
+    }
+
+    fn rpc_log(
+        &self,
+        log: &Log,
+        transaction_hash: B256,
+        transaction_index: u64,
+        log_index: u64,
+    ) -> RpcLog {
+        RpcLog {
+            inner: log.clone(),
+            block_hash: self.header.hash(),
+            block_number: self.number(),
+            block_timestamp: self.header.header().timestamp,
+            transaction_hash,
+            transaction_index,
+            log_index,
         }
-        out
     }
 }
 

@@ -1,1 +1,5 @@
-//! The deterministic simulation runtime.
+//! The deterministic simulation runtime behind the `sim` command.
+//!
+//! - [`vectors`]: the ΔBtail vector-file runner (`sim vectors FILE`).
+
+pub mod vectors;

@@ -1,1 +1,0 @@
-//! Key ranges, ranged maps and key sets, PP-connected tree subsets.

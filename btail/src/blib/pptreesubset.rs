@@ -1,0 +1,1 @@
+//! PPTreeSubSet and ΔPPTreeSubSet: parent-closed subsets of tree nodes.

@@ -1,0 +1,1 @@
+//! RangedMap and RangedKeySet: maps and sets over inclusive key ranges.

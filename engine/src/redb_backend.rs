@@ -1,1 +1,931 @@
-//! The redb backend.
+//! The redb backend: blocks in redb tables, one durable write transaction per write, read
+//! transactions as snapshots, deadlines checked inside every loop.
+//!
+//! # Table layout
+//! | Table | Key | Value |
+//! |---|---|---|
+//! | `headers` | block number `u64` | postcard-encoded [`SealedHeader`] |
+//! | `bodies` | block number `u64` | postcard-encoded transactions and receipts (same length) |
+//! | `header_hashes` | header hash `[u8; 32]` | block number `u64` |
+//! | `tx_hashes` (multimap) | transaction hash `[u8; 32]` | `(block, index)` of every occurrence |
+//!
+//! `headers` decides which blocks exist; `bodies` always has the same keys. `tx_hashes` is a
+//! multimap so that a transaction repeated in two blocks stays findable by hash after one of the
+//! two is truncated; a lookup by hash answers with the highest (latest) occurrence.
+//!
+//! # Reads
+//! Every read opens one read transaction, an MVCC snapshot, so a read never sees part of a
+//! write; a log stream holds its snapshot for its whole life. Decoded values are checked: a
+//! value that fails to decode, a header whose hash does not match its contents or whose number
+//! does not match its key, or a body whose lengths disagree, is a `Backend` error naming the table
+//! and key. Corrupt data is never served.
+//!
+//! # Writes
+//! Writes are serialized by an async gate (redb's `begin_write` would block the thread). Each
+//! write op is one write transaction with `Durability::Immediate`, so an acknowledged write is
+//! durable. Inputs are validated before the transaction starts. The deadline is checked inside
+//! every loop and once more right before commit; an expired or failed write is aborted, which
+//! rolls it back. A commit cannot be interrupted: one that finishes past the deadline is kept
+//! (it is authoritative) and the overrun is logged. After an I/O error redb refuses every
+//! further write with `PreviousIo` until the database is reopened; the backend reports that as a
+//! `Backend` error, so the store refuses writes cleanly and never half-applies one.
+//!
+//! # Time
+//! Calls into redb run inline on the calling task (no `spawn_blocking`: it hangs simulated
+//! runtimes). Over a [`SimDisk`] the virtual latency the disk accumulated is slept on the runtime
+//! clock after each step (see [`crate::simdisk`]), before the deadline check, so injected latency
+//! shows in simulated time and can trip deadlines.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{
+    Database, Durability, MultimapTableDefinition, ReadTransaction, ReadableDatabase,
+    ReadableTable, StorageBackend, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{
+    ColdStorageBackend, ColdStorageRead, ColdStorageWrite, Deadline, StreamParams, Timeouts,
+};
+use crate::error::{ColdResult, ColdStorageError, InvalidInput};
+use crate::rt;
+use crate::simdisk::SimDisk;
+use crate::types::{
+    B256, BlockData, ColdReceipt, Confirmed, Filter, HeaderSpecifier, Receipt, ReceiptSpecifier,
+    RpcLog, SealedHeader, Transaction, TransactionSpecifier,
+};
+
+const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
+const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
+const HEADER_HASHES: TableDefinition<[u8; 32], u64> = TableDefinition::new("header_hashes");
+const TX_HASHES: MultimapTableDefinition<[u8; 32], (u64, u64)> =
+    MultimapTableDefinition::new("tx_hashes");
+
+/// The stored body, borrowed for encoding.
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    transactions: &'a [Transaction],
+    receipts: &'a [Receipt],
+}
+
+/// The stored body, owned after decoding (same postcard layout as [`BodyRef`]).
+#[derive(Deserialize)]
+struct Body {
+    transactions: Vec<Transaction>,
+    receipts: Vec<Receipt>,
+}
+
+/// Configures and opens a [`RedbBackend`].
+#[derive(Debug, Clone, Default)]
+pub struct RedbBackendBuilder {
+    timeouts: Timeouts,
+    cache_bytes: Option<usize>,
+}
+
+impl RedbBackendBuilder {
+    /// Both timeouts at once.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> RedbBackendBuilder {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// The read timeout (default 500 ms).
+    pub fn read_timeout(mut self, timeout: std::time::Duration) -> RedbBackendBuilder {
+        self.timeouts.read = timeout;
+        self
+    }
+
+    /// The write timeout (default 2 s).
+    pub fn write_timeout(mut self, timeout: std::time::Duration) -> RedbBackendBuilder {
+        self.timeouts.write = timeout;
+        self
+    }
+
+    /// redb's page cache size in bytes (redb's default when unset).
+    pub fn cache_bytes(mut self, bytes: usize) -> RedbBackendBuilder {
+        self.cache_bytes = Some(bytes);
+        self
+    }
+
+    fn redb_builder(&self) -> redb::Builder {
+        let mut builder = Database::builder();
+        if let Some(bytes) = self.cache_bytes {
+            builder.set_cache_size(bytes);
+        }
+        builder
+    }
+
+    /// Opens (or creates) a database file.
+    pub fn open_file(self, path: impl AsRef<Path>) -> ColdResult<RedbBackend> {
+        let path = path.as_ref();
+        let db = self.redb_builder().create(path).map_err(|e| {
+            ColdStorageError::backend("open", format!("redb file {}: {e}", path.display()))
+        })?;
+        RedbBackend::from_database(db, self.timeouts, None)
+    }
+
+    /// Opens (or creates) a database on a [`SimDisk`]; its virtual latency is slept on the
+    /// runtime clock.
+    pub fn open_sim(self, disk: SimDisk) -> ColdResult<RedbBackend> {
+        let db = self
+            .redb_builder()
+            .create_with_backend(disk.clone())
+            .map_err(|e| ColdStorageError::backend("open", format!("redb on simdisk: {e}")))?;
+        RedbBackend::from_database(db, self.timeouts, Some(disk))
+    }
+
+    /// Opens (or creates) a database on any redb storage backend (no virtual latency).
+    pub fn open_storage(self, storage: impl StorageBackend) -> ColdResult<RedbBackend> {
+        let db = self
+            .redb_builder()
+            .create_with_backend(storage)
+            .map_err(|e| ColdStorageError::backend("open", format!("redb: {e}")))?;
+        RedbBackend::from_database(db, self.timeouts, None)
+    }
+}
+
+struct Inner {
+    db: Database,
+    timeouts: Timeouts,
+    /// Where virtual latency comes from, when the disk is simulated.
+    disk: Option<SimDisk>,
+    /// Serializes writes without blocking the thread.
+    write_gate: tokio::sync::Mutex<()>,
+}
+
+/// A cold-storage backend on redb. Clones share one database.
+#[derive(Clone)]
+pub struct RedbBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedbBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbBackend")
+            .field("timeouts", &self.inner.timeouts)
+            .field("disk", &self.inner.disk)
+            .finish()
+    }
+}
+
+/// A `Backend` error for a redb failure in `op`.
+fn redb_error(op: &'static str, e: impl std::fmt::Display) -> ColdStorageError {
+    ColdStorageError::backend(op, format!("redb: {e}"))
+}
+
+/// A `Backend` error for a stored value that is not what was written.
+fn corrupt(
+    op: &'static str,
+    table: &str,
+    key: impl std::fmt::Debug,
+    why: impl std::fmt::Display,
+) -> ColdStorageError {
+    ColdStorageError::backend(
+        op,
+        format!("table `{table}` key {key:?}: corrupt value: {why}"),
+    )
+}
+
+fn decode_header(op: &'static str, number: u64, bytes: &[u8]) -> ColdResult<SealedHeader> {
+    let header: SealedHeader =
+        postcard::from_bytes(bytes).map_err(|e| corrupt(op, "headers", number, e))?;
+    if !header.hash_is_valid() {
+        return Err(corrupt(
+            op,
+            "headers",
+            number,
+            "hash does not match the header",
+        ));
+    }
+    if header.number() != number {
+        return Err(corrupt(
+            op,
+            "headers",
+            number,
+            format!("holds header of block {}", header.number()),
+        ));
+    }
+    Ok(header)
+}
+
+fn read_header(
+    op: &'static str,
+    headers: &impl ReadableTable<u64, &'static [u8]>,
+    number: u64,
+) -> ColdResult<Option<SealedHeader>> {
+    let Some(guard) = headers.get(number).map_err(|e| redb_error(op, e))? else {
+        return Ok(None);
+    };
+    decode_header(op, number, guard.value()).map(Some)
+}
+
+/// Loads and checks a whole block.
+fn read_block(
+    op: &'static str,
+    headers: &impl ReadableTable<u64, &'static [u8]>,
+    bodies: &impl ReadableTable<u64, &'static [u8]>,
+    number: u64,
+) -> ColdResult<Option<BlockData>> {
+    let Some(header) = read_header(op, headers, number)? else {
+        return Ok(None);
+    };
+    let guard = bodies
+        .get(number)
+        .map_err(|e| redb_error(op, e))?
+        .ok_or_else(|| corrupt(op, "bodies", number, "missing for a stored header"))?;
+    let body: Body =
+        postcard::from_bytes(guard.value()).map_err(|e| corrupt(op, "bodies", number, e))?;
+    let block = BlockData {
+        header,
+        transactions: body.transactions,
+        receipts: body.receipts,
+    };
+    block
+        .validate()
+        .map_err(|e| corrupt(op, "bodies", number, e))?;
+    Ok(Some(block))
+}
+
+/// The first stored block in `from..=to`.
+fn next_block(
+    op: &'static str,
+    headers: &impl ReadableTable<u64, &'static [u8]>,
+    from: u64,
+    to: u64,
+) -> ColdResult<Option<u64>> {
+    let mut range = headers.range(from..=to).map_err(|e| redb_error(op, e))?;
+    match range.next() {
+        None => Ok(None),
+        Some(entry) => Ok(Some(entry.map_err(|e| redb_error(op, e))?.0.value())),
+    }
+}
+
+fn latest_block(
+    op: &'static str,
+    headers: &impl ReadableTable<u64, &'static [u8]>,
+) -> ColdResult<Option<u64>> {
+    Ok(headers
+        .last()
+        .map_err(|e| redb_error(op, e))?
+        .map(|(key, _)| key.value()))
+}
+
+/// A read snapshot with its tables open.
+struct Snapshot {
+    headers: redb::ReadOnlyTable<u64, &'static [u8]>,
+    bodies: redb::ReadOnlyTable<u64, &'static [u8]>,
+    header_hashes: redb::ReadOnlyTable<[u8; 32], u64>,
+    tx_hashes: redb::ReadOnlyMultimapTable<[u8; 32], (u64, u64)>,
+    /// Keeps the snapshot alive as long as the tables.
+    _txn: ReadTransaction,
+}
+
+impl Snapshot {
+    fn block_number_by_hash(&self, op: &'static str, hash: B256) -> ColdResult<Option<u64>> {
+        Ok(self
+            .header_hashes
+            .get(hash.0)
+            .map_err(|e| redb_error(op, e))?
+            .map(|guard| guard.value()))
+    }
+
+    fn block(&self, op: &'static str, number: u64) -> ColdResult<Option<BlockData>> {
+        read_block(op, &self.headers, &self.bodies, number)
+    }
+
+    fn block_by_hash(&self, op: &'static str, hash: B256) -> ColdResult<Option<BlockData>> {
+        let Some(number) = self.block_number_by_hash(op, hash)? else {
+            return Ok(None);
+        };
+        let block = self.block(op, number)?.ok_or_else(|| {
+            corrupt(
+                op,
+                "header_hashes",
+                hash,
+                format!("names missing block {number}"),
+            )
+        })?;
+        if block.header.hash() != hash {
+            return Err(corrupt(
+                op,
+                "header_hashes",
+                hash,
+                format!("names block {number} of another hash"),
+            ));
+        }
+        Ok(Some(block))
+    }
+
+    /// The block and index of the latest occurrence of a transaction hash.
+    fn tx_location(&self, op: &'static str, hash: B256) -> ColdResult<Option<(u64, u64)>> {
+        let values = self.tx_hashes.get(hash.0).map_err(|e| redb_error(op, e))?;
+        match values.last() {
+            None => Ok(None),
+            Some(entry) => Ok(Some(entry.map_err(|e| redb_error(op, e))?.value())),
+        }
+    }
+
+    /// The block holding a transaction hash, with the transaction's index, checked.
+    fn block_with_tx(
+        &self,
+        op: &'static str,
+        hash: B256,
+    ) -> ColdResult<Option<(BlockData, usize)>> {
+        let Some((number, index)) = self.tx_location(op, hash)? else {
+            return Ok(None);
+        };
+        let block = self.block(op, number)?.ok_or_else(|| {
+            corrupt(
+                op,
+                "tx_hashes",
+                hash,
+                format!("names missing block {number}"),
+            )
+        })?;
+        let index = usize::try_from(index).ok().filter(|i| {
+            block
+                .transactions
+                .get(*i)
+                .is_some_and(|tx| tx.hash() == hash)
+        });
+        let index = index.ok_or_else(|| {
+            corrupt(
+                op,
+                "tx_hashes",
+                hash,
+                format!("names a wrong position in block {number}"),
+            )
+        })?;
+        Ok(Some((block, index)))
+    }
+}
+
+/// A position given as `u64` that cannot exist when it does not fit in `usize`.
+fn position(index: u64) -> Option<usize> {
+    usize::try_from(index).ok()
+}
+
+impl RedbBackend {
+    /// A builder (timeouts 500 ms / 2 s by default).
+    pub fn builder() -> RedbBackendBuilder {
+        RedbBackendBuilder::default()
+    }
+
+    /// Opens (or creates) a database file with default timeouts.
+    pub fn open_file(path: impl AsRef<Path>) -> ColdResult<RedbBackend> {
+        RedbBackend::builder().open_file(path)
+    }
+
+    /// Opens (or creates) a database on a [`SimDisk`] with default timeouts.
+    pub fn open_sim(disk: SimDisk) -> ColdResult<RedbBackend> {
+        RedbBackend::builder().open_sim(disk)
+    }
+
+    fn from_database(
+        db: Database,
+        timeouts: Timeouts,
+        disk: Option<SimDisk>,
+    ) -> ColdResult<RedbBackend> {
+        // Create every table up front so readers never meet a missing table.
+        let txn = db.begin_write().map_err(|e| redb_error("open", e))?;
+        {
+            txn.open_table(HEADERS).map_err(|e| redb_error("open", e))?;
+            txn.open_table(BODIES).map_err(|e| redb_error("open", e))?;
+            txn.open_table(HEADER_HASHES)
+                .map_err(|e| redb_error("open", e))?;
+            txn.open_multimap_table(TX_HASHES)
+                .map_err(|e| redb_error("open", e))?;
+        }
+        txn.commit().map_err(|e| redb_error("open", e))?;
+        Ok(RedbBackend {
+            inner: Arc::new(Inner {
+                db,
+                timeouts,
+                disk,
+                write_gate: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Sleeps the disk's owed virtual latency (if the disk is simulated).
+    async fn settle_latency(&self) {
+        if let Some(disk) = &self.inner.disk {
+            let owed = disk.take_latency();
+            if !owed.is_zero() {
+                rt::sleep(owed).await;
+            }
+        }
+    }
+
+    /// Sleeps owed latency, then checks the deadline.
+    async fn settle(&self, deadline: &Deadline) -> ColdResult<()> {
+        self.settle_latency().await;
+        deadline.check()
+    }
+
+    fn snapshot(&self, op: &'static str) -> ColdResult<Snapshot> {
+        let txn = self.inner.db.begin_read().map_err(|e| redb_error(op, e))?;
+        Ok(Snapshot {
+            headers: txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?,
+            bodies: txn.open_table(BODIES).map_err(|e| redb_error(op, e))?,
+            header_hashes: txn
+                .open_table(HEADER_HASHES)
+                .map_err(|e| redb_error(op, e))?,
+            tx_hashes: txn
+                .open_multimap_table(TX_HASHES)
+                .map_err(|e| redb_error(op, e))?,
+            _txn: txn,
+        })
+    }
+
+    /// Runs one point read on a fresh snapshot, then sleeps its latency and checks the read
+    /// deadline, so a read slower than its timeout returns `DeadlineExceeded`, not data.
+    async fn point_read<T>(
+        &self,
+        op: &'static str,
+        read: impl FnOnce(&Snapshot) -> ColdResult<T>,
+    ) -> ColdResult<T> {
+        let deadline = Deadline::after(self.inner.timeouts.read);
+        let result = self.snapshot(op).and_then(|snapshot| read(&snapshot));
+        self.settle(&deadline).await?;
+        result
+    }
+
+    /// Runs a write transaction: `fill` stages the changes, the deadline is checked, then the
+    /// transaction commits durably. Any error or an expired deadline aborts (rolls back).
+    /// `fill` returns `None` when there is nothing to commit.
+    async fn write<T>(
+        &self,
+        op: &'static str,
+        fill: impl FnOnce(&WriteTransaction, &Deadline) -> ColdResult<T>,
+    ) -> ColdResult<T> {
+        let deadline = Deadline::after(self.inner.timeouts.write);
+        let _gate = rt::timeout_at(deadline.at(), self.inner.write_gate.lock())
+            .await
+            .map_err(|_| ColdStorageError::DeadlineExceeded {
+                timeout: deadline.timeout(),
+            })?;
+        let mut txn = self.inner.db.begin_write().map_err(|e| redb_error(op, e))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| redb_error(op, e))?;
+        let staged = fill(&txn, &deadline);
+        let checked = match staged {
+            Ok(value) => self.settle(&deadline).await.map(|()| value),
+            Err(e) => Err(e),
+        };
+        let value = match checked {
+            Ok(value) => value,
+            Err(e) => {
+                if let Err(abort) = txn.abort() {
+                    tracing::warn!(op, error = %abort, "redb abort failed after a failed write");
+                }
+                self.settle_latency().await;
+                return Err(e);
+            }
+        };
+        let committed = txn.commit().map_err(|e| redb_error(op, e));
+        self.settle_latency().await;
+        committed?;
+        if deadline.expired() {
+            tracing::warn!(op, timeout = ?deadline.timeout(), "redb commit finished past the write deadline");
+        }
+        Ok(value)
+    }
+
+    /// Removes every block above `block` in one transaction; with `collect`, returns their
+    /// enriched receipts (index 0 = `block + 1`).
+    async fn remove_above(
+        &self,
+        op: &'static str,
+        block: u64,
+        collect: bool,
+    ) -> ColdResult<Vec<Vec<ColdReceipt>>> {
+        let Some(first) = block.checked_add(1) else {
+            // Nothing can be above u64::MAX.
+            return Ok(Vec::new());
+        };
+        self.write(op, |txn, deadline| {
+            remove_blocks_from(txn, op, first, collect, deadline)
+        })
+        .await
+    }
+}
+
+/// Stages one block: header, body and both hash indexes.
+fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> ColdResult<()> {
+    let number = block.number();
+    let header = postcard::to_allocvec(&block.header).map_err(|e| redb_error(op, e))?;
+    let body = postcard::to_allocvec(&BodyRef {
+        transactions: &block.transactions,
+        receipts: &block.receipts,
+    })
+    .map_err(|e| redb_error(op, e))?;
+    let mut headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
+    let mut bodies = txn.open_table(BODIES).map_err(|e| redb_error(op, e))?;
+    let mut header_hashes = txn
+        .open_table(HEADER_HASHES)
+        .map_err(|e| redb_error(op, e))?;
+    let mut tx_hashes = txn
+        .open_multimap_table(TX_HASHES)
+        .map_err(|e| redb_error(op, e))?;
+    headers
+        .insert(number, header.as_slice())
+        .map_err(|e| redb_error(op, e))?;
+    bodies
+        .insert(number, body.as_slice())
+        .map_err(|e| redb_error(op, e))?;
+    header_hashes
+        .insert(block.header.hash().0, number)
+        .map_err(|e| redb_error(op, e))?;
+    for (index, tx) in block.transactions.iter().enumerate() {
+        tx_hashes
+            .insert(tx.hash().0, (number, index as u64))
+            .map_err(|e| redb_error(op, e))?;
+    }
+    Ok(())
+}
+
+/// Stages the removal of every block from `first` up; returns their receipts when `collect`.
+fn remove_blocks_from(
+    txn: &WriteTransaction,
+    op: &'static str,
+    first: u64,
+    collect: bool,
+    deadline: &Deadline,
+) -> ColdResult<Vec<Vec<ColdReceipt>>> {
+    let mut headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
+    let mut bodies = txn.open_table(BODIES).map_err(|e| redb_error(op, e))?;
+    let mut header_hashes = txn
+        .open_table(HEADER_HASHES)
+        .map_err(|e| redb_error(op, e))?;
+    let mut tx_hashes = txn
+        .open_multimap_table(TX_HASHES)
+        .map_err(|e| redb_error(op, e))?;
+    let mut drained = Vec::new();
+    let mut next = first;
+    while let Some(number) = next_block(op, &headers, next, u64::MAX)? {
+        deadline.check()?;
+        let block = read_block(op, &headers, &bodies, number)?
+            .ok_or_else(|| corrupt(op, "headers", number, "vanished during removal"))?;
+        if collect {
+            drained.push(block.cold_receipts());
+        }
+        for (index, tx) in block.transactions.iter().enumerate() {
+            tx_hashes
+                .remove(tx.hash().0, (number, index as u64))
+                .map_err(|e| redb_error(op, e))?;
+        }
+        header_hashes
+            .remove(block.header.hash().0)
+            .map_err(|e| redb_error(op, e))?;
+        headers.remove(number).map_err(|e| redb_error(op, e))?;
+        bodies.remove(number).map_err(|e| redb_error(op, e))?;
+        let Some(after) = number.checked_add(1) else {
+            break;
+        };
+        next = after;
+    }
+    debug_assert!(
+        next_block(op, &headers, first, u64::MAX)
+            .map(|n| n.is_none())
+            .unwrap_or(true)
+    );
+    Ok(drained)
+}
+
+/// Checks a batch: non-empty, every block valid, strictly ascending.
+fn validate_batch(blocks: &[BlockData]) -> ColdResult<()> {
+    if blocks.is_empty() {
+        return Err(InvalidInput::EmptyBatch.into());
+    }
+    for block in blocks {
+        block.validate()?;
+    }
+    for pair in blocks.windows(2) {
+        if pair[1].number() <= pair[0].number() {
+            return Err(InvalidInput::BatchNotAscending {
+                previous: pair[0].number(),
+                block: pair[1].number(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+impl RedbBackend {
+    async fn append(&self, op: &'static str, blocks: Vec<BlockData>) -> ColdResult<()> {
+        validate_batch(&blocks)?;
+        self.write(op, |txn, deadline| stage_blocks(txn, op, &blocks, deadline))
+            .await
+    }
+
+    /// Sends one stream item, bounded by the stream deadline. `false` when the stream is over
+    /// (receiver gone or deadline passed; the deadline error has then been offered).
+    async fn send_log(params: &StreamParams, log: RpcLog) -> bool {
+        match rt::timeout_at(params.deadline, params.sender.send(Ok(log))).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_closed)) => false,
+            Err(rt::Elapsed) => {
+                send_terminal(params, ColdStorageError::StreamDeadlineExceeded).await;
+                false
+            }
+        }
+    }
+
+    /// The stream body: returns the terminal error, if any.
+    async fn stream_from_snapshot(
+        &self,
+        filter: &Filter,
+        params: &StreamParams,
+    ) -> Option<ColdStorageError> {
+        const OP: &str = "produce_log_stream";
+        if params.from > params.to {
+            return Some(
+                InvalidInput::EmptyRange {
+                    from: params.from,
+                    to: params.to,
+                }
+                .into(),
+            );
+        }
+        let snapshot = match self.snapshot(OP) {
+            Ok(snapshot) => snapshot,
+            Err(e) => return Some(e),
+        };
+        let mut sent = 0usize;
+        let mut next = params.from;
+        loop {
+            if rt::timeout_at(params.deadline, self.settle_latency())
+                .await
+                .is_err()
+                || rt::now() >= params.deadline
+            {
+                return Some(ColdStorageError::StreamDeadlineExceeded);
+            }
+            let number = match next_block(OP, &snapshot.headers, next, params.to) {
+                Ok(Some(number)) => number,
+                Ok(None) => return None,
+                Err(e) => return Some(e),
+            };
+            let block = match snapshot.block(OP, number) {
+                Ok(Some(block)) => block,
+                Ok(None) => return Some(corrupt(OP, "headers", number, "vanished in a snapshot")),
+                Err(e) => return Some(e),
+            };
+            for log in block.matching_logs(filter) {
+                if sent == params.max_logs {
+                    return Some(ColdStorageError::TooManyLogs {
+                        limit: params.max_logs,
+                    });
+                }
+                if !Self::send_log(params, log).await {
+                    return None;
+                }
+                sent += 1;
+            }
+            match number.checked_add(1) {
+                Some(after) if after <= params.to => next = after,
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Offers the terminal error without waiting past the deadline: immediately if there is room,
+/// otherwise until the deadline.
+async fn send_terminal(params: &StreamParams, error: ColdStorageError) {
+    use tokio::sync::mpsc::error::TrySendError;
+    match params.sender.try_send(Err(error)) {
+        Ok(()) | Err(TrySendError::Closed(_)) => {}
+        Err(TrySendError::Full(item)) => {
+            let _ = rt::timeout_at(params.deadline, params.sender.send(item)).await;
+        }
+    }
+}
+
+/// Stages a validated batch after checking it goes above the latest stored block.
+fn stage_blocks(
+    txn: &WriteTransaction,
+    op: &'static str,
+    blocks: &[BlockData],
+    deadline: &Deadline,
+) -> ColdResult<()> {
+    let latest = {
+        let headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
+        latest_block(op, &headers)?
+    };
+    if let (Some(latest), Some(first)) = (latest, blocks.first())
+        && first.number() <= latest
+    {
+        return Err(InvalidInput::NotAscending {
+            block: first.number(),
+            latest,
+        }
+        .into());
+    }
+    for block in blocks {
+        deadline.check()?;
+        stage_block(txn, op, block)?;
+    }
+    Ok(())
+}
+
+impl ColdStorageRead for RedbBackend {
+    fn timeouts(&self) -> Timeouts {
+        self.inner.timeouts
+    }
+
+    async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
+        const OP: &str = "get_header";
+        self.point_read(OP, |s| match spec {
+            HeaderSpecifier::Number(number) => read_header(OP, &s.headers, number),
+            HeaderSpecifier::Hash(hash) => {
+                let Some(number) = s.block_number_by_hash(OP, hash)? else {
+                    return Ok(None);
+                };
+                let header = read_header(OP, &s.headers, number)?.ok_or_else(|| {
+                    corrupt(
+                        OP,
+                        "header_hashes",
+                        hash,
+                        format!("names missing block {number}"),
+                    )
+                })?;
+                if header.hash() != hash {
+                    return Err(corrupt(
+                        OP,
+                        "header_hashes",
+                        hash,
+                        format!("names block {number} of another hash"),
+                    ));
+                }
+                Ok(Some(header))
+            }
+        })
+        .await
+    }
+
+    async fn get_headers(
+        &self,
+        specs: Vec<HeaderSpecifier>,
+    ) -> ColdResult<Vec<Option<SealedHeader>>> {
+        const OP: &str = "get_headers";
+        let deadline = Deadline::after(self.inner.timeouts.read);
+        let snapshot = self.snapshot(OP)?;
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs {
+            self.settle(&deadline).await?;
+            let header = match spec {
+                HeaderSpecifier::Number(number) => read_header(OP, &snapshot.headers, number)?,
+                HeaderSpecifier::Hash(hash) => snapshot.block_by_hash(OP, hash)?.map(|b| b.header),
+            };
+            out.push(header);
+        }
+        self.settle(&deadline).await?;
+        Ok(out)
+    }
+
+    async fn get_transaction(
+        &self,
+        spec: TransactionSpecifier,
+    ) -> ColdResult<Option<Confirmed<Transaction>>> {
+        const OP: &str = "get_transaction";
+        self.point_read(OP, |s| {
+            let (block, index) = match spec {
+                TransactionSpecifier::Hash(hash) => match s.block_with_tx(OP, hash)? {
+                    Some(found) => found,
+                    None => return Ok(None),
+                },
+                TransactionSpecifier::BlockAndIndex { block, index } => {
+                    match (s.block(OP, block)?, position(index)) {
+                        (Some(block), Some(index)) => (block, index),
+                        _ => return Ok(None),
+                    }
+                }
+                TransactionSpecifier::BlockHashAndIndex { block_hash, index } => {
+                    match (s.block_by_hash(OP, block_hash)?, position(index)) {
+                        (Some(block), Some(index)) => (block, index),
+                        _ => return Ok(None),
+                    }
+                }
+            };
+            Ok(block.confirmed_transaction(index))
+        })
+        .await
+    }
+
+    async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
+        const OP: &str = "get_transactions_in_block";
+        self.point_read(OP, |s| {
+            Ok(s.block(OP, block)?
+                .map(|b| b.transactions)
+                .unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
+        const OP: &str = "get_transaction_count";
+        self.point_read(OP, |s| {
+            Ok(s.block(OP, block)?
+                .map_or(0, |b| b.transactions.len() as u64))
+        })
+        .await
+    }
+
+    async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
+        const OP: &str = "get_receipt";
+        self.point_read(OP, |s| match spec {
+            ReceiptSpecifier::TxHash(hash) => Ok(s
+                .block_with_tx(OP, hash)?
+                .and_then(|(block, index)| block.cold_receipt(index))),
+            ReceiptSpecifier::BlockAndIndex { block, index } => {
+                match (s.block(OP, block)?, position(index)) {
+                    (Some(block), Some(index)) => Ok(block.cold_receipt(index)),
+                    _ => Ok(None),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
+        const OP: &str = "get_receipts_in_block";
+        self.point_read(OP, |s| {
+            Ok(s.block(OP, block)?
+                .map(|b| b.cold_receipts())
+                .unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
+        const OP: &str = "get_latest_block";
+        self.point_read(OP, |s| latest_block(OP, &s.headers)).await
+    }
+
+    async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+        const OP: &str = "get_logs";
+        let deadline = Deadline::after(self.inner.timeouts.read);
+        let snapshot = self.snapshot(OP)?;
+        let latest = latest_block(OP, &snapshot.headers)?;
+        let Some((from, to)) = filter.resolve_range(latest)? else {
+            self.settle(&deadline).await?;
+            return Ok(Vec::new());
+        };
+        let mut logs = Vec::new();
+        let mut next = from;
+        loop {
+            self.settle(&deadline).await?;
+            let Some(number) = next_block(OP, &snapshot.headers, next, to)? else {
+                break;
+            };
+            let block = snapshot
+                .block(OP, number)?
+                .ok_or_else(|| corrupt(OP, "headers", number, "vanished in a snapshot"))?;
+            for log in block.matching_logs(filter) {
+                if logs.len() == max_logs {
+                    return Err(ColdStorageError::TooManyLogs { limit: max_logs });
+                }
+                logs.push(log);
+            }
+            match number.checked_add(1) {
+                Some(after) if after <= to => next = after,
+                _ => break,
+            }
+        }
+        debug_assert!(logs.len() <= max_logs);
+        self.settle(&deadline).await?;
+        Ok(logs)
+    }
+
+    async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
+        if let Some(error) = self.stream_from_snapshot(filter, &params).await {
+            send_terminal(&params, error).await;
+        }
+    }
+}
+
+impl ColdStorageWrite for RedbBackend {
+    async fn append_block(&self, block: BlockData) -> ColdResult<()> {
+        self.append("append_block", vec![block]).await
+    }
+
+    async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
+        self.append("append_blocks", blocks).await
+    }
+
+    async fn truncate_above(&self, block: u64) -> ColdResult<()> {
+        self.remove_above("truncate_above", block, false)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl ColdStorageBackend for RedbBackend {
+    async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
+        self.remove_above("drain_above", block, true).await
+    }
+}

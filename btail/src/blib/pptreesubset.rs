@@ -162,8 +162,8 @@ impl PPTreeSubSet {
         self.check_path(path)?;
         let mut parent = Oid::INVALID;
         for &oid in norm_path(path) {
-            if !self.nodes.contains_key(&oid) {
-                self.nodes.insert(oid, PPNode { parent, nchild: 0 });
+            if let std::collections::btree_map::Entry::Vacant(e) = self.nodes.entry(oid) {
+                e.insert(PPNode { parent, nchild: 0 });
                 if parent.is_valid() {
                     self.node_mut(parent).nchild += 1;
                 }

@@ -11,7 +11,8 @@
 //!
 //! `headers` decides which blocks exist; `bodies` always has the same keys. `tx_hashes` is a
 //! multimap so that a transaction repeated in two blocks stays findable by hash after one of the
-//! two is truncated; a lookup by hash answers with the highest (latest) occurrence.
+//! two is truncated; a lookup by hash answers with the lowest (block, index) occurrence, as the
+//! model and the in-memory backend do.
 //!
 //! # Reads
 //! Every read opens one read transaction, an MVCC snapshot, so a read never sees part of a
@@ -317,10 +318,10 @@ impl Snapshot {
         Ok(Some(block))
     }
 
-    /// The block and index of the latest occurrence of a transaction hash.
+    /// The block and index of the lowest occurrence of a transaction hash.
     fn tx_location(&self, op: &'static str, hash: B256) -> ColdResult<Option<(u64, u64)>> {
-        let values = self.tx_hashes.get(hash.0).map_err(|e| redb_error(op, e))?;
-        match values.last() {
+        let mut values = self.tx_hashes.get(hash.0).map_err(|e| redb_error(op, e))?;
+        match values.next() {
             None => Ok(None),
             Some(entry) => Ok(Some(entry.map_err(|e| redb_error(op, e))?.value())),
         }
@@ -594,113 +595,64 @@ fn remove_blocks_from(
     Ok(drained)
 }
 
-/// Checks a batch: non-empty, every block valid, strictly ascending.
-fn validate_batch(blocks: &[BlockData]) -> ColdResult<()> {
-    if blocks.is_empty() {
-        return Err(InvalidInput::EmptyBatch.into());
-    }
-    for block in blocks {
-        block.validate()?;
-    }
-    for pair in blocks.windows(2) {
-        if pair[1].number() <= pair[0].number() {
-            return Err(InvalidInput::BatchNotAscending {
-                previous: pair[0].number(),
-                block: pair[1].number(),
-            }
-            .into());
-        }
-    }
-    Ok(())
-}
-
 impl RedbBackend {
     async fn append(&self, op: &'static str, blocks: Vec<BlockData>) -> ColdResult<()> {
-        validate_batch(&blocks)?;
+        BlockData::validate_batch(&blocks)?;
         self.write(op, |txn, deadline| stage_blocks(txn, op, &blocks, deadline))
             .await
     }
 
-    /// Sends one stream item, bounded by the stream deadline. `false` when the stream is over
-    /// (receiver gone or deadline passed; the deadline error has then been offered).
-    async fn send_log(params: &StreamParams, log: RpcLog) -> bool {
-        match rt::timeout_at(params.deadline, params.sender.send(Ok(log))).await {
-            Ok(Ok(())) => true,
-            Ok(Err(_closed)) => false,
-            Err(rt::Elapsed) => {
-                send_terminal(params, ColdStorageError::StreamDeadlineExceeded).await;
-                false
-            }
-        }
-    }
-
-    /// The stream body: returns the terminal error, if any.
+    /// The stream body over one snapshot: `Err(Some(e))` ends the stream with `e`,
+    /// `Err(None)` means the consumer went away. Whole blocks are sent while they fit within
+    /// `max_logs`; a block that would overflow ends the stream with `TooManyLogs`, as
+    /// `get_logs` over the same range would answer.
     async fn stream_from_snapshot(
         &self,
         filter: &Filter,
         params: &StreamParams,
-    ) -> Option<ColdStorageError> {
+    ) -> Result<(), Option<ColdStorageError>> {
         const OP: &str = "produce_log_stream";
         if params.from > params.to {
-            return Some(
+            return Err(Some(
                 InvalidInput::EmptyRange {
                     from: params.from,
                     to: params.to,
                 }
                 .into(),
-            );
+            ));
         }
-        let snapshot = match self.snapshot(OP) {
-            Ok(snapshot) => snapshot,
-            Err(e) => return Some(e),
-        };
+        let snapshot = self.snapshot(OP)?;
         let mut sent = 0usize;
         let mut next = params.from;
         loop {
-            if rt::timeout_at(params.deadline, self.settle_latency())
-                .await
-                .is_err()
-                || rt::now() >= params.deadline
-            {
-                return Some(ColdStorageError::StreamDeadlineExceeded);
+            let slept = rt::timeout_at(params.deadline, self.settle_latency()).await;
+            if slept.is_err() || rt::now() >= params.deadline {
+                return Err(Some(ColdStorageError::StreamDeadlineExceeded));
             }
-            let number = match next_block(OP, &snapshot.headers, next, params.to) {
-                Ok(Some(number)) => number,
-                Ok(None) => return None,
-                Err(e) => return Some(e),
+            let Some(number) = next_block(OP, &snapshot.headers, next, params.to)? else {
+                return Ok(());
             };
-            let block = match snapshot.block(OP, number) {
-                Ok(Some(block)) => block,
-                Ok(None) => return Some(corrupt(OP, "headers", number, "vanished in a snapshot")),
-                Err(e) => return Some(e),
-            };
-            for log in block.matching_logs(filter) {
-                if sent == params.max_logs {
-                    return Some(ColdStorageError::TooManyLogs {
-                        limit: params.max_logs,
-                    });
-                }
-                if !Self::send_log(params, log).await {
-                    return None;
-                }
-                sent += 1;
+            let block = snapshot
+                .block(OP, number)?
+                .ok_or_else(|| corrupt(OP, "headers", number, "vanished in a snapshot"))?;
+            let logs: Vec<RpcLog> = block.matching_logs(filter).collect();
+            if logs.len() > params.max_logs - sent {
+                return Err(Some(ColdStorageError::TooManyLogs {
+                    limit: params.max_logs,
+                }));
             }
+            for log in logs {
+                match rt::timeout_at(params.deadline, params.sender.send(Ok(log))).await {
+                    Ok(Ok(())) => sent += 1,
+                    Ok(Err(_closed)) => return Err(None),
+                    Err(rt::Elapsed) => return Err(Some(ColdStorageError::StreamDeadlineExceeded)),
+                }
+            }
+            debug_assert!(sent <= params.max_logs);
             match number.checked_add(1) {
                 Some(after) if after <= params.to => next = after,
-                _ => return None,
+                _ => return Ok(()),
             }
-        }
-    }
-}
-
-/// Offers the terminal error without waiting past the deadline: immediately if there is room,
-/// otherwise until the deadline.
-async fn send_terminal(params: &StreamParams, error: ColdStorageError) {
-    use tokio::sync::mpsc::error::TrySendError;
-    match params.sender.try_send(Err(error)) {
-        Ok(()) | Err(TrySendError::Closed(_)) => {}
-        Err(TrySendError::Full(item)) => {
-            let _ = rt::timeout_at(params.deadline, params.sender.send(item)).await;
         }
     }
 }
@@ -716,14 +668,8 @@ fn stage_blocks(
         let headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
         latest_block(op, &headers)?
     };
-    if let (Some(latest), Some(first)) = (latest, blocks.first())
-        && first.number() <= latest
-    {
-        return Err(InvalidInput::NotAscending {
-            block: first.number(),
-            latest,
-        }
-        .into());
+    if let Some(first) = blocks.first() {
+        BlockData::check_above(latest, first.number())?;
     }
     for block in blocks {
         deadline.check()?;
@@ -902,8 +848,15 @@ impl ColdStorageRead for RedbBackend {
     }
 
     async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
-        if let Some(error) = self.stream_from_snapshot(filter, &params).await {
-            send_terminal(&params, error).await;
+        // Reserve the terminal slot first, so the final error never waits on the consumer.
+        let terminal =
+            match rt::timeout_at(params.deadline, params.sender.clone().reserve_owned()).await {
+                Ok(Ok(permit)) => permit,
+                // The consumer is gone, or made no room before the deadline: nobody to tell.
+                Ok(Err(_)) | Err(rt::Elapsed) => return,
+            };
+        if let Err(Some(error)) = self.stream_from_snapshot(filter, &params).await {
+            terminal.send(Err(error));
         }
     }
 }

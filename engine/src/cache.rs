@@ -1,1 +1,246 @@
 //! The read-through cache and the invariant that keeps it from serving removed blocks.
+//!
+//! Three LRUs: headers by number, transactions and receipts by (block, index). They are filled
+//! from successful `Some` reads of any specifier and consulted only for number / (block, index)
+//! specifiers. Appends never invalidate: a cached entry is always of a block that exists, and an
+//! append only adds blocks above the latest.
+//!
+//! **Invariant (I5):** a hit never returns an entry of a block that a removing write (truncate
+//! or drain) has started committing to remove, whatever that write's outcome. It holds because,
+//! under the one cache mutex:
+//! 1. a removing write calls [`Cache::begin_removal`] *before* its backend call: it invalidates
+//!    every entry above the truncation point, bumps the epoch and marks a removal in progress;
+//! 2. while a removal is in progress every lookup misses (the caller falls back to the permit
+//!    path, which waits on the drain barrier), so nothing is served while the backend changes;
+//! 3. a fill carries the epoch read before its backend read ([`Cache::epoch`]); it is dropped
+//!    when a removal has begun since, or is still in progress, so a read that raced a removal
+//!    (only possible if the drain barrier is broken) cannot re-insert a removed block;
+//! 4. [`Cache::end_removal`] runs after the backend call returns, *whatever its outcome*: a
+//!    failed or timed-out truncate may have committed anyway, and step 1 already dropped
+//!    everything it could have removed.
+
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use lru::LruCache;
+
+use crate::types::{ColdReceipt, Confirmed, SealedHeader, Transaction};
+
+/// The three LRUs and the removal bookkeeping, behind one mutex never held across an await.
+#[derive(Debug)]
+pub struct Cache {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    headers: LruCache<u64, SealedHeader>,
+    transactions: LruCache<(u64, u64), Confirmed<Transaction>>,
+    receipts: LruCache<(u64, u64), ColdReceipt>,
+    /// Bumped by every removal at its start and at its end.
+    epoch: u64,
+    /// Removals between `begin_removal` and `end_removal`.
+    removals_in_progress: u32,
+}
+
+/// The cache epoch a read saw before going to the backend; a fill presents it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(u64);
+
+impl State {
+    fn serving(&self) -> bool {
+        self.removals_in_progress == 0
+    }
+
+    fn accepts_fill(&self, epoch: Epoch) -> bool {
+        self.serving() && self.epoch == epoch.0
+    }
+}
+
+impl Cache {
+    /// A cache holding up to `entries` items per map.
+    pub fn new(entries: NonZeroUsize) -> Cache {
+        Cache {
+            state: Mutex::new(State {
+                headers: LruCache::new(entries),
+                transactions: LruCache::new(entries),
+                receipts: LruCache::new(entries),
+                epoch: 0,
+                removals_in_progress: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the maps consistent, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current epoch, to be taken before a backend read whose result may be cached.
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.lock().epoch)
+    }
+
+    /// A cached header, unless a removal is in progress.
+    pub fn header(&self, number: u64) -> Option<SealedHeader> {
+        let mut state = self.lock();
+        if !state.serving() {
+            return None;
+        }
+        let hit = state.headers.get(&number).cloned();
+        debug_assert!(hit.as_ref().is_none_or(|h| h.number() == number));
+        hit
+    }
+
+    /// A cached transaction, unless a removal is in progress.
+    pub fn transaction(&self, block: u64, index: u64) -> Option<Confirmed<Transaction>> {
+        let mut state = self.lock();
+        if !state.serving() {
+            return None;
+        }
+        state.transactions.get(&(block, index)).cloned()
+    }
+
+    /// A cached receipt, unless a removal is in progress.
+    pub fn receipt(&self, block: u64, index: u64) -> Option<ColdReceipt> {
+        let mut state = self.lock();
+        if !state.serving() {
+            return None;
+        }
+        state.receipts.get(&(block, index)).cloned()
+    }
+
+    /// Caches a header read at `epoch`; returns whether it was kept.
+    pub fn fill_header(&self, epoch: Epoch, header: &SealedHeader) -> bool {
+        let mut state = self.lock();
+        if !state.accepts_fill(epoch) {
+            return false;
+        }
+        state.headers.put(header.number(), header.clone());
+        true
+    }
+
+    /// Caches a transaction read at `epoch`; returns whether it was kept.
+    pub fn fill_transaction(&self, epoch: Epoch, tx: &Confirmed<Transaction>) -> bool {
+        let mut state = self.lock();
+        if !state.accepts_fill(epoch) {
+            return false;
+        }
+        let key = (tx.meta.block_number, tx.meta.transaction_index);
+        state.transactions.put(key, tx.clone());
+        true
+    }
+
+    /// Caches a receipt read at `epoch`; returns whether it was kept.
+    pub fn fill_receipt(&self, epoch: Epoch, receipt: &ColdReceipt) -> bool {
+        let mut state = self.lock();
+        if !state.accepts_fill(epoch) {
+            return false;
+        }
+        let key = (receipt.block_number, receipt.transaction_index);
+        state.receipts.put(key, receipt.clone());
+        true
+    }
+
+    /// Starts a removal of every block above `block`: drops their entries and stops serving
+    /// hits until the matching [`Cache::end_removal`]. Call before the backend call.
+    pub fn begin_removal(&self, block: u64) {
+        let mut state = self.lock();
+        state.removals_in_progress += 1;
+        state.epoch += 1;
+        remove_above(&mut state.headers, block, |n| *n);
+        remove_above(&mut state.transactions, block, |(n, _)| *n);
+        remove_above(&mut state.receipts, block, |(n, _)| *n);
+        debug_assert!(state.headers.iter().all(|(n, _)| *n <= block));
+    }
+
+    /// Ends a removal, whatever its backend outcome.
+    pub fn end_removal(&self) {
+        let mut state = self.lock();
+        assert!(
+            state.removals_in_progress > 0,
+            "end_removal without begin_removal"
+        );
+        state.removals_in_progress -= 1;
+        state.epoch += 1;
+    }
+
+    /// Starts a removal that ends when the returned guard drops, panics included.
+    pub fn removal(&self, block: u64) -> Removal<'_> {
+        self.begin_removal(block);
+        Removal { cache: self }
+    }
+
+    /// How many headers are cached (for tests and monitors).
+    pub fn header_count(&self) -> usize {
+        self.lock().headers.len()
+    }
+}
+
+/// A removal in progress; ends it on drop.
+#[derive(Debug)]
+pub struct Removal<'a> {
+    cache: &'a Cache,
+}
+
+impl Drop for Removal<'_> {
+    fn drop(&mut self) {
+        self.cache.end_removal();
+    }
+}
+
+fn remove_above<K, V>(map: &mut LruCache<K, V>, block: u64, number: impl Fn(&K) -> u64)
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    let doomed: Vec<K> = map
+        .iter()
+        .filter(|(key, _)| number(key) > block)
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in doomed {
+        map.pop(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Header;
+
+    fn header(number: u64) -> SealedHeader {
+        Header {
+            number,
+            ..Header::default()
+        }
+        .seal()
+    }
+
+    #[test]
+    fn removal_invalidates_above_and_refuses_hits_until_it_ends() {
+        let cache = Cache::new(NonZeroUsize::new(8).unwrap());
+        let epoch = cache.epoch();
+        assert!(cache.fill_header(epoch, &header(3)));
+        assert!(cache.fill_header(epoch, &header(10)));
+        let removal = cache.removal(5);
+        assert_eq!(
+            cache.header(3),
+            None,
+            "no hit while a removal is in progress"
+        );
+        assert!(!cache.fill_header(cache.epoch(), &header(3)));
+        drop(removal);
+        assert_eq!(cache.header(3), Some(header(3)));
+        assert_eq!(cache.header(10), None);
+    }
+
+    #[test]
+    fn fill_from_before_a_removal_is_dropped() {
+        let cache = Cache::new(NonZeroUsize::new(8).unwrap());
+        let stale = cache.epoch();
+        cache.removal(5);
+        assert!(!cache.fill_header(stale, &header(10)));
+        assert_eq!(cache.header(10), None);
+        assert!(cache.fill_header(cache.epoch(), &header(4)));
+    }
+}

@@ -1,1 +1,699 @@
 //! The clone-cheap handle: permits, the drain barrier, cache, streams and shutdown.
+//!
+//! Every permit is taken here, in one place per kind ([`Inner::acquire_read`],
+//! [`Inner::acquire_write`], [`Inner::acquire_stream`]), right before the work is spawned, and
+//! the spawned task holds it for the real duration of the backend call (fixes B3, B5):
+//! - a read takes one of `max_reads` read permits;
+//! - a write takes the single write permit, then *all* `max_reads` read permits (the drain
+//!   barrier), so no gated read runs while a write commits; the semaphores are FIFO, so readers
+//!   arriving after a queued writer run after it;
+//! - a stream takes one stream permit and no read permit (fixes B4); its `to` is resolved first,
+//!   bounded by the backend's read timeout, so a stuck backend cannot pin stream permits.
+//!
+//! Input is validated before any permit. Shutdown: an op first checks the token, then takes a
+//! tracker token, then its permits, then re-checks the token, so no task starts after
+//! [`ColdStorage::wait_shutdown`] returned (fixes H4). The cache fast path
+//! ([`ColdStorage::fast_path`]) answers number / (block, index) lookups without a permit;
+//! [`crate::cache`] explains why it never serves a removed block (fixes B1).
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::backend::{ColdStorageBackend, StreamParams};
+use crate::cache::Cache;
+use crate::error::{ColdResult, ColdStorageError};
+use crate::metrics::{self, InFlight, Sem, Work};
+use crate::rt;
+use crate::shutdown::{self, Shutdown};
+use crate::stream::{LogStream, MIN_STREAM_CHANNEL_CAPACITY};
+use crate::types::{
+    B256, BlockData, ColdReceipt, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog,
+    SealedHeader, Transaction, TransactionSpecifier,
+};
+
+/// How long after a stream's deadline the handle stops waiting for a backend producer that
+/// ignores the deadline, and ends the stream itself.
+const STREAM_GRACE: Duration = Duration::from_millis(10);
+
+/// Handle configuration. Build it with [`Config::builder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    max_reads: u32,
+    max_streams: usize,
+    cache_entries: NonZeroUsize,
+    max_stream_deadline: Duration,
+    stream_channel_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::builder().build()
+    }
+}
+
+impl Config {
+    /// A builder with the defaults: 64 reads, 8 streams, 2048 cache entries per map, streams
+    /// of at most 60 s, 256 items of stream buffer.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config {
+                max_reads: 64,
+                max_streams: 8,
+                cache_entries: NonZeroUsize::new(2048).expect("2048 is not zero"),
+                max_stream_deadline: Duration::from_secs(60),
+                stream_channel_capacity: 256,
+            },
+        }
+    }
+
+    /// Concurrent gated reads, and the number of permits the drain barrier takes.
+    pub fn max_reads(&self) -> u32 {
+        self.max_reads
+    }
+
+    /// Concurrent stream producers.
+    pub fn max_streams(&self) -> usize {
+        self.max_streams
+    }
+
+    /// Longest deadline a stream gets, whatever the caller asks.
+    pub fn max_stream_deadline(&self) -> Duration {
+        self.max_stream_deadline
+    }
+}
+
+/// Builds a [`Config`].
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// Concurrent gated reads (at least 1).
+    pub fn max_reads(mut self, max_reads: u32) -> ConfigBuilder {
+        self.config.max_reads = max_reads;
+        self
+    }
+
+    /// Concurrent stream producers (at least 1).
+    pub fn max_streams(mut self, max_streams: usize) -> ConfigBuilder {
+        self.config.max_streams = max_streams;
+        self
+    }
+
+    /// Entries per cache map.
+    pub fn cache_entries(mut self, cache_entries: NonZeroUsize) -> ConfigBuilder {
+        self.config.cache_entries = cache_entries;
+        self
+    }
+
+    /// Longest deadline a stream gets.
+    pub fn max_stream_deadline(mut self, max_stream_deadline: Duration) -> ConfigBuilder {
+        self.config.max_stream_deadline = max_stream_deadline;
+        self
+    }
+
+    /// Items buffered per stream (at least [`MIN_STREAM_CHANNEL_CAPACITY`]).
+    pub fn stream_channel_capacity(mut self, capacity: usize) -> ConfigBuilder {
+        self.config.stream_channel_capacity = capacity;
+        self
+    }
+
+    /// The configuration.
+    ///
+    /// # Panics
+    /// When `max_reads` or `max_streams` is zero or the stream channel capacity is below
+    /// [`MIN_STREAM_CHANNEL_CAPACITY`]: a handle built so could never make progress.
+    pub fn build(self) -> Config {
+        let config = self.config;
+        assert!(config.max_reads >= 1, "max_reads must be at least 1");
+        assert!(config.max_streams >= 1, "max_streams must be at least 1");
+        assert!(
+            config.stream_channel_capacity >= MIN_STREAM_CHANNEL_CAPACITY,
+            "stream_channel_capacity must be at least {MIN_STREAM_CHANNEL_CAPACITY}"
+        );
+        config
+    }
+}
+
+/// The one handle to a cold store. Cloning is an `Arc` clone.
+pub struct ColdStorage<B> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B> Clone for ColdStorage<B> {
+    fn clone(&self) -> Self {
+        ColdStorage {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for ColdStorage<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdStorage")
+            .field("config", &self.inner.config)
+            .field("reads_available", &self.inner.read_sem.available_permits())
+            .field(
+                "streams_available",
+                &self.inner.stream_sem.available_permits(),
+            )
+            .field("tasks", &self.inner.tracker.len())
+            .field("shut_down", &self.inner.shutdown.is_cancelled())
+            .finish()
+    }
+}
+
+struct Inner<B> {
+    backend: B,
+    config: Config,
+    cache: Cache,
+    read_sem: Arc<Semaphore>,
+    write_sem: Arc<Semaphore>,
+    stream_sem: Arc<Semaphore>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    /// Cancels `shutdown` when the last reference goes, waking the coordinator (fixes B2).
+    _wake_coordinator: DropGuard,
+}
+
+impl<B: Send + Sync + 'static> Shutdown for Inner<B> {
+    fn close(&self) {
+        self.read_sem.close();
+        self.write_sem.close();
+        self.stream_sem.close();
+        self.tracker.close();
+    }
+}
+
+/// The permits a spawned task holds. Fields drop in declaration order: the drain's read
+/// permits go back before the write permit, so readers resume before the next writer drains.
+#[derive(Debug)]
+enum Permits {
+    Read {
+        _read: OwnedSemaphorePermit,
+    },
+    Write {
+        _drain: OwnedSemaphorePermit,
+        _write: OwnedSemaphorePermit,
+    },
+}
+
+impl Permits {
+    fn work(&self) -> Work {
+        match self {
+            Permits::Read { .. } => Work::Read,
+            Permits::Write { .. } => Work::Write,
+        }
+    }
+}
+
+fn terminated<E>(_: E) -> ColdStorageError {
+    ColdStorageError::TaskTerminated
+}
+
+impl<B: ColdStorageBackend> Inner<B> {
+    fn ensure_open(&self) -> ColdResult<()> {
+        if self.shutdown.is_cancelled() {
+            return Err(ColdStorageError::TaskTerminated);
+        }
+        Ok(())
+    }
+
+    async fn acquire_read(&self) -> ColdResult<Permits> {
+        let started = rt::now();
+        let permit = self
+            .read_sem
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(terminated)?;
+        metrics::record_permit_wait(Sem::Read, started);
+        Ok(Permits::Read { _read: permit })
+    }
+
+    /// How many read permits the drain barrier takes: all of them.
+    fn drain_permits(&self) -> u32 {
+        self.config.max_reads
+    }
+
+    async fn acquire_write(&self) -> ColdResult<Permits> {
+        let started = rt::now();
+        let write = self
+            .write_sem
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(terminated)?;
+        metrics::record_permit_wait(Sem::Write, started);
+        let started = rt::now();
+        let drain = self
+            .read_sem
+            .clone()
+            .acquire_many_owned(self.drain_permits())
+            .await
+            .map_err(terminated)?;
+        metrics::record_permit_wait(Sem::Drain, started);
+        debug_assert_eq!(drain.num_permits(), self.config.max_reads as usize);
+        Ok(Permits::Write {
+            _drain: drain,
+            _write: write,
+        })
+    }
+
+    async fn acquire_stream(&self) -> ColdResult<OwnedSemaphorePermit> {
+        let started = rt::now();
+        let permit = self
+            .stream_sem
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(terminated)?;
+        metrics::record_permit_wait(Sem::Stream, started);
+        Ok(permit)
+    }
+}
+
+/// Whether an op is a gated read or a write.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    Read,
+    Write,
+}
+
+impl<B: ColdStorageBackend> ColdStorage<B> {
+    /// A handle over `backend`, shut down when `cancel` (or [`ColdStorage::shutdown`]) fires.
+    /// Spawns the coordinator, so it needs a runtime.
+    pub fn new(backend: B, cancel: CancellationToken, config: Config) -> ColdStorage<B> {
+        let shutdown = cancel.child_token();
+        let max_reads = usize::try_from(config.max_reads).unwrap_or(usize::MAX);
+        let inner = Arc::new(Inner {
+            backend,
+            cache: Cache::new(config.cache_entries),
+            read_sem: Arc::new(Semaphore::new(max_reads)),
+            write_sem: Arc::new(Semaphore::new(1)),
+            stream_sem: Arc::new(Semaphore::new(config.max_streams)),
+            tracker: TaskTracker::new(),
+            _wake_coordinator: shutdown.clone().drop_guard(),
+            shutdown: shutdown.clone(),
+            config,
+        });
+        shutdown::spawn_coordinator(Arc::downgrade(&inner), shutdown);
+        ColdStorage { inner }
+    }
+
+    /// The backend (for inspection; going around the handle bypasses every permit).
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Starts shutdown: every new op returns `TaskTerminated`, queued ops fail fast.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Waits until shutdown has started (by [`ColdStorage::shutdown`] or the caller's token)
+    /// and every task the handle spawned has finished. Returns at once if both already hold.
+    pub async fn wait_shutdown(&self) {
+        self.inner.shutdown.cancelled().await;
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+        debug_assert!(self.inner.tracker.is_empty());
+    }
+
+    /// Runs `work` in a spawned, tracked task holding the permits of `access` for its whole
+    /// duration; the caller waits for it, but dropping the caller does not stop it.
+    async fn run<T, F, Fut>(&self, op: &'static str, access: Access, work: F) -> ColdResult<T>
+    where
+        F: FnOnce(Arc<Inner<B>>) -> Fut + Send + 'static,
+        Fut: Future<Output = ColdResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let started = rt::now();
+        let span = tracing::debug_span!("cold_op", op);
+        let result = async {
+            self.inner.ensure_open()?;
+            // Taken before any permit, so wait_shutdown cannot return while we queue (H4).
+            let queued = self.inner.tracker.token();
+            let permits = match access {
+                Access::Read => self.inner.acquire_read().await?,
+                Access::Write => self.inner.acquire_write().await?,
+            };
+            self.inner.ensure_open()?;
+            let inner = Arc::clone(&self.inner);
+            let task = self.inner.tracker.track_future(
+                async move {
+                    let _in_flight = InFlight::start(permits.work());
+                    let _permits = permits;
+                    work(inner).await
+                }
+                .in_current_span(),
+            );
+            drop(queued);
+            rt::spawn(task).await.map_err(terminated)?
+        }
+        .instrument(span)
+        .await;
+        metrics::record_op(op, started, &result);
+        result
+    }
+
+    async fn read<T, F, Fut>(&self, op: &'static str, work: F) -> ColdResult<T>
+    where
+        F: FnOnce(Arc<Inner<B>>) -> Fut + Send + 'static,
+        Fut: Future<Output = ColdResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(op, Access::Read, work).await
+    }
+
+    async fn write<T, F, Fut>(&self, op: &'static str, work: F) -> ColdResult<T>
+    where
+        F: FnOnce(Arc<Inner<B>>) -> Fut + Send + 'static,
+        Fut: Future<Output = ColdResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(op, Access::Write, work).await
+    }
+
+    /// The cache fast path: the only place a lookup is answered without a permit.
+    fn fast_path<T>(
+        &self,
+        op: &'static str,
+        lookup: impl FnOnce(&Cache) -> Option<T>,
+    ) -> ColdResult<Option<T>> {
+        let started = rt::now();
+        self.inner.ensure_open()?;
+        let hit = lookup(&self.inner.cache);
+        if hit.is_some() {
+            metrics::record_op(op, started, &Ok::<(), ColdStorageError>(()));
+        }
+        Ok(hit)
+    }
+
+    // ---- reads ----
+
+    /// A header by number or hash.
+    pub async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
+        if let HeaderSpecifier::Number(number) = spec
+            && let Some(header) = self.fast_path("get_header", |c| c.header(number))?
+        {
+            return Ok(Some(header));
+        }
+        self.read("get_header", move |inner| async move {
+            let epoch = inner.cache.epoch();
+            let header = inner.backend.get_header(spec).await?;
+            if let Some(header) = &header {
+                inner.cache.fill_header(epoch, header);
+            }
+            Ok(header)
+        })
+        .await
+    }
+
+    /// A header by number.
+    pub async fn get_header_by_number(&self, number: u64) -> ColdResult<Option<SealedHeader>> {
+        self.get_header(HeaderSpecifier::Number(number)).await
+    }
+
+    /// A header by hash.
+    pub async fn get_header_by_hash(&self, hash: B256) -> ColdResult<Option<SealedHeader>> {
+        self.get_header(HeaderSpecifier::Hash(hash)).await
+    }
+
+    /// Several headers from one backend snapshot, one answer per specifier.
+    pub async fn get_headers(
+        &self,
+        specs: Vec<HeaderSpecifier>,
+    ) -> ColdResult<Vec<Option<SealedHeader>>> {
+        self.read("get_headers", move |inner| async move {
+            inner.backend.get_headers(specs).await
+        })
+        .await
+    }
+
+    /// A transaction with its position.
+    pub async fn get_transaction(
+        &self,
+        spec: TransactionSpecifier,
+    ) -> ColdResult<Option<Confirmed<Transaction>>> {
+        if let TransactionSpecifier::BlockAndIndex { block, index } = spec
+            && let Some(tx) = self.fast_path("get_transaction", |c| c.transaction(block, index))?
+        {
+            return Ok(Some(tx));
+        }
+        self.read("get_transaction", move |inner| async move {
+            let epoch = inner.cache.epoch();
+            let tx = inner.backend.get_transaction(spec).await?;
+            if let Some(tx) = &tx {
+                inner.cache.fill_transaction(epoch, tx);
+            }
+            Ok(tx)
+        })
+        .await
+    }
+
+    /// A transaction by hash.
+    pub async fn get_tx_by_hash(&self, hash: B256) -> ColdResult<Option<Confirmed<Transaction>>> {
+        self.get_transaction(TransactionSpecifier::Hash(hash)).await
+    }
+
+    /// A transaction by block number and index.
+    pub async fn get_tx_by_block_and_index(
+        &self,
+        block: u64,
+        index: u64,
+    ) -> ColdResult<Option<Confirmed<Transaction>>> {
+        self.get_transaction(TransactionSpecifier::BlockAndIndex { block, index })
+            .await
+    }
+
+    /// A transaction by block hash and index.
+    pub async fn get_tx_by_block_hash_and_index(
+        &self,
+        block_hash: B256,
+        index: u64,
+    ) -> ColdResult<Option<Confirmed<Transaction>>> {
+        self.get_transaction(TransactionSpecifier::BlockHashAndIndex { block_hash, index })
+            .await
+    }
+
+    /// Every transaction of a block (empty for an unknown block).
+    pub async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
+        self.read("get_transactions_in_block", move |inner| async move {
+            inner.backend.get_transactions_in_block(block).await
+        })
+        .await
+    }
+
+    /// How many transactions a block has (0 for an unknown block).
+    pub async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
+        self.read("get_transaction_count", move |inner| async move {
+            inner.backend.get_transaction_count(block).await
+        })
+        .await
+    }
+
+    /// An enriched receipt.
+    pub async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
+        if let ReceiptSpecifier::BlockAndIndex { block, index } = spec
+            && let Some(receipt) = self.fast_path("get_receipt", |c| c.receipt(block, index))?
+        {
+            return Ok(Some(receipt));
+        }
+        self.read("get_receipt", move |inner| async move {
+            let epoch = inner.cache.epoch();
+            let receipt = inner.backend.get_receipt(spec).await?;
+            if let Some(receipt) = &receipt {
+                inner.cache.fill_receipt(epoch, receipt);
+            }
+            Ok(receipt)
+        })
+        .await
+    }
+
+    /// A receipt by its transaction's hash.
+    pub async fn get_receipt_by_tx_hash(&self, hash: B256) -> ColdResult<Option<ColdReceipt>> {
+        self.get_receipt(ReceiptSpecifier::TxHash(hash)).await
+    }
+
+    /// A receipt by block number and index.
+    pub async fn get_receipt_by_block_and_index(
+        &self,
+        block: u64,
+        index: u64,
+    ) -> ColdResult<Option<ColdReceipt>> {
+        self.get_receipt(ReceiptSpecifier::BlockAndIndex { block, index })
+            .await
+    }
+
+    /// Every enriched receipt of a block (empty for an unknown block).
+    pub async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
+        self.read("get_receipts_in_block", move |inner| async move {
+            inner.backend.get_receipts_in_block(block).await
+        })
+        .await
+    }
+
+    /// The highest stored block.
+    pub async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
+        self.read("get_latest_block", move |inner| async move {
+            inner.backend.get_latest_block().await
+        })
+        .await
+    }
+
+    /// Matching logs ordered by (block, transaction, log), or `TooManyLogs` when more than
+    /// `max_logs` match. `from > to` is `InvalidInput`.
+    pub async fn get_logs(&self, filter: Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+        // An explicit empty range is refused before any permit; one ending at "latest" is
+        // checked by the backend against the latest it sees.
+        if let Err(invalid) = filter.resolve_range(None) {
+            return self.refuse("get_logs", invalid.into());
+        }
+        self.read("get_logs", move |inner| async move {
+            inner.backend.get_logs(&filter, max_logs).await
+        })
+        .await
+    }
+
+    // ---- writes ----
+
+    /// Appends one block strictly above the latest.
+    pub async fn append_block(&self, block: BlockData) -> ColdResult<()> {
+        if let Err(invalid) = block.validate() {
+            return self.refuse("append_block", invalid.into());
+        }
+        self.write("append_block", move |inner| async move {
+            inner.backend.append_block(block).await
+        })
+        .await
+    }
+
+    /// Appends a non-empty, strictly ascending batch atomically.
+    pub async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
+        if let Err(invalid) = BlockData::validate_batch(&blocks) {
+            return self.refuse("append_blocks", invalid.into());
+        }
+        self.write("append_blocks", move |inner| async move {
+            inner.backend.append_blocks(blocks).await
+        })
+        .await
+    }
+
+    /// Removes every block above `block`.
+    pub async fn truncate_above(&self, block: u64) -> ColdResult<()> {
+        self.write("truncate_above", move |inner| async move {
+            let _removal = inner.cache.removal(block);
+            inner.backend.truncate_above(block).await
+        })
+        .await
+    }
+
+    /// Removes every block above `block` and returns their enriched receipts (index 0 =
+    /// `block + 1`).
+    pub async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
+        self.write("drain_above", move |inner| async move {
+            let _removal = inner.cache.removal(block);
+            inner.backend.drain_above(block).await
+        })
+        .await
+    }
+
+    fn refuse<T>(&self, op: &'static str, error: ColdStorageError) -> ColdResult<T> {
+        debug_assert!(matches!(error, ColdStorageError::InvalidInput(_)));
+        metrics::record_error(op, &error);
+        Err(error)
+    }
+
+    // ---- streams ----
+
+    /// Streams matching logs of the filter's range; the stream ends by `deadline` (capped at
+    /// the configured maximum) whatever the consumer does. When the filter has no end, the
+    /// latest block is resolved first, bounded by the backend's read timeout.
+    pub async fn stream_logs(
+        &self,
+        filter: Filter,
+        max_logs: usize,
+        deadline: Duration,
+    ) -> ColdResult<LogStream> {
+        let started = rt::now();
+        let span = tracing::debug_span!("cold_op", op = "stream_logs");
+        let result = self
+            .start_stream(filter, max_logs, deadline)
+            .instrument(span)
+            .await;
+        metrics::record_op("stream_logs", started, &result);
+        result
+    }
+
+    async fn start_stream(
+        &self,
+        filter: Filter,
+        max_logs: usize,
+        deadline: Duration,
+    ) -> ColdResult<LogStream> {
+        let inner = &self.inner;
+        inner.ensure_open()?;
+        filter.resolve_range(None)?;
+        let latest = match filter.to_block {
+            Some(_) => None,
+            None => {
+                let timeout = inner.backend.timeouts().read;
+                rt::timeout(timeout, inner.backend.get_latest_block())
+                    .await
+                    .map_err(|rt::Elapsed| ColdStorageError::DeadlineExceeded { timeout })??
+            }
+        };
+        let Some((from, to)) = filter.resolve_range(latest)? else {
+            return Ok(LogStream::empty());
+        };
+        let queued = inner.tracker.token();
+        let permit = inner.acquire_stream().await?;
+        inner.ensure_open()?;
+        let deadline = rt::deadline_after(deadline.min(inner.config.max_stream_deadline));
+        let (sender, receiver) = mpsc::channel(inner.config.stream_channel_capacity);
+        // Our own slot for the deadline error, in case the producer overruns it.
+        let overrun_slot = sender
+            .clone()
+            .try_reserve_owned()
+            .map_err(|_| ColdStorageError::TaskTerminated)?;
+        let params = StreamParams {
+            from,
+            to,
+            max_logs,
+            sender,
+            deadline,
+        };
+        let hard_stop = deadline.checked_add(STREAM_GRACE).unwrap_or(deadline);
+        let owner = Arc::clone(inner);
+        let task = inner.tracker.track_future(
+            async move {
+                let _in_flight = InFlight::start(Work::Stream);
+                let _permit = permit;
+                let produced =
+                    rt::timeout_at(hard_stop, owner.backend.produce_log_stream(&filter, params))
+                        .await;
+                if produced.is_err() {
+                    overrun_slot.send(Err(ColdStorageError::StreamDeadlineExceeded));
+                }
+            }
+            .in_current_span(),
+        );
+        drop(queued);
+        drop(rt::spawn(task));
+        Ok(LogStream::new(receiver))
+    }
+}

@@ -31,6 +31,9 @@ pub use backend::{
     ColdStorageBackend, ColdStorageRead, ColdStorageWrite, Deadline, StreamParams, Timeouts,
 };
 pub use error::{ColdResult, ColdStorageError, InvalidInput};
+pub use handle::{ColdStorage, Config, ConfigBuilder};
+pub use mem::MemBackend;
+pub use stream::LogStream;
 pub use types::{
     Address, B256, BlockData, ColdReceipt, ConfirmationMeta, Confirmed, Filter, Header,
     HeaderSpecifier, Log, Receipt, ReceiptSpecifier, RpcLog, SealedHeader, Transaction,

@@ -1,1 +1,33 @@
 //! The shutdown coordinator.
+//!
+//! The handle's shared state owns a `DropGuard` of a child of the caller's token. The
+//! coordinator task waits on that child token and holds only a [`Weak`] reference, so it never
+//! keeps the state (and the backend) alive: dropping every handle drops the guard, which cancels
+//! the child token, wakes the coordinator, whose upgrade fails, and it exits (fixes B2). When the
+//! caller cancels instead, the coordinator upgrades and closes every semaphore and the task
+//! tracker, so queued acquisitions fail fast with `TaskTerminated`.
+//!
+//! The coordinator is spawned with [`rt::spawn`] and deliberately *not* tracked: the tracker's
+//! `wait` would otherwise wait on the task that closes it.
+
+use std::sync::Weak;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::rt;
+
+/// What the coordinator shuts down.
+pub trait Shutdown: Send + Sync + 'static {
+    /// Closes every semaphore and the task tracker. Idempotent.
+    fn close(&self);
+}
+
+/// Spawns the coordinator for `target`, woken by `token`.
+pub fn spawn_coordinator<T: Shutdown>(target: Weak<T>, token: CancellationToken) {
+    rt::spawn(async move {
+        token.cancelled().await;
+        if let Some(target) = target.upgrade() {
+            target.close();
+        }
+    });
+}

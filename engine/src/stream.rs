@@ -1,1 +1,277 @@
-//! Log streams: the bounded, deadline-bounded default producer.
+//! Log streams: the consumer side ([`LogStream`]) and the bounded, deadline-bounded default
+//! producer ([`produce_default`]) for backends without a snapshot of their own.
+//!
+//! Guarantees, whatever the consumer does:
+//! - **Bounded in time** (fixes H1 of the reference): every data send waits at most until the
+//!   stream deadline, and the terminal error never waits at all: the producer reserves one
+//!   channel slot for it before sending any data.
+//! - **At most one error, and it is last**: the producer returns right after sending it, and
+//!   [`LogStream`] additionally stops after the first error it yields.
+//! - **Same answer as `get_logs`** when there is no concurrent write: the stream emits whole
+//!   blocks in order while they fit within `max_logs`; when the next block with matches would
+//!   overflow it ends with `TooManyLogs { limit: max_logs }` — also when exactly `max_logs`
+//!   have been sent and any further match exists (fixes H3).
+//! - **Reorgs are detected** (fixes H2): the anchor is the header of the last block of the
+//!   stream's range at its start; its hash is re-checked after *every* read, the last one
+//!   included, before any log of that read is sent.
+//!
+//! The default producer reads with `get_logs` over chunks of blocks: a chunk with no matches
+//! doubles the next chunk (so sparse or gappy ranges up to `u64::MAX` cost a logarithmic number
+//! of reads) and a chunk that overflows is halved until the overflowing block is found, which is
+//! what makes the output block-granular.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::mpsc;
+
+use crate::backend::{ColdStorageRead, StreamParams};
+use crate::error::{ColdResult, ColdStorageError};
+use crate::rt;
+use crate::types::{B256, Filter, HeaderSpecifier, RpcLog};
+
+/// Smallest channel capacity a stream may have: one slot for the producer's terminal error,
+/// one for the handle's deadline error, and at least one for data.
+pub const MIN_STREAM_CHANNEL_CAPACITY: usize = 3;
+
+/// The consumer side of a log stream: `Ok` logs, then at most one `Err`, then the end.
+#[derive(Debug)]
+pub struct LogStream {
+    receiver: Option<mpsc::Receiver<ColdResult<RpcLog>>>,
+}
+
+impl LogStream {
+    /// A stream over `receiver`.
+    pub fn new(receiver: mpsc::Receiver<ColdResult<RpcLog>>) -> LogStream {
+        LogStream {
+            receiver: Some(receiver),
+        }
+    }
+
+    /// A stream that is already over.
+    pub fn empty() -> LogStream {
+        LogStream { receiver: None }
+    }
+
+    /// The next item; `None` once the stream is over.
+    pub async fn next(&mut self) -> Option<ColdResult<RpcLog>> {
+        poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    /// Reads the stream to its end: every log, and the terminal error if there was one.
+    pub async fn collect_all(mut self) -> (Vec<RpcLog>, Option<ColdStorageError>) {
+        let mut logs = Vec::new();
+        while let Some(item) = self.next().await {
+            match item {
+                Ok(log) => logs.push(log),
+                Err(error) => {
+                    debug_assert!(self.receiver.is_none(), "an error must end the stream");
+                    return (logs, Some(error));
+                }
+            }
+        }
+        (logs, None)
+    }
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<ColdResult<RpcLog>>> {
+        let Some(receiver) = self.receiver.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match receiver.poll_recv(cx) {
+            Poll::Ready(Some(Ok(log))) => Poll::Ready(Some(Ok(log))),
+            Poll::Ready(Some(Err(error))) => {
+                // The first error ends the stream: dropping the receiver also unblocks any
+                // producer still trying to send.
+                self.receiver = None;
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(None) => {
+                self.receiver = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl futures_core::Stream for LogStream {
+    type Item = ColdResult<RpcLog>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_item(cx)
+    }
+}
+
+/// Why the producer stops early.
+enum Stop {
+    /// End with this error.
+    Error(ColdStorageError),
+    /// The consumer went away: nothing more to say.
+    Gone,
+}
+
+impl From<ColdStorageError> for Stop {
+    fn from(error: ColdStorageError) -> Stop {
+        Stop::Error(error)
+    }
+}
+
+/// The default producer: best effort without a snapshot, with the guarantees of the module
+/// docs. Returns when the stream is over.
+pub async fn produce_default<B: ColdStorageRead + ?Sized>(
+    backend: &B,
+    filter: &Filter,
+    params: StreamParams,
+) {
+    let StreamParams {
+        from,
+        to,
+        max_logs,
+        sender,
+        deadline,
+    } = params;
+    // Reserve the terminal slot first, so the final error never waits on the consumer.
+    let terminal = match rt::timeout_at(deadline, sender.clone().reserve_owned()).await {
+        Ok(Ok(permit)) => permit,
+        // The consumer is gone, or never made room before the deadline: nobody to tell.
+        Ok(Err(_)) | Err(rt::Elapsed) => return,
+    };
+    let producer = Producer {
+        backend,
+        filter,
+        max_logs,
+        sender: &sender,
+        deadline,
+        sent: 0,
+    };
+    if let Err(Stop::Error(error)) = producer.run(from, to).await {
+        terminal.send(Err(error));
+    }
+}
+
+struct Producer<'a, B: ?Sized> {
+    backend: &'a B,
+    filter: &'a Filter,
+    max_logs: usize,
+    sender: &'a mpsc::Sender<ColdResult<RpcLog>>,
+    deadline: rt::Instant,
+    sent: usize,
+}
+
+impl<B: ColdStorageRead + ?Sized> Producer<'_, B> {
+    async fn run(mut self, from: u64, to: u64) -> Result<(), Stop> {
+        debug_assert!(from <= to);
+        let Some(latest) = self.backend.get_latest_block().await? else {
+            return Ok(());
+        };
+        let end = to.min(latest);
+        if from > end {
+            return Ok(());
+        }
+        let (anchor_number, anchor_hash) = self.anchor(end, latest).await?;
+        let mut cursor = from;
+        let mut span: u64 = 1;
+        loop {
+            self.check_deadline()?;
+            let remaining = self.max_logs - self.sent;
+            if remaining == 0 {
+                // Exactly max_logs sent: any further match makes this TooManyLogs, as
+                // get_logs would answer.
+                let rest = self.read(cursor, end, 0).await;
+                self.check_anchor(anchor_number, anchor_hash).await?;
+                return match rest {
+                    Ok(_) => Ok(()),
+                    Err(ColdStorageError::TooManyLogs { .. }) => Err(self.too_many().into()),
+                    Err(error) => Err(error.into()),
+                };
+            }
+            let chunk_end = cursor.saturating_add(span - 1).min(end);
+            let logs = match self.read(cursor, chunk_end, remaining).await {
+                Ok(logs) => logs,
+                Err(ColdStorageError::TooManyLogs { .. }) if chunk_end > cursor => {
+                    span = (chunk_end - cursor).div_ceil(2);
+                    continue;
+                }
+                Err(ColdStorageError::TooManyLogs { .. }) => {
+                    self.check_anchor(anchor_number, anchor_hash).await?;
+                    return Err(self.too_many().into());
+                }
+                Err(error) => return Err(error.into()),
+            };
+            // Re-check after every read, the last one included, before sending anything.
+            self.check_anchor(anchor_number, anchor_hash).await?;
+            if logs.is_empty() {
+                span = span.saturating_mul(2);
+            }
+            for log in logs {
+                self.send(log).await?;
+            }
+            if chunk_end == end {
+                return Ok(());
+            }
+            cursor = chunk_end + 1;
+        }
+    }
+
+    /// The anchor: the header of `end` when it exists; otherwise (a gap) the latest header,
+    /// which is stricter but still catches every truncation reaching into the range.
+    async fn anchor(&self, end: u64, latest: u64) -> Result<(u64, B256), Stop> {
+        if let Some(header) = self.header(end).await? {
+            return Ok((end, header.hash()));
+        }
+        match self.header(latest).await? {
+            Some(header) => Ok((latest, header.hash())),
+            // The latest block vanished between two reads: a concurrent truncation.
+            None => Err(ColdStorageError::ReorgDetected.into()),
+        }
+    }
+
+    async fn header(&self, number: u64) -> ColdResult<Option<crate::types::SealedHeader>> {
+        self.backend
+            .get_header(HeaderSpecifier::Number(number))
+            .await
+    }
+
+    async fn check_anchor(&self, number: u64, hash: B256) -> Result<(), Stop> {
+        match self.header(number).await? {
+            Some(header) if header.hash() == hash => Ok(()),
+            _ => Err(ColdStorageError::ReorgDetected.into()),
+        }
+    }
+
+    async fn read(&self, from: u64, to: u64, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+        let mut chunk = self.filter.clone();
+        chunk.from_block = Some(from);
+        chunk.to_block = Some(to);
+        self.backend.get_logs(&chunk, max_logs).await
+    }
+
+    fn check_deadline(&self) -> Result<(), Stop> {
+        if rt::now() >= self.deadline {
+            return Err(ColdStorageError::StreamDeadlineExceeded.into());
+        }
+        Ok(())
+    }
+
+    fn too_many(&self) -> ColdStorageError {
+        ColdStorageError::TooManyLogs {
+            limit: self.max_logs,
+        }
+    }
+
+    async fn send(&mut self, log: RpcLog) -> Result<(), Stop> {
+        assert!(
+            self.sent < self.max_logs,
+            "a stream never sends more than max_logs"
+        );
+        match rt::timeout_at(self.deadline, self.sender.send(Ok(log))).await {
+            Ok(Ok(())) => {
+                self.sent += 1;
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Stop::Gone),
+            Err(rt::Elapsed) => Err(ColdStorageError::StreamDeadlineExceeded.into()),
+        }
+    }
+}

@@ -510,3 +510,38 @@ pub enum ReceiptSpecifier {
         index: u64,
     },
 }
+
+impl BlockData {
+    /// Checks a batch before it reaches a backend: non-empty, every block valid, numbers
+    /// strictly ascending, in that order (so every layer reports the same first error).
+    pub fn validate_batch(blocks: &[BlockData]) -> Result<(), InvalidInput> {
+        if blocks.is_empty() {
+            return Err(InvalidInput::EmptyBatch);
+        }
+        let mut previous: Option<u64> = None;
+        for block in blocks {
+            block.validate()?;
+            if let Some(previous) = previous
+                && block.number() <= previous
+            {
+                return Err(InvalidInput::BatchNotAscending {
+                    previous,
+                    block: block.number(),
+                });
+            }
+            previous = Some(block.number());
+        }
+        Ok(())
+    }
+
+    /// Checks that a batch starting with `first` goes strictly above `latest`.
+    pub fn check_above(latest: Option<u64>, first: u64) -> Result<(), InvalidInput> {
+        match latest {
+            Some(latest) if first <= latest => Err(InvalidInput::NotAscending {
+                block: first,
+                latest,
+            }),
+            _ => Ok(()),
+        }
+    }
+}

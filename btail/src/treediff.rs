@@ -187,7 +187,7 @@ impl<S: ObjectSource> Conn<'_, S> {
 
 /// The range covered by child `i` of a node with separator `keys`, ignoring the node's own
 /// coverage: `[keys[i-1], keys[i] - 1]`, open-ended at the extremes.
-fn child_cov(keys: &[Key], i: usize) -> KeyRange {
+pub(crate) fn child_cov(keys: &[Key], i: usize) -> KeyRange {
     let lo = if i == 0 { KEY_MIN } else { keys[i - 1] };
     let hi_ = match keys.get(i) {
         None => KEY_MAX,

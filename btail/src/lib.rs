@@ -23,6 +23,7 @@ pub mod btree;
 pub mod dbtail;
 pub mod object;
 pub mod restructure;
+pub mod rt;
 pub mod store;
 pub mod topology;
 pub mod treediff;

@@ -956,7 +956,7 @@ async fn validate_track_path<S: ObjectSource>(
         return match load(root).await? {
             None => Ok(KeyRange::ALL),
             Some(n) => match n.kind() {
-                NodeKind::Tree(TreeState::Empty) if !embedded => Ok(KeyRange::ALL),
+                NodeKind::Tree(TreeState::Empty) => Ok(KeyRange::ALL),
                 NodeKind::Tree(TreeState::Embedded(_)) => Ok(KeyRange::ALL),
                 _ => Err(TrackPathError::Bad(format!(
                     "{root:?} is not an empty tree or a tree with an embedded bucket at head"

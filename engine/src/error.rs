@@ -40,6 +40,13 @@ pub enum ColdStorageError {
     /// The request was rejected before touching the backend.
     #[error("invalid input: {0}")]
     InvalidInput(#[from] InvalidInput),
+    /// A write whose outcome cannot be known (a remote timeout, or the connection was lost
+    /// after the request was sent): it may or may not have been applied.
+    #[error("outcome of {op} is unknown: it may or may not have been applied")]
+    Indeterminate {
+        /// The write.
+        op: &'static str,
+    },
 }
 
 impl ColdStorageError {
@@ -61,12 +68,13 @@ impl ColdStorageError {
             ColdStorageError::ReorgDetected => "reorg",
             ColdStorageError::TaskTerminated => "task_terminated",
             ColdStorageError::InvalidInput(_) => "invalid_input",
+            ColdStorageError::Indeterminate { .. } => "indeterminate",
         }
     }
 }
 
 /// Input the engine refuses, with what was wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum InvalidInput {
     /// An append did not go strictly above the latest stored block.
     #[error("block {block} is not above the latest stored block {latest}")]

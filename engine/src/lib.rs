@@ -21,6 +21,7 @@ pub mod handle;
 pub mod mem;
 pub mod metrics;
 pub mod redb_backend;
+pub mod remote;
 pub mod rt;
 pub mod shutdown;
 pub mod simdisk;

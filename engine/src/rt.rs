@@ -31,6 +31,11 @@ pub async fn sleep(duration: Duration) {
     tokio::time::sleep(duration).await
 }
 
+/// Sleeps until `deadline` on the runtime's clock.
+pub async fn sleep_until(deadline: Instant) {
+    tokio::time::sleep_until(deadline).await
+}
+
 /// Runs `future` until `deadline`; `Err(Elapsed)` if the deadline passed first.
 pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
     tokio::time::timeout_at(deadline, future)

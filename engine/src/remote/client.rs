@@ -1,0 +1,638 @@
+//! `RemoteBackend`: a [`ColdStorageBackend`] whose store lives in an IO worker.
+//!
+//! All requests share one connection, multiplexed by request id; a reader task routes answers
+//! to their waiters. The connection is (re)made on demand with retry and exponential backoff,
+//! so a restarted worker is picked up by the next request.
+//!
+//! Timeouts stay honest across the network. Each request carries its remaining budget; the
+//! worker abandons it at its own deadline. The caller is answered when the worker replies or,
+//! failing that, only once the deadline plus a clock-skew allowance has passed, by which time
+//! the worker has given the work up. So the permit the handle holds for a request is released
+//! only when the work has really stopped, and the handle's permit counts keep matching the
+//! work in flight. A write whose outcome cannot be known (no reply by then, or the connection
+//! was lost after it was sent) fails with `Indeterminate`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::wire::{
+    ClientFrame, DEFAULT_MAX_FRAME_BYTES, FrameError, Reply, Request, ServerFrame, WireError,
+    budget_ms, read_frame, write_frame,
+};
+use super::worker::Worker;
+use crate::backend::{
+    ColdStorageBackend, ColdStorageRead, ColdStorageWrite, StreamParams, Timeouts,
+};
+use crate::error::{ColdResult, ColdStorageError};
+use crate::rt::{self, Instant};
+use crate::types::{
+    BlockData, ColdReceipt, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog,
+    SealedHeader, Transaction, TransactionSpecifier,
+};
+
+/// Makes connections to a worker.
+pub trait Connector: Send + Sync + 'static {
+    /// A connection.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+    /// Connects once (no retry: the client retries).
+    fn connect(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// Connects over TCP.
+#[derive(Debug, Clone)]
+pub struct TcpConnector {
+    /// The worker's address.
+    pub addr: std::net::SocketAddr,
+}
+
+impl Connector for TcpConnector {
+    type Stream = tokio::net::TcpStream;
+    async fn connect(&self) -> io::Result<Self::Stream> {
+        let stream = tokio::net::TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// Connects over a Unix socket.
+#[cfg(unix)]
+#[derive(Debug, Clone)]
+pub struct UnixConnector {
+    /// The socket path.
+    pub path: PathBuf,
+}
+
+#[cfg(unix)]
+impl Connector for UnixConnector {
+    type Stream = tokio::net::UnixStream;
+    async fn connect(&self) -> io::Result<Self::Stream> {
+        tokio::net::UnixStream::connect(&self.path).await
+    }
+}
+
+/// Connects to a worker in the same process over an in-memory duplex pipe: the full protocol
+/// with no sockets.
+#[derive(Debug)]
+pub struct DuplexConnector<B> {
+    worker: Worker<B>,
+    /// Bytes each direction of the pipe buffers.
+    pub pipe_bytes: usize,
+}
+
+impl<B: ColdStorageBackend> DuplexConnector<B> {
+    /// Connects to `worker`.
+    pub fn new(worker: Worker<B>) -> DuplexConnector<B> {
+        DuplexConnector {
+            worker,
+            pipe_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl<B: ColdStorageBackend> Connector for DuplexConnector<B> {
+    type Stream = tokio::io::DuplexStream;
+    async fn connect(&self) -> io::Result<Self::Stream> {
+        if self.worker.shutdown_token().is_cancelled() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "worker shut down",
+            ));
+        }
+        let (client, server) = tokio::io::duplex(self.pipe_bytes);
+        let worker = self.worker.clone();
+        rt::spawn(async move { worker.serve_connection(server).await });
+        Ok(client)
+    }
+}
+
+/// How a [`RemoteBackend`] talks to its worker.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// The per-class budgets requests carry.
+    pub timeouts: Timeouts,
+    /// Extra time past a request's deadline before the client stops waiting for the worker:
+    /// covers network delay and clock drift between the two sides.
+    pub clock_skew_allowance: Duration,
+    /// Largest frame sent or accepted.
+    pub max_frame_bytes: u32,
+    /// First wait between connection attempts; doubles up to `connect_backoff_max`.
+    pub connect_backoff_initial: Duration,
+    /// Longest wait between connection attempts.
+    pub connect_backoff_max: Duration,
+    /// Stream items the worker may send ahead of the consumer.
+    pub stream_credit_items: u32,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> RemoteConfig {
+        RemoteConfig {
+            timeouts: Timeouts::default(),
+            clock_skew_allowance: Duration::from_millis(100),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            connect_backoff_initial: Duration::from_millis(10),
+            connect_backoff_max: Duration::from_secs(1),
+            stream_credit_items: 32,
+        }
+    }
+}
+
+impl RemoteConfig {
+    /// Sets the timeouts.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> RemoteConfig {
+        self.timeouts = timeouts;
+        self
+    }
+    /// Sets the clock-skew allowance.
+    pub fn with_clock_skew_allowance(mut self, allowance: Duration) -> RemoteConfig {
+        self.clock_skew_allowance = allowance;
+        self
+    }
+    /// Sets the stream credit window.
+    pub fn with_stream_credit_items(mut self, items: u32) -> RemoteConfig {
+        self.stream_credit_items = items.max(2);
+        self
+    }
+}
+
+/// A backend served by an IO worker. Clone-cheap.
+#[derive(Debug)]
+pub struct RemoteBackend<C> {
+    inner: Arc<ClientInner<C>>,
+}
+
+impl<C> Clone for RemoteBackend<C> {
+    fn clone(&self) -> Self {
+        RemoteBackend {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ClientInner<C> {
+    connector: C,
+    config: RemoteConfig,
+    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    next_id: AtomicU64,
+}
+
+enum Waiter {
+    Reply(oneshot::Sender<Result<Reply, WireError>>),
+    Stream(mpsc::Sender<StreamEvent>),
+}
+
+enum StreamEvent {
+    Item(RpcLog),
+    End(Option<WireError>),
+}
+
+#[derive(Debug)]
+struct Connection {
+    frames: mpsc::Sender<ClientFrame>,
+    waiters: Mutex<BTreeMap<u64, WaiterSlot>>,
+    dead: CancellationToken,
+}
+
+/// `Debug` for the waiter map without printing channels.
+struct WaiterSlot(Waiter);
+
+impl std::fmt::Debug for WaiterSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Waiter::Reply(_) => "reply",
+            Waiter::Stream(_) => "stream",
+        })
+    }
+}
+
+impl Connection {
+    fn waiters(&self) -> MutexGuard<'_, BTreeMap<u64, WaiterSlot>> {
+        // Updates under this lock are single inserts/removes: a poisoned lock is consistent.
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Routes one frame from the worker; false when the worker broke the protocol.
+    fn route(&self, frame: ServerFrame) -> bool {
+        match frame {
+            ServerFrame::Reply { id, result } => match self.waiters().remove(&id) {
+                Some(WaiterSlot(Waiter::Reply(tx))) => {
+                    let _ = tx.send(result);
+                    true
+                }
+                Some(WaiterSlot(Waiter::Stream(_))) => false,
+                // The waiter gave up (deadline) already.
+                None => true,
+            },
+            ServerFrame::StreamItem { id, log } => {
+                self.stream_event(id, StreamEvent::Item(log), false)
+            }
+            ServerFrame::StreamEnd { id, error } => {
+                self.stream_event(id, StreamEvent::End(error), true)
+            }
+            ServerFrame::ProtocolError { message } => {
+                tracing::warn!(%message, "worker reported a protocol error");
+                true
+            }
+        }
+    }
+
+    fn stream_event(&self, id: u64, event: StreamEvent, last: bool) -> bool {
+        let mut waiters = self.waiters();
+        let Some(WaiterSlot(Waiter::Stream(tx))) = waiters.get(&id) else {
+            return true;
+        };
+        // The channel holds the whole credit window; a full channel means the worker sent
+        // more than it was allowed.
+        let ok = tx.try_send(event).is_ok();
+        if last || !ok {
+            waiters.remove(&id);
+        }
+        ok
+    }
+
+    fn forget(&self, id: u64) {
+        self.waiters().remove(&id);
+    }
+
+    fn cancel(&self, id: u64) {
+        self.forget(id);
+        // Best effort: if the queue is full the worker stops at its own deadline anyway.
+        let _ = self.frames.try_send(ClientFrame::Cancel { id });
+    }
+}
+
+impl<C: Connector> RemoteBackend<C> {
+    /// A backend that reaches its worker through `connector`. Connects lazily.
+    pub fn new(connector: C, config: RemoteConfig) -> RemoteBackend<C> {
+        RemoteBackend {
+            inner: Arc::new(ClientInner {
+                connector,
+                config,
+                connection: tokio::sync::Mutex::new(None),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RemoteConfig {
+        &self.inner.config
+    }
+
+    /// The live connection, connecting (with backoff) if there is none, until `deadline`.
+    async fn connection(&self, deadline: Instant) -> ColdResult<Arc<Connection>> {
+        let config = &self.inner.config;
+        let mut slot = rt::timeout_at(deadline, self.inner.connection.lock())
+            .await
+            .map_err(|_| ColdStorageError::DeadlineExceeded {
+                timeout: config.timeouts.read,
+            })?;
+        if let Some(connection) = slot.as_ref().filter(|c| !c.dead.is_cancelled()) {
+            return Ok(Arc::clone(connection));
+        }
+        let mut backoff = config.connect_backoff_initial;
+        let stream = loop {
+            let error = match rt::timeout_at(deadline, self.inner.connector.connect()).await {
+                Ok(Ok(stream)) => break stream,
+                Ok(Err(e)) => e,
+                Err(_) => io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+            };
+            let now = rt::now();
+            if now + backoff >= deadline {
+                return Err(ColdStorageError::backend(
+                    "connect",
+                    format!("worker unreachable before the deadline: {error}"),
+                ));
+            }
+            tracing::debug!(error = %error, ?backoff, "connect failed; retrying");
+            rt::sleep(backoff).await;
+            backoff = (backoff * 2).min(config.connect_backoff_max);
+        };
+        let connection = self.start_connection(stream);
+        *slot = Some(Arc::clone(&connection));
+        Ok(connection)
+    }
+
+    fn start_connection(&self, stream: C::Stream) -> Arc<Connection> {
+        let max_frame_bytes = self.inner.config.max_frame_bytes;
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (frames_tx, mut frames_rx) = mpsc::channel::<ClientFrame>(256);
+        let connection = Arc::new(Connection {
+            frames: frames_tx,
+            waiters: Mutex::new(BTreeMap::new()),
+            dead: CancellationToken::new(),
+        });
+        let dead = connection.dead.clone();
+        rt::spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    biased;
+                    _ = dead.cancelled() => break,
+                    frame = frames_rx.recv() => frame,
+                };
+                let Some(frame) = frame else { break };
+                if let Err(e) = write_frame(&mut writer, &frame, max_frame_bytes).await {
+                    tracing::debug!(error = %e, "write to worker failed");
+                    break;
+                }
+            }
+            dead.cancel();
+        });
+        let routes = Arc::clone(&connection);
+        rt::spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    biased;
+                    _ = routes.dead.cancelled() => break,
+                    frame = read_frame::<_, ServerFrame>(&mut reader, max_frame_bytes) => frame,
+                };
+                match frame {
+                    Ok(frame) => {
+                        if !routes.route(frame) {
+                            tracing::warn!("worker broke the protocol; dropping the connection");
+                            break;
+                        }
+                    }
+                    Err(FrameError::Closed) => break,
+                    Err(e) if e.is_recoverable() => {
+                        tracing::warn!(error = %e, "bad frame from worker")
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connection to worker lost");
+                        break;
+                    }
+                }
+            }
+            routes.dead.cancel();
+            // Dropping every waiter tells each caller the connection is gone.
+            routes.waiters().clear();
+        });
+        connection
+    }
+
+    /// Sends one request and waits for its answer, honestly (see the module docs).
+    async fn call(&self, op: Request) -> ColdResult<Reply> {
+        let config = &self.inner.config;
+        let op_name = op.op_name();
+        let is_write = op.is_write();
+        let budget = if is_write {
+            config.timeouts.write
+        } else {
+            config.timeouts.read
+        };
+        let deadline = rt::deadline_after(budget);
+        let hold_until = deadline + config.clock_skew_allowance;
+        // Nothing is sent until a connection exists: failures up to here are determinate.
+        let connection = self.connection(deadline).await?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        connection
+            .waiters()
+            .insert(id, WaiterSlot(Waiter::Reply(tx)));
+        let remaining = deadline.saturating_duration_since(rt::now());
+        let frame = ClientFrame::Request {
+            id,
+            budget_ms: budget_ms(remaining),
+            op,
+        };
+        if connection.frames.send(frame).await.is_err() {
+            connection.forget(id);
+            return Err(lost(op_name, is_write));
+        }
+        match rt::timeout_at(hold_until, rx).await {
+            Ok(Ok(result)) => result.map_err(|e| e.into_cold(op_name)),
+            Ok(Err(_)) => {
+                // The connection died after the request was handed over; the worker may
+                // still be working on it until its deadline.
+                rt::sleep_until(hold_until).await;
+                Err(lost(op_name, is_write))
+            }
+            Err(_) => {
+                connection.cancel(id);
+                if is_write {
+                    Err(ColdStorageError::Indeterminate { op: op_name })
+                } else {
+                    Err(ColdStorageError::DeadlineExceeded { timeout: budget })
+                }
+            }
+        }
+    }
+}
+
+impl<C: Connector> RemoteBackend<C> {
+    async fn expect_done(&self, request: Request) -> ColdResult<()> {
+        let op = request.op_name();
+        match self.call(request).await? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(op, other)),
+        }
+    }
+}
+
+/// The error for a request whose connection was lost after it was sent.
+fn lost(op: &'static str, is_write: bool) -> ColdStorageError {
+    if is_write {
+        ColdStorageError::Indeterminate { op }
+    } else {
+        ColdStorageError::backend(op, "connection to the worker lost")
+    }
+}
+
+/// Sends a stream's terminal error, bounded by the deadline: past it the error is delivered
+/// only if the channel has room at once, so a consumer that never polls cannot hold the
+/// stream open.
+async fn send_terminal(
+    sender: &mpsc::Sender<ColdResult<RpcLog>>,
+    error: ColdStorageError,
+    deadline: Instant,
+) {
+    let _ = rt::timeout_at(deadline, sender.send(Err(error.clone()))).await;
+}
+
+fn unexpected(op: &'static str, reply: Reply) -> ColdStorageError {
+    ColdStorageError::backend(
+        op,
+        format!("worker answered with the wrong kind of reply: {reply:?}"),
+    )
+}
+
+macro_rules! expect_reply {
+    ($self:ident, $request:expr, $variant:ident) => {{
+        let request = $request;
+        let op = request.op_name();
+        match $self.call(request).await? {
+            Reply::$variant(value) => Ok(value),
+            other => Err(unexpected(op, other)),
+        }
+    }};
+}
+
+impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
+    fn timeouts(&self) -> Timeouts {
+        self.inner.config.timeouts
+    }
+
+    async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
+        expect_reply!(self, Request::GetHeader(spec), Header)
+    }
+
+    async fn get_headers(
+        &self,
+        specs: Vec<HeaderSpecifier>,
+    ) -> ColdResult<Vec<Option<SealedHeader>>> {
+        expect_reply!(self, Request::GetHeaders(specs), Headers)
+    }
+
+    async fn get_transaction(
+        &self,
+        spec: TransactionSpecifier,
+    ) -> ColdResult<Option<Confirmed<Transaction>>> {
+        expect_reply!(self, Request::GetTransaction(spec), Transaction)
+    }
+
+    async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
+        expect_reply!(self, Request::GetTransactionsInBlock(block), Transactions)
+    }
+
+    async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
+        expect_reply!(self, Request::GetTransactionCount(block), Count)
+    }
+
+    async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
+        expect_reply!(self, Request::GetReceipt(spec), Receipt)
+    }
+
+    async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
+        expect_reply!(self, Request::GetReceiptsInBlock(block), Receipts)
+    }
+
+    async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
+        expect_reply!(self, Request::GetLatestBlock, Latest)
+    }
+
+    async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+        let request = Request::GetLogs {
+            filter: filter.clone(),
+            max_logs: max_logs as u64,
+        };
+        expect_reply!(self, request, Logs)
+    }
+
+    async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
+        let StreamParams {
+            from,
+            to,
+            max_logs,
+            sender,
+            deadline,
+        } = params;
+        let config = &self.inner.config;
+        let hold_until = deadline + config.clock_skew_allowance;
+        let connection = match self.connection(deadline).await {
+            Ok(connection) => connection,
+            Err(e) => return send_terminal(&sender, e, deadline).await,
+        };
+        let credit = config.stream_credit_items.max(2);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (events_tx, mut events) = mpsc::channel(credit as usize + 1);
+        connection
+            .waiters()
+            .insert(id, WaiterSlot(Waiter::Stream(events_tx)));
+        let remaining = deadline.saturating_duration_since(rt::now());
+        let op = Request::StreamLogs {
+            filter: filter.clone(),
+            from,
+            to,
+            max_logs: max_logs as u64,
+            initial_credit: credit,
+        };
+        let frame = ClientFrame::Request {
+            id,
+            budget_ms: budget_ms(remaining),
+            op,
+        };
+        if connection.frames.send(frame).await.is_err() {
+            connection.forget(id);
+            return send_terminal(&sender, lost("stream_logs", false), deadline).await;
+        }
+        let refill = credit / 2;
+        let mut consumed = 0u32;
+        loop {
+            let event = match rt::timeout_at(hold_until, events.recv()).await {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    rt::sleep_until(hold_until).await;
+                    return send_terminal(&sender, lost("stream_logs", false), deadline).await;
+                }
+                Err(_) => {
+                    connection.cancel(id);
+                    return send_terminal(
+                        &sender,
+                        ColdStorageError::StreamDeadlineExceeded,
+                        deadline,
+                    )
+                    .await;
+                }
+            };
+            match event {
+                StreamEvent::Item(log) => {
+                    match rt::timeout_at(deadline, sender.send(Ok(log))).await {
+                        Ok(Ok(())) => {}
+                        // The consumer is gone: stop the worker's side too.
+                        Ok(Err(_)) => return connection.cancel(id),
+                        Err(_) => {
+                            connection.cancel(id);
+                            return send_terminal(
+                                &sender,
+                                ColdStorageError::StreamDeadlineExceeded,
+                                deadline,
+                            )
+                            .await;
+                        }
+                    }
+                    consumed += 1;
+                    if consumed == refill {
+                        consumed = 0;
+                        let _ = connection
+                            .frames
+                            .send(ClientFrame::Credit { id, items: refill })
+                            .await;
+                    }
+                }
+                StreamEvent::End(None) => return,
+                StreamEvent::End(Some(error)) => {
+                    return send_terminal(&sender, error.into_cold("stream_logs"), deadline).await;
+                }
+            }
+        }
+    }
+}
+
+impl<C: Connector> ColdStorageWrite for RemoteBackend<C> {
+    async fn append_block(&self, block: BlockData) -> ColdResult<()> {
+        self.expect_done(Request::AppendBlock(block)).await
+    }
+
+    async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
+        self.expect_done(Request::AppendBlocks(blocks)).await
+    }
+
+    async fn truncate_above(&self, block: u64) -> ColdResult<()> {
+        self.expect_done(Request::TruncateAbove(block)).await
+    }
+}
+
+impl<C: Connector> ColdStorageBackend for RemoteBackend<C> {
+    async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
+        expect_reply!(self, Request::DrainAbove(block), Drained)
+    }
+}

@@ -1,0 +1,15 @@
+//! The engine served over a network link: the wire protocol, the IO worker that serves a
+//! backend, the [`RemoteBackend`](client::RemoteBackend) that reaches it, and the spawner
+//! that runs the worker as a child process.
+//!
+//! - [`wire`]: frames and messages; bad input is named, never a panic.
+//! - [`worker`]: serves any backend; enforces each request's deadline on its own side.
+//! - [`client`]: `RemoteBackend`; holds every request until the worker has really stopped
+//!   working on it, and says `Indeterminate` when a write's outcome cannot be known.
+//! - [`spawner`]: the worker as a child process: readiness, early death, restart, shutdown
+//!   both ways.
+
+pub mod client;
+pub mod spawner;
+pub mod wire;
+pub mod worker;

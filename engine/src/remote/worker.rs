@@ -1,0 +1,534 @@
+//! The IO worker: serves any [`ColdStorageBackend`] over a byte stream.
+//!
+//! One task reads a connection's frames; each request runs in its own task with a deadline
+//! the worker computes from the request's budget, under a worker-wide cap on concurrent work.
+//! Replies go through one writer task per connection over a bounded queue. The worker enforces
+//! deadlines on its own side: a read stops at its deadline; a write that has not started by its
+//! deadline is refused (a determinate `DeadlineExceeded`), and a write already committing runs
+//! to completion, because an interrupted commit would leave its outcome unknown; one that
+//! finishes late is logged.
+//!
+//! A bad frame never affects other connections or the store: an undecodable frame or an
+//! unknown version is answered with `ProtocolError` and skipped; an oversized or truncated one
+//! closes that connection. When a connection ends, its reads and streams are cancelled; its
+//! writes finish.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::wire::{
+    ClientFrame, DEFAULT_MAX_FRAME_BYTES, FrameError, Reply, Request, ServerFrame, WireError,
+    read_frame, write_frame,
+};
+use crate::backend::{ColdStorageBackend, Deadline, StreamParams};
+use crate::error::{ColdResult, ColdStorageError, InvalidInput};
+use crate::rt;
+use crate::types::Filter;
+
+/// How a worker serves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Largest frame accepted or sent.
+    pub max_frame_bytes: u32,
+    /// Most requests working on the backend at once, across all connections.
+    pub max_concurrent_requests: usize,
+    /// Most requests of one connection admitted at once (working or waiting for the cap);
+    /// more are refused with an error rather than queued without bound.
+    pub max_requests_per_connection: usize,
+    /// How long a finished request may wait for room in its connection's reply queue before
+    /// the client is deemed stuck and the connection is closed.
+    pub reply_grace: Duration,
+    /// Stream items buffered between the backend's producer and the connection.
+    pub stream_buffer_items: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> WorkerConfig {
+        WorkerConfig {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_concurrent_requests: 128,
+            max_requests_per_connection: 256,
+            reply_grace: Duration::from_secs(1),
+            stream_buffer_items: 16,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Sets the largest frame.
+    pub fn with_max_frame_bytes(mut self, max_frame_bytes: u32) -> WorkerConfig {
+        self.max_frame_bytes = max_frame_bytes;
+        self
+    }
+    /// Sets the cap on concurrent backend work.
+    pub fn with_max_concurrent_requests(mut self, max: usize) -> WorkerConfig {
+        self.max_concurrent_requests = max;
+        self
+    }
+    /// Sets the per-connection admission limit.
+    pub fn with_max_requests_per_connection(mut self, max: usize) -> WorkerConfig {
+        self.max_requests_per_connection = max;
+        self
+    }
+    /// Sets how long a reply may wait for a slow client.
+    pub fn with_reply_grace(mut self, grace: Duration) -> WorkerConfig {
+        self.reply_grace = grace;
+        self
+    }
+}
+
+/// Something that accepts connections: a TCP or Unix listener, or a simulated one.
+pub trait Listener: Send {
+    /// A connection.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&mut self) -> io::Result<Self::Stream> {
+        let (stream, _) = tokio::net::TcpListener::accept(self).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+#[cfg(unix)]
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept(&mut self) -> io::Result<Self::Stream> {
+        tokio::net::UnixListener::accept(self)
+            .await
+            .map(|(stream, _)| stream)
+    }
+}
+
+/// Serves a backend to any number of connections. Clone-cheap.
+#[derive(Debug)]
+pub struct Worker<B> {
+    inner: Arc<WorkerInner<B>>,
+}
+
+impl<B> Clone for Worker<B> {
+    fn clone(&self) -> Self {
+        Worker {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct WorkerInner<B> {
+    backend: B,
+    config: WorkerConfig,
+    work_permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl<B: ColdStorageBackend> Worker<B> {
+    /// A worker over `backend`. It serves nothing until [`Worker::serve`] or
+    /// [`Worker::serve_connection`] is called.
+    pub fn new(backend: B, config: WorkerConfig) -> Worker<B> {
+        assert!(
+            config.max_concurrent_requests > 0,
+            "a worker must admit some work"
+        );
+        let work_permits = Arc::new(Semaphore::new(config.max_concurrent_requests));
+        Worker {
+            inner: Arc::new(WorkerInner {
+                backend,
+                config,
+                work_permits,
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+            }),
+        }
+    }
+
+    /// Cancelled when the worker is asked to stop (a `Shutdown` request, or by its owner).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// Requests working on the backend right now (for monitors: the worker-side permit count).
+    pub fn requests_in_flight(&self) -> usize {
+        self.inner.config.max_concurrent_requests - self.inner.work_permits.available_permits()
+    }
+
+    /// The backend served.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// Accepts connections until shut down, then waits for every connection's work to end.
+    pub async fn serve<L: Listener>(&self, mut listener: L) -> io::Result<()> {
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.inner.shutdown.cancelled() => break,
+                accepted = listener.accept() => {
+                    match accepted {
+                        Ok(stream) => {
+                            let worker = self.clone();
+                            let task = self.inner.tracker.track_future(async move {
+                                worker.serve_connection(stream).await
+                            });
+                            rt::spawn(task);
+                        }
+                        // A failed accept (e.g. the peer reset before we got to it) concerns
+                        // that peer only.
+                        Err(e) => tracing::warn!(error = %e, "accept failed"),
+                    }
+                }
+            }
+        }
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+        Ok(())
+    }
+
+    /// Serves one connection until it closes, breaks, or the worker shuts down.
+    pub async fn serve_connection<S>(&self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let config = &self.inner.config;
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (reply_tx, mut reply_rx) = mpsc::channel::<ServerFrame>(64);
+        let connection = Connection {
+            closed: self.inner.shutdown.child_token(),
+            replies: reply_tx,
+            in_flight: Arc::new(Mutex::new(BTreeMap::new())),
+        };
+        let max_frame_bytes = config.max_frame_bytes;
+        let closed = connection.closed.clone();
+        let writer_task = rt::spawn(async move {
+            while let Some(frame) = reply_rx.recv().await {
+                if let Err(e) = write_frame(&mut writer, &frame, max_frame_bytes).await {
+                    tracing::debug!(error = %e, "connection write failed");
+                    break;
+                }
+            }
+            closed.cancel();
+        });
+
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = connection.closed.cancelled() => break,
+                frame = read_frame::<_, ClientFrame>(&mut reader, max_frame_bytes) => frame,
+            };
+            match frame {
+                Ok(ClientFrame::Request { id, budget_ms, op }) => {
+                    self.admit(&connection, id, Duration::from_millis(budget_ms), op)
+                        .await
+                }
+                Ok(ClientFrame::Cancel { id }) => connection.cancel(id),
+                Ok(ClientFrame::Credit { id, items }) => connection.credit(id, items),
+                Err(FrameError::Closed) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "bad frame from client");
+                    let reply = ServerFrame::ProtocolError {
+                        message: e.to_string(),
+                    };
+                    let _ = rt::timeout(config.reply_grace, connection.replies.send(reply)).await;
+                    if !e.is_recoverable() {
+                        break;
+                    }
+                }
+            }
+        }
+        // Reads and streams of a gone client are abandoned; writes run to completion.
+        connection.closed.cancel();
+        connection.abort_reads();
+        drop(connection);
+        let _ = writer_task.await;
+    }
+
+    async fn admit(&self, connection: &Connection, id: u64, budget: Duration, op: Request) {
+        let config = &self.inner.config;
+        if matches!(op, Request::Shutdown) {
+            self.inner.shutdown.cancel();
+            let _ = connection
+                .replies
+                .send(ServerFrame::Reply {
+                    id,
+                    result: Ok(Reply::Done),
+                })
+                .await;
+            return;
+        }
+        let admitted = connection.lock().len() < config.max_requests_per_connection;
+        if !admitted {
+            let error = WireError::Backend(format!(
+                "worker overloaded: more than {} requests in flight on this connection",
+                config.max_requests_per_connection
+            ));
+            let _ = connection
+                .replies
+                .send(ServerFrame::Reply {
+                    id,
+                    result: Err(error),
+                })
+                .await;
+            return;
+        }
+        let is_write = op.is_write();
+        let credits = match &op {
+            Request::StreamLogs { initial_credit, .. } => {
+                Some(Arc::new(Semaphore::new(*initial_credit as usize)))
+            }
+            _ => None,
+        };
+        let worker = self.clone();
+        let replies = connection.replies.clone();
+        let closed = connection.closed.clone();
+        let stream_credits = credits.clone();
+        let task = self.inner.tracker.track_future(async move {
+            let frame = worker.run(id, budget, op, stream_credits, &replies).await;
+            if let Some(frame) = frame
+                && rt::timeout(worker.inner.config.reply_grace, replies.send(frame))
+                    .await
+                    .is_err()
+            {
+                tracing::warn!(id, "client stopped reading replies; closing its connection");
+                closed.cancel();
+            }
+        });
+        let in_flight = Arc::clone(&connection.in_flight);
+        // Insert under the lock the task needs for its removal, so a task that finishes at
+        // once cannot remove its entry before it exists.
+        let mut guard = connection.lock();
+        let handle = rt::spawn(async move {
+            task.await;
+            lock(&in_flight).remove(&id);
+        });
+        let abort = (!is_write).then(|| handle.abort_handle());
+        guard.insert(id, InFlight { abort, credits });
+    }
+
+    /// Runs one request; returns the frame that ends it.
+    async fn run(
+        &self,
+        id: u64,
+        budget: Duration,
+        op: Request,
+        credits: Option<Arc<Semaphore>>,
+        replies: &mpsc::Sender<ServerFrame>,
+    ) -> Option<ServerFrame> {
+        let deadline = Deadline::after(budget);
+        let permit = match rt::timeout_at(
+            deadline.at(),
+            Arc::clone(&self.inner.work_permits).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Some(reply(id, Err(ColdStorageError::TaskTerminated))),
+            Err(_) => {
+                return Some(reply(
+                    id,
+                    Err(ColdStorageError::DeadlineExceeded { timeout: budget }),
+                ));
+            }
+        };
+        let op_name = op.op_name();
+        let outcome = match op {
+            Request::StreamLogs {
+                filter,
+                from,
+                to,
+                max_logs,
+                ..
+            } => {
+                let credits = credits.unwrap_or_else(|| Arc::new(Semaphore::new(0)));
+                let error = self
+                    .stream(id, filter, from, to, max_logs, deadline, credits, replies)
+                    .await;
+                drop(permit);
+                return Some(ServerFrame::StreamEnd {
+                    id,
+                    error: error.map(WireError::from),
+                });
+            }
+            op if op.is_write() => {
+                // Refusing before the commit starts is a determinate answer; once it starts
+                // the commit is authoritative and runs to the end.
+                if deadline.expired() {
+                    Err(ColdStorageError::DeadlineExceeded { timeout: budget })
+                } else {
+                    let result = execute(&self.inner.backend, op).await;
+                    if deadline.expired() {
+                        tracing::warn!(
+                            id,
+                            op = op_name,
+                            ?budget,
+                            "write finished past its deadline"
+                        );
+                    }
+                    result
+                }
+            }
+            op => match rt::timeout_at(deadline.at(), execute(&self.inner.backend, op)).await {
+                Ok(result) => result,
+                Err(_) => Err(ColdStorageError::DeadlineExceeded { timeout: budget }),
+            },
+        };
+        drop(permit);
+        Some(reply(id, outcome))
+    }
+
+    /// Runs a stream, forwarding items only as far as the client's credit allows; returns
+    /// its terminal error.
+    #[allow(clippy::too_many_arguments)]
+    async fn stream(
+        &self,
+        id: u64,
+        filter: Filter,
+        from: u64,
+        to: u64,
+        max_logs: u64,
+        deadline: Deadline,
+        credits: Arc<Semaphore>,
+        replies: &mpsc::Sender<ServerFrame>,
+    ) -> Option<ColdStorageError> {
+        if from > to {
+            return Some(InvalidInput::EmptyRange { from, to }.into());
+        }
+        let max_logs = usize::try_from(max_logs).unwrap_or(usize::MAX);
+        let (tx, mut rx) = mpsc::channel(self.inner.config.stream_buffer_items.max(1));
+        let params = StreamParams {
+            from,
+            to,
+            max_logs,
+            sender: tx,
+            deadline: deadline.at(),
+        };
+        let producer = self.inner.backend.produce_log_stream(&filter, params);
+        let forward = async move {
+            while let Some(item) = rx.recv().await {
+                let log = match item {
+                    Ok(log) => log,
+                    Err(e) => return Some(e),
+                };
+                match rt::timeout_at(deadline.at(), credits.acquire()).await {
+                    Ok(Ok(permit)) => permit.forget(),
+                    Ok(Err(_)) => return Some(ColdStorageError::TaskTerminated),
+                    Err(_) => return Some(ColdStorageError::StreamDeadlineExceeded),
+                }
+                let item = ServerFrame::StreamItem { id, log };
+                if rt::timeout_at(deadline.at(), replies.send(item))
+                    .await
+                    .is_err()
+                {
+                    return Some(ColdStorageError::StreamDeadlineExceeded);
+                }
+            }
+            None
+        };
+        // The producer's own sends are bounded by the same deadline, so when the forwarder
+        // stops early the producer ends by the deadline too.
+        let ((), error) = tokio::join!(producer, forward);
+        error
+    }
+}
+
+fn reply(id: u64, outcome: ColdResult<Reply>) -> ServerFrame {
+    ServerFrame::Reply {
+        id,
+        result: outcome.map_err(WireError::from),
+    }
+}
+
+/// Runs a non-stream request on the backend.
+async fn execute<B: ColdStorageBackend>(backend: &B, op: Request) -> ColdResult<Reply> {
+    Ok(match op {
+        Request::GetHeader(spec) => Reply::Header(backend.get_header(spec).await?),
+        Request::GetHeaders(specs) => Reply::Headers(backend.get_headers(specs).await?),
+        Request::GetTransaction(spec) => Reply::Transaction(backend.get_transaction(spec).await?),
+        Request::GetTransactionsInBlock(n) => {
+            Reply::Transactions(backend.get_transactions_in_block(n).await?)
+        }
+        Request::GetTransactionCount(n) => Reply::Count(backend.get_transaction_count(n).await?),
+        Request::GetReceipt(spec) => Reply::Receipt(backend.get_receipt(spec).await?),
+        Request::GetReceiptsInBlock(n) => Reply::Receipts(backend.get_receipts_in_block(n).await?),
+        Request::GetLatestBlock => Reply::Latest(backend.get_latest_block().await?),
+        Request::GetLogs { filter, max_logs } => {
+            let max_logs = usize::try_from(max_logs).unwrap_or(usize::MAX);
+            Reply::Logs(backend.get_logs(&filter, max_logs).await?)
+        }
+        Request::AppendBlock(block) => {
+            backend.append_block(block).await?;
+            Reply::Done
+        }
+        Request::AppendBlocks(blocks) => {
+            backend.append_blocks(blocks).await?;
+            Reply::Done
+        }
+        Request::TruncateAbove(n) => {
+            backend.truncate_above(n).await?;
+            Reply::Done
+        }
+        Request::DrainAbove(n) => Reply::Drained(backend.drain_above(n).await?),
+        // Handled before a request task exists; answering here keeps the match total.
+        Request::StreamLogs { .. } | Request::Shutdown => {
+            return Err(ColdStorageError::backend("execute", "not a plain request"));
+        }
+    })
+}
+
+struct InFlight {
+    /// `None` for writes: they are never cancelled once admitted.
+    abort: Option<tokio::task::AbortHandle>,
+    credits: Option<Arc<Semaphore>>,
+}
+
+struct Connection {
+    closed: CancellationToken,
+    replies: mpsc::Sender<ServerFrame>,
+    in_flight: Arc<Mutex<BTreeMap<u64, InFlight>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No code holding this lock can panic halfway through an update, so a poisoned lock
+    // still guards consistent data.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Connection {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, InFlight>> {
+        lock(&self.in_flight)
+    }
+
+    fn cancel(&self, id: u64) {
+        if let Some(abort) = self.lock().get(&id).and_then(|f| f.abort.as_ref()) {
+            abort.abort();
+        }
+    }
+
+    fn credit(&self, id: u64, items: u32) {
+        if let Some(credits) = self.lock().get(&id).and_then(|f| f.credits.as_ref()) {
+            credits.add_permits(
+                (items as usize).min(Semaphore::MAX_PERMITS - credits.available_permits()),
+            );
+        }
+    }
+
+    fn abort_reads(&self) {
+        for flight in self.lock().values() {
+            if let Some(abort) = &flight.abort {
+                abort.abort();
+            }
+        }
+    }
+}

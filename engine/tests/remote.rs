@@ -1,0 +1,484 @@
+//! The remote path in process: RemoteBackend ⇄ wire ⇄ Worker over an in-memory duplex pipe
+//! (paused clock, so deadlines are exact) and over real loopback TCP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::redb_backend::RedbBackend;
+use engine::remote::client::{
+    Connector, DuplexConnector, RemoteBackend, RemoteConfig, TcpConnector,
+};
+use engine::remote::wire::{
+    ClientFrame, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, ServerFrame, read_frame,
+    write_frame,
+};
+use engine::remote::worker::{Worker, WorkerConfig};
+use engine::simdisk::SimDisk;
+use engine::{
+    Address, B256, BlockData, ColdStorageBackend, ColdStorageError, ColdStorageRead,
+    ColdStorageWrite, Filter, Header, HeaderSpecifier, Log, Receipt, StreamParams, Timeouts,
+    Transaction,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+fn block(number: u64, txs: u64) -> BlockData {
+    let header = Header {
+        number,
+        timestamp: 12 * number,
+        ..Header::default()
+    }
+    .seal();
+    let transactions: Vec<_> = (0..txs)
+        .map(|i| Transaction {
+            sender: Address::repeat_byte(i as u8),
+            nonce: number * 100 + i,
+            payload: vec![i as u8],
+        })
+        .collect();
+    let receipts = (0..txs)
+        .map(|i| Receipt {
+            success: true,
+            cumulative_gas_used: 21_000 * (i + 1),
+            logs: vec![Log {
+                address: Address::repeat_byte(7),
+                topics: vec![B256::from_u64(i)],
+                data: vec![],
+            }],
+        })
+        .collect();
+    BlockData::new(header, transactions, receipts).unwrap()
+}
+
+fn sim_backend(disk: SimDisk, timeouts: Timeouts) -> RedbBackend {
+    RedbBackend::builder()
+        .timeouts(timeouts)
+        .open_sim(disk)
+        .unwrap()
+}
+
+fn fast_disk() -> SimDisk {
+    SimDisk::builder().seed(1).build()
+}
+
+fn remote(
+    worker: &Worker<RedbBackend>,
+    timeouts: Timeouts,
+) -> RemoteBackend<DuplexConnector<RedbBackend>> {
+    RemoteBackend::new(
+        DuplexConnector::new(worker.clone()),
+        RemoteConfig::default().with_timeouts(timeouts),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_operation_round_trips_over_the_wire() {
+    let local = sim_backend(fast_disk(), Timeouts::default());
+    let worker = Worker::new(
+        sim_backend(fast_disk(), Timeouts::default()),
+        WorkerConfig::default(),
+    );
+    let remote = remote(&worker, Timeouts::default());
+    for n in [1, 2, 5] {
+        remote.append_block(block(n, 3)).await.unwrap();
+        local.append_block(block(n, 3)).await.unwrap();
+    }
+    remote
+        .append_blocks(vec![block(6, 1), block(7, 2)])
+        .await
+        .unwrap();
+    local
+        .append_blocks(vec![block(6, 1), block(7, 2)])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        remote.get_latest_block().await,
+        local.get_latest_block().await
+    );
+    let hash = local
+        .get_header(HeaderSpecifier::Number(5))
+        .await
+        .unwrap()
+        .unwrap()
+        .hash();
+    for spec in [
+        HeaderSpecifier::Number(5),
+        HeaderSpecifier::Hash(hash),
+        HeaderSpecifier::Number(3),
+    ] {
+        assert_eq!(
+            remote.get_header(spec).await,
+            local.get_header(spec).await,
+            "{spec:?}"
+        );
+    }
+    assert_eq!(
+        remote.get_receipts_in_block(5).await,
+        local.get_receipts_in_block(5).await
+    );
+    assert_eq!(remote.get_transaction_count(5).await, Ok(3));
+    let filter = Filter::range(1, 7).with_topic(0, vec![B256::from_u64(1)]);
+    assert_eq!(
+        remote.get_logs(&filter, 100).await,
+        local.get_logs(&filter, 100).await
+    );
+    assert_eq!(
+        remote.get_logs(&filter, 1).await,
+        Err(ColdStorageError::TooManyLogs { limit: 1 })
+    );
+
+    // A stream over the wire equals get_logs.
+    let (tx, mut rx) = mpsc::channel(4);
+    let deadline = engine::rt::deadline_after(Duration::from_secs(5));
+    let all = Filter::range(1, 7);
+    let params = StreamParams {
+        from: 1,
+        to: 7,
+        max_logs: 100,
+        sender: tx,
+        deadline,
+    };
+    let producer = remote.produce_log_stream(&all, params);
+    let consumer = async {
+        let mut got = Vec::new();
+        while let Some(item) = rx.recv().await {
+            got.push(item.unwrap());
+        }
+        got
+    };
+    let ((), streamed) = tokio::join!(producer, consumer);
+    assert_eq!(streamed, local.get_logs(&all, 100).await.unwrap());
+
+    // Invalid input crosses the wire intact.
+    let refused = remote.append_block(block(3, 1)).await;
+    assert_eq!(refused, local.append_block(block(3, 1)).await);
+    assert!(
+        matches!(refused, Err(ColdStorageError::InvalidInput(_))),
+        "{refused:?}"
+    );
+
+    assert_eq!(remote.drain_above(5).await, local.drain_above(5).await);
+    assert_eq!(remote.get_latest_block().await, Ok(Some(5)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_worker_answers_deadline_exceeded_and_the_client_waits_for_it() {
+    // Every disk read costs 2 s of simulated time: far over a 300 ms read budget.
+    let disk = SimDisk::builder()
+        .seed(2)
+        .read_latency(Duration::from_secs(2))
+        .build();
+    let generous = Timeouts::default()
+        .with_read(Duration::from_secs(60))
+        .with_write(Duration::from_secs(60));
+    let backend = RedbBackend::builder()
+        .timeouts(generous)
+        .cache_bytes(0)
+        .open_sim(disk)
+        .unwrap();
+    backend.append_block(block(1, 1)).await.unwrap();
+    let worker = Worker::new(backend, WorkerConfig::default());
+    let timeouts = Timeouts::default().with_read(Duration::from_millis(300));
+    let remote = remote(&worker, timeouts);
+    let started = engine::rt::now();
+    let answer = remote.get_receipts_in_block(1).await;
+    assert_eq!(
+        answer,
+        Err(ColdStorageError::DeadlineExceeded {
+            timeout: Duration::from_millis(300)
+        })
+    );
+    assert_eq!(
+        worker.requests_in_flight(),
+        0,
+        "the worker must have abandoned the read"
+    );
+    assert!(engine::rt::now() - started >= Duration::from_millis(300));
+}
+
+/// A server that reads one request frame and then closes without answering: the client cannot
+/// know what happened to it.
+#[derive(Debug)]
+struct BlackHole;
+
+impl Connector for BlackHole {
+    type Stream = tokio::io::DuplexStream;
+    async fn connect(&self) -> std::io::Result<Self::Stream> {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        engine::rt::spawn(async move {
+            let _ = read_frame::<_, ClientFrame>(&mut server, DEFAULT_MAX_FRAME_BYTES).await;
+        });
+        Ok(client)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_lost_in_flight_is_indeterminate_and_held_until_deadline_plus_skew() {
+    let timeouts = Timeouts::default()
+        .with_read(Duration::from_millis(200))
+        .with_write(Duration::from_millis(400));
+    let skew = Duration::from_millis(50);
+    let remote = RemoteBackend::new(
+        BlackHole,
+        RemoteConfig::default()
+            .with_timeouts(timeouts)
+            .with_clock_skew_allowance(skew),
+    );
+
+    let started = engine::rt::now();
+    let write = remote.append_block(block(1, 1)).await;
+    assert_eq!(
+        write,
+        Err(ColdStorageError::Indeterminate { op: "append_block" })
+    );
+    assert!(
+        engine::rt::now() - started >= timeouts.write + skew,
+        "released before the worker gave up"
+    );
+
+    let started = engine::rt::now();
+    let read = remote.get_latest_block().await;
+    assert!(
+        matches!(
+            read,
+            Err(ColdStorageError::Backend {
+                op: "get_latest_block",
+                ..
+            })
+        ),
+        "{read:?}"
+    );
+    assert!(engine::rt::now() - started >= timeouts.read + skew);
+}
+
+/// A server that reads requests and never answers, keeping the connection open.
+#[derive(Debug)]
+struct Silent;
+
+impl Connector for Silent {
+    type Stream = tokio::io::DuplexStream;
+    async fn connect(&self) -> std::io::Result<Self::Stream> {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        engine::rt::spawn(async move {
+            while read_frame::<_, ClientFrame>(&mut server, DEFAULT_MAX_FRAME_BYTES)
+                .await
+                .is_ok()
+            {}
+        });
+        Ok(client)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_never_answered_is_indeterminate_a_read_is_deadline_exceeded() {
+    let timeouts = Timeouts::default();
+    let remote = RemoteBackend::new(Silent, RemoteConfig::default().with_timeouts(timeouts));
+    let started = engine::rt::now();
+    assert_eq!(
+        remote.truncate_above(3).await,
+        Err(ColdStorageError::Indeterminate {
+            op: "truncate_above"
+        })
+    );
+    assert!(engine::rt::now() - started >= timeouts.write);
+    assert_eq!(
+        remote.get_header(HeaderSpecifier::Number(1)).await,
+        Err(ColdStorageError::DeadlineExceeded {
+            timeout: timeouts.read
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_frames_get_an_error_or_a_closed_connection_and_nothing_else_is_affected() {
+    let worker = Worker::new(
+        sim_backend(fast_disk(), Timeouts::default()),
+        WorkerConfig::default(),
+    );
+    let good = remote(&worker, Timeouts::default());
+    good.append_block(block(1, 2)).await.unwrap();
+
+    // Unknown version: answered, and the connection goes on.
+    let (mut raw, server) = tokio::io::duplex(1 << 16);
+    let w = worker.clone();
+    engine::rt::spawn(async move { w.serve_connection(server).await });
+    let mut frame = engine::remote::wire::encode_frame(
+        &ClientFrame::Request {
+            id: 1,
+            budget_ms: 500,
+            op: Request::GetLatestBlock,
+        },
+        DEFAULT_MAX_FRAME_BYTES,
+    )
+    .unwrap();
+    frame[4] = PROTOCOL_VERSION + 1;
+    raw.write_all(&frame).await.unwrap();
+    let answer: ServerFrame = read_frame(&mut raw, DEFAULT_MAX_FRAME_BYTES).await.unwrap();
+    assert!(
+        matches!(&answer, ServerFrame::ProtocolError { message } if message.contains("version")),
+        "{answer:?}"
+    );
+    // Garbage payload: answered; the connection still serves a good request afterwards.
+    raw.write_all(&[0, 0, 0, 3, PROTOCOL_VERSION, 0xff, 0xfe])
+        .await
+        .unwrap();
+    let answer: ServerFrame = read_frame(&mut raw, DEFAULT_MAX_FRAME_BYTES).await.unwrap();
+    assert!(
+        matches!(answer, ServerFrame::ProtocolError { .. }),
+        "{answer:?}"
+    );
+    let ok = ClientFrame::Request {
+        id: 2,
+        budget_ms: 500,
+        op: Request::GetLatestBlock,
+    };
+    write_frame(&mut raw, &ok, DEFAULT_MAX_FRAME_BYTES)
+        .await
+        .unwrap();
+    let answer: ServerFrame = read_frame(&mut raw, DEFAULT_MAX_FRAME_BYTES).await.unwrap();
+    assert!(
+        matches!(
+            answer,
+            ServerFrame::Reply {
+                id: 2,
+                result: Ok(_)
+            }
+        ),
+        "{answer:?}"
+    );
+
+    // Oversized: answered, then closed.
+    raw.write_all(&[0xff, 0xff, 0xff, 0xf0]).await.unwrap();
+    let answer: ServerFrame = read_frame(&mut raw, DEFAULT_MAX_FRAME_BYTES).await.unwrap();
+    assert!(
+        matches!(&answer, ServerFrame::ProtocolError { message } if message.contains("exceeds")),
+        "{answer:?}"
+    );
+    let mut rest = Vec::new();
+    raw.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+
+    // Truncated: the peer goes away mid-frame.
+    let (mut raw, server) = tokio::io::duplex(1 << 16);
+    let w = worker.clone();
+    let served = engine::rt::spawn(async move { w.serve_connection(server).await });
+    raw.write_all(&[0, 0, 0, 40, PROTOCOL_VERSION, 1, 2])
+        .await
+        .unwrap();
+    drop(raw);
+    served.await.unwrap();
+
+    // The other connection and the store are untouched.
+    assert_eq!(good.get_latest_block().await, Ok(Some(1)));
+    assert_eq!(good.get_receipts_in_block(1).await.unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_consumer_that_stops_reading_cannot_make_the_worker_buffer() {
+    let backend = sim_backend(fast_disk(), Timeouts::default());
+    for n in 1..=20 {
+        backend.append_block(block(n, 10)).await.unwrap();
+    }
+    let worker = Worker::new(backend, WorkerConfig::default());
+    let credit = 8;
+    let remote = RemoteBackend::new(
+        DuplexConnector::new(worker.clone()),
+        RemoteConfig::default().with_stream_credit_items(credit),
+    );
+    let (tx, mut rx) = mpsc::channel(1);
+    let deadline = engine::rt::deadline_after(Duration::from_secs(2));
+    let params = StreamParams {
+        from: 1,
+        to: 20,
+        max_logs: 10_000,
+        sender: tx,
+        deadline,
+    };
+    let filter = Filter::range(1, 20);
+    let producer =
+        engine::rt::spawn(async move { remote.produce_log_stream(&filter, params).await });
+    // Take one item, then stop reading.
+    assert!(rx.recv().await.unwrap().is_ok());
+    engine::rt::sleep(Duration::from_secs(10)).await;
+    producer.await.unwrap();
+    assert_eq!(
+        worker.requests_in_flight(),
+        0,
+        "the worker's stream must have ended by its deadline"
+    );
+    // What is buffered is bounded by the channel; the terminal error is there or was dropped
+    // for lack of room, never blocked on.
+    let mut buffered = 0;
+    while let Ok(item) = rx.try_recv() {
+        buffered += 1;
+        let _ = item;
+    }
+    assert!(buffered <= 1, "{buffered} items buffered in a channel of 1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_client_reconnects_after_the_worker_comes_back() {
+    let disk = fast_disk();
+    let first = Worker::new(
+        sim_backend(disk.clone(), Timeouts::default()),
+        WorkerConfig::default(),
+    );
+    let connector = Arc::new(std::sync::Mutex::new(first.clone()));
+    #[derive(Debug)]
+    struct Swappable(Arc<std::sync::Mutex<Worker<RedbBackend>>>);
+    impl Connector for Swappable {
+        type Stream = tokio::io::DuplexStream;
+        async fn connect(&self) -> std::io::Result<Self::Stream> {
+            let worker = self.0.lock().unwrap().clone();
+            DuplexConnector::new(worker).connect().await
+        }
+    }
+    let remote = RemoteBackend::new(Swappable(Arc::clone(&connector)), RemoteConfig::default());
+    remote.append_block(block(1, 1)).await.unwrap();
+
+    // The worker goes away: its connections end.
+    first.shutdown_token().cancel();
+    engine::rt::sleep(Duration::from_millis(10)).await;
+    // A new worker over the same (crash-surviving) disk image takes its place.
+    let image = disk.crash();
+    let reopened = SimDisk::builder().seed(3).image(image).build();
+    *connector.lock().unwrap() = Worker::new(
+        sim_backend(reopened, Timeouts::default()),
+        WorkerConfig::default(),
+    );
+    assert_eq!(
+        remote.get_latest_block().await,
+        Ok(Some(1)),
+        "acknowledged write lost or no reconnect"
+    );
+    remote.append_block(block(2, 1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn works_over_real_loopback_tcp() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let worker = Worker::new(
+        sim_backend(fast_disk(), Timeouts::default()),
+        WorkerConfig::default(),
+    );
+    let served = worker.clone();
+    let server = tokio::spawn(async move { served.serve(listener).await });
+    let remote = RemoteBackend::new(TcpConnector { addr }, RemoteConfig::default());
+    remote
+        .append_blocks((1..=3).map(|n| block(n, 2)).collect())
+        .await
+        .unwrap();
+    assert_eq!(remote.get_latest_block().await, Ok(Some(3)));
+    assert_eq!(
+        remote
+            .get_logs(&Filter::range(1, 3), 10)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    worker.shutdown_token().cancel();
+    server.await.unwrap().unwrap();
+}

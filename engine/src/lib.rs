@@ -15,6 +15,7 @@
 //! Spawning and time go through [`rt`] so the same code runs on tokio, turmoil and madsim.
 
 pub mod backend;
+pub mod bugs;
 pub mod cache;
 pub mod error;
 pub mod handle;

@@ -6,6 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use scenarios::{CATALOG, Scenario};
+use sim::bugs::PlantedBug;
+use sim::explore::{ExploreOptions, explore};
+use sim::run::{RunOptions, check_determinism, run_one, speedup};
+use sim::trace::Keep;
 
 /// Deterministic simulation testing for the storage stack.
 #[derive(Debug, Parser)]
@@ -17,6 +22,57 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// List the scenarios (or, with --bugs, the planted bugs), one per line, name first.
+    List {
+        /// List planted bugs instead.
+        #[arg(long)]
+        bugs: bool,
+    },
+    /// Run one seed of one scenario and report.
+    Run {
+        /// Scenario name (see `sim list`).
+        scenario: String,
+        /// The seed.
+        #[arg(long)]
+        seed: u64,
+        /// Switch on a planted bug (see `sim list --bugs`).
+        #[arg(long)]
+        bug: Option<String>,
+        /// Write the trace as JSON lines to FILE and a Chrome/Perfetto trace beside it.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Run many seeds of one scenario or of all.
+    Explore {
+        /// Scenario name, or `all`.
+        scenario: String,
+        /// Seeds per scenario.
+        #[arg(long)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Switch on a planted bug.
+        #[arg(long)]
+        bug: Option<String>,
+        /// Print one JSON summary object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run each seed twice and compare trace digests.
+    CheckDeterminism {
+        /// Scenario name, or `all`.
+        scenario: String,
+        /// Seeds per scenario.
+        #[arg(long)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+    },
     /// Walk a ΔBtail vector file (format in its header) with the Update and rebuild checks.
     Vectors {
         /// The vector file, e.g. ../shared/vectors/btail-public.txt.
@@ -24,17 +80,200 @@ enum Command {
     },
 }
 
+/// A usage error: printed, exit 2.
+struct Usage(String);
+
+fn scenarios_named(name: &str) -> Result<Vec<&'static Scenario>, Usage> {
+    if name == "all" {
+        return Ok(CATALOG.iter().collect());
+    }
+    scenarios::find(name).map(|s| vec![s]).ok_or_else(|| {
+        let names: Vec<_> = CATALOG.iter().map(|s| s.name).collect();
+        Usage(format!(
+            "unknown scenario {name:?}; known: all, {}",
+            names.join(", ")
+        ))
+    })
+}
+
+fn bug_named(name: Option<&str>) -> Result<Option<PlantedBug>, Usage> {
+    let Some(name) = name else { return Ok(None) };
+    PlantedBug::from_name(name).map(Some).ok_or_else(|| {
+        let names: Vec<_> = PlantedBug::all()
+            .into_iter()
+            .map(PlantedBug::name)
+            .collect();
+        Usage(format!("unknown bug {name:?}; known: {}", names.join(", ")))
+    })
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // clap prints help/version as "errors" too; only real usage errors exit 2.
+            // clap reports help and version as errors too; only real usage errors exit 2.
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
-    match cli.command {
-        Command::Vectors { file } => sim::vectors::run_file(&file),
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(Usage(message)) => {
+            eprintln!("sim: {message}");
+            ExitCode::from(2)
+        }
     }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode, Usage> {
+    Ok(match command {
+        Command::List { bugs: true } => {
+            for bug in PlantedBug::all() {
+                println!("{}", bug.name());
+            }
+            ExitCode::SUCCESS
+        }
+        Command::List { bugs: false } => {
+            for s in CATALOG {
+                println!("{:<20} {:<14} {}", s.name, s.world.name(), s.about);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Run {
+            scenario,
+            seed,
+            bug,
+            trace,
+        } => {
+            let scenario = scenarios_named(&scenario)?;
+            let [scenario] = scenario[..] else {
+                return Err(Usage("`run` takes one scenario, not all".into()));
+            };
+            let bug = bug_named(bug.as_deref())?;
+            let keep = Keep {
+                all: trace.is_some(),
+                prefix_digests: false,
+            };
+            let (report, recording) = run_one(scenario, seed, RunOptions { bug, keep });
+            if let Some(path) = trace {
+                match sim::trace::write_files(&path, &recording.all) {
+                    Ok(chrome) => eprintln!("trace: {} and {}", path.display(), chrome.display()),
+                    Err(e) => {
+                        return Err(Usage(format!("cannot write trace {}: {e}", path.display())));
+                    }
+                }
+            }
+            if report.violation.is_some() {
+                print!("{}", report.failure_text());
+                ExitCode::from(1)
+            } else {
+                println!(
+                    "PASS scenario={} seed={seed} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}",
+                    report.scenario,
+                    report.stats.ops,
+                    report.stats.simulated.as_secs_f64(),
+                    report.wall.as_secs_f64(),
+                    speedup(&report),
+                    report.digest,
+                    report.derived
+                );
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Explore {
+            scenario,
+            seeds,
+            start,
+            jobs,
+            bug,
+            json,
+        } => {
+            let scenarios = scenarios_named(&scenario)?;
+            let bug = bug_named(bug.as_deref())?;
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let options = ExploreOptions {
+                start,
+                seeds,
+                jobs,
+                bug,
+                progress: !json,
+            };
+            let (summary, failing) = explore(&scenarios, options);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary)
+                        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+                );
+            } else {
+                for report in failing.iter().take(3) {
+                    print!("{}", report.failure_text());
+                }
+                if failing.len() > 3 {
+                    println!("… and {} more failing seeds", failing.len() - 3);
+                }
+                println!(
+                    "{} runs, {} failures, {:.1} simulated s in {:.2} wall s ({:.1} seeds/s)",
+                    summary.runs,
+                    summary.failures.len(),
+                    summary.simulated_seconds,
+                    summary.wall_seconds,
+                    summary.seeds_per_second
+                );
+                for (world, f) in &summary.worlds {
+                    println!(
+                        "  {world:<14} {} runs, {:.1} simulated s, {:.0}x real time",
+                        f.runs, f.simulated_seconds, f.speedup
+                    );
+                }
+            }
+            if summary.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Command::CheckDeterminism {
+            scenario,
+            seeds,
+            start,
+        } => {
+            let mut diverged = 0;
+            let scenarios = scenarios_named(&scenario)?;
+            for scenario in &scenarios {
+                for seed in start..start.saturating_add(seeds) {
+                    let (report, divergence) = check_determinism(scenario, seed, None);
+                    if let Some(d) = divergence {
+                        diverged += 1;
+                        println!(
+                            "NONDETERMINISTIC scenario={} seed={seed} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --release -p sim -- check-determinism {} --seeds 1 --start {seed}",
+                            scenario.name,
+                            d.event,
+                            d.first.unwrap_or_else(|| "(no event)".into()),
+                            d.second.unwrap_or_else(|| "(no event)".into()),
+                            scenario.name
+                        );
+                    } else if report.violation.is_some() {
+                        // Deterministic, but failing: say so; the explore run reports details.
+                        println!(
+                            "deterministic but failing: scenario={} seed={seed}",
+                            scenario.name
+                        );
+                    }
+                }
+            }
+            println!(
+                "{} scenarios x {seeds} seeds checked, {diverged} diverged",
+                scenarios.len()
+            );
+            if diverged == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Command::Vectors { file } => sim::vectors::run_file(&file),
+    })
 }

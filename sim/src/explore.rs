@@ -1,0 +1,208 @@
+//! Exploring many seeds: runs in parallel on `jobs` threads (each run owns its thread from
+//! start to end, so runs never share simulated state), a progress bar, and a summary.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use scenarios::Scenario;
+use serde::Serialize;
+
+use crate::bugs::PlantedBug;
+use crate::report::RunReport;
+use crate::run::{self, RunOptions};
+
+/// How to explore.
+#[derive(Debug, Clone, Copy)]
+pub struct ExploreOptions {
+    /// First seed.
+    pub start: u64,
+    /// How many seeds per scenario.
+    pub seeds: u64,
+    /// Threads.
+    pub jobs: usize,
+    /// Planted bug to switch on.
+    pub bug: Option<PlantedBug>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// One failing run, as the summary lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureLine {
+    /// Scenario.
+    pub scenario: &'static str,
+    /// Seed.
+    pub seed: u64,
+    /// Violated invariant.
+    pub invariant: &'static str,
+    /// The command that reproduces it.
+    pub reproduce: String,
+}
+
+/// Figures of one world.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct WorldFigures {
+    /// Runs.
+    pub runs: u64,
+    /// Simulated seconds.
+    pub simulated_seconds: f64,
+    /// Wall seconds spent in its runs (summed over threads).
+    pub run_wall_seconds: f64,
+    /// Simulated seconds per wall second.
+    pub speedup: f64,
+}
+
+/// The summary `--json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Scenarios explored.
+    pub scenarios: Vec<&'static str>,
+    /// Seeds per scenario.
+    pub seeds: u64,
+    /// First seed.
+    pub start: u64,
+    /// The planted bug, if any.
+    pub bug: Option<&'static str>,
+    /// Runs in all.
+    pub runs: u64,
+    /// Failing runs, by scenario then seed.
+    pub failures: Vec<FailureLine>,
+    /// Per scenario, how many seeds it took to find the first failure (1 = the first seed).
+    pub seeds_to_find: BTreeMap<&'static str, u64>,
+    /// Simulated seconds over all runs.
+    pub simulated_seconds: f64,
+    /// Wall seconds of the whole exploration.
+    pub wall_seconds: f64,
+    /// Seeds (runs) per wall second.
+    pub seeds_per_second: f64,
+    /// Figures per world.
+    pub worlds: BTreeMap<&'static str, WorldFigures>,
+}
+
+/// Runs every seed of every scenario; returns the summary and the failing reports.
+pub fn explore(
+    scenarios: &[&'static Scenario],
+    options: ExploreOptions,
+) -> (Summary, Vec<RunReport>) {
+    let work: Vec<(&'static Scenario, u64)> = scenarios
+        .iter()
+        .flat_map(|s| {
+            (options.start..options.start.saturating_add(options.seeds)).map(move |seed| (*s, seed))
+        })
+        .collect();
+    let bar = if options.progress {
+        let bar = indicatif::ProgressBar::new(work.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} seeds, {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let next = AtomicUsize::new(0);
+    let failures = AtomicUsize::new(0);
+    let reports: Mutex<Vec<RunReport>> = Mutex::new(Vec::with_capacity(work.len()));
+    // det-ok: wall time of the exploration, measured outside the simulations, for figures only.
+    let started = std::time::Instant::now();
+    let jobs = options.jobs.max(1).min(work.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            // det-ok: each seed runs wholly on one thread; threads share no simulated state.
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((scenario, seed)) = work.get(i) else {
+                        break;
+                    };
+                    let (report, _) = run::run_one(
+                        scenario,
+                        *seed,
+                        RunOptions {
+                            bug: options.bug,
+                            ..Default::default()
+                        },
+                    );
+                    if report.violation.is_some() {
+                        let n = failures.fetch_add(1, Ordering::SeqCst) + 1;
+                        bar.set_message(format!("{n} failing"));
+                    }
+                    bar.inc(1);
+                    reports
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(report);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let wall = started.elapsed();
+    let mut reports = reports
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    reports.sort_by_key(|r| (r.scenario, r.derived.seed));
+    (
+        summarize(scenarios, options, &reports, wall),
+        reports
+            .into_iter()
+            .filter(|r| r.violation.is_some())
+            .collect(),
+    )
+}
+
+fn summarize(
+    scenarios: &[&'static Scenario],
+    options: ExploreOptions,
+    reports: &[RunReport],
+    wall: Duration,
+) -> Summary {
+    let mut worlds: BTreeMap<&'static str, WorldFigures> = BTreeMap::new();
+    let mut seeds_to_find = BTreeMap::new();
+    let mut failures = Vec::new();
+    for r in reports {
+        let world = scenarios
+            .iter()
+            .find(|s| s.name == r.scenario)
+            .map_or("?", |s| s.world.name());
+        let figures = worlds.entry(world).or_default();
+        figures.runs += 1;
+        figures.simulated_seconds += r.stats.simulated.as_secs_f64();
+        figures.run_wall_seconds += r.wall.as_secs_f64();
+        if let Some(v) = &r.violation {
+            failures.push(FailureLine {
+                scenario: r.scenario,
+                seed: r.derived.seed,
+                invariant: v.invariant,
+                reproduce: r.repro_command(),
+            });
+            seeds_to_find
+                .entry(r.scenario)
+                .or_insert(r.derived.seed - options.start + 1);
+        }
+    }
+    for figures in worlds.values_mut() {
+        figures.speedup = figures.simulated_seconds / figures.run_wall_seconds.max(1e-9);
+    }
+    let simulated_seconds = reports
+        .iter()
+        .map(|r| r.stats.simulated.as_secs_f64())
+        .sum();
+    Summary {
+        scenarios: scenarios.iter().map(|s| s.name).collect(),
+        seeds: options.seeds,
+        start: options.start,
+        bug: options.bug.map(PlantedBug::name),
+        runs: reports.len() as u64,
+        failures,
+        seeds_to_find,
+        simulated_seconds,
+        wall_seconds: wall.as_secs_f64(),
+        seeds_per_second: reports.len() as f64 / wall.as_secs_f64().max(1e-9),
+        worlds,
+    }
+}

@@ -1,0 +1,98 @@
+//! What a run found: violations, and the report printed for every result.
+
+use std::fmt;
+use std::time::Duration;
+
+use scenarios::Derived;
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The invariant's name (`permits`, `drain`, `cache`, `history`, `durability`, `liveness`,
+    /// `btail`).
+    pub invariant: &'static str,
+    /// What exactly was observed.
+    pub detail: String,
+}
+
+impl Violation {
+    /// A violation of `invariant`.
+    pub fn new(invariant: &'static str, detail: impl Into<String>) -> Violation {
+        Violation {
+            invariant,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)
+    }
+}
+
+/// Figures of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Operations the clients completed (whatever their outcome).
+    pub ops: u64,
+    /// Simulated time the run covered.
+    pub simulated: Duration,
+}
+
+/// Everything known about one finished run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The scenario's name.
+    pub scenario: &'static str,
+    /// The planted bug switched on, if any.
+    pub bug: Option<&'static str>,
+    /// The configuration the seed derived.
+    pub derived: Derived,
+    /// The first violation, if any.
+    pub violation: Option<Violation>,
+    /// Figures.
+    pub stats: RunStats,
+    /// Wall time the run took (measured outside the simulation).
+    pub wall: Duration,
+    /// Digest of the trace.
+    pub digest: String,
+    /// The last events of the trace.
+    pub tail: Vec<String>,
+}
+
+impl RunReport {
+    /// The one-line command that reproduces this run exactly.
+    pub fn repro_command(&self) -> String {
+        let bug = self.bug.map(|b| format!(" --bug {b}")).unwrap_or_default();
+        format!(
+            "cargo run --release -p sim -- run {} --seed {}{bug}",
+            self.scenario, self.derived.seed
+        )
+    }
+
+    /// The full failure report: scenario, seed, configuration, invariant, last events, command.
+    pub fn failure_text(&self) -> String {
+        let Some(v) = &self.violation else {
+            return String::new();
+        };
+        let mut out = format!(
+            "FAIL scenario={} seed={} {}\n  config:    {}\n  invariant: {}\n  detail:    {}\n  at:        {:.6}s simulated, trace digest {}\n  last events:\n",
+            self.scenario,
+            self.derived.seed,
+            self.bug.map(|b| format!("bug={b}")).unwrap_or_default(),
+            self.derived,
+            v.invariant,
+            v.detail,
+            self.stats.simulated.as_secs_f64(),
+            self.digest,
+        );
+        for line in &self.tail {
+            out.push_str("    ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str(&format!("  reproduce: {}\n", self.repro_command()));
+        out
+    }
+}

@@ -1,0 +1,142 @@
+//! Running one seed of one scenario, and the checks built on it: exploring many seeds and
+//! comparing two runs of one seed.
+
+use std::time::Duration;
+
+use scenarios::{Scenario, World};
+
+use crate::bugs::PlantedBug;
+use crate::engine_world;
+use crate::probe::{Limits, Probe};
+use crate::report::{RunReport, Violation};
+use crate::trace::{self, Keep, Recording};
+
+/// How to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// The planted bug to switch on.
+    pub bug: Option<PlantedBug>,
+    /// What the trace keeps.
+    pub keep: Keep,
+}
+
+/// Runs `seed` of `scenario` on this thread; returns the report and the trace recording.
+pub fn run_one(
+    scenario: &'static Scenario,
+    seed: u64,
+    options: RunOptions,
+) -> (RunReport, Recording) {
+    let derived = scenario.derive(seed);
+    // det-ok: wall time of the whole run, measured outside the simulation, for figures only.
+    let wall_start = std::time::Instant::now();
+    let bug_guard = crate::bugs::activate(options.bug);
+    let (violation, stats, recording) = match scenario.world {
+        World::EngineMem | World::EngineRedb => {
+            let probe = Probe::new(Limits::default());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("a current-thread tokio runtime builds");
+            let subscriber = crate::monitor::subscriber(probe.clone());
+            tracing::subscriber::with_default(subscriber, || {
+                runtime.block_on(async {
+                    trace::start_tokio(options.keep);
+                    trace::record(
+                        "world",
+                        "start",
+                        format!("scenario={} {derived}", scenario.name),
+                    );
+                    let out = engine_world::run(scenario, &derived, probe).await;
+                    (out.violation, out.stats, trace::finish())
+                })
+            })
+        }
+        World::EngineRemote | World::Btail => {
+            let v = Violation::new(
+                "harness",
+                format!("world {} is not runnable yet", scenario.world.name()),
+            );
+            (Some(v), Default::default(), empty_recording())
+        }
+    };
+    drop(bug_guard);
+    let report = RunReport {
+        scenario: scenario.name,
+        bug: options.bug.map(PlantedBug::name),
+        derived,
+        violation,
+        stats,
+        wall: wall_start.elapsed(),
+        digest: recording.digest_hex(),
+        tail: recording.tail.clone(),
+    };
+    (report, recording)
+}
+
+fn empty_recording() -> Recording {
+    Recording {
+        digest: [0; 32],
+        events: 0,
+        tail: Vec::new(),
+        all: Vec::new(),
+        prefix_digests: Vec::new(),
+    }
+}
+
+/// Where two runs of one seed first differ.
+#[derive(Debug, Clone)]
+pub struct Divergence {
+    /// Index of the first differing event.
+    pub event: usize,
+    /// That event in the first run, if it has one.
+    pub first: Option<String>,
+    /// That event in the second run, if it has one.
+    pub second: Option<String>,
+}
+
+/// Runs `seed` twice and compares trace digests; `Some` names the first diverging event.
+pub fn check_determinism(
+    scenario: &'static Scenario,
+    seed: u64,
+    bug: Option<PlantedBug>,
+) -> (RunReport, Option<Divergence>) {
+    let keep = Keep {
+        all: true,
+        prefix_digests: true,
+    };
+    let (report, a) = run_one(scenario, seed, RunOptions { bug, keep });
+    let (_, b) = run_one(scenario, seed, RunOptions { bug, keep });
+    if a.digest == b.digest {
+        return (report, None);
+    }
+    let event = a
+        .prefix_digests
+        .iter()
+        .zip(&b.prefix_digests)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.prefix_digests.len().min(b.prefix_digests.len()));
+    let line = |r: &Recording| {
+        r.all.get(event).map(|e| {
+            format!(
+                "{:.6}s {} {} {}",
+                e.at.as_secs_f64(),
+                e.actor,
+                e.name,
+                e.detail
+            )
+        })
+    };
+    let divergence = Divergence {
+        event,
+        first: line(&a),
+        second: line(&b),
+    };
+    (report, Some(divergence))
+}
+
+/// Simulated seconds per wall second of a report (0 when too fast to measure).
+pub fn speedup(report: &RunReport) -> f64 {
+    let wall = report.wall.max(Duration::from_micros(1)).as_secs_f64();
+    report.stats.simulated.as_secs_f64() / wall
+}

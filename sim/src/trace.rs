@@ -1,0 +1,291 @@
+//! The run's trace: every event the harness records, stamped with simulated time.
+//!
+//! Events go to the current thread's recorder (one run owns a thread from start to end, and
+//! every simulated task runs on it). The recorder folds every event into a SHA-256 digest, so
+//! two runs of one seed can be compared by digest alone, keeps the last events for failure
+//! reports, and, when asked, keeps everything for `--trace` files. Nothing recorded may depend
+//! on anything but the seed: no addresses, no wall-clock time, no hash-map order.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// Events kept for a failure report.
+pub const TAIL_EVENTS: usize = 40;
+
+/// One recorded event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Simulated time since the run started.
+    pub at: Duration,
+    /// Who: a host, a client, a monitor.
+    pub actor: String,
+    /// What happened (`op.begin`, `op.end`, `fault.crash`, ...).
+    pub name: String,
+    /// Details, `key=value` separated by spaces.
+    pub detail: String,
+    /// For spans: how long (`op.end` events carry the op's duration).
+    pub duration: Option<Duration>,
+}
+
+impl Event {
+    fn line(&self) -> String {
+        let mut line = format!(
+            "{:>12.6}s {:<10} {:<16} {}",
+            self.at.as_secs_f64(),
+            self.actor,
+            self.name,
+            self.detail
+        );
+        if let Some(d) = self.duration {
+            let _ = write!(line, " took={:.6}s", d.as_secs_f64());
+        }
+        line
+    }
+}
+
+/// What a finished recording hands back.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// SHA-256 over every event, in order.
+    pub digest: [u8; 32],
+    /// How many events.
+    pub events: u64,
+    /// The last [`TAIL_EVENTS`] events, oldest first, as lines.
+    pub tail: Vec<String>,
+    /// Every event, when the recording was started with `keep_all`.
+    pub all: Vec<Event>,
+    /// The digest after each event, when asked (for naming the first divergence).
+    pub prefix_digests: Vec<[u8; 32]>,
+}
+
+impl Recording {
+    /// The digest as hex.
+    pub fn digest_hex(&self) -> String {
+        self.digest
+            .iter()
+            .fold(String::with_capacity(64), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            })
+    }
+}
+
+#[derive(Debug)]
+struct Recorder {
+    hasher: Sha256,
+    events: u64,
+    tail: VecDeque<Event>,
+    keep_all: bool,
+    all: Vec<Event>,
+    keep_prefixes: bool,
+    prefixes: Vec<[u8; 32]>,
+    clock: Clock,
+}
+
+/// Where simulated time comes from for this recording.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    /// A paused tokio runtime: time since this instant.
+    Tokio(tokio::time::Instant),
+    /// Inside a turmoil simulation: `turmoil::sim_elapsed`.
+    Turmoil,
+}
+
+thread_local! {
+    static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+}
+
+/// How much to keep.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keep {
+    /// Keep every event (for `--trace`).
+    pub all: bool,
+    /// Keep the digest after every event (for `check-determinism`).
+    pub prefix_digests: bool,
+}
+
+/// Starts recording on this thread with time from the current tokio runtime's clock.
+pub fn start_tokio(keep: Keep) {
+    start(keep, Clock::Tokio(tokio::time::Instant::now()));
+}
+
+/// Starts recording on this thread with time from turmoil.
+pub fn start_turmoil(keep: Keep) {
+    start(keep, Clock::Turmoil);
+}
+
+fn start(keep: Keep, clock: Clock) {
+    RECORDER.with(|r| {
+        *r.borrow_mut() = Some(Recorder {
+            hasher: Sha256::new(),
+            events: 0,
+            tail: VecDeque::with_capacity(TAIL_EVENTS),
+            keep_all: keep.all,
+            all: Vec::new(),
+            keep_prefixes: keep.prefix_digests,
+            prefixes: Vec::new(),
+            clock,
+        })
+    });
+}
+
+/// Ends recording on this thread. Panics if none was started: that is a harness bug.
+pub fn finish() -> Recording {
+    let recorder = RECORDER
+        .with(|r| r.borrow_mut().take())
+        .expect("trace::finish without trace::start");
+    Recording {
+        digest: recorder.hasher.finalize().into(),
+        events: recorder.events,
+        tail: recorder.tail.iter().map(Event::line).collect(),
+        all: recorder.all,
+        prefix_digests: recorder.prefixes,
+    }
+}
+
+/// Simulated time since the recording started (zero outside a recording).
+pub fn now() -> Duration {
+    RECORDER.with(|r| match r.borrow().as_ref().map(|r| r.clock) {
+        Some(Clock::Tokio(start)) => tokio::time::Instant::now().saturating_duration_since(start),
+        Some(Clock::Turmoil) => turmoil::sim_elapsed().unwrap_or_default(),
+        None => Duration::ZERO,
+    })
+}
+
+/// Records an event (a no-op outside a recording).
+pub fn record(actor: &str, name: &str, detail: impl Into<String>) {
+    record_event(actor, name, detail.into(), None);
+}
+
+/// Records the end of a span that started at `started` (simulated time).
+pub fn record_span(actor: &str, name: &str, detail: impl Into<String>, started: Duration) {
+    let took = now().saturating_sub(started);
+    record_event(actor, name, detail.into(), Some(took));
+}
+
+fn record_event(actor: &str, name: &str, detail: String, duration: Option<Duration>) {
+    let at = now();
+    RECORDER.with(|r| {
+        let mut r = r.borrow_mut();
+        let Some(rec) = r.as_mut() else { return };
+        let event = Event {
+            at,
+            actor: actor.to_string(),
+            name: name.to_string(),
+            detail,
+            duration,
+        };
+        rec.hasher.update(event.line().as_bytes());
+        rec.hasher.update(b"\n");
+        rec.events += 1;
+        if rec.keep_prefixes {
+            rec.prefixes.push(rec.hasher.clone().finalize().into());
+        }
+        if rec.tail.len() == TAIL_EVENTS {
+            rec.tail.pop_front();
+        }
+        rec.tail.push_back(event.clone());
+        if rec.keep_all {
+            rec.all.push(event);
+        }
+    });
+}
+
+/// Writes `events` as JSON lines (`FILE`) and as a Chrome/Perfetto trace-event file beside it
+/// (`FILE.chrome.json`); returns the second path.
+pub fn write_files(path: &Path, events: &[Event]) -> std::io::Result<std::path::PathBuf> {
+    let mut lines = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for e in events {
+        let v = serde_json::json!({
+            "t_us": e.at.as_micros() as u64,
+            "actor": e.actor,
+            "event": e.name,
+            "detail": e.detail,
+            "duration_us": e.duration.map(|d| d.as_micros() as u64),
+        });
+        writeln!(lines, "{v}")?;
+    }
+    lines.flush()?;
+    // Chrome trace-event format: spans as complete events ("X"), the rest as instants ("i");
+    // one track (tid) per actor.
+    let mut actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+    actors.sort_unstable();
+    actors.dedup();
+    let tid = |actor: &str| actors.binary_search(&actor).unwrap_or(0);
+    let mut trace_events: Vec<serde_json::Value> = actors
+        .iter()
+        .enumerate()
+        .map(|(i, a)| serde_json::json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": i, "args": {"name": a}}))
+        .collect();
+    for e in events {
+        let end_us = e.at.as_micros() as u64;
+        trace_events.push(match e.duration {
+            Some(d) => serde_json::json!({
+                "ph": "X", "pid": 1, "tid": tid(&e.actor), "name": e.name,
+                "ts": end_us.saturating_sub(d.as_micros() as u64), "dur": d.as_micros() as u64,
+                "args": {"detail": e.detail},
+            }),
+            None => serde_json::json!({
+                "ph": "i", "s": "t", "pid": 1, "tid": tid(&e.actor), "name": e.name, "ts": end_us,
+                "args": {"detail": e.detail},
+            }),
+        });
+    }
+    let chrome = path.with_extension("chrome.json");
+    let file = std::fs::File::create(&chrome)?;
+    serde_json::to_writer(
+        std::io::BufWriter::new(file),
+        &serde_json::json!({ "traceEvents": trace_events }),
+    )?;
+    Ok(chrome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(details: &[&str]) -> Recording {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            start_tokio(Keep {
+                all: true,
+                prefix_digests: true,
+            });
+            for d in details {
+                record("client-1", "op", *d);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            finish()
+        })
+    }
+
+    #[test]
+    fn equal_runs_have_equal_digests_and_a_difference_is_located() {
+        let a = run(&["x=1", "x=2", "x=3"]);
+        let b = run(&["x=1", "x=2", "x=3"]);
+        let c = run(&["x=1", "x=9", "x=3"]);
+        assert_eq!(a.digest, b.digest);
+        assert_ne!(a.digest, c.digest);
+        let first = a
+            .prefix_digests
+            .iter()
+            .zip(&c.prefix_digests)
+            .position(|(x, y)| x != y);
+        assert_eq!(first, Some(1));
+        assert_eq!(
+            a.all[2].at,
+            Duration::from_millis(10),
+            "events carry simulated time"
+        );
+    }
+}

@@ -124,6 +124,20 @@ pub const CATALOG: &[Scenario] = &[
             Fault::SlowConsumers,
         ],
     },
+    Scenario {
+        name: "engine-remote",
+        about: "handle over RemoteBackend to an IO worker on another host: network latency, partitions, worker crash and restart, torn writes; permits at handle and worker, indeterminate writes",
+        world: World::EngineRemote,
+        faults: &[
+            Fault::NetworkLatency,
+            Fault::Partition,
+            Fault::Crash,
+            Fault::TornWrites,
+            Fault::BackendLatency,
+            Fault::ClientCancel,
+            Fault::SlowConsumers,
+        ],
+    },
 ];
 
 /// The scenario named `name`.

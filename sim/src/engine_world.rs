@@ -63,9 +63,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Shared state of one run.
 #[derive(Debug, Clone)]
-struct Ctx {
+pub(crate) struct Ctx {
     derived: Derived,
+    /// Observes the backend where the work really runs (the worker's, in the network world):
+    /// the history's write counts come from it.
     probe: Probe,
+    /// Observes the backend as the handle calls it (the same probe in process).
+    handle_probe: Probe,
     history: Arc<Mutex<History>>,
     /// The writer's op in flight, for resolving it after a crash.
     pending: Arc<Mutex<Option<Op>>>,
@@ -73,20 +77,56 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// A context for one run; `handle_probe` is `probe` unless the work runs elsewhere.
+    pub(crate) fn new(derived: &Derived, probe: Probe, handle_probe: Probe) -> Ctx {
+        Ctx {
+            derived: derived.clone(),
+            probe,
+            handle_probe,
+            history: Arc::new(Mutex::new(History::new())),
+            pending: Arc::new(Mutex::new(None)),
+            ops: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
     fn fault(&self, fault: Fault) -> bool {
         self.derived.has(fault)
+    }
+
+    /// Operations issued so far.
+    pub(crate) fn ops(&self) -> u64 {
+        self.ops.load(Ordering::SeqCst)
+    }
+
+    /// Records a violation seen outside the clients (a worker boot, a driver).
+    pub(crate) fn violate(&self, violation: Violation) {
+        self.probe.violate(violation);
+    }
+
+    /// The probe at the backend where the work runs.
+    pub(crate) fn worker_probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    /// The first violation either probe saw.
+    pub(crate) fn probe_violation(&self) -> Option<Violation> {
+        self.probe
+            .violation()
+            .or_else(|| self.handle_probe.violation())
+    }
+
+    /// The model's current state and the write in flight, for checking a store after a crash.
+    pub(crate) fn expected_store(&self) -> (model::block_store::BlockStoreModel, Option<Op>) {
+        (
+            lock(&self.history).current().clone(),
+            lock(&self.pending).clone(),
+        )
     }
 }
 
 /// Runs one engine scenario in process.
 pub(crate) async fn run(scenario: &Scenario, derived: &Derived, probe: Probe) -> WorldOutcome {
-    let ctx = Ctx {
-        derived: derived.clone(),
-        probe,
-        history: Arc::new(Mutex::new(History::new())),
-        pending: Arc::new(Mutex::new(None)),
-        ops: Arc::new(AtomicU64::new(0)),
-    };
+    let ctx = Ctx::new(derived, probe.clone(), probe);
     let seed = derived.seed;
     if ctx.fault(Fault::DiskErrors) {
         ctx.probe.set_ack_loss(
@@ -191,6 +231,17 @@ fn handle_config() -> Config {
     Config::builder().stream_channel_capacity(4).build()
 }
 
+/// Runs the clients of the network world against `backend` (a remote one) to the end.
+pub(crate) async fn run_remote<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    backend: B,
+) -> Result<(), Violation> {
+    let mut taken = Some(backend);
+    let open =
+        move |_phase: u32, _attempt: u32| taken.take().ok_or_else(|| "opened twice".to_string());
+    drive(ctx, open, || {}, 0).await
+}
+
 /// Runs the phases of a world: open, (check durability,) run clients, crash or finish.
 async fn drive<B, O, C>(ctx: &Ctx, mut open: O, mut crash: C, crashes: u32) -> Result<(), Violation>
 where
@@ -224,7 +275,7 @@ where
                 ),
             }
         };
-        let backend = ctx.probe.wrap(backend);
+        let backend = ctx.handle_probe.wrap(backend);
         if phase > 0 {
             check_durable(ctx, &backend).await?;
         }
@@ -235,7 +286,7 @@ where
         let shutdown_at = (last && ctx.fault(Fault::ShutdownInFlight))
             .then(|| rng.random_range(1..=ops_per_phase(ctx, phases)));
         run_clients(ctx, &handle, phase, phases, crash_at, shutdown_at).await?;
-        if let Some(v) = ctx.probe.violation() {
+        if let Some(v) = ctx.probe_violation() {
             return Err(v);
         }
         if last {
@@ -627,7 +678,7 @@ fn storm_bound() -> Duration {
 }
 
 /// After a restart: the store must hold exactly what the model says (the writer's op that was
-/// in flight at the crash may or may not be there).
+/// in flight at the crash may or may not be there); that op is resolved here.
 async fn check_durable<B: ColdStorageBackend>(
     ctx: &Ctx,
     backend: &ProbeBackend<B>,
@@ -645,6 +696,27 @@ async fn check_durable<B: ColdStorageBackend>(
         );
     }
     let model = lock(&ctx.history).current().clone();
+    check_store_holds(store, &model, None).await
+}
+
+/// Whether `store` holds exactly `model`, or `model` with the write `maybe` applied: every
+/// acknowledged write present, nothing half-applied.
+pub(crate) async fn check_store_holds<B: ColdStorageRead>(
+    store: &B,
+    model: &model::block_store::BlockStoreModel,
+    maybe: Option<&Op>,
+) -> Result<(), Violation> {
+    let tip = read_tip(store).await?;
+    let mut model = model.clone();
+    if crate::history::tip_of(&model) != tip
+        && let Some(op) = maybe
+    {
+        let mut applied = model.clone();
+        let _ = model::ops::apply_model(&mut applied, op);
+        if crate::history::tip_of(&applied) == tip {
+            model = applied;
+        }
+    }
     let expected_tip = crate::history::tip_of(&model);
     if tip != expected_tip {
         return Err(Violation::new(
@@ -718,11 +790,11 @@ async fn finish<B: ColdStorageBackend>(
         }
         trace::record("world", "shutdown.ok", "");
     }
-    let drops = ctx.probe.drops();
+    let drops = ctx.handle_probe.drops();
     drop(handle);
     // Producers of never-polled streams may hold the storage until their deadline.
     engine::rt::sleep(STREAM_DEADLINE + STREAM_SLACK).await;
-    if ctx.probe.drops() == drops {
+    if ctx.handle_probe.drops() == drops {
         return Err(Violation::new(
             "liveness",
             "the backend was not dropped after the last handle was",

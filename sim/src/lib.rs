@@ -13,6 +13,7 @@
 //! - [`monitor`]: monitors fed by the engine's tracing events (cache hits).
 //! - [`history`]: the recorded history and its linearizability check against the model.
 //! - [`engine_world`]: the in-process engine worlds (Mem, redb on SimDisk with crashes).
+//! - [`remote_world`]: the network engine world on turmoil (IO worker host, node host).
 //! - [`bugs`]: the planted bugs by name.
 //! - [`run`]: one seed, and the determinism check.
 //! - [`explore`]: many seeds in parallel, with the summary.
@@ -25,6 +26,7 @@ pub mod explore;
 pub mod history;
 pub mod monitor;
 pub mod probe;
+pub mod remote_world;
 pub mod report;
 pub mod run;
 pub mod seeding;

@@ -52,7 +52,17 @@ pub fn run_one(
                 })
             })
         }
-        World::EngineRemote | World::Btail => {
+        World::EngineRemote => {
+            // turmoil owns the clock; the trace reads it from inside the hosts.
+            trace::start_turmoil(options.keep);
+            let probe = Probe::new(Limits::default());
+            let subscriber = crate::monitor::subscriber(probe);
+            let (violation, stats) = tracing::subscriber::with_default(subscriber, || {
+                crate::remote_world::run(&derived)
+            });
+            (violation, stats, trace::finish())
+        }
+        World::Btail => {
             let v = Violation::new(
                 "harness",
                 format!("world {} is not runnable yet", scenario.world.name()),

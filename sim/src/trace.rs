@@ -171,16 +171,34 @@ pub fn record_span(actor: &str, name: &str, detail: impl Into<String>, started: 
 
 fn record_event(actor: &str, name: &str, detail: String, duration: Option<Duration>) {
     let at = now();
+    let actor = actor.to_string();
+    let name = name.to_string();
+    push(Event {
+        at,
+        actor,
+        name,
+        detail,
+        duration,
+    });
+}
+
+/// Records an event at a known simulated time: for the driver of a turmoil simulation, which
+/// runs outside every host and so has no host clock to read.
+pub fn record_at(at: Duration, actor: &str, name: &str, detail: impl Into<String>) {
+    let (actor, name, detail) = (actor.to_string(), name.to_string(), detail.into());
+    push(Event {
+        at,
+        actor,
+        name,
+        detail,
+        duration: None,
+    });
+}
+
+fn push(event: Event) {
     RECORDER.with(|r| {
         let mut r = r.borrow_mut();
         let Some(rec) = r.as_mut() else { return };
-        let event = Event {
-            at,
-            actor: actor.to_string(),
-            name: name.to_string(),
-            detail,
-            duration,
-        };
         rec.hasher.update(event.line().as_bytes());
         rec.hasher.update(b"\n");
         rec.events += 1;

@@ -418,6 +418,10 @@ impl<C: Connector> RemoteBackend<C> {
             }
             Err(_) => {
                 connection.cancel(id);
+                // The worker answers every request by its deadline; silence past deadline plus
+                // skew means the connection is broken (e.g. segments lost in a partition), so
+                // the next request must connect anew rather than wait on a dead link.
+                connection.dead.cancel();
                 if is_write {
                     Err(ColdStorageError::Indeterminate { op: op_name })
                 } else {
@@ -575,6 +579,7 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
                 }
                 Err(_) => {
                     connection.cancel(id);
+                    connection.dead.cancel();
                     return send_terminal(
                         &sender,
                         ColdStorageError::StreamDeadlineExceeded,

@@ -386,7 +386,10 @@ fn definite(outcome: &Outcome) -> Option<bool> {
 }
 
 fn is_terminated(outcome: &Outcome) -> bool {
-    format!("{outcome:?}").contains("TaskTerminated")
+    matches!(
+        crate::history::outcome_error(outcome),
+        Some(ColdStorageError::TaskTerminated)
+    )
 }
 
 /// Runs `op` through the handle within `bound`; `None` if the client abandoned it.
@@ -804,24 +807,31 @@ async fn finish<B: ColdStorageBackend>(
     Ok(())
 }
 
-fn op_label(op: &Op) -> String {
-    let text = format!("{op:?}");
-    let cut = text.find(['(', ' ', '{']).unwrap_or(text.len());
-    text[..cut].to_string()
+fn op_label(op: &Op) -> &'static str {
+    match op {
+        Op::GetHeader(_) => "GetHeader",
+        Op::GetHeaders(_) => "GetHeaders",
+        Op::GetTransaction(_) => "GetTransaction",
+        Op::GetTransactionsInBlock(_) => "GetTransactionsInBlock",
+        Op::GetTransactionCount(_) => "GetTransactionCount",
+        Op::GetReceipt(_) => "GetReceipt",
+        Op::GetReceiptsInBlock(_) => "GetReceiptsInBlock",
+        Op::GetLatestBlock => "GetLatestBlock",
+        Op::GetLogs { .. } => "GetLogs",
+        Op::StreamLogs { .. } => "StreamLogs",
+        Op::AppendBlock(_) => "AppendBlock",
+        Op::AppendBlocks(_) => "AppendBlocks",
+        Op::TruncateAbove(_) => "TruncateAbove",
+        Op::DrainAbove(_) => "DrainAbove",
+    }
 }
 
 fn outcome_label(outcome: Option<&Outcome>) -> String {
-    let Some(outcome) = outcome else {
-        return "abandoned".into();
-    };
-    let text = format!("{outcome:?}");
-    if text.contains("Err(") {
-        let start = text.find("Err(").unwrap_or(0) + 4;
-        let end = text[start..]
-            .find(['(', ' ', '{', ')'])
-            .map_or(text.len(), |e| start + e);
-        format!("err:{}", &text[start..end])
-    } else {
-        "ok".into()
+    match outcome {
+        None => "abandoned".into(),
+        Some(outcome) => match crate::history::outcome_error(outcome) {
+            None => "ok".into(),
+            Some(e) => format!("err:{}", e.kind()),
+        },
     }
 }

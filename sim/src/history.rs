@@ -249,7 +249,8 @@ fn op_name(op: &Op) -> &'static str {
     }
 }
 
-fn outcome_error(outcome: &Outcome) -> Option<&ColdStorageError> {
+/// The error an outcome carries (a stream's terminal error included), if any.
+pub fn outcome_error(outcome: &Outcome) -> Option<&ColdStorageError> {
     match outcome {
         Outcome::Header(r) => r.as_ref().err(),
         Outcome::Headers(r) => r.as_ref().err(),

@@ -1,0 +1,136 @@
+//! The `sim` command as a user runs it: exit codes, listings, traces, bad input.
+
+use std::process::Command;
+
+fn sim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+}
+
+#[test]
+fn lists_scenarios_and_bugs_one_per_line_name_first() {
+    let out = sim().arg("list").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for scenario in scenarios::CATALOG {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().next() == Some(scenario.name)),
+            "{text}"
+        );
+    }
+    let out = sim().args(["list", "--bugs"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<_> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert!(names.contains(&"cache-bypasses-drain"), "{text}");
+    assert_eq!(names.len(), sim::bugs::PlantedBug::all().len());
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_what_was_wrong() {
+    let out = sim()
+        .args(["run", "no-such-scenario", "--seed", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("no-such-scenario") && err.contains("engine-mem-mixed"),
+        "{err}"
+    );
+
+    let out = sim()
+        .args(["explore", "all", "--seeds", "1", "--bug", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("unknown bug")
+    );
+
+    let out = sim()
+        .args(["run", "engine-mem-mixed", "--seed", "minus-one"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = sim().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_passing_run_exits_0_and_writes_both_trace_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.jsonl");
+    let out = sim()
+        .args(["run", "engine-mem-mixed", "--seed", "1", "--trace"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with("PASS scenario=engine-mem-mixed seed=1"),
+        "{stdout}"
+    );
+    let lines = std::fs::read_to_string(&path).unwrap();
+    let mut events = 0;
+    for line in lines.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v["t_us"].is_u64() && v["actor"].is_string() && v["event"].is_string(),
+            "{line}"
+        );
+        events += 1;
+    }
+    assert!(events > 10, "only {events} events");
+    let chrome: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path.with_extension("chrome.json")).unwrap())
+            .unwrap();
+    let trace_events = chrome["traceEvents"].as_array().unwrap();
+    assert!(
+        trace_events
+            .iter()
+            .any(|e| e["ph"] == "X" && e["dur"].is_u64()),
+        "no spans in the timeline"
+    );
+}
+
+#[test]
+fn explore_json_is_one_summary_object() {
+    let out = sim()
+        .args([
+            "explore",
+            "engine-mem-mixed",
+            "--seeds",
+            "2",
+            "--jobs",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runs"], 2);
+    assert_eq!(v["failures"].as_array().map(Vec::len), Some(0));
+    for key in [
+        "scenarios",
+        "seeds",
+        "simulated_seconds",
+        "wall_seconds",
+        "seeds_per_second",
+        "worlds",
+    ] {
+        assert!(!v[key].is_null(), "missing {key}");
+    }
+}

@@ -2,8 +2,8 @@
 //! whose counters observe what runs inside the backend, and a deliberately broken backend.
 #![allow(dead_code)] // each test file uses a different part of this module
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::backend::{
@@ -75,7 +75,8 @@ impl Gate {
 /// What the gated backend observed.
 #[derive(Debug, Default)]
 pub struct Probe {
-    pub reads_active: AtomicUsize,
+    /// Gated reads inside the backend, parked at the gate included.
+    pub reads_inside: AtomicUsize,
     pub reads_max: AtomicUsize,
     pub writes_active: AtomicUsize,
     /// A gated read and a write were inside the backend at once (drain barrier broken).
@@ -92,8 +93,8 @@ pub struct Gated {
     pub after_commit: Arc<Gate>,
     pub streams: Arc<Gate>,
     pub probe: Arc<Probe>,
-    /// When set, writes report a backend error after committing.
-    pub fail_after_commit: Arc<AtomicBool>,
+    /// When set, writes report this error after committing.
+    pub fail_after_commit: Arc<Mutex<Option<ColdStorageError>>>,
 }
 
 /// The test's side of a [`Gated`] backend.
@@ -104,7 +105,7 @@ pub struct Controls {
     pub after_commit: Arc<Gate>,
     pub streams: Arc<Gate>,
     pub probe: Arc<Probe>,
-    pub fail_after_commit: Arc<AtomicBool>,
+    pub fail_after_commit: Arc<Mutex<Option<ColdStorageError>>>,
 }
 
 impl Gated {
@@ -116,7 +117,7 @@ impl Gated {
             after_commit: Arc::new(Gate::new(false)),
             streams: Arc::new(Gate::new(false)),
             probe: Arc::new(Probe::default()),
-            fail_after_commit: Arc::new(AtomicBool::new(false)),
+            fail_after_commit: Arc::new(Mutex::new(None)),
         };
         let controls = Controls {
             inner: gated.inner.clone(),
@@ -130,20 +131,21 @@ impl Gated {
     }
 
     async fn read<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        self.reads.pass().await;
-        let active = self.probe.reads_active.fetch_add(1, Ordering::SeqCst) + 1;
-        self.probe.reads_max.fetch_max(active, Ordering::SeqCst);
+        // Counted from arrival, so reads parked at the gate are inside the backend too.
+        let inside = self.probe.reads_inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.probe.reads_max.fetch_max(inside, Ordering::SeqCst);
         if self.probe.writes_active.load(Ordering::SeqCst) > 0 {
             self.probe.overlaps.fetch_add(1, Ordering::SeqCst);
         }
+        self.reads.pass().await;
         let out = f.await;
-        self.probe.reads_active.fetch_sub(1, Ordering::SeqCst);
+        self.probe.reads_inside.fetch_sub(1, Ordering::SeqCst);
         out
     }
 
     async fn write<T>(&self, f: impl std::future::Future<Output = ColdResult<T>>) -> ColdResult<T> {
         self.probe.writes_active.fetch_add(1, Ordering::SeqCst);
-        if self.probe.reads_active.load(Ordering::SeqCst) > 0 {
+        if self.probe.reads_inside.load(Ordering::SeqCst) > 0 {
             self.probe.overlaps.fetch_add(1, Ordering::SeqCst);
         }
         let out = f.await;
@@ -152,11 +154,9 @@ impl Gated {
         }
         self.after_commit.pass().await;
         self.probe.writes_active.fetch_sub(1, Ordering::SeqCst);
-        if self.fail_after_commit.load(Ordering::SeqCst) {
-            return Err(ColdStorageError::backend(
-                "gated write",
-                "failed after committing",
-            ));
+        let failure = self.fail_after_commit.lock().unwrap().clone();
+        if let Some(error) = failure {
+            return Err(error);
         }
         out
     }

@@ -119,11 +119,9 @@ impl Cursor {
             } else {
                 continue;
             };
-            let mut next_gap = g + 1;
-            for p in refill_from..n {
-                self.gaps[p] = next_gap;
-                self.splits[p] = key(next_gap) + 1;
-                next_gap += 1;
+            for (p, gap) in (refill_from..n).zip(g + 1..) {
+                self.gaps[p] = gap;
+                self.splits[p] = key(gap) + 1;
             }
             debug_assert!(self.gaps.last().is_none_or(|g| *g < ngaps));
             return true;

@@ -284,6 +284,8 @@ pub struct DBtailView {
     pub track_new: BTreeMap<Oid, PPTreeSubSet>,
     /// Per root, requested but not yet rebuilt key coverage.
     pub ktrack_new: BTreeMap<Oid, RangedKeySet>,
+    /// Per root, the key coverage of rebuild jobs in flight.
+    pub krebuild_jobs: BTreeMap<Oid, RangedKeySet>,
     /// Per root, the history.
     pub vδt: BTreeMap<Oid, Vec<ΔTree>>,
     /// Per revision, the roots with a vδT entry there.
@@ -627,6 +629,11 @@ impl<S: ObjectSource> DBtail<S> {
                 .by_root
                 .iter()
                 .map(|(r, t)| (*r, t.ktrack_new.clone()))
+                .collect(),
+            krebuild_jobs: st
+                .by_root
+                .iter()
+                .map(|(r, t)| (*r, t.krebuild_jobs.all_ranges().collect()))
                 .collect(),
             vδt: st
                 .by_root

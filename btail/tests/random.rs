@@ -31,9 +31,9 @@ fn params() -> Params {
             long,
             maxdepth: 3,
             maxsplit: 2,
-            n: 6,
-            nkeys: 4,
-            npos: 16,
+            n: 8,
+            nkeys: 5,
+            npos: 32,
         }
     } else {
         Params {

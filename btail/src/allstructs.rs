@@ -37,8 +37,11 @@ struct Cursor {
     gaps: Vec<usize>,
     /// The split point chosen in each gap.
     splits: Vec<Key>,
-    /// `None`: the Tree over buckets; `Some`: the Tree over the product of sub-cursors.
-    subs: Option<Vec<Cursor>>,
+    /// Whether the current element is the Tree over the product of `subs` (else over
+    /// buckets).
+    product: bool,
+    /// One cursor per sub-range while `product`; kept across elements to reuse buffers.
+    subs: Vec<Cursor>,
 }
 
 impl Cursor {
@@ -50,53 +53,75 @@ impl Cursor {
             depth,
             gaps: Vec::new(),
             splits: Vec::new(),
-            subs: None,
+            product: false,
+            subs: Vec::new(),
         }
+    }
+
+    /// Re-targets this cursor to `keys[k0..k1]` at its first element, keeping buffers.
+    fn retarget(&mut self, k0: usize, k1: usize, depth: u32) {
+        debug_assert!(k0 < k1);
+        (self.k0, self.k1, self.depth) = (k0, k1, depth);
+        self.reset();
     }
 
     /// Back to the first element (reusing the buffers).
     fn reset(&mut self) {
         self.gaps.clear();
         self.splits.clear();
-        self.subs = None;
+        self.product = false;
     }
 
     fn ngaps(&self) -> usize {
         self.k1 - self.k0 - 1
     }
 
-    /// The key index ranges of the sub-ranges of the current split vector.
-    fn subranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let bounds = std::iter::once(self.k0)
-            .chain(self.gaps.iter().map(|g| self.k0 + g + 1))
-            .chain(std::iter::once(self.k1));
-        let v: Vec<usize> = bounds.collect();
-        (0..v.len() - 1).map(move |i| (v[i], v[i + 1]))
+    /// Number of sub-ranges of the current split vector.
+    fn nsubranges(&self) -> usize {
+        self.gaps.len() + 1
+    }
+
+    /// The key index range of sub-range `i` of the current split vector.
+    fn subrange(&self, i: usize) -> (usize, usize) {
+        let start = if i == 0 {
+            self.k0
+        } else {
+            self.k0 + self.gaps[i - 1] + 1
+        };
+        let end = if i == self.gaps.len() {
+            self.k1
+        } else {
+            self.k0 + self.gaps[i] + 1
+        };
+        (start, end)
     }
 
     /// Moves to the next element; `false` when exhausted (the cursor is then undefined until
     /// reset).
     fn advance(&mut self, keys: &[Key], maxsplit: usize) -> bool {
-        match &mut self.subs {
-            None if self.depth > 0 => {
-                let subs = self
-                    .subranges()
-                    .map(|(a, b)| Cursor::new(a, b, self.depth - 1))
-                    .collect();
-                self.subs = Some(subs);
+        if !self.product {
+            if self.depth > 0 {
+                let n = self.nsubranges();
+                self.subs.truncate(n);
+                for i in 0..n {
+                    let (a, b) = self.subrange(i);
+                    match self.subs.get_mut(i) {
+                        Some(sub) => sub.retarget(a, b, self.depth - 1),
+                        None => self.subs.push(Cursor::new(a, b, self.depth - 1)),
+                    }
+                }
+                self.product = true;
                 return true;
             }
-            None => {}
-            Some(subs) => {
-                for sub in subs.iter_mut().rev() {
-                    if sub.advance(keys, maxsplit) {
-                        return true;
-                    }
-                    sub.reset();
+        } else {
+            for sub in self.subs.iter_mut().rev() {
+                if sub.advance(keys, maxsplit) {
+                    return true;
                 }
+                sub.reset();
             }
         }
-        self.subs = None;
+        self.product = false;
         self.next_split_vector(keys, maxsplit)
     }
 
@@ -137,12 +162,6 @@ impl Cursor {
         }
         false
     }
-}
-
-/// A node to emit in level order.
-enum Item<'c> {
-    Tree(&'c Cursor),
-    Bucket(usize, usize),
 }
 
 /// The lazy AllStructs enumeration; an [`Iterator`] of [`Topology`].
@@ -203,30 +222,45 @@ impl AllStructs {
     }
 
     fn emit(&self) -> Topology {
-        let mut b = TopologyBuilder::with_capacity(2 * self.keys.len() + 2, 2 * self.keys.len());
+        // Generous capacity: a reallocation costs more than the spare room.
+        let m = self.keys.len();
+        let mut b = TopologyBuilder::with_capacity(4 * m + 4, 3 * m + 4);
         let Some(cursor) = &self.cursor else {
             b.tree(&[]);
             self.push_bucket(&mut b, 0, 0);
             return finish(b);
         };
-        let mut level = vec![Item::Tree(cursor)];
-        let mut next = Vec::new();
-        while !level.is_empty() {
-            for item in level.drain(..) {
-                match item {
-                    Item::Tree(c) => {
-                        b.tree(&c.splits);
-                        match &c.subs {
-                            None => next.extend(c.subranges().map(|(a, z)| Item::Bucket(a, z))),
-                            Some(subs) => next.extend(subs.iter().map(Item::Tree)),
-                        }
-                    }
-                    Item::Bucket(k0, k1) => self.push_bucket(&mut b, k0, k1),
-                }
-            }
-            std::mem::swap(&mut level, &mut next);
+        // Level order without a queue: one depth-first pass per level (trees are shallow).
+        let mut depth = 0;
+        while self.emit_level(&mut b, cursor, depth) {
+            depth += 1;
         }
         finish(b)
+    }
+
+    /// Emits, left to right, the nodes `level` levels below cursor `c`; returns whether any.
+    fn emit_level(&self, b: &mut TopologyBuilder, c: &Cursor, level: usize) -> bool {
+        match level {
+            0 => {
+                b.tree(&c.splits);
+                true
+            }
+            1 if !c.product => {
+                for i in 0..c.nsubranges() {
+                    let (k0, k1) = c.subrange(i);
+                    self.push_bucket(b, k0, k1);
+                }
+                true
+            }
+            _ if !c.product => false,
+            _ => {
+                let mut any = false;
+                for sub in &c.subs {
+                    any |= self.emit_level(b, sub, level - 1);
+                }
+                any
+            }
+        }
     }
 }
 

@@ -39,8 +39,8 @@ fn params() -> Params {
         Params {
             long,
             maxdepth: 2,
-            maxsplit: 1,
-            n: 3,
+            maxsplit: 2,
+            n: 4,
             nkeys: 3,
             npos: 8,
         }
@@ -78,6 +78,10 @@ fn states(p: Params, seed: u64) -> Vec<Topology> {
                 if let Some(t) = tv.get(j) {
                     out.push(t.clone());
                 }
+            }
+            // Now and then the tree is deleted (T → ø → T must be seen).
+            if rng.random_range(0..8) == 0 {
+                out.push(Topology::deleted());
             }
         }
     }

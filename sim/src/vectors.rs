@@ -17,6 +17,9 @@ use btail::topology::Topology;
 use btail::{KEY_MAX, Key};
 use model::btail_check::{CheckReport, Walker};
 
+/// A KAdj as key → adjacent keys.
+pub type KAdjMap = BTreeMap<Key, BTreeSet<Key>>;
+
 /// One state line of a vector file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VectorLine {
@@ -27,7 +30,7 @@ pub struct VectorLine {
     /// The parsed topology (or the deleted tree for `ø`).
     pub topo: Topology,
     /// The asserted KAdj of the transition into this line, if annotated.
-    pub kadj: Option<BTreeMap<Key, BTreeSet<Key>>>,
+    pub kadj: Option<KAdjMap>,
 }
 
 /// A parse error with its 1-based position.
@@ -61,11 +64,7 @@ fn col_of(line: &str, off: usize) -> usize {
 }
 
 /// Parses a `kadj` annotation body `K:K,K,... ...` starting at byte `base` of `line`.
-fn parse_kadj(
-    lineno: usize,
-    line: &str,
-    base: usize,
-) -> Result<BTreeMap<Key, BTreeSet<Key>>, ParseError> {
+fn parse_kadj(lineno: usize, line: &str, base: usize) -> Result<KAdjMap, ParseError> {
     let err = |off: usize, msg: String| ParseError {
         line: lineno,
         col: col_of(line, off),
@@ -177,7 +176,7 @@ pub fn walk(lines: &[VectorLine]) -> Result<WalkSummary, String> {
     let mut sum = WalkSummary::default();
     let mut w = Walker::new().map_err(|e| format!("tree env: {e}"))?;
     // The sequence of (line index, annotation asserting KAdj(prev, this)).
-    let mut seq: Vec<(usize, Option<&BTreeMap<Key, BTreeSet<Key>>>)> = Vec::new();
+    let mut seq: Vec<(usize, Option<&KAdjMap>)> = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         seq.push((i, l.kadj.as_ref()));
     }
@@ -220,7 +219,7 @@ fn key_txt(k: Key) -> String {
     }
 }
 
-fn kadj_txt(m: &BTreeMap<Key, BTreeSet<Key>>) -> String {
+fn kadj_txt(m: &KAdjMap) -> String {
     let parts: Vec<String> = m
         .iter()
         .map(|(k, vs)| {

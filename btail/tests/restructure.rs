@@ -189,3 +189,41 @@ fn assignment_minimizes_squared_keycov_distance_both_ways() {
     let back = oids(&env);
     assert_eq!(back, vec![four[0], four[3]]);
 }
+
+#[test]
+fn standalone_restructure_commits_and_verifies() {
+    use std::collections::BTreeMap;
+
+    use btail::object::Object;
+    use btail::restructure::restructure;
+    use btail::store::MemStore;
+    use btail::topology::Value;
+
+    let store = MemStore::new();
+    let root = store.alloc_oid();
+    let (a, b) = (store.alloc_oid(), store.alloc_oid());
+    store
+        .commit(vec![
+            (root, Some(Object::Tree(TreeState::Empty))),
+            (a, Some(Object::Value("a".into()))),
+            (b, Some(Object::Value("b".into()))),
+        ])
+        .unwrap();
+    let values: BTreeMap<Value, Oid> = [(Value::from("a"), a), (Value::from("b"), b)]
+        .into_iter()
+        .collect();
+    let c = restructure(&store, root, &topo("T2/T-T/B1:a-B2:b"), &values).unwrap();
+    assert_eq!(c.changed.len(), 5, "root, two Trees, two buckets");
+    assert_eq!(
+        btail::btree::topology_at(&store, root, c.rev)
+            .unwrap()
+            .to_string(),
+        "T2/T-T/B1:a-B2:b"
+    );
+    assert!(matches!(
+        restructure(&store, root, &topo("T/B1:c"), &values),
+        Err(RestructureError::UnknownValue(v)) if &*v == "c"
+    ));
+    let c = restructure(&store, root, &topo("T2/T-T/B1:a-B2:b"), &values).unwrap();
+    assert!(c.changed.is_empty());
+}

@@ -135,9 +135,9 @@ fn bench_update(c: &mut Criterion) {
                     db
                 },
                 |db| {
-                    let δb = rt.block_on(db.update(f.at2, &f.changed)).expect("update");
-                    assert_eq!(δb.by_root[&f.root].len(), 1);
-                    δb
+                    let delta_b = rt.block_on(db.update(f.at2, &f.changed)).expect("update");
+                    assert_eq!(delta_b.by_root[&f.root].len(), 1);
+                    delta_b
                 },
                 BatchSize::SmallInput,
             )

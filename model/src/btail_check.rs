@@ -198,6 +198,17 @@ fn track_new_of(v: &DBtailView, root: Oid) -> (PPTreeSubSet, RangedKeySet) {
     )
 }
 
+/// vδBroots must list exactly the revisions of the vδT entries.
+fn check_roots(fails: &mut Vec<String>, v: &DBtailView) {
+    let mut want: BTreeMap<Rev, BTreeSet<Oid>> = BTreeMap::new();
+    for (root, vδt) in &v.vδt {
+        for e in vδt {
+            want.entry(e.rev).or_default().insert(*root);
+        }
+    }
+    expect(fails, "vδBroots", &v.vδb_roots, &want);
+}
+
 /// Appends a failure if `got != want`.
 fn expect<T: PartialEq + std::fmt::Debug>(fails: &mut Vec<String>, what: &str, got: &T, want: &T) {
     if got != want {
@@ -289,6 +300,7 @@ async fn update1(
     let track_set2 = pp_of(t2, &tracked2);
 
     let v = db.inspect().await;
+    check_roots(fails, &v);
     expect(
         fails,
         "trackSet before Update",
@@ -316,6 +328,7 @@ async fn update1(
         ));
     }
     let v = db.inspect().await;
+    check_roots(fails, &v);
     expect(fails, "trackSet after Update", &v.track_set, &track_set2);
     let (tn, ktn) = track_new_of(&v, root);
     expect(fails, "trackNew after Update", &tn, &PPTreeSubSet::new());
@@ -410,6 +423,7 @@ async fn rebuild1(
         );
         ctx.track(&db, t1, keys1).await?;
         let v = db.inspect().await;
+        check_roots(f, &v);
         expect(
             f,
             "trackSet after Track@t1",
@@ -424,6 +438,7 @@ async fn rebuild1(
             .map_err(|e| format!("rebuild@t1: {e}"))?;
         let keys1r1 = kmap(&k.k10, keys1);
         let v = db.inspect().await;
+        check_roots(f, &v);
         expect(
             f,
             "trackSet after rebuild@t1",
@@ -443,6 +458,7 @@ async fn rebuild1(
             .map_err(|e| format!("Update t1→t2: {e}"))?;
         let keys1r2 = fixpoint(kmap(&k.k12, keys1), |x| k.map210(x));
         let v = db.inspect().await;
+        check_roots(f, &v);
         expect(
             f,
             "trackSet after Update t1→t2",
@@ -480,6 +496,7 @@ async fn rebuild1(
                 .await
                 .map_err(|e| format!("{tag}: {e}"))?;
             let v = c.inspect().await;
+            check_roots(f, &v);
             let pp1r2 = pp_of(t2, &keys1r2);
             expect(
                 f,
@@ -505,6 +522,7 @@ async fn rebuild1(
                 .map_err(|e| format!("{tag}: rebuild@t2: {e}"))?;
             let keys12r2 = fixpoint(keys1r2.union(&keys2).copied().collect(), |x| k.map210(x));
             let v = c.inspect().await;
+            check_roots(f, &v);
             expect(
                 f,
                 &format!("{tag}: trackSet after rebuild@t2"),

@@ -7,10 +7,11 @@
 //! | `headers` | block number `u64` | postcard-encoded [`SealedHeader`] |
 //! | `bodies` | block number `u64` | postcard-encoded transactions and receipts (same length) |
 //! | `header_hashes` | header hash `[u8; 32]` | block number `u64` |
-//! | `tx_hashes` (multimap) | transaction hash `[u8; 32]` | `(block, index)` of every occurrence |
+//! | `tx_hashes` | `(transaction hash [u8; 32], block u64, index u64)` | `()` |
 //!
-//! `headers` decides which blocks exist; `bodies` always has the same keys. `tx_hashes` is a
-//! multimap so that a transaction repeated in two blocks stays findable by hash after one of the
+//! `headers` decides which blocks exist; `bodies` always has the same keys. `tx_hashes` holds
+//! every occurrence of a hash (the location is part of the key, so it is a plain B-tree and
+//! a prefix range finds the occurrences) so that a transaction repeated in two blocks stays findable by hash after one of the
 //! two is truncated; a lookup by hash answers with the lowest (block, index) occurrence, as the
 //! model and the in-memory backend do.
 //!
@@ -41,8 +42,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redb::{
-    Database, Durability, MultimapTableDefinition, ReadTransaction, ReadableDatabase,
-    ReadableTable, StorageBackend, TableDefinition, WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend,
+    TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,8 +61,9 @@ use crate::types::{
 const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
 const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 const HEADER_HASHES: TableDefinition<[u8; 32], u64> = TableDefinition::new("header_hashes");
-const TX_HASHES: MultimapTableDefinition<[u8; 32], (u64, u64)> =
-    MultimapTableDefinition::new("tx_hashes");
+/// Key: (transaction hash, block, index); the value is empty.
+type TxKey = ([u8; 32], u64, u64);
+const TX_HASHES: TableDefinition<TxKey, ()> = TableDefinition::new("tx_hashes");
 
 /// The stored body, borrowed for encoding.
 #[derive(Serialize)]
@@ -277,7 +279,7 @@ struct Snapshot {
     headers: redb::ReadOnlyTable<u64, &'static [u8]>,
     bodies: redb::ReadOnlyTable<u64, &'static [u8]>,
     header_hashes: redb::ReadOnlyTable<[u8; 32], u64>,
-    tx_hashes: redb::ReadOnlyMultimapTable<[u8; 32], (u64, u64)>,
+    tx_hashes: redb::ReadOnlyTable<TxKey, ()>,
     /// Keeps the snapshot alive as long as the tables.
     _txn: ReadTransaction,
 }
@@ -320,10 +322,16 @@ impl Snapshot {
 
     /// The block and index of the lowest occurrence of a transaction hash.
     fn tx_location(&self, op: &'static str, hash: B256) -> ColdResult<Option<(u64, u64)>> {
-        let mut values = self.tx_hashes.get(hash.0).map_err(|e| redb_error(op, e))?;
-        match values.next() {
+        let mut occurrences = self
+            .tx_hashes
+            .range((hash.0, 0u64, 0u64)..=(hash.0, u64::MAX, u64::MAX))
+            .map_err(|e| redb_error(op, e))?;
+        match occurrences.next() {
             None => Ok(None),
-            Some(entry) => Ok(Some(entry.map_err(|e| redb_error(op, e))?.value())),
+            Some(entry) => {
+                let (_, block, index) = entry.map_err(|e| redb_error(op, e))?.0.value();
+                Ok(Some((block, index)))
+            }
         }
     }
 
@@ -395,7 +403,7 @@ impl RedbBackend {
             txn.open_table(BODIES).map_err(|e| redb_error("open", e))?;
             txn.open_table(HEADER_HASHES)
                 .map_err(|e| redb_error("open", e))?;
-            txn.open_multimap_table(TX_HASHES)
+            txn.open_table(TX_HASHES)
                 .map_err(|e| redb_error("open", e))?;
         }
         txn.commit().map_err(|e| redb_error("open", e))?;
@@ -433,9 +441,7 @@ impl RedbBackend {
             header_hashes: txn
                 .open_table(HEADER_HASHES)
                 .map_err(|e| redb_error(op, e))?,
-            tx_hashes: txn
-                .open_multimap_table(TX_HASHES)
-                .map_err(|e| redb_error(op, e))?,
+            tx_hashes: txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?,
             _txn: txn,
         })
     }
@@ -453,13 +459,14 @@ impl RedbBackend {
         result
     }
 
-    /// Runs a write transaction: `fill` stages the changes, the deadline is checked, then the
-    /// transaction commits durably. Any error or an expired deadline aborts (rolls back).
-    /// `fill` returns `None` when there is nothing to commit.
+    /// Runs a write transaction: `fill` stages the changes and says whether it changed
+    /// anything, the deadline is checked, then the transaction commits durably. Any error or an
+    /// expired deadline aborts (rolls back); so does a write that changed nothing, which then
+    /// costs no disk I/O.
     async fn write<T>(
         &self,
         op: &'static str,
-        fill: impl FnOnce(&WriteTransaction, &Deadline) -> ColdResult<T>,
+        fill: impl FnOnce(&WriteTransaction, &Deadline) -> ColdResult<(T, Changed)>,
     ) -> ColdResult<T> {
         let deadline = Deadline::after(self.inner.timeouts.write);
         let _gate = rt::timeout_at(deadline.at(), self.inner.write_gate.lock())
@@ -476,11 +483,13 @@ impl RedbBackend {
             Err(e) => Err(e),
         };
         let value = match checked {
-            Ok(value) => value,
+            Ok((value, Changed::Yes)) => value,
+            Ok((value, Changed::No)) => {
+                abort(op, txn);
+                return Ok(value);
+            }
             Err(e) => {
-                if let Err(abort) = txn.abort() {
-                    tracing::warn!(op, error = %abort, "redb abort failed after a failed write");
-                }
+                abort(op, txn);
                 self.settle_latency().await;
                 return Err(e);
             }
@@ -513,6 +522,21 @@ impl RedbBackend {
     }
 }
 
+/// Whether a staged write changed anything (and so needs a commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changed {
+    Yes,
+    No,
+}
+
+/// Rolls back a write transaction; a failing rollback is only logged, since nothing of the
+/// transaction is visible either way.
+fn abort(op: &'static str, txn: WriteTransaction) {
+    if let Err(error) = txn.abort() {
+        tracing::warn!(op, %error, "redb abort failed");
+    }
+}
+
 /// Stages one block: header, body and both hash indexes.
 fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> ColdResult<()> {
     let number = block.number();
@@ -527,9 +551,7 @@ fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> C
     let mut header_hashes = txn
         .open_table(HEADER_HASHES)
         .map_err(|e| redb_error(op, e))?;
-    let mut tx_hashes = txn
-        .open_multimap_table(TX_HASHES)
-        .map_err(|e| redb_error(op, e))?;
+    let mut tx_hashes = txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?;
     headers
         .insert(number, header.as_slice())
         .map_err(|e| redb_error(op, e))?;
@@ -541,7 +563,7 @@ fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> C
         .map_err(|e| redb_error(op, e))?;
     for (index, tx) in block.transactions.iter().enumerate() {
         tx_hashes
-            .insert(tx.hash().0, (number, index as u64))
+            .insert((tx.hash().0, number, index as u64), ())
             .map_err(|e| redb_error(op, e))?;
     }
     Ok(())
@@ -554,16 +576,15 @@ fn remove_blocks_from(
     first: u64,
     collect: bool,
     deadline: &Deadline,
-) -> ColdResult<Vec<Vec<ColdReceipt>>> {
+) -> ColdResult<(Vec<Vec<ColdReceipt>>, Changed)> {
     let mut headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
     let mut bodies = txn.open_table(BODIES).map_err(|e| redb_error(op, e))?;
     let mut header_hashes = txn
         .open_table(HEADER_HASHES)
         .map_err(|e| redb_error(op, e))?;
-    let mut tx_hashes = txn
-        .open_multimap_table(TX_HASHES)
-        .map_err(|e| redb_error(op, e))?;
+    let mut tx_hashes = txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?;
     let mut drained = Vec::new();
+    let mut changed = Changed::No;
     let mut next = first;
     while let Some(number) = next_block(op, &headers, next, u64::MAX)? {
         deadline.check()?;
@@ -574,7 +595,7 @@ fn remove_blocks_from(
         }
         for (index, tx) in block.transactions.iter().enumerate() {
             tx_hashes
-                .remove(tx.hash().0, (number, index as u64))
+                .remove((tx.hash().0, number, index as u64))
                 .map_err(|e| redb_error(op, e))?;
         }
         header_hashes
@@ -582,6 +603,7 @@ fn remove_blocks_from(
             .map_err(|e| redb_error(op, e))?;
         headers.remove(number).map_err(|e| redb_error(op, e))?;
         bodies.remove(number).map_err(|e| redb_error(op, e))?;
+        changed = Changed::Yes;
         let Some(after) = number.checked_add(1) else {
             break;
         };
@@ -592,7 +614,7 @@ fn remove_blocks_from(
             .map(|n| n.is_none())
             .unwrap_or(true)
     );
-    Ok(drained)
+    Ok((drained, changed))
 }
 
 impl RedbBackend {
@@ -663,7 +685,7 @@ fn stage_blocks(
     op: &'static str,
     blocks: &[BlockData],
     deadline: &Deadline,
-) -> ColdResult<()> {
+) -> ColdResult<((), Changed)> {
     let latest = {
         let headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
         latest_block(op, &headers)?
@@ -675,7 +697,7 @@ fn stage_blocks(
         deadline.check()?;
         stage_block(txn, op, block)?;
     }
-    Ok(())
+    Ok(((), Changed::Yes))
 }
 
 impl ColdStorageRead for RedbBackend {

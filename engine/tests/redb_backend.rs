@@ -200,13 +200,19 @@ async fn appends_must_go_strictly_up_and_batches_are_atomic() {
 
 #[tokio::test(start_paused = true)]
 async fn truncate_and_drain_edges() {
-    let backend = fresh();
+    let disk = SimDisk::builder().seed(1).build();
+    let backend = sim_backend(disk.clone(), Timeouts::default());
     backend
         .append_blocks((0..6).map(|n| block(n, 2)).collect())
         .await
         .unwrap();
+    let syncs = disk.stats().syncs;
     backend.truncate_above(u64::MAX).await.unwrap();
     assert!(backend.drain_above(u64::MAX).await.unwrap().is_empty());
+    backend.truncate_above(5).await.unwrap();
+    assert!(backend.drain_above(7).await.unwrap().is_empty());
+    // Removing nothing commits nothing: no disk I/O.
+    assert_eq!(disk.stats().syncs, syncs);
     assert_eq!(backend.get_latest_block().await.unwrap(), Some(5));
     let drained = backend.drain_above(3).await.unwrap();
     assert_eq!(

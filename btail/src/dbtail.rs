@@ -358,17 +358,23 @@ impl<S: ObjectSource> DBtail<S> {
         if npath.is_empty() {
             return Ok(());
         }
-        let mut st = self.inner.state.lock().await;
-        let head = st.δz.head();
-        let cov = validate_track_path(&*self.inner.src, head, npath, path.len())
-            .await
-            .map_err(|e| match e {
-                TrackPathError::Bad(r) => bad(r),
-                TrackPathError::Diff(d) => DBtailError::Diff(d),
-            })?;
-        if cov != keycov {
-            return Err(bad(format!("the leaf covers {cov} at head {head:?}")));
-        }
+        // Validate without holding the lock (loads may be slow); retry if head moved meanwhile.
+        let mut st = loop {
+            let head = self.inner.state.lock().await.δz.head();
+            let cov = validate_track_path(&*self.inner.src, head, npath, path.len())
+                .await
+                .map_err(|e| match e {
+                    TrackPathError::Bad(r) => bad(r),
+                    TrackPathError::Diff(d) => DBtailError::Diff(d),
+                })?;
+            if cov != keycov {
+                return Err(bad(format!("the leaf covers {cov} at head {head:?}")));
+            }
+            let st = self.inner.state.lock().await;
+            if st.δz.head() == head {
+                break st;
+            }
+        };
         let root = npath[0];
         let leaf = npath[npath.len() - 1];
         st.track_set
@@ -723,6 +729,10 @@ fn start_rebuild<S: ObjectSource>(inner: &Arc<Inner<S>>, st: &mut State, root: O
         ktrack: std::mem::take(&mut tt.ktrack_new),
         done,
     }));
+    debug_assert!(
+        job.0.track_new.leaves().all(|l| !st.track_set.has(l)),
+        "a rebuild job starts with nodes already handled"
+    );
     for r in job.0.ktrack.ranges() {
         assert!(
             !tt.krebuild_jobs.intersects_range(r),

@@ -648,6 +648,8 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let inner = &self.inner;
         inner.ensure_open()?;
         filter.resolve_range(None)?;
+        // Taken before the setup read, so wait_shutdown also waits for setups (H4).
+        let queued = inner.tracker.token();
         let latest = match filter.to_block {
             Some(_) => None,
             None => {
@@ -660,7 +662,6 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let Some((from, to)) = filter.resolve_range(latest)? else {
             return Ok(LogStream::empty());
         };
-        let queued = inner.tracker.token();
         let permit = inner.acquire_stream().await?;
         inner.ensure_open()?;
         let deadline = rt::deadline_after(deadline.min(inner.config.max_stream_deadline));

@@ -28,9 +28,17 @@
 //! durable. Inputs are validated before the transaction starts. The deadline is checked inside
 //! every loop and once more right before commit; an expired or failed write is aborted, which
 //! rolls it back. A commit cannot be interrupted: one that finishes past the deadline is kept
-//! (it is authoritative) and the overrun is logged. After an I/O error redb refuses every
-//! further write with `PreviousIo` until the database is reopened; the backend reports that as a
-//! `Backend` error, so the store refuses writes cleanly and never half-applies one.
+//! (it is authoritative) and the overrun is logged.
+//!
+//! # I/O errors
+//! An I/O error fails the operation with a `Backend` error, and redb latches it: every further
+//! write would fail with `PreviousIo`. The next write therefore first reopens the database on the
+//! same storage (redb's repair recovers the last durable commit from the checksummed commit
+//! slots) and then proceeds; if the reopen fails too, the write fails cleanly and the next one
+//! tries again. A write that failed with an I/O error may or may not have been applied (its
+//! commit may have reached the disk before the error); it is never half-applied. Reads after an
+//! I/O error may fail until the next write has reopened the database; they never serve corrupt
+//! data.
 //!
 //! # Time
 //! Calls into redb run inline on the calling task (no `spawn_blocking`: it hangs simulated
@@ -111,45 +119,61 @@ impl RedbBackendBuilder {
         self
     }
 
-    fn redb_builder(&self) -> redb::Builder {
-        let mut builder = Database::builder();
-        if let Some(bytes) = self.cache_bytes {
-            builder.set_cache_size(bytes);
-        }
-        builder
-    }
-
     /// Opens (or creates) a database file.
     pub fn open_file(self, path: impl AsRef<Path>) -> ColdResult<RedbBackend> {
-        let path = path.as_ref();
-        let db = self.redb_builder().create(path).map_err(|e| {
-            ColdStorageError::backend("open", format!("redb file {}: {e}", path.display()))
-        })?;
-        RedbBackend::from_database(db, self.timeouts, None)
+        let path = path.as_ref().to_path_buf();
+        let cache_bytes = self.cache_bytes;
+        let opener = move || {
+            redb_builder(cache_bytes)
+                .create(&path)
+                .map_err(|e| format!("redb file {}: {e}", path.display()))
+        };
+        RedbBackend::open_with(Box::new(opener), self.timeouts, None)
     }
 
     /// Opens (or creates) a database on a [`SimDisk`]; its virtual latency is slept on the
     /// runtime clock.
     pub fn open_sim(self, disk: SimDisk) -> ColdResult<RedbBackend> {
-        let db = self
-            .redb_builder()
-            .create_with_backend(disk.clone())
-            .map_err(|e| ColdStorageError::backend("open", format!("redb on simdisk: {e}")))?;
-        RedbBackend::from_database(db, self.timeouts, Some(disk))
+        let cache_bytes = self.cache_bytes;
+        let storage = disk.clone();
+        let opener = move || {
+            redb_builder(cache_bytes)
+                .create_with_backend(storage.clone())
+                .map_err(|e| format!("redb on simdisk: {e}"))
+        };
+        RedbBackend::open_with(Box::new(opener), self.timeouts, Some(disk))
     }
 
-    /// Opens (or creates) a database on any redb storage backend (no virtual latency).
-    pub fn open_storage(self, storage: impl StorageBackend) -> ColdResult<RedbBackend> {
-        let db = self
-            .redb_builder()
-            .create_with_backend(storage)
-            .map_err(|e| ColdStorageError::backend("open", format!("redb: {e}")))?;
-        RedbBackend::from_database(db, self.timeouts, None)
+    /// Opens (or creates) a database on any cloneable redb storage backend (no virtual
+    /// latency); a clone of `storage` serves each reopen after an I/O error.
+    pub fn open_storage(self, storage: impl StorageBackend + Clone) -> ColdResult<RedbBackend> {
+        let cache_bytes = self.cache_bytes;
+        let opener = move || {
+            redb_builder(cache_bytes)
+                .create_with_backend(storage.clone())
+                .map_err(|e| format!("redb: {e}"))
+        };
+        RedbBackend::open_with(Box::new(opener), self.timeouts, None)
     }
 }
 
+/// A redb builder (not `Send`, so each open makes its own).
+fn redb_builder(cache_bytes: Option<usize>) -> redb::Builder {
+    let mut builder = Database::builder();
+    if let Some(bytes) = cache_bytes {
+        builder.set_cache_size(bytes);
+    }
+    builder
+}
+
+/// Opens the database again on the same storage (used after an I/O error).
+type Opener = Box<dyn Fn() -> Result<Database, String> + Send + Sync>;
+
 struct Inner {
-    db: Database,
+    /// The open database; `None` only while a reopen is replacing it or after one failed.
+    db: std::sync::RwLock<Option<Arc<Database>>>,
+    /// Opens the database on the same storage again.
+    opener: Opener,
     timeouts: Timeouts,
     /// Where virtual latency comes from, when the disk is simulated.
     disk: Option<SimDisk>,
@@ -391,30 +415,54 @@ impl RedbBackend {
         RedbBackend::builder().open_sim(disk)
     }
 
-    fn from_database(
-        db: Database,
+    fn open_with(
+        opener: Opener,
         timeouts: Timeouts,
         disk: Option<SimDisk>,
     ) -> ColdResult<RedbBackend> {
-        // Create every table up front so readers never meet a missing table.
-        let txn = db.begin_write().map_err(|e| redb_error("open", e))?;
-        {
-            txn.open_table(HEADERS).map_err(|e| redb_error("open", e))?;
-            txn.open_table(BODIES).map_err(|e| redb_error("open", e))?;
-            txn.open_table(HEADER_HASHES)
-                .map_err(|e| redb_error("open", e))?;
-            txn.open_table(TX_HASHES)
-                .map_err(|e| redb_error("open", e))?;
-        }
-        txn.commit().map_err(|e| redb_error("open", e))?;
+        let db = open_database(&opener)?;
         Ok(RedbBackend {
             inner: Arc::new(Inner {
-                db,
+                db: std::sync::RwLock::new(Some(Arc::new(db))),
+                opener,
                 timeouts,
                 disk,
                 write_gate: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+
+    /// The open database.
+    fn database(&self, op: &'static str) -> ColdResult<Arc<Database>> {
+        let slot = self.inner.db.read().unwrap_or_else(|e| e.into_inner());
+        slot.clone().ok_or_else(|| {
+            ColdStorageError::backend(op, "redb is closed: reopening after an I/O error failed")
+        })
+    }
+
+    /// Replaces a database that latched an I/O error with a fresh one on the same storage,
+    /// which recovers the last durable commit. Called with the write gate held, so no write
+    /// transaction is live.
+    fn reopen(&self, op: &'static str) -> ColdResult<Arc<Database>> {
+        let mut slot = self.inner.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(failed) = slot.take() {
+            // The failed database must close (releasing the storage and its locks) before the
+            // new one opens; another holder of it would keep it open.
+            match Arc::try_unwrap(failed) {
+                Ok(db) => drop(db),
+                Err(busy) => {
+                    *slot = Some(busy);
+                    return Err(ColdStorageError::backend(
+                        op,
+                        "redb latched an I/O error and is still in use; retry",
+                    ));
+                }
+            }
+        }
+        tracing::warn!(op, "reopening redb after an I/O error");
+        let db = Arc::new(open_database(&self.inner.opener)?);
+        *slot = Some(db.clone());
+        Ok(db)
     }
 
     /// Sleeps the disk's owed virtual latency (if the disk is simulated).
@@ -434,7 +482,10 @@ impl RedbBackend {
     }
 
     fn snapshot(&self, op: &'static str) -> ColdResult<Snapshot> {
-        let txn = self.inner.db.begin_read().map_err(|e| redb_error(op, e))?;
+        let txn = self
+            .database(op)?
+            .begin_read()
+            .map_err(|e| redb_error(op, e))?;
         Ok(Snapshot {
             headers: txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?,
             bodies: txn.open_table(BODIES).map_err(|e| redb_error(op, e))?,
@@ -474,7 +525,16 @@ impl RedbBackend {
             .map_err(|_| ColdStorageError::DeadlineExceeded {
                 timeout: deadline.timeout(),
             })?;
-        let mut txn = self.inner.db.begin_write().map_err(|e| redb_error(op, e))?;
+        let mut txn = match self.database(op).map(|db| db.begin_write()) {
+            Ok(Ok(txn)) => txn,
+            // redb refuses every write after an I/O error until reopened; reopen once.
+            Ok(Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo))) | Err(_) => {
+                self.reopen(op)?
+                    .begin_write()
+                    .map_err(|e| redb_error(op, e))?
+            }
+            Ok(Err(e)) => return Err(redb_error(op, e)),
+        };
         txn.set_durability(Durability::Immediate)
             .map_err(|e| redb_error(op, e))?;
         let staged = fill(&txn, &deadline);
@@ -520,6 +580,22 @@ impl RedbBackend {
         })
         .await
     }
+}
+
+/// Opens the database and creates every table, so readers never meet a missing table.
+fn open_database(opener: &Opener) -> ColdResult<Database> {
+    let db = opener().map_err(|e| ColdStorageError::backend("open", e))?;
+    let txn = db.begin_write().map_err(|e| redb_error("open", e))?;
+    {
+        txn.open_table(HEADERS).map_err(|e| redb_error("open", e))?;
+        txn.open_table(BODIES).map_err(|e| redb_error("open", e))?;
+        txn.open_table(HEADER_HASHES)
+            .map_err(|e| redb_error("open", e))?;
+        txn.open_table(TX_HASHES)
+            .map_err(|e| redb_error("open", e))?;
+    }
+    txn.commit().map_err(|e| redb_error("open", e))?;
+    Ok(db)
 }
 
 /// Whether a staged write changed anything (and so needs a commit).

@@ -21,8 +21,11 @@ use rand_chacha::ChaCha8Rng;
 
 type State = BTreeMap<u64, BlockData>;
 
-/// How many crashes recovered the in-flight operation's result (it reached the disk before the
-/// error was reported).
+/// How many failed writes were recovered without a crash (redb reopened by the backend).
+static LIVE_RECOVERIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many crashes or live recoveries found the in-flight operation's result (it reached the
+/// disk before the error was reported).
 static IN_FLIGHT_APPLIED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn block(n: u64, txs: u64, salt: u64) -> BlockData {
@@ -123,48 +126,53 @@ impl Op {
     }
 }
 
-/// Whether the store holds exactly `state`, indexes included. `Err` describes the first
-/// difference; `candidates` are every block either candidate state holds.
-async fn matches(backend: &RedbBackend, state: &State, candidates: &State) -> Result<(), String> {
-    let latest = backend
-        .get_latest_block()
-        .await
-        .map_err(|e| e.to_string())?;
+/// Why a store does not match a state.
+#[derive(Debug)]
+enum Mismatch {
+    /// It holds something else.
+    Differs(String),
+    /// A read failed (the disk injects errors), so nothing is known.
+    ReadFailed,
+}
+
+impl From<ColdStorageError> for Mismatch {
+    fn from(error: ColdStorageError) -> Mismatch {
+        assert!(
+            matches!(error, ColdStorageError::Backend { .. }),
+            "a read failed with {error:?}, not with a backend error"
+        );
+        Mismatch::ReadFailed
+    }
+}
+
+/// Whether the store holds exactly `state`, indexes included; `candidates` are every block
+/// either candidate state holds.
+async fn matches(backend: &RedbBackend, state: &State, candidates: &State) -> Result<(), Mismatch> {
+    let latest = backend.get_latest_block().await?;
     if latest != state.keys().next_back().copied() {
-        return Err(format!("latest {latest:?}"));
+        return Err(Mismatch::Differs(format!("latest {latest:?}")));
     }
     for (n, b) in candidates {
         let expected = state.get(n).filter(|s| s.header == b.header);
-        let header = backend
-            .get_header(HeaderSpecifier::Number(*n))
-            .await
-            .map_err(|e| e.to_string())?;
+        let header = backend.get_header(HeaderSpecifier::Number(*n)).await?;
         let by_hash = backend
             .get_header(HeaderSpecifier::Hash(b.header.hash()))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let want = state.get(n).map(|s| s.header.clone());
         if header != want || by_hash != expected.map(|s| s.header.clone()) {
-            return Err(format!("header {n}"));
+            return Err(Mismatch::Differs(format!("header {n}")));
         }
         if let Some(expected) = state.get(n) {
-            let txs = backend
-                .get_transactions_in_block(*n)
-                .await
-                .map_err(|e| e.to_string())?;
-            let receipts = backend
-                .get_receipts_in_block(*n)
-                .await
-                .map_err(|e| e.to_string())?;
+            let txs = backend.get_transactions_in_block(*n).await?;
+            let receipts = backend.get_receipts_in_block(*n).await?;
             if txs != expected.transactions || receipts != expected.cold_receipts() {
-                return Err(format!("body {n}"));
+                return Err(Mismatch::Differs(format!("body {n}")));
             }
         }
         for tx in &b.transactions {
             let found = backend
                 .get_transaction(TransactionSpecifier::Hash(tx.hash()))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let want = state.iter().find_map(|(_, s)| {
                 s.transactions
                     .iter()
@@ -172,7 +180,7 @@ async fn matches(backend: &RedbBackend, state: &State, candidates: &State) -> Re
                     .and_then(|i| s.confirmed_transaction(i))
             });
             if found != want {
-                return Err(format!("tx index in block {n}"));
+                return Err(Mismatch::Differs(format!("tx index in block {n}")));
             }
         }
     }
@@ -205,24 +213,67 @@ async fn crash_and_check(
     if let Some(in_flight) = in_flight {
         candidates.extend(in_flight.iter().map(|(n, b)| (*n, b.clone())));
     }
-    let first = matches(&backend, acked, &candidates).await;
-    let recovered = match (first, in_flight) {
-        (Ok(()), _) => acked.clone(),
-        (Err(_), Some(in_flight)) if matches(&backend, in_flight, &candidates).await.is_ok() => {
-            IN_FLIGHT_APPLIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            in_flight.clone()
-        }
-        (Err(a), Some(in_flight)) => match matches(&backend, in_flight, &candidates).await {
-            Ok(()) => in_flight.clone(),
-            Err(b) => panic!(
-                "seed {seed} step {step}: recovered state is neither the acknowledged one ({a}) \
-                 nor the in-flight one ({b})"
-            ),
-        },
-        (Err(a), None) => panic!("seed {seed} step {step}: acknowledged state lost: {a}"),
+    let recovered = match resolve(&backend, acked, in_flight).await {
+        Ok(state) => state,
+        Err(why) => panic!("seed {seed} step {step} (after a crash): {why:?}"),
     };
     drop(backend);
     (fresh, recovered)
+}
+
+/// The candidate state the store holds: the acknowledged one, or the in-flight one.
+async fn resolve(
+    backend: &RedbBackend,
+    acked: &State,
+    in_flight: Option<&State>,
+) -> Result<State, Mismatch> {
+    let mut candidates = acked.clone();
+    if let Some(in_flight) = in_flight {
+        candidates.extend(in_flight.iter().map(|(n, b)| (*n, b.clone())));
+    }
+    match (matches(backend, acked, &candidates).await, in_flight) {
+        (Ok(()), _) => Ok(acked.clone()),
+        (Err(Mismatch::Differs(a)), Some(in_flight)) => {
+            match matches(backend, in_flight, &candidates).await {
+                Ok(()) => {
+                    IN_FLIGHT_APPLIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(in_flight.clone())
+                }
+                Err(Mismatch::Differs(b)) => Err(Mismatch::Differs(format!(
+                    "neither the acknowledged state ({a}) nor the in-flight one ({b})"
+                ))),
+                Err(read) => Err(read),
+            }
+        }
+        (Err(Mismatch::Differs(a)), None) => {
+            Err(Mismatch::Differs(format!("acknowledged state lost: {a}")))
+        }
+        (Err(read), _) => Err(read),
+    }
+}
+
+/// Recovers without a crash: a write that changes nothing makes the backend reopen redb on the
+/// same (still faulty) disk, then the store must hold the acknowledged or the in-flight state.
+/// `None` when the faulty disk got in the way (the caller crashes instead).
+async fn recover_live(
+    seed: u64,
+    step: usize,
+    backend: &RedbBackend,
+    acked: &State,
+    in_flight: &State,
+) -> Option<State> {
+    let top = acked
+        .keys()
+        .chain(in_flight.keys())
+        .copied()
+        .max()
+        .unwrap_or(0);
+    backend.truncate_above(top).await.ok()?;
+    match resolve(backend, acked, Some(in_flight)).await {
+        Ok(state) => Some(state),
+        Err(Mismatch::ReadFailed) => None,
+        Err(why) => panic!("seed {seed} step {step} (live recovery): {why:?}"),
+    }
 }
 
 /// Opens a faulty disk for the next round of the history; injected errors may fail the open,
@@ -231,8 +282,10 @@ fn open_faulty(seed: u64, round: u64, image: engine::simdisk::DiskImage) -> (Sim
     for attempt in 0..16 {
         let disk = SimDisk::builder()
             .seed(seed.wrapping_mul(1000).wrapping_add(round * 16 + attempt))
+            .sector_bytes(sector_bytes(seed))
             .write_error_probability(0.004)
             .sync_error_probability(0.02)
+            .read_error_probability(0.001)
             .image(image.clone())
             .build();
         if let Ok(backend) = open(&disk) {
@@ -240,6 +293,11 @@ fn open_faulty(seed: u64, round: u64, image: engine::simdisk::DiskImage) -> (Sim
         }
     }
     panic!("seed {seed}: could not open after 16 attempts");
+}
+
+/// Tear granularity varies with the seed: smaller than a page, a classic sector, a whole page.
+fn sector_bytes(seed: u64) -> u64 {
+    [64, 512, 4096][(seed % 3) as usize]
 }
 
 async fn history(seed: u64, steps: usize) -> (usize, usize) {
@@ -269,7 +327,20 @@ async fn history(seed: u64, steps: usize) -> (usize, usize) {
             }
             Err(ColdStorageError::Backend { .. }) => {
                 failures += 1;
-                true
+                // Half the time the process lives on: the backend reopens redb itself.
+                let live = if rng.random_bool(0.5) {
+                    recover_live(seed, step, &backend, &state, &after).await
+                } else {
+                    None
+                };
+                match live {
+                    Some(recovered) => {
+                        LIVE_RECOVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        state = recovered;
+                        false
+                    }
+                    None => true,
+                }
             }
             Err(other) => panic!("seed {seed} step {step}: {op:?} failed with {other:?}"),
         };
@@ -299,5 +370,10 @@ async fn acknowledged_writes_survive_crashes_and_nothing_half_applied_is_visible
     assert!(crashes > 100, "only {crashes} crashes");
     assert!(failures > 20, "only {failures} failed writes");
     let applied = IN_FLIGHT_APPLIED.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("{crashes} crashes, {failures} failed writes, {applied} in-flight writes recovered");
+    let live = LIVE_RECOVERIES.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(live > 10, "only {live} live recoveries");
+    eprintln!(
+        "{crashes} crashes, {failures} failed writes, {live} recovered live, \
+         {applied} in-flight writes found applied"
+    );
 }

@@ -271,6 +271,7 @@ fn read_block(
     block
         .validate()
         .map_err(|e| corrupt(op, "bodies", number, e))?;
+    debug_assert_eq!(block.number(), number);
     Ok(Some(block))
 }
 
@@ -616,6 +617,8 @@ fn abort(op: &'static str, txn: WriteTransaction) {
 /// Stages one block: header, body and both hash indexes.
 fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> ColdResult<()> {
     let number = block.number();
+    // Validated before the transaction began: a mismatch would corrupt every later read.
+    debug_assert_eq!(block.transactions.len(), block.receipts.len());
     let header = postcard::to_allocvec(&block.header).map_err(|e| redb_error(op, e))?;
     let body = postcard::to_allocvec(&BodyRef {
         transactions: &block.transactions,

@@ -9,7 +9,7 @@
 //! `trackNew`/`ktrackNew` (requested) → a rebuild job in `krebuildJobs` (in progress) →
 //! `trackSet` (handled: vδT is complete for every key covered by it). Track itself computes
 //! nothing; the first query touching a requested key (or the next Update) runs the rebuild:
-//! [`vδt_build`] diffs δZtail backwards from head with the requested nodes as tracked set,
+//! `vδt_build` diffs δZtail backwards from head with the requested nodes as tracked set,
 //! restarting from head whenever older revisions bring new keys into coverage, and the result
 //! is merged into vδT.
 //!

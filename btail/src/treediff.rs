@@ -8,7 +8,7 @@
 //! revision:
 //!
 //! - a bucket top is diffed entry by entry ([`diff_b`]);
-//! - a tree top goes through [`diff_t`]: phase 1 expands the old side top-down along the
+//! - a tree top goes through `diff_t`: phase 1 expands the old side top-down along the
 //!   changed tracked nodes, reporting every reached old bucket as deleted and skipping tracked
 //!   subtrees that are found unchanged, at the same place, in the new side; phase 2 makes both
 //!   sides consistent: every key range removed on one side is walked on the other side, and

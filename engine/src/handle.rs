@@ -29,7 +29,7 @@ use tracing::Instrument;
 use crate::backend::{ColdStorageBackend, StreamParams};
 use crate::cache::Cache;
 use crate::error::{ColdResult, ColdStorageError};
-use crate::metrics::{self, InFlight, Sem, Work};
+use crate::metrics::{self, Metrics, Sem, Work};
 use crate::rt;
 use crate::shutdown::{self, Shutdown};
 use crate::stream::{LogStream, MIN_STREAM_CHANNEL_CAPACITY};
@@ -175,6 +175,7 @@ struct Inner<B> {
     backend: B,
     config: Config,
     cache: Cache,
+    metrics: Metrics,
     read_sem: Arc<Semaphore>,
     write_sem: Arc<Semaphore>,
     stream_sem: Arc<Semaphore>,
@@ -235,7 +236,7 @@ impl<B: ColdStorageBackend> Inner<B> {
             .acquire_owned()
             .await
             .map_err(terminated)?;
-        metrics::record_permit_wait(Sem::Read, started);
+        self.metrics.permit_wait(Sem::Read, started);
         Ok(Permits::Read { _read: permit })
     }
 
@@ -252,7 +253,7 @@ impl<B: ColdStorageBackend> Inner<B> {
             .acquire_owned()
             .await
             .map_err(terminated)?;
-        metrics::record_permit_wait(Sem::Write, started);
+        self.metrics.permit_wait(Sem::Write, started);
         let started = rt::now();
         let drain = self
             .read_sem
@@ -260,7 +261,7 @@ impl<B: ColdStorageBackend> Inner<B> {
             .acquire_many_owned(self.drain_permits())
             .await
             .map_err(terminated)?;
-        metrics::record_permit_wait(Sem::Drain, started);
+        self.metrics.permit_wait(Sem::Drain, started);
         debug_assert_eq!(drain.num_permits(), self.config.max_reads as usize);
         Ok(Permits::Write {
             _drain: drain,
@@ -276,7 +277,7 @@ impl<B: ColdStorageBackend> Inner<B> {
             .acquire_owned()
             .await
             .map_err(terminated)?;
-        metrics::record_permit_wait(Sem::Stream, started);
+        self.metrics.permit_wait(Sem::Stream, started);
         Ok(permit)
     }
 }
@@ -297,6 +298,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let inner = Arc::new(Inner {
             backend,
             cache: Cache::new(config.cache_entries),
+            metrics: Metrics::register(),
             read_sem: Arc::new(Semaphore::new(max_reads)),
             write_sem: Arc::new(Semaphore::new(1)),
             stream_sem: Arc::new(Semaphore::new(config.max_streams)),
@@ -355,7 +357,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             let inner = Arc::clone(&self.inner);
             let task = self.inner.tracker.track_future(
                 async move {
-                    let _in_flight = InFlight::start(permits.work());
+                    let _in_flight = inner.metrics.in_flight(permits.work());
                     let _permits = permits;
                     work(inner).await
                 }
@@ -366,7 +368,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         }
         .instrument(span)
         .await;
-        metrics::record_op(op, started, &result);
+        self.inner.metrics.op(op, started, &result);
         result
     }
 
@@ -398,7 +400,9 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         self.inner.ensure_open()?;
         let hit = lookup(&self.inner.cache);
         if hit.is_some() {
-            metrics::record_op(op, started, &Ok::<(), ColdStorageError>(()));
+            self.inner
+                .metrics
+                .op(op, started, &Ok::<(), ColdStorageError>(()));
         }
         Ok(hit)
     }
@@ -635,7 +639,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             .start_stream(filter, max_logs, deadline)
             .instrument(span)
             .await;
-        metrics::record_op("stream_logs", started, &result);
+        self.inner.metrics.op("stream_logs", started, &result);
         result
     }
 
@@ -682,7 +686,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let owner = Arc::clone(inner);
         let task = inner.tracker.track_future(
             async move {
-                let _in_flight = InFlight::start(Work::Stream);
+                let _in_flight = owner.metrics.in_flight(Work::Stream);
                 let _permit = permit;
                 let produced =
                     rt::timeout_at(hard_stop, owner.backend.produce_log_stream(&filter, params))

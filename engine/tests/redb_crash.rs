@@ -354,18 +354,20 @@ async fn history(seed: u64, steps: usize) -> Run {
         if crash_now {
             crashes += 1;
             let in_flight = result.is_err().then_some(&after);
-            drop(backend);
+            // The crash comes first: a dead process runs no destructor, so the old backend
+            // (dropped below) can no longer reach the disk.
             let (checked, recovered) = crash_and_check(seed, step, &disk, &state, in_flight).await;
             state = recovered;
             round += 1;
             (disk, backend) = open_faulty(seed, round, checked.durable_image());
         }
     }
+    let image = disk.crash();
     drop(backend);
     Run {
         crashes,
         failures,
-        image: disk.crash(),
+        image,
     }
 }
 

@@ -568,3 +568,45 @@ async fn a_truncate_that_timed_out_uncommitted_keeps_cache_and_backend_in_agreem
     assert!(truth.is_some(), "a timed-out Mem truncate must not commit");
     assert_eq!(handle.get_header_by_number(10).await, Ok(truth));
 }
+
+#[tokio::test(start_paused = true)]
+async fn invalid_input_is_refused_before_any_permit() {
+    let (handle, controls, _cancel) = gated_handle();
+    fill(&handle, 0..=1).await;
+    controls.reads.close();
+    let reads = spawn_reads(&handle, 64);
+    until("64 reads hold every permit", || {
+        controls.reads.waiting() == 64
+    })
+    .await;
+    let h = handle.clone();
+    let writer = tokio::spawn(async move { h.truncate_above(0).await });
+    settle().await;
+    let quick = Duration::from_millis(1);
+    let empty = tokio::time::timeout(quick, handle.append_blocks(Vec::new())).await;
+    assert!(
+        matches!(empty, Ok(Err(ColdStorageError::InvalidInput(_)))),
+        "empty batch: {empty:?}"
+    );
+    let mut bad = sample_block(5, 1, 1);
+    bad.receipts.clear();
+    let bad = tokio::time::timeout(quick, handle.append_block(bad)).await;
+    assert!(
+        matches!(bad, Ok(Err(ColdStorageError::InvalidInput(_)))),
+        "bad block: {bad:?}"
+    );
+    let range = tokio::time::timeout(quick, handle.get_logs(Filter::range(2, 1), 10)).await;
+    assert!(
+        matches!(range, Ok(Err(ColdStorageError::InvalidInput(_)))),
+        "range: {range:?}"
+    );
+    let stream =
+        tokio::time::timeout(quick, handle.stream_logs(Filter::range(2, 1), 10, LONG)).await;
+    assert!(
+        matches!(stream, Ok(Err(ColdStorageError::InvalidInput(_)))),
+        "stream range"
+    );
+    controls.reads.open();
+    assert_eq!(writer.await.unwrap(), Ok(()));
+    join_all(reads).await;
+}

@@ -1,7 +1,7 @@
 //! The clone-cheap handle: permits, the drain barrier, cache, streams and shutdown.
 //!
-//! Every permit is taken here, in one place per kind ([`Inner::acquire_read`],
-//! [`Inner::acquire_write`], [`Inner::acquire_stream`]), right before the work is spawned, and
+//! Every permit is taken here, in one place per kind (`Inner::acquire_read`,
+//! `Inner::acquire_write`, `Inner::acquire_stream`), right before the work is spawned, and
 //! the spawned task holds it for the real duration of the backend call (fixes B3, B5):
 //! - a read takes one of `max_reads` read permits;
 //! - a write takes the single write permit, then *all* `max_reads` read permits (the drain
@@ -13,7 +13,7 @@
 //! Input is validated before any permit. Shutdown: an op first checks the token, then takes a
 //! tracker token, then its permits, then re-checks the token, so no task starts after
 //! [`ColdStorage::wait_shutdown`] returned (fixes H4). The cache fast path
-//! ([`ColdStorage::fast_path`]) answers number / (block, index) lookups without a permit;
+//! (`ColdStorage::fast_path`) answers number / (block, index) lookups without a permit;
 //! [`crate::cache`] explains why it never serves a removed block (fixes B1).
 
 use std::future::Future;

@@ -46,6 +46,7 @@
 //! clock after each step (see [`crate::simdisk`]), before the deadline check, so injected latency
 //! shows in simulated time and can trip deadlines.
 
+use std::cell::OnceCell;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -300,26 +301,46 @@ fn latest_block(
 }
 
 /// A read snapshot with its tables open.
+/// `headers` is opened at once (nearly every read needs it); the other tables on first use,
+/// which keeps a point lookup by number to one table open.
 struct Snapshot {
     headers: redb::ReadOnlyTable<u64, &'static [u8]>,
-    bodies: redb::ReadOnlyTable<u64, &'static [u8]>,
-    header_hashes: redb::ReadOnlyTable<[u8; 32], u64>,
-    tx_hashes: redb::ReadOnlyTable<TxKey, ()>,
-    /// Keeps the snapshot alive as long as the tables.
-    _txn: ReadTransaction,
+    bodies: OnceCell<redb::ReadOnlyTable<u64, &'static [u8]>>,
+    header_hashes: OnceCell<redb::ReadOnlyTable<[u8; 32], u64>>,
+    tx_hashes: OnceCell<redb::ReadOnlyTable<TxKey, ()>>,
+    txn: ReadTransaction,
+}
+
+/// Opens a table of a snapshot once.
+fn open_once<'a, K: redb::Key + 'static, V: redb::Value + 'static>(
+    cell: &'a OnceCell<redb::ReadOnlyTable<K, V>>,
+    txn: &ReadTransaction,
+    op: &'static str,
+    table: TableDefinition<K, V>,
+) -> ColdResult<&'a redb::ReadOnlyTable<K, V>> {
+    if let Some(open) = cell.get() {
+        return Ok(open);
+    }
+    let open = txn.open_table(table).map_err(|e| redb_error(op, e))?;
+    Ok(cell.get_or_init(|| open))
 }
 
 impl Snapshot {
+    fn bodies(&self, op: &'static str) -> ColdResult<&redb::ReadOnlyTable<u64, &'static [u8]>> {
+        open_once(&self.bodies, &self.txn, op, BODIES)
+    }
+
     fn block_number_by_hash(&self, op: &'static str, hash: B256) -> ColdResult<Option<u64>> {
-        Ok(self
-            .header_hashes
-            .get(hash.0)
-            .map_err(|e| redb_error(op, e))?
-            .map(|guard| guard.value()))
+        Ok(
+            open_once(&self.header_hashes, &self.txn, op, HEADER_HASHES)?
+                .get(hash.0)
+                .map_err(|e| redb_error(op, e))?
+                .map(|guard| guard.value()),
+        )
     }
 
     fn block(&self, op: &'static str, number: u64) -> ColdResult<Option<BlockData>> {
-        read_block(op, &self.headers, &self.bodies, number)
+        read_block(op, &self.headers, self.bodies(op)?, number)
     }
 
     fn block_by_hash(&self, op: &'static str, hash: B256) -> ColdResult<Option<BlockData>> {
@@ -347,8 +368,7 @@ impl Snapshot {
 
     /// The block and index of the lowest occurrence of a transaction hash.
     fn tx_location(&self, op: &'static str, hash: B256) -> ColdResult<Option<(u64, u64)>> {
-        let mut occurrences = self
-            .tx_hashes
+        let mut occurrences = open_once(&self.tx_hashes, &self.txn, op, TX_HASHES)?
             .range((hash.0, 0u64, 0u64)..=(hash.0, u64::MAX, u64::MAX))
             .map_err(|e| redb_error(op, e))?;
         match occurrences.next() {
@@ -489,12 +509,10 @@ impl RedbBackend {
             .map_err(|e| redb_error(op, e))?;
         Ok(Snapshot {
             headers: txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?,
-            bodies: txn.open_table(BODIES).map_err(|e| redb_error(op, e))?,
-            header_hashes: txn
-                .open_table(HEADER_HASHES)
-                .map_err(|e| redb_error(op, e))?,
-            tx_hashes: txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?,
-            _txn: txn,
+            bodies: OnceCell::new(),
+            header_hashes: OnceCell::new(),
+            tx_hashes: OnceCell::new(),
+            txn,
         })
     }
 

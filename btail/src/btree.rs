@@ -448,7 +448,8 @@ impl MemTree {
             match child {
                 MemNode::Tree(t) => t.check_rec(ccov, false, seen)?,
                 MemNode::Bucket(b) => {
-                    if !b.oid.is_valid() && !(is_root && self.children.len() == 1) {
+                    let embedded = is_root && self.children.len() == 1;
+                    if !b.oid.is_valid() && !embedded {
                         return invariant(oid, format!("child {i} is a bucket without an oid"));
                     }
                     if b.oid.is_valid() && !seen.insert(b.oid) {

@@ -9,7 +9,7 @@
 //! `trackNew`/`ktrackNew` (requested) → a rebuild job in `krebuildJobs` (in progress) →
 //! `trackSet` (handled: vδT is complete for every key covered by it). Track itself computes
 //! nothing; the first query touching a requested key (or the next Update) runs the rebuild:
-//! [`vδt_build`] diffs δZtail backwards from head with the requested nodes as tracked set,
+//! `vδt_build` diffs δZtail backwards from head with the requested nodes as tracked set,
 //! restarting from head whenever older revisions bring new keys into coverage, and the result
 //! is merged into vδT.
 //!
@@ -284,6 +284,8 @@ pub struct DBtailView {
     pub track_new: BTreeMap<Oid, PPTreeSubSet>,
     /// Per root, requested but not yet rebuilt key coverage.
     pub ktrack_new: BTreeMap<Oid, RangedKeySet>,
+    /// Per root, the key coverage of rebuild jobs in flight.
+    pub krebuild_jobs: BTreeMap<Oid, RangedKeySet>,
     /// Per root, the history.
     pub vδt: BTreeMap<Oid, Vec<ΔTree>>,
     /// Per revision, the roots with a vδT entry there.
@@ -356,17 +358,23 @@ impl<S: ObjectSource> DBtail<S> {
         if npath.is_empty() {
             return Ok(());
         }
-        let mut st = self.inner.state.lock().await;
-        let head = st.δz.head();
-        let cov = validate_track_path(&*self.inner.src, head, npath, path.len())
-            .await
-            .map_err(|e| match e {
-                TrackPathError::Bad(r) => bad(r),
-                TrackPathError::Diff(d) => DBtailError::Diff(d),
-            })?;
-        if cov != keycov {
-            return Err(bad(format!("the leaf covers {cov} at head {head:?}")));
-        }
+        // Validate without holding the lock (loads may be slow); retry if head moved meanwhile.
+        let mut st = loop {
+            let head = self.inner.state.lock().await.δz.head();
+            let cov = validate_track_path(&*self.inner.src, head, npath, path.len())
+                .await
+                .map_err(|e| match e {
+                    TrackPathError::Bad(r) => bad(r),
+                    TrackPathError::Diff(d) => DBtailError::Diff(d),
+                })?;
+            if cov != keycov {
+                return Err(bad(format!("the leaf covers {cov} at head {head:?}")));
+            }
+            let st = self.inner.state.lock().await;
+            if st.δz.head() == head {
+                break st;
+            }
+        };
         let root = npath[0];
         let leaf = npath[npath.len() - 1];
         st.track_set
@@ -628,6 +636,11 @@ impl<S: ObjectSource> DBtail<S> {
                 .iter()
                 .map(|(r, t)| (*r, t.ktrack_new.clone()))
                 .collect(),
+            krebuild_jobs: st
+                .by_root
+                .iter()
+                .map(|(r, t)| (*r, t.krebuild_jobs.all_ranges().collect()))
+                .collect(),
             vδt: st
                 .by_root
                 .iter()
@@ -716,6 +729,10 @@ fn start_rebuild<S: ObjectSource>(inner: &Arc<Inner<S>>, st: &mut State, root: O
         ktrack: std::mem::take(&mut tt.ktrack_new),
         done,
     }));
+    debug_assert!(
+        job.0.track_new.leaves().all(|l| !st.track_set.has(l)),
+        "a rebuild job starts with nodes already handled"
+    );
     for r in job.0.ktrack.ranges() {
         assert!(
             !tt.krebuild_jobs.intersects_range(r),

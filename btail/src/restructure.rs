@@ -269,8 +269,9 @@ fn build(node: Node<'_>, oids: &[Oid], kv: &BTreeMap<Key, Oid>) -> MemNode {
     }
 }
 
-/// Reshapes the tree at `root` into `topo` and commits. Every value of `topo` must have its
-/// value object in `value_oids`. The commit may be empty if nothing changes.
+/// Reshapes the tree at `root` into `topo`, commits, and checks the stored tree read back
+/// (topology and invariants). Every value of `topo` must have its value object in
+/// `value_oids`. The commit may be empty if nothing changes.
 pub fn restructure(
     store: &MemStore,
     root: Oid,
@@ -278,7 +279,27 @@ pub fn restructure(
     value_oids: &BTreeMap<Value, Oid>,
 ) -> Result<Commit, RestructureError> {
     let writes = restructure_writes(store, root, topo, value_oids)?;
-    Ok(store.commit(writes)?)
+    let commit = store.commit(writes)?;
+    verify_stored(store, root, commit.rev, topo)?;
+    Ok(commit)
+}
+
+/// Checks that the tree at `root` as of `at` has topology `want` and valid invariants.
+fn verify_stored(
+    store: &MemStore,
+    root: Oid,
+    at: Rev,
+    want: &Topology,
+) -> Result<(), RestructureError> {
+    let got = btree::topology_at(store, root, at)?;
+    if got != *want {
+        return Err(RestructureError::Mismatch {
+            want: want.to_string(),
+            got: got.to_string(),
+        });
+    }
+    btree::check(store, root, at)?;
+    Ok(())
 }
 
 /// One commit of the [`TreeEnv`]: what the oracle needs about a tree state.
@@ -399,14 +420,7 @@ impl TreeEnv {
             ));
         }
         let c = self.store.commit(writes)?;
-        let got = btree::topology_at(&self.store, self.root, c.rev)?;
-        if got != *topo {
-            return Err(RestructureError::Mismatch {
-                want: topo.to_string(),
-                got: got.to_string(),
-            });
-        }
-        btree::check(&self.store, self.root, c.rev)?;
+        verify_stored(&self.store, self.root, c.rev, topo)?;
         let commit = TreeCommit {
             topology: topo.clone(),
             rev: c.rev,

@@ -568,7 +568,8 @@ impl Parser<'_> {
                     loop {
                         keys.push(self.key()?);
                         let has_value = self.peek() == Some(b':');
-                        if keys.len() > 1 && has_value != !values.is_empty() {
+                        let first_has_value = !values.is_empty();
+                        if keys.len() > 1 && has_value != first_has_value {
                             return err(
                                 self.pos,
                                 "every entry of a bucket with or without ':value'",

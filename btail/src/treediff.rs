@@ -8,7 +8,7 @@
 //! revision:
 //!
 //! - a bucket top is diffed entry by entry ([`diff_b`]);
-//! - a tree top goes through [`diff_t`]: phase 1 expands the old side top-down along the
+//! - a tree top goes through `diff_t`: phase 1 expands the old side top-down along the
 //!   changed tracked nodes, reporting every reached old bucket as deleted and skipping tracked
 //!   subtrees that are found unchanged, at the same place, in the new side; phase 2 makes both
 //!   sides consistent: every key range removed on one side is walked on the other side, and
@@ -631,22 +631,24 @@ async fn diff_t<S: ObjectSource>(
                     if oid.is_valid() && !track_set.has(oid) {
                         continue;
                     }
-                    if oid.is_valid() && !δztc.contains(&oid) {
-                        if let Some((bpath, bcov)) =
+                    // A tracked subtree that did not change and sits at the same coverage in
+                    // B contributes nothing; only its path may have moved.
+                    if oid.is_valid()
+                        && !δztc.contains(&oid)
+                        && let Some((bpath, bcov)) =
                             find_in_b(&mut bv, &mut b_idx, new, oid, ac.keycov).await?
-                            && bcov == ac.keycov
-                        {
-                            let apath = ac.path();
-                            if apath != bpath {
-                                out.δtrack.del.add_path(&apath)?;
-                                out.δtrack.add.add_path(&bpath)?;
-                                let nchild = track_set.get(oid).map_or(0, |n| n.nchild);
-                                if nchild != 0 {
-                                    out.δtrack.dnchild_non_leafs.insert(oid, nchild);
-                                }
+                        && bcov == ac.keycov
+                    {
+                        let apath = ac.path();
+                        if apath != bpath {
+                            out.δtrack.del.add_path(&apath)?;
+                            out.δtrack.add.add_path(&bpath)?;
+                            let nchild = track_set.get(oid).map_or(0, |n| n.nchild);
+                            if nchild != 0 {
+                                out.δtrack.dnchild_non_leafs.insert(oid, nchild);
                             }
-                            continue;
                         }
+                        continue;
                     }
                     aq.push(ac);
                 }

@@ -391,3 +391,84 @@ async fn bad_track_paths_are_errors() {
     assert_eq!(view.ktrack_new[&root], [b2.keycov].into_iter().collect());
     assert_eq!(b2.keycov, KeyRange::new(2, KEY_MAX));
 }
+
+#[tokio::test]
+async fn slice_by_rev_merges_roots_per_revision() {
+    use btail::restructure::restructure_writes;
+    use btail::{Object, TreeState};
+    let store = MemStore::new();
+    let mut values = BTreeMap::new();
+    let mut writes = Vec::new();
+    for v in ["a", "b", "c", "d", "e"] {
+        let oid = store.alloc_oid();
+        values.insert(btail::topology::Value::from(v), oid);
+        writes.push((oid, Some(Object::Value(v.into()))));
+    }
+    let (r1, r2) = (store.alloc_oid(), store.alloc_oid());
+    writes.push((r1, Some(Object::Tree(TreeState::Empty))));
+    writes.push((r2, Some(Object::Tree(TreeState::Empty))));
+    store.commit(writes).unwrap();
+    let commit = |t1: Option<&str>, t2: Option<&str>| {
+        let mut w = Vec::new();
+        for (root, t) in [(r1, t1), (r2, t2)] {
+            if let Some(t) = t {
+                w.extend(
+                    restructure_writes(&store, root, &Topology::parse(t).unwrap(), &values)
+                        .unwrap(),
+                );
+            }
+        }
+        store.commit(w).unwrap()
+    };
+    let c0 = commit(Some("T/B1:a"), Some("T/B1:a"));
+    let c1 = commit(Some("T/B1:b"), None);
+    let c2 = commit(None, Some("T/B1:c"));
+    let c3 = commit(Some("T/B1:d"), Some("T/B1:e"));
+    let db = DBtail::new(Arc::new(store.clone()), c0.rev);
+    for c in [&c1, &c2, &c3] {
+        db.update(c.rev, &c.changed).await.unwrap();
+    }
+    db.track(&[r1, Oid::INVALID], KeyRange::ALL).await.unwrap();
+    db.track(&[r2, Oid::INVALID], KeyRange::ALL).await.unwrap();
+    let name: BTreeMap<Oid, &str> = values.iter().map(|(k, v)| (*v, &**k)).collect();
+    let txt = |s: &[btail::dbtail::ΔB]| -> Vec<String> {
+        s.iter()
+            .map(|b| {
+                let roots: Vec<String> = b
+                    .by_root
+                    .iter()
+                    .map(|(r, kv)| {
+                        let d = &kv[&1];
+                        format!(
+                            "r{}:{}→{}",
+                            if *r == r1 { 1 } else { 2 },
+                            name[&d.old],
+                            name[&d.new]
+                        )
+                    })
+                    .collect();
+                format!("@{} {}", b.rev.0 - c0.rev.0, roots.join(" "))
+            })
+            .collect()
+    };
+    let all = db.slice_by_rev(c0.rev, c3.rev).await.unwrap();
+    assert_eq!(
+        txt(&all),
+        vec!["@1 r1:a→b", "@2 r2:a→c", "@3 r1:b→d r2:c→e"]
+    );
+    let mid = db.slice_by_rev(c1.rev, c2.rev).await.unwrap();
+    assert_eq!(txt(&mid), vec!["@2 r2:a→c"]);
+    assert!(db.slice_by_rev(c3.rev, c3.rev).await.unwrap().is_empty());
+    db.forget_past(c1.rev).await.unwrap();
+    assert!(matches!(
+        db.slice_by_rev(c0.rev, c3.rev).await,
+        Err(DBtailError::SliceOutOfRange { .. })
+    ));
+    let rest = db.slice_by_rev(c1.rev, c3.rev).await.unwrap();
+    assert_eq!(txt(&rest), vec!["@2 r2:a→c", "@3 r1:b→d r2:c→e"]);
+    let v = db.inspect().await;
+    assert_eq!(
+        v.vδb_roots.keys().copied().collect::<Vec<_>>(),
+        vec![c2.rev, c3.rev]
+    );
+}

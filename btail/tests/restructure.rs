@@ -171,3 +171,59 @@ fn vector_walk_reads_back_every_state() {
         assert_eq!(keycovs, t.bucket_keycovs());
     }
 }
+
+#[test]
+fn assignment_minimizes_squared_keycov_distance_both_ways() {
+    let mut env = TreeEnv::new().unwrap();
+    env.commit(&topo("T2/B1:a-B2:b")).unwrap();
+    let two = oids(&env);
+    // Step 1 inserts 3 and 4 natively: B2 splits into [2,3) and a new [3,∞) bucket. More new
+    // buckets than that pool: B1 and B2 keep their ranges, the split-off bucket (no oid yet)
+    // serves [4,∞), and [3,4) is fresh.
+    env.commit(&topo("T2,3,4/B1:a-B2:b-B3:c-B4:d")).unwrap();
+    let four = oids(&env);
+    assert_eq!(four[..2], two[..]);
+    assert!(!two.contains(&four[2]) && !two.contains(&four[3]));
+    // Fewer new buckets than old: [-∞,3) is closest to [-∞,2), [3,∞) to [4,∞).
+    env.commit(&topo("T3/B1:a,2:b-B3:c,4:d")).unwrap();
+    let back = oids(&env);
+    assert_eq!(back, vec![four[0], four[3]]);
+}
+
+#[test]
+fn standalone_restructure_commits_and_verifies() {
+    use std::collections::BTreeMap;
+
+    use btail::object::Object;
+    use btail::restructure::restructure;
+    use btail::store::MemStore;
+    use btail::topology::Value;
+
+    let store = MemStore::new();
+    let root = store.alloc_oid();
+    let (a, b) = (store.alloc_oid(), store.alloc_oid());
+    store
+        .commit(vec![
+            (root, Some(Object::Tree(TreeState::Empty))),
+            (a, Some(Object::Value("a".into()))),
+            (b, Some(Object::Value("b".into()))),
+        ])
+        .unwrap();
+    let values: BTreeMap<Value, Oid> = [(Value::from("a"), a), (Value::from("b"), b)]
+        .into_iter()
+        .collect();
+    let c = restructure(&store, root, &topo("T2/T-T/B1:a-B2:b"), &values).unwrap();
+    assert_eq!(c.changed.len(), 5, "root, two Trees, two buckets");
+    assert_eq!(
+        btail::btree::topology_at(&store, root, c.rev)
+            .unwrap()
+            .to_string(),
+        "T2/T-T/B1:a-B2:b"
+    );
+    assert!(matches!(
+        restructure(&store, root, &topo("T/B1:c"), &values),
+        Err(RestructureError::UnknownValue(v)) if &*v == "c"
+    ));
+    let c = restructure(&store, root, &topo("T2/T-T/B1:a-B2:b"), &values).unwrap();
+    assert!(c.changed.is_empty());
+}

@@ -1,7 +1,7 @@
 //! The clone-cheap handle: permits, the drain barrier, cache, streams and shutdown.
 //!
-//! Every permit is taken here, in one place per kind ([`Inner::acquire_read`],
-//! [`Inner::acquire_write`], [`Inner::acquire_stream`]), right before the work is spawned, and
+//! Every permit is taken here, in one place per kind (`Inner::acquire_read`,
+//! `Inner::acquire_write`, `Inner::acquire_stream`), right before the work is spawned, and
 //! the spawned task holds it for the real duration of the backend call (fixes B3, B5):
 //! - a read takes one of `max_reads` read permits;
 //! - a write takes the single write permit, then *all* `max_reads` read permits (the drain
@@ -13,7 +13,7 @@
 //! Input is validated before any permit. Shutdown: an op first checks the token, then takes a
 //! tracker token, then its permits, then re-checks the token, so no task starts after
 //! [`ColdStorage::wait_shutdown`] returned (fixes H4). The cache fast path
-//! ([`ColdStorage::fast_path`]) answers number / (block, index) lookups without a permit;
+//! (`ColdStorage::fast_path`) answers number / (block, index) lookups without a permit;
 //! [`crate::cache`] explains why it never serves a removed block (fixes B1).
 
 use std::future::Future;
@@ -29,7 +29,7 @@ use tracing::Instrument;
 use crate::backend::{ColdStorageBackend, StreamParams};
 use crate::cache::Cache;
 use crate::error::{ColdResult, ColdStorageError};
-use crate::metrics::{self, InFlight, Sem, Work};
+use crate::metrics::{self, Metrics, Sem, Work};
 use crate::rt;
 use crate::shutdown::{self, Shutdown};
 use crate::stream::{LogStream, MIN_STREAM_CHANNEL_CAPACITY};
@@ -175,6 +175,7 @@ struct Inner<B> {
     backend: B,
     config: Config,
     cache: Cache,
+    metrics: Metrics,
     read_sem: Arc<Semaphore>,
     write_sem: Arc<Semaphore>,
     stream_sem: Arc<Semaphore>,
@@ -235,7 +236,7 @@ impl<B: ColdStorageBackend> Inner<B> {
             .acquire_owned()
             .await
             .map_err(terminated)?;
-        metrics::record_permit_wait(Sem::Read, started);
+        self.metrics.permit_wait(Sem::Read, started);
         Ok(Permits::Read { _read: permit })
     }
 
@@ -252,7 +253,7 @@ impl<B: ColdStorageBackend> Inner<B> {
             .acquire_owned()
             .await
             .map_err(terminated)?;
-        metrics::record_permit_wait(Sem::Write, started);
+        self.metrics.permit_wait(Sem::Write, started);
         let started = rt::now();
         let drain = self
             .read_sem
@@ -260,7 +261,7 @@ impl<B: ColdStorageBackend> Inner<B> {
             .acquire_many_owned(self.drain_permits())
             .await
             .map_err(terminated)?;
-        metrics::record_permit_wait(Sem::Drain, started);
+        self.metrics.permit_wait(Sem::Drain, started);
         debug_assert_eq!(drain.num_permits(), self.config.max_reads as usize);
         Ok(Permits::Write {
             _drain: drain,
@@ -276,7 +277,7 @@ impl<B: ColdStorageBackend> Inner<B> {
             .acquire_owned()
             .await
             .map_err(terminated)?;
-        metrics::record_permit_wait(Sem::Stream, started);
+        self.metrics.permit_wait(Sem::Stream, started);
         Ok(permit)
     }
 }
@@ -297,6 +298,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let inner = Arc::new(Inner {
             backend,
             cache: Cache::new(config.cache_entries),
+            metrics: Metrics::register(),
             read_sem: Arc::new(Semaphore::new(max_reads)),
             write_sem: Arc::new(Semaphore::new(1)),
             stream_sem: Arc::new(Semaphore::new(config.max_streams)),
@@ -355,7 +357,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             let inner = Arc::clone(&self.inner);
             let task = self.inner.tracker.track_future(
                 async move {
-                    let _in_flight = InFlight::start(permits.work());
+                    let _in_flight = inner.metrics.in_flight(permits.work());
                     let _permits = permits;
                     work(inner).await
                 }
@@ -366,7 +368,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         }
         .instrument(span)
         .await;
-        metrics::record_op(op, started, &result);
+        self.inner.metrics.op(op, started, &result);
         result
     }
 
@@ -398,7 +400,9 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         self.inner.ensure_open()?;
         let hit = lookup(&self.inner.cache);
         if hit.is_some() {
-            metrics::record_op(op, started, &Ok::<(), ColdStorageError>(()));
+            self.inner
+                .metrics
+                .op(op, started, &Ok::<(), ColdStorageError>(()));
         }
         Ok(hit)
     }
@@ -635,7 +639,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             .start_stream(filter, max_logs, deadline)
             .instrument(span)
             .await;
-        metrics::record_op("stream_logs", started, &result);
+        self.inner.metrics.op("stream_logs", started, &result);
         result
     }
 
@@ -648,6 +652,8 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let inner = &self.inner;
         inner.ensure_open()?;
         filter.resolve_range(None)?;
+        // Taken before the setup read, so wait_shutdown also waits for setups (H4).
+        let queued = inner.tracker.token();
         let latest = match filter.to_block {
             Some(_) => None,
             None => {
@@ -660,7 +666,6 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let Some((from, to)) = filter.resolve_range(latest)? else {
             return Ok(LogStream::empty());
         };
-        let queued = inner.tracker.token();
         let permit = inner.acquire_stream().await?;
         inner.ensure_open()?;
         let deadline = rt::deadline_after(deadline.min(inner.config.max_stream_deadline));
@@ -681,7 +686,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let owner = Arc::clone(inner);
         let task = inner.tracker.track_future(
             async move {
-                let _in_flight = InFlight::start(Work::Stream);
+                let _in_flight = owner.metrics.in_flight(Work::Stream);
                 let _permit = permit;
                 let produced =
                     rt::timeout_at(hard_stop, owner.backend.produce_log_stream(&filter, params))

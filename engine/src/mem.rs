@@ -153,6 +153,15 @@ impl MemBackend {
         MemBackend::default()
     }
 
+    /// Another view of the same store that enforces `timeouts` (tests seed a store whose
+    /// own timeouts are zero through one).
+    pub fn with_timeouts(&self, timeouts: Timeouts) -> MemBackend {
+        MemBackend {
+            state: Arc::clone(&self.state),
+            timeouts,
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-applied write: writes mutate only
         // after every check has passed, so the poisoned state is still consistent.

@@ -6,9 +6,36 @@
 //! - histograms `cold.op_duration_us{op}` and `cold.permit_wait_us{sem}` with `sem` one of
 //!   `read`, `write`, `drain`, `stream`;
 //! - counter `cold.op_errors_total{op, error}` labelled with [`ColdStorageError::kind`].
+//!
+//! Gauges and histograms are registered once, when a handle is built ([`Metrics::register`]),
+//! so the hot path only touches ready handles: building a labelled key per call costs more
+//! than the cache hit it would measure. Install the recorder before building the handle.
+//! Error counters are registered when an error happens (rare, and labelled by kind).
+
+use std::collections::BTreeMap;
+
+use metrics::{Gauge, Histogram};
 
 use crate::error::{ColdResult, ColdStorageError};
 use crate::rt::{self, Instant};
+
+/// Every operation name the handle reports, so their histograms are registered up front.
+pub const OPS: [&str; 14] = [
+    "get_header",
+    "get_headers",
+    "get_transaction",
+    "get_transactions_in_block",
+    "get_transaction_count",
+    "get_receipt",
+    "get_receipts_in_block",
+    "get_latest_block",
+    "get_logs",
+    "stream_logs",
+    "append_block",
+    "append_blocks",
+    "truncate_above",
+    "drain_above",
+];
 
 /// What kind of work an in-flight guard counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,36 +46,6 @@ pub enum Work {
     Write,
     /// A log stream producer.
     Stream,
-}
-
-impl Work {
-    fn gauge(self) -> &'static str {
-        match self {
-            Work::Read => "cold.reads_in_flight",
-            Work::Write => "cold.writes_in_flight",
-            Work::Stream => "cold.streams_active",
-        }
-    }
-}
-
-/// Counts one unit of work in its gauge for as long as it lives.
-#[derive(Debug)]
-pub struct InFlight {
-    work: Work,
-}
-
-impl InFlight {
-    /// Increments the gauge of `work`.
-    pub fn start(work: Work) -> InFlight {
-        metrics::gauge!(work.gauge()).increment(1.0);
-        InFlight { work }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        metrics::gauge!(self.work.gauge()).decrement(1.0);
-    }
 }
 
 /// Which semaphore a permit wait was spent on.
@@ -65,6 +62,8 @@ pub enum Sem {
 }
 
 impl Sem {
+    const ALL: [Sem; 4] = [Sem::Read, Sem::Write, Sem::Drain, Sem::Stream];
+
     fn label(self) -> &'static str {
         match self {
             Sem::Read => "read",
@@ -75,21 +74,80 @@ impl Sem {
     }
 }
 
+/// The metric handles of one storage handle.
+#[derive(Debug)]
+pub struct Metrics {
+    reads: Gauge,
+    writes: Gauge,
+    streams: Gauge,
+    permit_waits: [Histogram; 4],
+    durations: BTreeMap<&'static str, Histogram>,
+}
+
+impl Metrics {
+    /// Registers every gauge and histogram with the current recorder.
+    pub fn register() -> Metrics {
+        Metrics {
+            reads: metrics::gauge!("cold.reads_in_flight"),
+            writes: metrics::gauge!("cold.writes_in_flight"),
+            streams: metrics::gauge!("cold.streams_active"),
+            permit_waits: Sem::ALL
+                .map(|sem| metrics::histogram!("cold.permit_wait_us", "sem" => sem.label())),
+            durations: OPS
+                .iter()
+                .map(|op| (*op, metrics::histogram!("cold.op_duration_us", "op" => *op)))
+                .collect(),
+        }
+    }
+
+    /// Counts `work` in its gauge while the guard lives.
+    pub fn in_flight(&self, work: Work) -> InFlight {
+        let gauge = match work {
+            Work::Read => &self.reads,
+            Work::Write => &self.writes,
+            Work::Stream => &self.streams,
+        };
+        gauge.increment(1.0);
+        InFlight {
+            gauge: gauge.clone(),
+        }
+    }
+
+    /// Records how long a permit took to obtain.
+    pub fn permit_wait(&self, sem: Sem, started: Instant) {
+        let index = Sem::ALL
+            .iter()
+            .position(|s| *s == sem)
+            .expect("Sem::ALL lists every semaphore");
+        self.permit_waits[index].record(micros_since(started));
+    }
+
+    /// Records an operation's duration and, when it failed, its error kind.
+    pub fn op<T>(&self, op: &'static str, started: Instant, result: &ColdResult<T>) {
+        debug_assert!(OPS.contains(&op), "unlisted op {op}");
+        if let Some(histogram) = self.durations.get(op) {
+            histogram.record(micros_since(started));
+        }
+        if let Err(error) = result {
+            record_error(op, error);
+        }
+    }
+}
+
+/// Counts one unit of work in its gauge for as long as it lives.
+#[derive(Debug)]
+pub struct InFlight {
+    gauge: Gauge,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.decrement(1.0);
+    }
+}
+
 fn micros_since(start: Instant) -> f64 {
     rt::now().saturating_duration_since(start).as_secs_f64() * 1e6
-}
-
-/// Records how long a permit took to obtain.
-pub fn record_permit_wait(sem: Sem, started: Instant) {
-    metrics::histogram!("cold.permit_wait_us", "sem" => sem.label()).record(micros_since(started));
-}
-
-/// Records an operation's duration and, when it failed, its error kind.
-pub fn record_op<T>(op: &'static str, started: Instant, result: &ColdResult<T>) {
-    metrics::histogram!("cold.op_duration_us", "op" => op).record(micros_since(started));
-    if let Err(error) = result {
-        record_error(op, error);
-    }
 }
 
 /// Counts one error of `op`.

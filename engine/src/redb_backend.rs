@@ -7,10 +7,11 @@
 //! | `headers` | block number `u64` | postcard-encoded [`SealedHeader`] |
 //! | `bodies` | block number `u64` | postcard-encoded transactions and receipts (same length) |
 //! | `header_hashes` | header hash `[u8; 32]` | block number `u64` |
-//! | `tx_hashes` (multimap) | transaction hash `[u8; 32]` | `(block, index)` of every occurrence |
+//! | `tx_hashes` | `(transaction hash [u8; 32], block u64, index u64)` | `()` |
 //!
-//! `headers` decides which blocks exist; `bodies` always has the same keys. `tx_hashes` is a
-//! multimap so that a transaction repeated in two blocks stays findable by hash after one of the
+//! `headers` decides which blocks exist; `bodies` always has the same keys. `tx_hashes` holds
+//! every occurrence of a hash (the location is part of the key, so it is a plain B-tree and
+//! a prefix range finds the occurrences) so that a transaction repeated in two blocks stays findable by hash after one of the
 //! two is truncated; a lookup by hash answers with the lowest (block, index) occurrence, as the
 //! model and the in-memory backend do.
 //!
@@ -27,9 +28,17 @@
 //! durable. Inputs are validated before the transaction starts. The deadline is checked inside
 //! every loop and once more right before commit; an expired or failed write is aborted, which
 //! rolls it back. A commit cannot be interrupted: one that finishes past the deadline is kept
-//! (it is authoritative) and the overrun is logged. After an I/O error redb refuses every
-//! further write with `PreviousIo` until the database is reopened; the backend reports that as a
-//! `Backend` error, so the store refuses writes cleanly and never half-applies one.
+//! (it is authoritative) and the overrun is logged.
+//!
+//! # I/O errors
+//! An I/O error fails the operation with a `Backend` error, and redb latches it: every further
+//! write would fail with `PreviousIo`. The next write therefore first reopens the database on the
+//! same storage (redb's repair recovers the last durable commit from the checksummed commit
+//! slots) and then proceeds; if the reopen fails too, the write fails cleanly and the next one
+//! tries again. A write that failed with an I/O error may or may not have been applied (its
+//! commit may have reached the disk before the error); it is never half-applied. Reads after an
+//! I/O error may fail until the next write has reopened the database; they never serve corrupt
+//! data.
 //!
 //! # Time
 //! Calls into redb run inline on the calling task (no `spawn_blocking`: it hangs simulated
@@ -37,12 +46,13 @@
 //! clock after each step (see [`crate::simdisk`]), before the deadline check, so injected latency
 //! shows in simulated time and can trip deadlines.
 
+use std::cell::OnceCell;
 use std::path::Path;
 use std::sync::Arc;
 
 use redb::{
-    Database, Durability, MultimapTableDefinition, ReadTransaction, ReadableDatabase,
-    ReadableTable, StorageBackend, TableDefinition, WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend,
+    TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,8 +70,9 @@ use crate::types::{
 const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
 const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 const HEADER_HASHES: TableDefinition<[u8; 32], u64> = TableDefinition::new("header_hashes");
-const TX_HASHES: MultimapTableDefinition<[u8; 32], (u64, u64)> =
-    MultimapTableDefinition::new("tx_hashes");
+/// Key: (transaction hash, block, index); the value is empty.
+type TxKey = ([u8; 32], u64, u64);
+const TX_HASHES: TableDefinition<TxKey, ()> = TableDefinition::new("tx_hashes");
 
 /// The stored body, borrowed for encoding.
 #[derive(Serialize)]
@@ -109,45 +120,61 @@ impl RedbBackendBuilder {
         self
     }
 
-    fn redb_builder(&self) -> redb::Builder {
-        let mut builder = Database::builder();
-        if let Some(bytes) = self.cache_bytes {
-            builder.set_cache_size(bytes);
-        }
-        builder
-    }
-
     /// Opens (or creates) a database file.
     pub fn open_file(self, path: impl AsRef<Path>) -> ColdResult<RedbBackend> {
-        let path = path.as_ref();
-        let db = self.redb_builder().create(path).map_err(|e| {
-            ColdStorageError::backend("open", format!("redb file {}: {e}", path.display()))
-        })?;
-        RedbBackend::from_database(db, self.timeouts, None)
+        let path = path.as_ref().to_path_buf();
+        let cache_bytes = self.cache_bytes;
+        let opener = move || {
+            redb_builder(cache_bytes)
+                .create(&path)
+                .map_err(|e| format!("redb file {}: {e}", path.display()))
+        };
+        RedbBackend::open_with(Box::new(opener), self.timeouts, None)
     }
 
     /// Opens (or creates) a database on a [`SimDisk`]; its virtual latency is slept on the
     /// runtime clock.
     pub fn open_sim(self, disk: SimDisk) -> ColdResult<RedbBackend> {
-        let db = self
-            .redb_builder()
-            .create_with_backend(disk.clone())
-            .map_err(|e| ColdStorageError::backend("open", format!("redb on simdisk: {e}")))?;
-        RedbBackend::from_database(db, self.timeouts, Some(disk))
+        let cache_bytes = self.cache_bytes;
+        let storage = disk.clone();
+        let opener = move || {
+            redb_builder(cache_bytes)
+                .create_with_backend(storage.clone())
+                .map_err(|e| format!("redb on simdisk: {e}"))
+        };
+        RedbBackend::open_with(Box::new(opener), self.timeouts, Some(disk))
     }
 
-    /// Opens (or creates) a database on any redb storage backend (no virtual latency).
-    pub fn open_storage(self, storage: impl StorageBackend) -> ColdResult<RedbBackend> {
-        let db = self
-            .redb_builder()
-            .create_with_backend(storage)
-            .map_err(|e| ColdStorageError::backend("open", format!("redb: {e}")))?;
-        RedbBackend::from_database(db, self.timeouts, None)
+    /// Opens (or creates) a database on any cloneable redb storage backend (no virtual
+    /// latency); a clone of `storage` serves each reopen after an I/O error.
+    pub fn open_storage(self, storage: impl StorageBackend + Clone) -> ColdResult<RedbBackend> {
+        let cache_bytes = self.cache_bytes;
+        let opener = move || {
+            redb_builder(cache_bytes)
+                .create_with_backend(storage.clone())
+                .map_err(|e| format!("redb: {e}"))
+        };
+        RedbBackend::open_with(Box::new(opener), self.timeouts, None)
     }
 }
 
+/// A redb builder (not `Send`, so each open makes its own).
+fn redb_builder(cache_bytes: Option<usize>) -> redb::Builder {
+    let mut builder = Database::builder();
+    if let Some(bytes) = cache_bytes {
+        builder.set_cache_size(bytes);
+    }
+    builder
+}
+
+/// Opens the database again on the same storage (used after an I/O error).
+type Opener = Box<dyn Fn() -> Result<Database, String> + Send + Sync>;
+
 struct Inner {
-    db: Database,
+    /// The open database; `None` only while a reopen is replacing it or after one failed.
+    db: std::sync::RwLock<Option<Arc<Database>>>,
+    /// Opens the database on the same storage again.
+    opener: Opener,
     timeouts: Timeouts,
     /// Where virtual latency comes from, when the disk is simulated.
     disk: Option<SimDisk>,
@@ -245,6 +272,7 @@ fn read_block(
     block
         .validate()
         .map_err(|e| corrupt(op, "bodies", number, e))?;
+    debug_assert_eq!(block.number(), number);
     Ok(Some(block))
 }
 
@@ -273,26 +301,46 @@ fn latest_block(
 }
 
 /// A read snapshot with its tables open.
+/// `headers` is opened at once (nearly every read needs it); the other tables on first use,
+/// which keeps a point lookup by number to one table open.
 struct Snapshot {
     headers: redb::ReadOnlyTable<u64, &'static [u8]>,
-    bodies: redb::ReadOnlyTable<u64, &'static [u8]>,
-    header_hashes: redb::ReadOnlyTable<[u8; 32], u64>,
-    tx_hashes: redb::ReadOnlyMultimapTable<[u8; 32], (u64, u64)>,
-    /// Keeps the snapshot alive as long as the tables.
-    _txn: ReadTransaction,
+    bodies: OnceCell<redb::ReadOnlyTable<u64, &'static [u8]>>,
+    header_hashes: OnceCell<redb::ReadOnlyTable<[u8; 32], u64>>,
+    tx_hashes: OnceCell<redb::ReadOnlyTable<TxKey, ()>>,
+    txn: ReadTransaction,
+}
+
+/// Opens a table of a snapshot once.
+fn open_once<'a, K: redb::Key + 'static, V: redb::Value + 'static>(
+    cell: &'a OnceCell<redb::ReadOnlyTable<K, V>>,
+    txn: &ReadTransaction,
+    op: &'static str,
+    table: TableDefinition<K, V>,
+) -> ColdResult<&'a redb::ReadOnlyTable<K, V>> {
+    if let Some(open) = cell.get() {
+        return Ok(open);
+    }
+    let open = txn.open_table(table).map_err(|e| redb_error(op, e))?;
+    Ok(cell.get_or_init(|| open))
 }
 
 impl Snapshot {
+    fn bodies(&self, op: &'static str) -> ColdResult<&redb::ReadOnlyTable<u64, &'static [u8]>> {
+        open_once(&self.bodies, &self.txn, op, BODIES)
+    }
+
     fn block_number_by_hash(&self, op: &'static str, hash: B256) -> ColdResult<Option<u64>> {
-        Ok(self
-            .header_hashes
-            .get(hash.0)
-            .map_err(|e| redb_error(op, e))?
-            .map(|guard| guard.value()))
+        Ok(
+            open_once(&self.header_hashes, &self.txn, op, HEADER_HASHES)?
+                .get(hash.0)
+                .map_err(|e| redb_error(op, e))?
+                .map(|guard| guard.value()),
+        )
     }
 
     fn block(&self, op: &'static str, number: u64) -> ColdResult<Option<BlockData>> {
-        read_block(op, &self.headers, &self.bodies, number)
+        read_block(op, &self.headers, self.bodies(op)?, number)
     }
 
     fn block_by_hash(&self, op: &'static str, hash: B256) -> ColdResult<Option<BlockData>> {
@@ -320,10 +368,15 @@ impl Snapshot {
 
     /// The block and index of the lowest occurrence of a transaction hash.
     fn tx_location(&self, op: &'static str, hash: B256) -> ColdResult<Option<(u64, u64)>> {
-        let mut values = self.tx_hashes.get(hash.0).map_err(|e| redb_error(op, e))?;
-        match values.next() {
+        let mut occurrences = open_once(&self.tx_hashes, &self.txn, op, TX_HASHES)?
+            .range((hash.0, 0u64, 0u64)..=(hash.0, u64::MAX, u64::MAX))
+            .map_err(|e| redb_error(op, e))?;
+        match occurrences.next() {
             None => Ok(None),
-            Some(entry) => Ok(Some(entry.map_err(|e| redb_error(op, e))?.value())),
+            Some(entry) => {
+                let (_, block, index) = entry.map_err(|e| redb_error(op, e))?.0.value();
+                Ok(Some((block, index)))
+            }
         }
     }
 
@@ -383,30 +436,54 @@ impl RedbBackend {
         RedbBackend::builder().open_sim(disk)
     }
 
-    fn from_database(
-        db: Database,
+    fn open_with(
+        opener: Opener,
         timeouts: Timeouts,
         disk: Option<SimDisk>,
     ) -> ColdResult<RedbBackend> {
-        // Create every table up front so readers never meet a missing table.
-        let txn = db.begin_write().map_err(|e| redb_error("open", e))?;
-        {
-            txn.open_table(HEADERS).map_err(|e| redb_error("open", e))?;
-            txn.open_table(BODIES).map_err(|e| redb_error("open", e))?;
-            txn.open_table(HEADER_HASHES)
-                .map_err(|e| redb_error("open", e))?;
-            txn.open_multimap_table(TX_HASHES)
-                .map_err(|e| redb_error("open", e))?;
-        }
-        txn.commit().map_err(|e| redb_error("open", e))?;
+        let db = open_database(&opener)?;
         Ok(RedbBackend {
             inner: Arc::new(Inner {
-                db,
+                db: std::sync::RwLock::new(Some(Arc::new(db))),
+                opener,
                 timeouts,
                 disk,
                 write_gate: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+
+    /// The open database.
+    fn database(&self, op: &'static str) -> ColdResult<Arc<Database>> {
+        let slot = self.inner.db.read().unwrap_or_else(|e| e.into_inner());
+        slot.clone().ok_or_else(|| {
+            ColdStorageError::backend(op, "redb is closed: reopening after an I/O error failed")
+        })
+    }
+
+    /// Replaces a database that latched an I/O error with a fresh one on the same storage,
+    /// which recovers the last durable commit. Called with the write gate held, so no write
+    /// transaction is live.
+    fn reopen(&self, op: &'static str) -> ColdResult<Arc<Database>> {
+        let mut slot = self.inner.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(failed) = slot.take() {
+            // The failed database must close (releasing the storage and its locks) before the
+            // new one opens; another holder of it would keep it open.
+            match Arc::try_unwrap(failed) {
+                Ok(db) => drop(db),
+                Err(busy) => {
+                    *slot = Some(busy);
+                    return Err(ColdStorageError::backend(
+                        op,
+                        "redb latched an I/O error and is still in use; retry",
+                    ));
+                }
+            }
+        }
+        tracing::warn!(op, "reopening redb after an I/O error");
+        let db = Arc::new(open_database(&self.inner.opener)?);
+        *slot = Some(db.clone());
+        Ok(db)
     }
 
     /// Sleeps the disk's owed virtual latency (if the disk is simulated).
@@ -426,17 +503,16 @@ impl RedbBackend {
     }
 
     fn snapshot(&self, op: &'static str) -> ColdResult<Snapshot> {
-        let txn = self.inner.db.begin_read().map_err(|e| redb_error(op, e))?;
+        let txn = self
+            .database(op)?
+            .begin_read()
+            .map_err(|e| redb_error(op, e))?;
         Ok(Snapshot {
             headers: txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?,
-            bodies: txn.open_table(BODIES).map_err(|e| redb_error(op, e))?,
-            header_hashes: txn
-                .open_table(HEADER_HASHES)
-                .map_err(|e| redb_error(op, e))?,
-            tx_hashes: txn
-                .open_multimap_table(TX_HASHES)
-                .map_err(|e| redb_error(op, e))?,
-            _txn: txn,
+            bodies: OnceCell::new(),
+            header_hashes: OnceCell::new(),
+            tx_hashes: OnceCell::new(),
+            txn,
         })
     }
 
@@ -453,13 +529,14 @@ impl RedbBackend {
         result
     }
 
-    /// Runs a write transaction: `fill` stages the changes, the deadline is checked, then the
-    /// transaction commits durably. Any error or an expired deadline aborts (rolls back).
-    /// `fill` returns `None` when there is nothing to commit.
+    /// Runs a write transaction: `fill` stages the changes and says whether it changed
+    /// anything, the deadline is checked, then the transaction commits durably. Any error or an
+    /// expired deadline aborts (rolls back); so does a write that changed nothing, which then
+    /// costs no disk I/O.
     async fn write<T>(
         &self,
         op: &'static str,
-        fill: impl FnOnce(&WriteTransaction, &Deadline) -> ColdResult<T>,
+        fill: impl FnOnce(&WriteTransaction, &Deadline) -> ColdResult<(T, Changed)>,
     ) -> ColdResult<T> {
         let deadline = Deadline::after(self.inner.timeouts.write);
         let _gate = rt::timeout_at(deadline.at(), self.inner.write_gate.lock())
@@ -467,7 +544,16 @@ impl RedbBackend {
             .map_err(|_| ColdStorageError::DeadlineExceeded {
                 timeout: deadline.timeout(),
             })?;
-        let mut txn = self.inner.db.begin_write().map_err(|e| redb_error(op, e))?;
+        let mut txn = match self.database(op).map(|db| db.begin_write()) {
+            Ok(Ok(txn)) => txn,
+            // redb refuses every write after an I/O error until reopened; reopen once.
+            Ok(Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo))) | Err(_) => {
+                self.reopen(op)?
+                    .begin_write()
+                    .map_err(|e| redb_error(op, e))?
+            }
+            Ok(Err(e)) => return Err(redb_error(op, e)),
+        };
         txn.set_durability(Durability::Immediate)
             .map_err(|e| redb_error(op, e))?;
         let staged = fill(&txn, &deadline);
@@ -476,11 +562,13 @@ impl RedbBackend {
             Err(e) => Err(e),
         };
         let value = match checked {
-            Ok(value) => value,
+            Ok((value, Changed::Yes)) => value,
+            Ok((value, Changed::No)) => {
+                abort(op, txn);
+                return Ok(value);
+            }
             Err(e) => {
-                if let Err(abort) = txn.abort() {
-                    tracing::warn!(op, error = %abort, "redb abort failed after a failed write");
-                }
+                abort(op, txn);
                 self.settle_latency().await;
                 return Err(e);
             }
@@ -513,9 +601,42 @@ impl RedbBackend {
     }
 }
 
+/// Opens the database and creates every table, so readers never meet a missing table.
+fn open_database(opener: &Opener) -> ColdResult<Database> {
+    let db = opener().map_err(|e| ColdStorageError::backend("open", e))?;
+    let txn = db.begin_write().map_err(|e| redb_error("open", e))?;
+    {
+        txn.open_table(HEADERS).map_err(|e| redb_error("open", e))?;
+        txn.open_table(BODIES).map_err(|e| redb_error("open", e))?;
+        txn.open_table(HEADER_HASHES)
+            .map_err(|e| redb_error("open", e))?;
+        txn.open_table(TX_HASHES)
+            .map_err(|e| redb_error("open", e))?;
+    }
+    txn.commit().map_err(|e| redb_error("open", e))?;
+    Ok(db)
+}
+
+/// Whether a staged write changed anything (and so needs a commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changed {
+    Yes,
+    No,
+}
+
+/// Rolls back a write transaction; a failing rollback is only logged, since nothing of the
+/// transaction is visible either way.
+fn abort(op: &'static str, txn: WriteTransaction) {
+    if let Err(error) = txn.abort() {
+        tracing::warn!(op, %error, "redb abort failed");
+    }
+}
+
 /// Stages one block: header, body and both hash indexes.
 fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> ColdResult<()> {
     let number = block.number();
+    // Validated before the transaction began: a mismatch would corrupt every later read.
+    debug_assert_eq!(block.transactions.len(), block.receipts.len());
     let header = postcard::to_allocvec(&block.header).map_err(|e| redb_error(op, e))?;
     let body = postcard::to_allocvec(&BodyRef {
         transactions: &block.transactions,
@@ -527,9 +648,7 @@ fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> C
     let mut header_hashes = txn
         .open_table(HEADER_HASHES)
         .map_err(|e| redb_error(op, e))?;
-    let mut tx_hashes = txn
-        .open_multimap_table(TX_HASHES)
-        .map_err(|e| redb_error(op, e))?;
+    let mut tx_hashes = txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?;
     headers
         .insert(number, header.as_slice())
         .map_err(|e| redb_error(op, e))?;
@@ -541,7 +660,7 @@ fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> C
         .map_err(|e| redb_error(op, e))?;
     for (index, tx) in block.transactions.iter().enumerate() {
         tx_hashes
-            .insert(tx.hash().0, (number, index as u64))
+            .insert((tx.hash().0, number, index as u64), ())
             .map_err(|e| redb_error(op, e))?;
     }
     Ok(())
@@ -554,16 +673,15 @@ fn remove_blocks_from(
     first: u64,
     collect: bool,
     deadline: &Deadline,
-) -> ColdResult<Vec<Vec<ColdReceipt>>> {
+) -> ColdResult<(Vec<Vec<ColdReceipt>>, Changed)> {
     let mut headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
     let mut bodies = txn.open_table(BODIES).map_err(|e| redb_error(op, e))?;
     let mut header_hashes = txn
         .open_table(HEADER_HASHES)
         .map_err(|e| redb_error(op, e))?;
-    let mut tx_hashes = txn
-        .open_multimap_table(TX_HASHES)
-        .map_err(|e| redb_error(op, e))?;
+    let mut tx_hashes = txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?;
     let mut drained = Vec::new();
+    let mut changed = Changed::No;
     let mut next = first;
     while let Some(number) = next_block(op, &headers, next, u64::MAX)? {
         deadline.check()?;
@@ -574,7 +692,7 @@ fn remove_blocks_from(
         }
         for (index, tx) in block.transactions.iter().enumerate() {
             tx_hashes
-                .remove(tx.hash().0, (number, index as u64))
+                .remove((tx.hash().0, number, index as u64))
                 .map_err(|e| redb_error(op, e))?;
         }
         header_hashes
@@ -582,6 +700,7 @@ fn remove_blocks_from(
             .map_err(|e| redb_error(op, e))?;
         headers.remove(number).map_err(|e| redb_error(op, e))?;
         bodies.remove(number).map_err(|e| redb_error(op, e))?;
+        changed = Changed::Yes;
         let Some(after) = number.checked_add(1) else {
             break;
         };
@@ -592,7 +711,7 @@ fn remove_blocks_from(
             .map(|n| n.is_none())
             .unwrap_or(true)
     );
-    Ok(drained)
+    Ok((drained, changed))
 }
 
 impl RedbBackend {
@@ -663,7 +782,7 @@ fn stage_blocks(
     op: &'static str,
     blocks: &[BlockData],
     deadline: &Deadline,
-) -> ColdResult<()> {
+) -> ColdResult<((), Changed)> {
     let latest = {
         let headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
         latest_block(op, &headers)?
@@ -675,7 +794,7 @@ fn stage_blocks(
         deadline.check()?;
         stage_block(txn, op, block)?;
     }
-    Ok(())
+    Ok(((), Changed::Yes))
 }
 
 impl ColdStorageRead for RedbBackend {

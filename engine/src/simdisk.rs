@@ -30,7 +30,6 @@
 //! Determinism: the same seed and the same sequence of operations give the same errors, the same
 //! latencies and the same surviving image. Nothing here reads a clock or the OS.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -230,14 +229,49 @@ impl SimDiskBuilder {
     }
 }
 
+/// The sectors written since their last sync: a bitmap for membership and a list in first-write
+/// order, so iteration (and so every fate drawn per sector) is deterministic and cheap.
+#[derive(Debug, Default)]
+struct DirtySectors {
+    bits: Vec<u64>,
+    list: Vec<u64>,
+}
+
+impl DirtySectors {
+    fn insert(&mut self, index: u64) {
+        let word = (index / 64) as usize;
+        let bit = 1u64 << (index % 64);
+        if word >= self.bits.len() {
+            self.bits.resize(word + 1, 0);
+        }
+        if self.bits[word] & bit == 0 {
+            self.bits[word] |= bit;
+            self.list.push(index);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Empties the set, returning its sectors in first-write order.
+    fn take(&mut self) -> Vec<u64> {
+        for index in &self.list {
+            self.bits[(*index / 64) as usize] = 0;
+        }
+        debug_assert!(self.bits.iter().all(|w| *w == 0));
+        std::mem::take(&mut self.list)
+    }
+}
+
 /// Everything behind the handle's mutex.
 struct State {
     config: Config,
     rng: ChaCha8Rng,
     volatile: Vec<u8>,
     durable: Vec<u8>,
-    /// Sectors written since their last sync, ascending so crash fates are drawn in order.
-    dirty_sectors: BTreeSet<u64>,
+    /// Sectors written since their last sync.
+    dirty_sectors: DirtySectors,
     /// The volatile length differs from the durable one.
     len_dirty: bool,
     /// Set by `crash`: the surviving image; every later operation fails.
@@ -294,7 +328,7 @@ impl SimDisk {
             rng,
             volatile: image.bytes.clone(),
             durable: image.bytes,
-            dirty_sectors: BTreeSet::new(),
+            dirty_sectors: DirtySectors::default(),
             len_dirty: false,
             crashed: None,
             latency_owed: Duration::ZERO,
@@ -501,8 +535,9 @@ impl State {
         self.volatile.resize(len, 0);
         if len > old {
             // New bytes are zero in the volatile image but not yet durable: they are dirty.
-            let grown = self.sector_range(old as u64, (len - old) as u64);
-            self.dirty_sectors.extend(grown);
+            for index in self.sector_range(old as u64, (len - old) as u64) {
+                self.dirty_sectors.insert(index);
+            }
         }
         self.len_dirty = self.volatile.len() != self.durable.len();
         self.stats.writes += 1;
@@ -520,14 +555,13 @@ impl State {
 
     fn sync(&mut self) -> io::Result<()> {
         let fails = self.begin(OpKind::Sync)?;
-        let dirty: Vec<u64> = self.dirty_sectors.iter().copied().collect();
-        for index in dirty {
+        for index in self.dirty_sectors.take() {
             // A failed sync got some pages out before the error.
             if fails && !self.rng.random_bool(0.5) {
+                self.dirty_sectors.insert(index);
                 continue;
             }
             self.persist_sector(index);
-            self.dirty_sectors.remove(&index);
         }
         if fails {
             return Err(injected_error(OpKind::Sync));
@@ -535,7 +569,7 @@ impl State {
         self.durable.truncate(self.volatile.len());
         self.durable.resize(self.volatile.len(), 0);
         self.len_dirty = false;
-        debug_assert!(self.dirty_sectors.is_empty());
+        debug_assert_eq!(self.dirty_sectors.len(), 0);
         debug_assert_eq!(self.durable, self.volatile);
         self.stats.syncs += 1;
         Ok(())
@@ -548,8 +582,7 @@ impl State {
         if self.len_dirty && self.rng.random_bool(survive) {
             bytes.resize(self.volatile.len(), 0);
         }
-        let dirty: Vec<u64> = self.dirty_sectors.iter().copied().collect();
-        for index in dirty {
+        for index in self.dirty_sectors.list.clone() {
             if !self.rng.random_bool(survive) {
                 continue;
             }

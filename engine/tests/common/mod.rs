@@ -1,0 +1,344 @@
+//! Test backends: a gated wrapper around [`MemBackend`] whose gates the test controls and
+//! whose counters observe what runs inside the backend, and a deliberately broken backend.
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::backend::{
+    ColdStorageBackend, ColdStorageRead, ColdStorageWrite, StreamParams, Timeouts,
+};
+use engine::{
+    BlockData, ColdReceipt, ColdResult, ColdStorage, ColdStorageError, Config, Confirmed, Filter,
+    HeaderSpecifier, MemBackend, ReceiptSpecifier, RpcLog, SealedHeader, Transaction,
+    TransactionSpecifier,
+};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Permits large enough to mean "open".
+const OPEN: usize = 1 << 40;
+
+/// A gate: closed gates park callers until the test releases them one by one or opens it.
+#[derive(Debug)]
+pub struct Gate {
+    permits: Semaphore,
+    enabled: AtomicBool,
+    waiting: AtomicUsize,
+}
+
+impl Gate {
+    fn new(enabled: bool) -> Gate {
+        Gate {
+            permits: Semaphore::new(0),
+            enabled: AtomicBool::new(enabled),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    async fn pass(&self) {
+        if !self.enabled.load(Ordering::SeqCst) {
+            return;
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.permits
+            .acquire()
+            .await
+            .expect("gates never close")
+            .forget();
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Closes the gate for callers that arrive from now on.
+    pub fn close(&self) {
+        self.enabled.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets `n` parked or future callers through.
+    pub fn release(&self, n: usize) {
+        self.permits.add_permits(n);
+    }
+
+    /// Lets everybody through, now and later.
+    pub fn open(&self) {
+        self.enabled.store(false, Ordering::SeqCst);
+        self.permits.add_permits(OPEN);
+    }
+
+    /// Callers parked at the gate.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+/// What the gated backend observed.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// Gated reads inside the backend, parked at the gate included.
+    pub reads_inside: AtomicUsize,
+    pub reads_max: AtomicUsize,
+    pub writes_active: AtomicUsize,
+    /// A gated read and a write were inside the backend at once (drain barrier broken).
+    pub overlaps: AtomicUsize,
+    pub writes_committed: AtomicUsize,
+    pub drops: AtomicUsize,
+}
+
+/// A [`MemBackend`] with gates on reads, on writes after they commit, and on stream producers.
+#[derive(Debug)]
+pub struct Gated {
+    pub inner: MemBackend,
+    pub reads: Arc<Gate>,
+    pub after_commit: Arc<Gate>,
+    pub streams: Arc<Gate>,
+    pub probe: Arc<Probe>,
+    /// When set, writes report this error after committing.
+    pub fail_after_commit: Arc<Mutex<Option<ColdStorageError>>>,
+}
+
+/// The test's side of a [`Gated`] backend.
+#[derive(Debug, Clone)]
+pub struct Controls {
+    pub inner: MemBackend,
+    pub reads: Arc<Gate>,
+    pub after_commit: Arc<Gate>,
+    pub streams: Arc<Gate>,
+    pub probe: Arc<Probe>,
+    pub fail_after_commit: Arc<Mutex<Option<ColdStorageError>>>,
+}
+
+impl Gated {
+    /// All gates open.
+    pub fn new(inner: MemBackend) -> (Gated, Controls) {
+        let gated = Gated {
+            inner,
+            reads: Arc::new(Gate::new(false)),
+            after_commit: Arc::new(Gate::new(false)),
+            streams: Arc::new(Gate::new(false)),
+            probe: Arc::new(Probe::default()),
+            fail_after_commit: Arc::new(Mutex::new(None)),
+        };
+        let controls = Controls {
+            inner: gated.inner.clone(),
+            reads: gated.reads.clone(),
+            after_commit: gated.after_commit.clone(),
+            streams: gated.streams.clone(),
+            probe: gated.probe.clone(),
+            fail_after_commit: gated.fail_after_commit.clone(),
+        };
+        (gated, controls)
+    }
+
+    async fn read<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        // Counted from arrival, so reads parked at the gate are inside the backend too.
+        let inside = self.probe.reads_inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.probe.reads_max.fetch_max(inside, Ordering::SeqCst);
+        if self.probe.writes_active.load(Ordering::SeqCst) > 0 {
+            self.probe.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        self.reads.pass().await;
+        let out = f.await;
+        self.probe.reads_inside.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+
+    async fn write<T>(&self, f: impl std::future::Future<Output = ColdResult<T>>) -> ColdResult<T> {
+        self.probe.writes_active.fetch_add(1, Ordering::SeqCst);
+        if self.probe.reads_inside.load(Ordering::SeqCst) > 0 {
+            self.probe.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        let out = f.await;
+        if out.is_ok() {
+            self.probe.writes_committed.fetch_add(1, Ordering::SeqCst);
+        }
+        self.after_commit.pass().await;
+        self.probe.writes_active.fetch_sub(1, Ordering::SeqCst);
+        let failure = self.fail_after_commit.lock().unwrap().clone();
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        out
+    }
+}
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        self.probe.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl ColdStorageRead for Gated {
+    fn timeouts(&self) -> Timeouts {
+        self.inner.timeouts()
+    }
+    async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
+        self.read(self.inner.get_header(spec)).await
+    }
+    async fn get_headers(
+        &self,
+        specs: Vec<HeaderSpecifier>,
+    ) -> ColdResult<Vec<Option<SealedHeader>>> {
+        self.read(self.inner.get_headers(specs)).await
+    }
+    async fn get_transaction(
+        &self,
+        spec: TransactionSpecifier,
+    ) -> ColdResult<Option<Confirmed<Transaction>>> {
+        self.read(self.inner.get_transaction(spec)).await
+    }
+    async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
+        self.read(self.inner.get_transactions_in_block(block)).await
+    }
+    async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
+        self.read(self.inner.get_transaction_count(block)).await
+    }
+    async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
+        self.read(self.inner.get_receipt(spec)).await
+    }
+    async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
+        self.read(self.inner.get_receipts_in_block(block)).await
+    }
+    async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
+        self.read(self.inner.get_latest_block()).await
+    }
+    async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+        self.read(self.inner.get_logs(filter, max_logs)).await
+    }
+    async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
+        self.streams.pass().await;
+        self.inner.produce_log_stream(filter, params).await
+    }
+}
+
+impl ColdStorageWrite for Gated {
+    async fn append_block(&self, block: BlockData) -> ColdResult<()> {
+        self.write(self.inner.append_block(block)).await
+    }
+    async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
+        self.write(self.inner.append_blocks(blocks)).await
+    }
+    async fn truncate_above(&self, block: u64) -> ColdResult<()> {
+        self.write(self.inner.truncate_above(block)).await
+    }
+}
+
+impl ColdStorageBackend for Gated {
+    async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
+        self.write(self.inner.drain_above(block)).await
+    }
+}
+
+/// A backend that silently loses appends of even block numbers: conformance must catch it.
+#[derive(Debug)]
+pub struct LossyBackend {
+    inner: MemBackend,
+}
+
+impl LossyBackend {
+    pub fn new(inner: MemBackend) -> LossyBackend {
+        LossyBackend { inner }
+    }
+}
+
+impl ColdStorageRead for LossyBackend {
+    fn timeouts(&self) -> Timeouts {
+        self.inner.timeouts()
+    }
+    async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
+        self.inner.get_header(spec).await
+    }
+    async fn get_headers(
+        &self,
+        specs: Vec<HeaderSpecifier>,
+    ) -> ColdResult<Vec<Option<SealedHeader>>> {
+        self.inner.get_headers(specs).await
+    }
+    async fn get_transaction(
+        &self,
+        spec: TransactionSpecifier,
+    ) -> ColdResult<Option<Confirmed<Transaction>>> {
+        self.inner.get_transaction(spec).await
+    }
+    async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
+        self.inner.get_transactions_in_block(block).await
+    }
+    async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
+        self.inner.get_transaction_count(block).await
+    }
+    async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
+        self.inner.get_receipt(spec).await
+    }
+    async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
+        self.inner.get_receipts_in_block(block).await
+    }
+    async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
+        self.inner.get_latest_block().await
+    }
+    async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+        self.inner.get_logs(filter, max_logs).await
+    }
+    async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
+        self.inner.produce_log_stream(filter, params).await
+    }
+}
+
+impl ColdStorageWrite for LossyBackend {
+    async fn append_block(&self, block: BlockData) -> ColdResult<()> {
+        if block.number().is_multiple_of(2) {
+            return Ok(());
+        }
+        self.inner.append_block(block).await
+    }
+    async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
+        self.inner.append_blocks(blocks).await
+    }
+    async fn truncate_above(&self, block: u64) -> ColdResult<()> {
+        self.inner.truncate_above(block).await
+    }
+}
+
+impl ColdStorageBackend for LossyBackend {
+    async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
+        self.inner.drain_above(block).await
+    }
+}
+
+/// A handle over a gated Mem backend with default config.
+pub fn gated_handle() -> (ColdStorage<Gated>, Controls, CancellationToken) {
+    gated_handle_with(Config::default(), Timeouts::default())
+}
+
+/// A handle over a gated Mem backend.
+pub fn gated_handle_with(
+    config: Config,
+    timeouts: Timeouts,
+) -> (ColdStorage<Gated>, Controls, CancellationToken) {
+    let (gated, controls) = Gated::new(MemBackend::builder().timeouts(timeouts).build());
+    let cancel = CancellationToken::new();
+    (
+        ColdStorage::new(gated, cancel.clone(), config),
+        controls,
+        cancel,
+    )
+}
+
+/// Yields to the (paused-clock) runtime until `cond` holds; panics naming `what` after a
+/// bounded number of steps, so a broken property fails instead of hanging.
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Lets every runnable task run for a while of paused time.
+pub async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

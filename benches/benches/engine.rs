@@ -147,6 +147,7 @@ fn stream_logs(c: &mut Criterion) {
                 max_logs: 10_000,
                 sender,
                 deadline: engine::rt::deadline_after(deadline),
+                anchor: None,
             };
             let produce = produce_default(&mem, &filter, params);
             let consume = LogStream::new(receiver).collect_all();

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use crate::error::{ColdResult, ColdStorageError};
 use crate::rt::{self, Instant};
 use crate::types::{
-    BlockData, ColdReceipt, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog,
+    B256, BlockData, ColdReceipt, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog,
     SealedHeader, Transaction, TransactionSpecifier,
 };
 
@@ -126,6 +126,11 @@ pub struct StreamParams {
     pub sender: mpsc::Sender<ColdResult<RpcLog>>,
     /// When the stream must end, whatever the consumer does.
     pub deadline: Instant,
+    /// The hash of block `to` when the handle took `to` from the latest block at setup. The
+    /// producer must end with `ReorgDetected` unless block `to` still has this hash: blocks of
+    /// the range may have been removed (or replaced) between setup and production, and the
+    /// caller asked for the range as it was. `None` when the caller named `to` itself.
+    pub anchor: Option<B256>,
 }
 
 /// Reads. See the module docs for the contract.

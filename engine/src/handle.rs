@@ -643,6 +643,19 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         result
     }
 
+    /// The latest block and its header hash, read for stream setup outside every permit (see
+    /// B4): a block that vanishes between the two reads was truncated concurrently.
+    async fn latest_with_hash(&self) -> ColdResult<(Option<u64>, Option<B256>)> {
+        let backend = &self.inner.backend;
+        let Some(latest) = backend.get_latest_block().await? else {
+            return Ok((None, None));
+        };
+        match backend.get_header(HeaderSpecifier::Number(latest)).await? {
+            Some(header) => Ok((Some(latest), Some(header.hash()))),
+            None => Err(ColdStorageError::ReorgDetected),
+        }
+    }
+
     async fn start_stream(
         &self,
         filter: Filter,
@@ -654,11 +667,14 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         filter.resolve_range(None)?;
         // Taken before the setup read, so wait_shutdown also waits for setups (H4).
         let queued = inner.tracker.token();
-        let latest = match filter.to_block {
-            Some(_) => None,
+        // Without an explicit end the range ends at the latest block *now*; its header hash
+        // is the anchor the producer must still find, so a truncation (or a reorg) between
+        // this setup and the production is reported instead of silently shortening the range.
+        let (latest, anchor) = match filter.to_block {
+            Some(_) => (None, None),
             None => {
                 let timeout = inner.backend.timeouts().read;
-                rt::timeout(timeout, inner.backend.get_latest_block())
+                rt::timeout(timeout, self.latest_with_hash())
                     .await
                     .map_err(|rt::Elapsed| ColdStorageError::DeadlineExceeded { timeout })??
             }
@@ -666,6 +682,10 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let Some((from, to)) = filter.resolve_range(latest)? else {
             return Ok(LogStream::empty());
         };
+        debug_assert!(
+            anchor.is_none() || latest == Some(to),
+            "an anchor is always the latest block"
+        );
         let permit = inner.acquire_stream().await?;
         inner.ensure_open()?;
         let deadline = rt::deadline_after(deadline.min(inner.config.max_stream_deadline));
@@ -681,6 +701,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             max_logs,
             sender,
             deadline,
+            anchor,
         };
         let hard_stop = deadline.checked_add(STREAM_GRACE).unwrap_or(deadline);
         let owner = Arc::clone(inner);

@@ -741,6 +741,14 @@ impl RedbBackend {
             ));
         }
         let snapshot = self.snapshot(OP)?;
+        // `to` was the latest block at setup: the snapshot must still hold it, unchanged, or
+        // the range the caller asked for is gone (see `StreamParams::anchor`).
+        if let Some(anchor) = params.anchor {
+            let held = snapshot.block(OP, params.to)?.map(|b| b.header.hash());
+            if held != Some(anchor) {
+                return Err(Some(ColdStorageError::ReorgDetected));
+            }
+        }
         let mut sent = 0usize;
         let mut next = params.from;
         loop {

@@ -130,6 +130,7 @@ pub async fn produce_default<B: ColdStorageRead + ?Sized>(
         max_logs,
         sender,
         deadline,
+        anchor,
     } = params;
     // Reserve the terminal slot first, so the final error never waits on the consumer.
     let terminal = match rt::timeout_at(deadline, sender.clone().reserve_owned()).await {
@@ -145,7 +146,7 @@ pub async fn produce_default<B: ColdStorageRead + ?Sized>(
         deadline,
         sent: 0,
     };
-    if let Err(Stop::Error(error)) = producer.run(from, to).await {
+    if let Err(Stop::Error(error)) = producer.run(from, to, anchor).await {
         terminal.send(Err(error));
     }
 }
@@ -160,16 +161,25 @@ struct Producer<'a, B: ?Sized> {
 }
 
 impl<B: ColdStorageRead + ?Sized> Producer<'_, B> {
-    async fn run(mut self, from: u64, to: u64) -> Result<(), Stop> {
+    async fn run(mut self, from: u64, to: u64, anchor: Option<B256>) -> Result<(), Stop> {
         debug_assert!(from <= to);
-        let Some(latest) = self.backend.get_latest_block().await? else {
-            return Ok(());
+        let (end, (anchor_number, anchor_hash)) = match anchor {
+            // `to` was the latest block at setup: the range must still end there, unchanged.
+            Some(hash) => {
+                self.check_anchor(to, hash).await?;
+                (to, (to, hash))
+            }
+            None => {
+                let Some(latest) = self.backend.get_latest_block().await? else {
+                    return Ok(());
+                };
+                let end = to.min(latest);
+                if from > end {
+                    return Ok(());
+                }
+                (end, self.anchor(end, latest).await?)
+            }
         };
-        let end = to.min(latest);
-        if from > end {
-            return Ok(());
-        }
-        let (anchor_number, anchor_hash) = self.anchor(end, latest).await?;
         let mut cursor = from;
         let mut span: u64 = 1;
         loop {

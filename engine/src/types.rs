@@ -203,6 +203,30 @@ impl BlockData {
         self.header.number()
     }
 
+    /// SHA-256 over a body's canonical encoding (transaction hashes, then every receipt field).
+    /// A header that carries it (in `extra`) commits to its body, as a chain's transaction and
+    /// receipt roots do, so two forks of one block number have different hashes.
+    pub fn body_digest(transactions: &[Transaction], receipts: &[Receipt]) -> B256 {
+        let mut out = Vec::new();
+        for tx in transactions {
+            out.extend_from_slice(&tx.hash().0);
+        }
+        for receipt in receipts {
+            out.push(u8::from(receipt.success));
+            out.extend_from_slice(&receipt.cumulative_gas_used.to_be_bytes());
+            out.extend_from_slice(&(receipt.logs.len() as u64).to_be_bytes());
+            for log in &receipt.logs {
+                out.extend_from_slice(&log.address.0);
+                out.extend_from_slice(&(log.topics.len() as u64).to_be_bytes());
+                for topic in &log.topics {
+                    out.extend_from_slice(&topic.0);
+                }
+                put_bytes(&mut out, &log.data);
+            }
+        }
+        sha256(&out)
+    }
+
     /// Checks what every backend relies on: equal lengths, at most four topics per log,
     /// cumulative gas never decreasing, a header hash that matches the header.
     pub fn validate(&self) -> Result<(), InvalidInput> {

@@ -502,6 +502,7 @@ async fn stream_matches_get_logs_and_ends_with_too_many_logs() {
             max_logs,
             sender,
             deadline: rt::deadline_after(Duration::from_secs(5)),
+            anchor: None,
         };
         let backend = backend.clone();
         async move {

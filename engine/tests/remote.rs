@@ -138,6 +138,7 @@ async fn every_operation_round_trips_over_the_wire() {
         max_logs: 100,
         sender: tx,
         deadline,
+        anchor: None,
     };
     let producer = remote.produce_log_stream(&all, params);
     let consumer = async {
@@ -394,6 +395,7 @@ async fn a_consumer_that_stops_reading_cannot_make_the_worker_buffer() {
         max_logs: 10_000,
         sender: tx,
         deadline,
+        anchor: None,
     };
     let filter = Filter::range(1, 20);
     let producer =

@@ -103,6 +103,7 @@ fn params(
         max_logs,
         sender,
         deadline: engine::rt::deadline_after(deadline),
+        anchor: None,
     };
     (params, LogStream::new(receiver))
 }

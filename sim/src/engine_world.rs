@@ -326,15 +326,15 @@ async fn run_clients<B: ColdStorageBackend>(
     let mut tasks = Vec::new();
     {
         let (ctx, handle) = (ctx.clone(), handle.clone());
-        tasks.push(engine::rt::spawn(async move {
-            writer(&ctx, &handle, phase, ops, progress_tx).await
-        }));
+        tasks.push(engine::rt::spawn(crate::probe::outside_handle(
+            async move { writer(&ctx, &handle, phase, ops, progress_tx).await },
+        )));
     }
     for client in 1..ctx.derived.clients {
         let (ctx, handle) = (ctx.clone(), handle.clone());
-        tasks.push(engine::rt::spawn(async move {
-            reader(&ctx, &handle, phase, client, ops).await
-        }));
+        tasks.push(engine::rt::spawn(crate::probe::outside_handle(
+            async move { reader(&ctx, &handle, phase, client, ops).await },
+        )));
     }
     let trigger = crash_at.or(shutdown_at);
     if let Some(at) = trigger {
@@ -466,7 +466,9 @@ async fn writer<B: ColdStorageBackend>(
         let outcome = call(ctx, handle, &op, WRITE_LIVENESS, &mut rng).await?;
         // An abandoned call does not stop the write the handle spawned: let it finish.
         let settle = engine::rt::timeout(WRITE_LIVENESS, async {
-            while ctx.probe.write_in_flight() {
+            // In the network world the request may still be on its way to the worker: wait for
+            // the handle's call too (it ends only when the worker is done with it).
+            while ctx.handle_probe.write_in_flight() || ctx.probe.write_in_flight() {
                 engine::rt::sleep(Duration::from_micros(100)).await;
             }
         });
@@ -636,19 +638,21 @@ async fn storm<B: ColdStorageBackend>(
     let mut tasks = Vec::new();
     for _ in 0..STORM_STREAMS {
         let handle = handle.clone();
-        tasks.push(engine::rt::spawn(async move {
-            let latest = handle.get_latest_block().await.ok().flatten().unwrap_or(0);
-            let opened = handle
-                .stream_logs(
-                    engine::Filter::range(0, latest),
-                    usize::MAX,
-                    STREAM_DEADLINE,
-                )
-                .await;
-            // Held unpolled past the deadline, then dropped.
-            engine::rt::sleep(STREAM_DEADLINE + STREAM_SLACK).await;
-            drop(opened);
-        }));
+        tasks.push(engine::rt::spawn(crate::probe::outside_handle(
+            async move {
+                let latest = handle.get_latest_block().await.ok().flatten().unwrap_or(0);
+                let opened = handle
+                    .stream_logs(
+                        engine::Filter::range(0, latest),
+                        usize::MAX,
+                        STREAM_DEADLINE,
+                    )
+                    .await;
+                // Held unpolled past the deadline, then dropped.
+                engine::rt::sleep(STREAM_DEADLINE + STREAM_SLACK).await;
+                drop(opened);
+            },
+        )));
     }
     ctx.ops.fetch_add(STORM_STREAMS as u64, Ordering::SeqCst);
     let bound = storm_bound();

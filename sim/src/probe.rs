@@ -5,8 +5,13 @@
 //! moment a count exceeds its limit (reads ≤ 64, writes ≤ 1, streams ≤ 8), a barrier-gated read
 //! starts while a write is committing, or a write starts while gated reads are in flight.
 //!
-//! Stream setup's `get_latest_block` runs outside the drain barrier by design (it must not
-//! take a read permit, see bug B4), and so do stream producers; the probe counts them apart.
+//! Stream setup reads (the latest block and its header) run outside the drain barrier by
+//! design (they must not take a read permit, see bug B4), and so do stream producers; the
+//! probe counts them apart. It tells setup reads from gated ones by task: setup runs in the
+//! caller's task, which the harness marks with [`outside_handle`], while gated work runs in
+//! tasks the handle spawns, which do not inherit the mark. At a worker every read arrives as a
+//! plain request, so a worker-side probe ([`Probe::at_worker`]) treats the two setup read kinds
+//! as ungated.
 //!
 //! It also counts backend drops (the backend must be dropped once the last handle is) and can
 //! lose a write's acknowledgement after the write committed ("ack loss"), the way a commit whose
@@ -26,9 +31,25 @@ use rand_chacha::ChaCha8Rng;
 use crate::report::Violation;
 use crate::trace;
 
+tokio::task_local! {
+    /// Set on the harness's own tasks: a backend read made directly from one of them did not
+    /// go through the handle's permits (stream setup).
+    static OUTSIDE_HANDLE: ();
+}
+
+/// Runs `future` marked as a caller's task (see the module docs).
+pub fn outside_handle<F: std::future::Future>(
+    future: F,
+) -> impl std::future::Future<Output = F::Output> {
+    OUTSIDE_HANDLE.scope((), future)
+}
+
 /// Limits the probe enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Treat `get_latest_block` and `get_header` as possible stream-setup reads (a worker
+    /// cannot tell them apart from gated ones).
+    pub setup_reads_by_kind: bool,
     /// Gated reads at once.
     pub reads: u64,
     /// Writes at once.
@@ -40,6 +61,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
+            setup_reads_by_kind: false,
             reads: 64,
             writes: 1,
             streams: 8,
@@ -194,6 +216,10 @@ impl Probe {
 
     fn begin_read(&self, op: &'static str) -> Guard<'_> {
         let s = &self.inner;
+        let setup_kind = matches!(op, "get_latest_block" | "get_header");
+        if OUTSIDE_HANDLE.try_with(|_| ()).is_ok() || (s.limits.setup_reads_by_kind && setup_kind) {
+            return self.begin_ungated();
+        }
         let now = s.reads.fetch_add(1, Ordering::SeqCst) + 1;
         s.max_reads.fetch_max(now, Ordering::SeqCst);
         if now > s.limits.reads {
@@ -371,8 +397,7 @@ impl<B: ColdStorageRead> ColdStorageRead for ProbeBackend<B> {
     }
 
     async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
-        // Stream setup calls this outside the barrier by design: not a gated read.
-        let _g = self.probe.begin_ungated();
+        let _g = self.probe.begin_read("get_latest_block");
         self.probe.delay().await;
         self.inner.get_latest_block().await
     }

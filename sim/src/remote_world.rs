@@ -121,10 +121,10 @@ fn disk(derived: &Derived, generation: u64, image: Option<engine::simdisk::DiskI
 
 /// Runs one seed of the network world on this thread.
 pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
+    // The worker sees the handle's stream-setup reads as plain requests.
     let worker_probe = Probe::new(Limits {
-        reads: 128,
-        writes: 1,
-        streams: 128,
+        setup_reads_by_kind: true,
+        ..Limits::default()
     });
     let node_probe = Probe::new(Limits::default());
     let ctx = Ctx::new(derived, worker_probe.clone(), node_probe.clone());

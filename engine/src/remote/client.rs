@@ -538,6 +538,7 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
             max_logs,
             sender,
             deadline,
+            anchor,
         } = params;
         let config = &self.inner.config;
         let hold_until = deadline + config.clock_skew_allowance;
@@ -558,6 +559,7 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
             to,
             max_logs: max_logs as u64,
             initial_credit: credit,
+            anchor,
         };
         let frame = ClientFrame::Request {
             id,

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{ColdStorageError, InvalidInput};
 use crate::types::{
-    BlockData, ColdReceipt, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog,
+    B256, BlockData, ColdReceipt, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog,
     SealedHeader, Transaction, TransactionSpecifier,
 };
 
@@ -95,6 +95,8 @@ pub enum Request {
         max_logs: u64,
         /// Items the worker may send before the first `Credit`.
         initial_credit: u32,
+        /// The anchor the handle took at setup (see `StreamParams::anchor`).
+        anchor: Option<B256>,
     },
     /// `append_block`.
     AppendBlock(BlockData),

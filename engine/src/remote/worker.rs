@@ -31,7 +31,7 @@ use super::wire::{
 use crate::backend::{ColdStorageBackend, Deadline, StreamParams};
 use crate::error::{ColdResult, ColdStorageError, InvalidInput};
 use crate::rt;
-use crate::types::Filter;
+use crate::types::{B256, Filter};
 
 /// How a worker serves.
 #[derive(Debug, Clone)]
@@ -349,12 +349,18 @@ impl<B: ColdStorageBackend> Worker<B> {
                 from,
                 to,
                 max_logs,
+                anchor,
                 ..
             } => {
                 let credits = credits.unwrap_or_else(|| Arc::new(Semaphore::new(0)));
-                let error = self
-                    .stream(id, filter, from, to, max_logs, deadline, credits, replies)
-                    .await;
+                let spec = StreamSpec {
+                    filter,
+                    from,
+                    to,
+                    max_logs,
+                    anchor,
+                };
+                let error = self.stream(id, spec, deadline, credits, replies).await;
                 drop(permit);
                 return Some(ServerFrame::StreamEnd {
                     id,
@@ -390,18 +396,21 @@ impl<B: ColdStorageBackend> Worker<B> {
 
     /// Runs a stream, forwarding items only as far as the client's credit allows; returns
     /// its terminal error.
-    #[allow(clippy::too_many_arguments)]
     async fn stream(
         &self,
         id: u64,
-        filter: Filter,
-        from: u64,
-        to: u64,
-        max_logs: u64,
+        spec: StreamSpec,
         deadline: Deadline,
         credits: Arc<Semaphore>,
         replies: &mpsc::Sender<ServerFrame>,
     ) -> Option<ColdStorageError> {
+        let StreamSpec {
+            filter,
+            from,
+            to,
+            max_logs,
+            anchor,
+        } = spec;
         if from > to {
             return Some(InvalidInput::EmptyRange { from, to }.into());
         }
@@ -413,6 +422,7 @@ impl<B: ColdStorageBackend> Worker<B> {
             max_logs,
             sender: tx,
             deadline: deadline.at(),
+            anchor,
         };
         let producer = self.inner.backend.produce_log_stream(&filter, params);
         let forward = async move {
@@ -485,6 +495,15 @@ async fn execute<B: ColdStorageBackend>(backend: &B, op: Request) -> ColdResult<
             return Err(ColdStorageError::backend("execute", "not a plain request"));
         }
     })
+}
+
+/// A stream request as the worker runs it.
+struct StreamSpec {
+    filter: Filter,
+    from: u64,
+    to: u64,
+    max_logs: u64,
+    anchor: Option<B256>,
 }
 
 struct InFlight {

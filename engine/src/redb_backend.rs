@@ -632,38 +632,69 @@ fn abort(op: &'static str, txn: WriteTransaction) {
     }
 }
 
-/// Stages one block: header, body and both hash indexes.
-fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> ColdResult<()> {
-    let number = block.number();
-    // Validated before the transaction began: a mismatch would corrupt every later read.
-    debug_assert_eq!(block.transactions.len(), block.receipts.len());
-    let header = postcard::to_allocvec(&block.header).map_err(|e| redb_error(op, e))?;
-    let body = postcard::to_allocvec(&BodyRef {
-        transactions: &block.transactions,
-        receipts: &block.receipts,
-    })
-    .map_err(|e| redb_error(op, e))?;
-    let mut headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
-    let mut bodies = txn.open_table(BODIES).map_err(|e| redb_error(op, e))?;
-    let mut header_hashes = txn
-        .open_table(HEADER_HASHES)
-        .map_err(|e| redb_error(op, e))?;
-    let mut tx_hashes = txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?;
-    headers
-        .insert(number, header.as_slice())
-        .map_err(|e| redb_error(op, e))?;
-    bodies
-        .insert(number, body.as_slice())
-        .map_err(|e| redb_error(op, e))?;
-    header_hashes
-        .insert(block.header.hash().0, number)
-        .map_err(|e| redb_error(op, e))?;
-    for (index, tx) in block.transactions.iter().enumerate() {
-        tx_hashes
-            .insert((tx.hash().0, number, index as u64), ())
-            .map_err(|e| redb_error(op, e))?;
+/// The tables of a write transaction, opened once per write.
+struct WriteTables<'txn> {
+    headers: redb::Table<'txn, u64, &'static [u8]>,
+    bodies: redb::Table<'txn, u64, &'static [u8]>,
+    header_hashes: redb::Table<'txn, [u8; 32], u64>,
+    tx_hashes: redb::Table<'txn, TxKey, ()>,
+}
+
+impl<'txn> WriteTables<'txn> {
+    fn open(txn: &'txn WriteTransaction, op: &'static str) -> ColdResult<WriteTables<'txn>> {
+        Ok(WriteTables {
+            headers: txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?,
+            bodies: txn.open_table(BODIES).map_err(|e| redb_error(op, e))?,
+            header_hashes: txn
+                .open_table(HEADER_HASHES)
+                .map_err(|e| redb_error(op, e))?,
+            tx_hashes: txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?,
+        })
     }
-    Ok(())
+
+    /// Stages one block: header, body and both hash indexes.
+    fn insert(&mut self, op: &'static str, block: &BlockData) -> ColdResult<()> {
+        let number = block.number();
+        // Validated before the transaction began: a mismatch would corrupt every later read.
+        debug_assert_eq!(block.transactions.len(), block.receipts.len());
+        let header = postcard::to_allocvec(&block.header).map_err(|e| redb_error(op, e))?;
+        let body = postcard::to_allocvec(&BodyRef {
+            transactions: &block.transactions,
+            receipts: &block.receipts,
+        })
+        .map_err(|e| redb_error(op, e))?;
+        self.headers
+            .insert(number, header.as_slice())
+            .map_err(|e| redb_error(op, e))?;
+        self.bodies
+            .insert(number, body.as_slice())
+            .map_err(|e| redb_error(op, e))?;
+        self.header_hashes
+            .insert(block.header.hash().0, number)
+            .map_err(|e| redb_error(op, e))?;
+        for (index, tx) in block.transactions.iter().enumerate() {
+            self.tx_hashes
+                .insert((tx.hash().0, number, index as u64), ())
+                .map_err(|e| redb_error(op, e))?;
+        }
+        Ok(())
+    }
+
+    /// Stages the removal of one stored block and its index entries.
+    fn remove(&mut self, op: &'static str, block: &BlockData) -> ColdResult<()> {
+        let number = block.number();
+        for (index, tx) in block.transactions.iter().enumerate() {
+            self.tx_hashes
+                .remove((tx.hash().0, number, index as u64))
+                .map_err(|e| redb_error(op, e))?;
+        }
+        self.header_hashes
+            .remove(block.header.hash().0)
+            .map_err(|e| redb_error(op, e))?;
+        self.headers.remove(number).map_err(|e| redb_error(op, e))?;
+        self.bodies.remove(number).map_err(|e| redb_error(op, e))?;
+        Ok(())
+    }
 }
 
 /// Stages the removal of every block from `first` up; returns their receipts when `collect`.
@@ -674,32 +705,18 @@ fn remove_blocks_from(
     collect: bool,
     deadline: &Deadline,
 ) -> ColdResult<(Vec<Vec<ColdReceipt>>, Changed)> {
-    let mut headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
-    let mut bodies = txn.open_table(BODIES).map_err(|e| redb_error(op, e))?;
-    let mut header_hashes = txn
-        .open_table(HEADER_HASHES)
-        .map_err(|e| redb_error(op, e))?;
-    let mut tx_hashes = txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?;
+    let mut tables = WriteTables::open(txn, op)?;
     let mut drained = Vec::new();
     let mut changed = Changed::No;
     let mut next = first;
-    while let Some(number) = next_block(op, &headers, next, u64::MAX)? {
+    while let Some(number) = next_block(op, &tables.headers, next, u64::MAX)? {
         deadline.check()?;
-        let block = read_block(op, &headers, &bodies, number)?
+        let block = read_block(op, &tables.headers, &tables.bodies, number)?
             .ok_or_else(|| corrupt(op, "headers", number, "vanished during removal"))?;
         if collect {
             drained.push(block.cold_receipts());
         }
-        for (index, tx) in block.transactions.iter().enumerate() {
-            tx_hashes
-                .remove((tx.hash().0, number, index as u64))
-                .map_err(|e| redb_error(op, e))?;
-        }
-        header_hashes
-            .remove(block.header.hash().0)
-            .map_err(|e| redb_error(op, e))?;
-        headers.remove(number).map_err(|e| redb_error(op, e))?;
-        bodies.remove(number).map_err(|e| redb_error(op, e))?;
+        tables.remove(op, &block)?;
         changed = Changed::Yes;
         let Some(after) = number.checked_add(1) else {
             break;
@@ -707,7 +724,7 @@ fn remove_blocks_from(
         next = after;
     }
     debug_assert!(
-        next_block(op, &headers, first, u64::MAX)
+        next_block(op, &tables.headers, first, u64::MAX)
             .map(|n| n.is_none())
             .unwrap_or(true)
     );
@@ -783,16 +800,14 @@ fn stage_blocks(
     blocks: &[BlockData],
     deadline: &Deadline,
 ) -> ColdResult<((), Changed)> {
-    let latest = {
-        let headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
-        latest_block(op, &headers)?
-    };
+    let mut tables = WriteTables::open(txn, op)?;
+    let latest = latest_block(op, &tables.headers)?;
     if let Some(first) = blocks.first() {
         BlockData::check_above(latest, first.number())?;
     }
     for block in blocks {
         deadline.check()?;
-        stage_block(txn, op, block)?;
+        tables.insert(op, block)?;
     }
     Ok(((), Changed::Yes))
 }

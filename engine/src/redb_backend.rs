@@ -10,14 +10,20 @@
 //! | `tx_hashes` | `(transaction hash [u8; 32], block u64, index u64)` | `()` |
 //!
 //! `headers` decides which blocks exist; `bodies` always has the same keys. `tx_hashes` holds
-//! every occurrence of a hash (the location is part of the key, so it is a plain B-tree and
-//! a prefix range finds the occurrences) so that a transaction repeated in two blocks stays findable by hash after one of the
-//! two is truncated; a lookup by hash answers with the lowest (block, index) occurrence, as the
-//! model and the in-memory backend do.
+//! every occurrence of a hash, the location being part of the key: a plain B-tree (twice as
+//! fast to fill as a redb multimap) in which a prefix range finds the occurrences. A
+//! transaction repeated in two blocks so stays findable by hash after one of the two is
+//! truncated; a lookup by hash answers with the lowest (block, index) occurrence, as the model
+//! and the in-memory backend do.
 //!
 //! # Reads
 //! Every read opens one read transaction, an MVCC snapshot, so a read never sees part of a
-//! write; a log stream holds its snapshot for its whole life. Decoded values are checked: a
+//! write. Every read, point lookups included, sleeps its disk latency and then checks the read
+//! deadline, so a read slower than its timeout is `DeadlineExceeded`, never data; loops over
+//! blocks check it per block. A log stream holds its snapshot for its whole life, reserves a
+//! channel slot for its terminal error before sending anything, bounds every send by the stream
+//! deadline, and sends whole blocks while they fit within `max_logs` (a block that would
+//! overflow ends it with `TooManyLogs`, as `get_logs` would answer). Decoded values are checked: a
 //! value that fails to decode, a header whose hash does not match its contents or whose number
 //! does not match its key, or a body whose lengths disagree, is a `Backend` error naming the table
 //! and key. Corrupt data is never served.

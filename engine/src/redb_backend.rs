@@ -10,14 +10,20 @@
 //! | `tx_hashes` | `(transaction hash [u8; 32], block u64, index u64)` | `()` |
 //!
 //! `headers` decides which blocks exist; `bodies` always has the same keys. `tx_hashes` holds
-//! every occurrence of a hash (the location is part of the key, so it is a plain B-tree and
-//! a prefix range finds the occurrences) so that a transaction repeated in two blocks stays findable by hash after one of the
-//! two is truncated; a lookup by hash answers with the lowest (block, index) occurrence, as the
-//! model and the in-memory backend do.
+//! every occurrence of a hash, the location being part of the key: a plain B-tree (twice as
+//! fast to fill as a redb multimap) in which a prefix range finds the occurrences. A
+//! transaction repeated in two blocks so stays findable by hash after one of the two is
+//! truncated; a lookup by hash answers with the lowest (block, index) occurrence, as the model
+//! and the in-memory backend do.
 //!
 //! # Reads
 //! Every read opens one read transaction, an MVCC snapshot, so a read never sees part of a
-//! write; a log stream holds its snapshot for its whole life. Decoded values are checked: a
+//! write. Every read, point lookups included, sleeps its disk latency and then checks the read
+//! deadline, so a read slower than its timeout is `DeadlineExceeded`, never data; loops over
+//! blocks check it per block. A log stream holds its snapshot for its whole life, reserves a
+//! channel slot for its terminal error before sending anything, bounds every send by the stream
+//! deadline, and sends whole blocks while they fit within `max_logs` (a block that would
+//! overflow ends it with `TooManyLogs`, as `get_logs` would answer). Decoded values are checked: a
 //! value that fails to decode, a header whose hash does not match its contents or whose number
 //! does not match its key, or a body whose lengths disagree, is a `Backend` error naming the table
 //! and key. Corrupt data is never served.
@@ -632,38 +638,69 @@ fn abort(op: &'static str, txn: WriteTransaction) {
     }
 }
 
-/// Stages one block: header, body and both hash indexes.
-fn stage_block(txn: &WriteTransaction, op: &'static str, block: &BlockData) -> ColdResult<()> {
-    let number = block.number();
-    // Validated before the transaction began: a mismatch would corrupt every later read.
-    debug_assert_eq!(block.transactions.len(), block.receipts.len());
-    let header = postcard::to_allocvec(&block.header).map_err(|e| redb_error(op, e))?;
-    let body = postcard::to_allocvec(&BodyRef {
-        transactions: &block.transactions,
-        receipts: &block.receipts,
-    })
-    .map_err(|e| redb_error(op, e))?;
-    let mut headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
-    let mut bodies = txn.open_table(BODIES).map_err(|e| redb_error(op, e))?;
-    let mut header_hashes = txn
-        .open_table(HEADER_HASHES)
-        .map_err(|e| redb_error(op, e))?;
-    let mut tx_hashes = txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?;
-    headers
-        .insert(number, header.as_slice())
-        .map_err(|e| redb_error(op, e))?;
-    bodies
-        .insert(number, body.as_slice())
-        .map_err(|e| redb_error(op, e))?;
-    header_hashes
-        .insert(block.header.hash().0, number)
-        .map_err(|e| redb_error(op, e))?;
-    for (index, tx) in block.transactions.iter().enumerate() {
-        tx_hashes
-            .insert((tx.hash().0, number, index as u64), ())
-            .map_err(|e| redb_error(op, e))?;
+/// The tables of a write transaction, opened once per write.
+struct WriteTables<'txn> {
+    headers: redb::Table<'txn, u64, &'static [u8]>,
+    bodies: redb::Table<'txn, u64, &'static [u8]>,
+    header_hashes: redb::Table<'txn, [u8; 32], u64>,
+    tx_hashes: redb::Table<'txn, TxKey, ()>,
+}
+
+impl<'txn> WriteTables<'txn> {
+    fn open(txn: &'txn WriteTransaction, op: &'static str) -> ColdResult<WriteTables<'txn>> {
+        Ok(WriteTables {
+            headers: txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?,
+            bodies: txn.open_table(BODIES).map_err(|e| redb_error(op, e))?,
+            header_hashes: txn
+                .open_table(HEADER_HASHES)
+                .map_err(|e| redb_error(op, e))?,
+            tx_hashes: txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?,
+        })
     }
-    Ok(())
+
+    /// Stages one block: header, body and both hash indexes.
+    fn insert(&mut self, op: &'static str, block: &BlockData) -> ColdResult<()> {
+        let number = block.number();
+        // Validated before the transaction began: a mismatch would corrupt every later read.
+        debug_assert_eq!(block.transactions.len(), block.receipts.len());
+        let header = postcard::to_allocvec(&block.header).map_err(|e| redb_error(op, e))?;
+        let body = postcard::to_allocvec(&BodyRef {
+            transactions: &block.transactions,
+            receipts: &block.receipts,
+        })
+        .map_err(|e| redb_error(op, e))?;
+        self.headers
+            .insert(number, header.as_slice())
+            .map_err(|e| redb_error(op, e))?;
+        self.bodies
+            .insert(number, body.as_slice())
+            .map_err(|e| redb_error(op, e))?;
+        self.header_hashes
+            .insert(block.header.hash().0, number)
+            .map_err(|e| redb_error(op, e))?;
+        for (index, tx) in block.transactions.iter().enumerate() {
+            self.tx_hashes
+                .insert((tx.hash().0, number, index as u64), ())
+                .map_err(|e| redb_error(op, e))?;
+        }
+        Ok(())
+    }
+
+    /// Stages the removal of one stored block and its index entries.
+    fn remove(&mut self, op: &'static str, block: &BlockData) -> ColdResult<()> {
+        let number = block.number();
+        for (index, tx) in block.transactions.iter().enumerate() {
+            self.tx_hashes
+                .remove((tx.hash().0, number, index as u64))
+                .map_err(|e| redb_error(op, e))?;
+        }
+        self.header_hashes
+            .remove(block.header.hash().0)
+            .map_err(|e| redb_error(op, e))?;
+        self.headers.remove(number).map_err(|e| redb_error(op, e))?;
+        self.bodies.remove(number).map_err(|e| redb_error(op, e))?;
+        Ok(())
+    }
 }
 
 /// Stages the removal of every block from `first` up; returns their receipts when `collect`.
@@ -674,32 +711,18 @@ fn remove_blocks_from(
     collect: bool,
     deadline: &Deadline,
 ) -> ColdResult<(Vec<Vec<ColdReceipt>>, Changed)> {
-    let mut headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
-    let mut bodies = txn.open_table(BODIES).map_err(|e| redb_error(op, e))?;
-    let mut header_hashes = txn
-        .open_table(HEADER_HASHES)
-        .map_err(|e| redb_error(op, e))?;
-    let mut tx_hashes = txn.open_table(TX_HASHES).map_err(|e| redb_error(op, e))?;
+    let mut tables = WriteTables::open(txn, op)?;
     let mut drained = Vec::new();
     let mut changed = Changed::No;
     let mut next = first;
-    while let Some(number) = next_block(op, &headers, next, u64::MAX)? {
+    while let Some(number) = next_block(op, &tables.headers, next, u64::MAX)? {
         deadline.check()?;
-        let block = read_block(op, &headers, &bodies, number)?
+        let block = read_block(op, &tables.headers, &tables.bodies, number)?
             .ok_or_else(|| corrupt(op, "headers", number, "vanished during removal"))?;
         if collect {
             drained.push(block.cold_receipts());
         }
-        for (index, tx) in block.transactions.iter().enumerate() {
-            tx_hashes
-                .remove((tx.hash().0, number, index as u64))
-                .map_err(|e| redb_error(op, e))?;
-        }
-        header_hashes
-            .remove(block.header.hash().0)
-            .map_err(|e| redb_error(op, e))?;
-        headers.remove(number).map_err(|e| redb_error(op, e))?;
-        bodies.remove(number).map_err(|e| redb_error(op, e))?;
+        tables.remove(op, &block)?;
         changed = Changed::Yes;
         let Some(after) = number.checked_add(1) else {
             break;
@@ -707,7 +730,7 @@ fn remove_blocks_from(
         next = after;
     }
     debug_assert!(
-        next_block(op, &headers, first, u64::MAX)
+        next_block(op, &tables.headers, first, u64::MAX)
             .map(|n| n.is_none())
             .unwrap_or(true)
     );
@@ -791,16 +814,14 @@ fn stage_blocks(
     blocks: &[BlockData],
     deadline: &Deadline,
 ) -> ColdResult<((), Changed)> {
-    let latest = {
-        let headers = txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?;
-        latest_block(op, &headers)?
-    };
+    let mut tables = WriteTables::open(txn, op)?;
+    let latest = latest_block(op, &tables.headers)?;
     if let Some(first) = blocks.first() {
         BlockData::check_above(latest, first.number())?;
     }
     for block in blocks {
         deadline.check()?;
-        stage_block(txn, op, block)?;
+        tables.insert(op, block)?;
     }
     Ok(((), Changed::Yes))
 }

@@ -139,7 +139,7 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct SimDiskBuilder {
     config: Config,
-    seed: u64,
+    rng: ChaCha8Rng,
     image: DiskImage,
 }
 
@@ -154,7 +154,14 @@ fn checked_probability(what: &str, p: f64) -> f64 {
 impl SimDiskBuilder {
     /// Seed of the disk's `ChaCha8Rng` (default 0).
     pub fn seed(mut self, seed: u64) -> SimDiskBuilder {
-        self.seed = seed;
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+        self
+    }
+
+    /// The disk's rng itself, for a simulation that derives every component's rng from one
+    /// master rng (replaces [`SimDiskBuilder::seed`]).
+    pub fn rng(mut self, rng: ChaCha8Rng) -> SimDiskBuilder {
+        self.rng = rng;
         self
     }
 
@@ -221,11 +228,7 @@ impl SimDiskBuilder {
 
     /// The disk.
     pub fn build(self) -> SimDisk {
-        SimDisk::from_parts(
-            self.config,
-            ChaCha8Rng::seed_from_u64(self.seed),
-            self.image,
-        )
+        SimDisk::from_parts(self.config, self.rng, self.image)
     }
 }
 
@@ -317,7 +320,7 @@ impl SimDisk {
     pub fn builder() -> SimDiskBuilder {
         SimDiskBuilder {
             config: Config::default(),
-            seed: 0,
+            rng: ChaCha8Rng::seed_from_u64(0),
             image: DiskImage::from_bytes(Vec::new()),
         }
     }

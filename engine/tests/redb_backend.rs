@@ -530,3 +530,102 @@ async fn stream_matches_get_logs_and_ends_with_too_many_logs() {
     );
     assert!(items.len() <= all.len());
 }
+
+/// A backend on a disk whose every read costs `read_latency`, with no page cache, holding
+/// blocks 1..=8 with logs.
+async fn slow_reading_backend(read_latency: Duration) -> RedbBackend {
+    let fast = SimDisk::builder().build();
+    {
+        let backend = sim_backend(fast.clone(), Timeouts::default());
+        backend
+            .append_blocks((1..=8).map(|n| block(n, 6)).collect())
+            .await
+            .unwrap();
+    }
+    let slow = SimDisk::builder()
+        .image(fast.durable_image())
+        .read_latency(read_latency)
+        .build();
+    let backend = RedbBackend::builder()
+        .cache_bytes(0)
+        .open_sim(slow.clone())
+        .unwrap();
+    slow.take_latency();
+    backend
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_disk_trips_the_get_logs_deadline_inside_the_loop() {
+    let backend = slow_reading_backend(Duration::from_millis(40)).await;
+    let start = rt::now();
+    assert_eq!(
+        backend.get_logs(&Filter::range(1, 8), 1000).await,
+        Err(ColdStorageError::DeadlineExceeded {
+            timeout: Duration::from_millis(500)
+        })
+    );
+    // It stopped at the first check past the deadline, not after reading everything.
+    let elapsed = rt::now() - start;
+    assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_disk_ends_a_stream_with_its_deadline_error() {
+    let backend = slow_reading_backend(Duration::from_millis(40)).await;
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(64);
+    let start = rt::now();
+    let deadline = rt::deadline_after(Duration::from_millis(300));
+    let params = engine::StreamParams {
+        from: 1,
+        to: 8,
+        max_logs: 1000,
+        sender,
+        deadline,
+    };
+    backend
+        .produce_log_stream(&Filter::range(1, 8), params)
+        .await;
+    assert!(rt::now() <= deadline + Duration::from_millis(1));
+    let mut items = Vec::new();
+    while let Some(item) = receiver.recv().await {
+        items.push(item);
+    }
+    assert_eq!(
+        items.last(),
+        Some(&Err(ColdStorageError::StreamDeadlineExceeded))
+    );
+    assert!(items[..items.len() - 1].iter().all(Result::is_ok));
+    assert!(rt::now() - start >= Duration::from_millis(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_whose_consumer_never_reads_ends_at_its_deadline_with_the_error() {
+    let backend = fresh();
+    backend
+        .append_blocks((1..=8).map(|n| block(n, 6)).collect())
+        .await
+        .unwrap();
+    // Room for two items only, and nobody reads until the producer is done.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+    let deadline = rt::deadline_after(Duration::from_secs(1));
+    let params = engine::StreamParams {
+        from: 1,
+        to: 8,
+        max_logs: 1000,
+        sender,
+        deadline,
+    };
+    backend
+        .produce_log_stream(&Filter::range(1, 8), params)
+        .await;
+    assert_eq!(rt::now(), deadline);
+    let first = receiver.recv().await.unwrap();
+    assert!(first.is_ok());
+    // The reserved slot carried the terminal error.
+    assert_eq!(
+        receiver.recv().await,
+        Some(Err(ColdStorageError::StreamDeadlineExceeded))
+    );
+    assert_eq!(receiver.recv().await, None);
+}

@@ -251,3 +251,21 @@ fn latency_jitter_is_bounded_and_seeded() {
         "{a:?}"
     );
 }
+
+#[test]
+fn a_given_rng_is_the_same_as_its_seed() {
+    use rand::SeedableRng;
+    let torn = |disk: SimDisk| {
+        disk.set_len(32 * SECTOR).unwrap();
+        disk.sync_data().unwrap();
+        disk.write(0, &vec![6u8; (32 * SECTOR) as usize]).unwrap();
+        disk.crash()
+    };
+    let by_seed = torn(SimDisk::builder().seed(21).build());
+    let by_rng = torn(
+        SimDisk::builder()
+            .rng(rand_chacha::ChaCha8Rng::seed_from_u64(21))
+            .build(),
+    );
+    assert_eq!(by_seed, by_rng);
+}

@@ -37,14 +37,17 @@
 //! (it is authoritative) and the overrun is logged.
 //!
 //! # I/O errors
-//! An I/O error fails the operation with a `Backend` error, and redb latches it: every further
-//! write would fail with `PreviousIo`. The next write therefore first reopens the database on the
-//! same storage (redb's repair recovers the last durable commit from the checksummed commit
-//! slots) and then proceeds; if the reopen fails too, the write fails cleanly and the next one
-//! tries again. A write that failed with an I/O error may or may not have been applied (its
-//! commit may have reached the disk before the error); it is never half-applied. Reads after an
-//! I/O error may fail until the next write has reopened the database; they never serve corrupt
-//! data.
+//! An I/O error fails the operation, and redb latches it: every further write would fail with
+//! `PreviousIo`, so the next write first reopens the database on the same storage (redb's
+//! repair recovers the last durable commit from its checksummed commit slots). A failed
+//! *commit* is different: it may have reached the disk before the error. The write then
+//! recovers at once and answers with what recovery found, so an error always means "not
+//! applied" and a success "durable": it compares the tip (newest block and hash) with the one
+//! it started from, since recovery yields exactly the previous commit or this one and a
+//! committing write always moves the tip. Only if the store cannot be reopened is the answer
+//! `Indeterminate`; the next op, read or write, tries to reopen again, so no op ever reads a
+//! view from before recovery and a transient error never closes the store for good.
+//! Corrupt data is never served.
 //!
 //! # Time
 //! Calls into redb run inline on the calling task (no `spawn_blocking`: it hangs simulated
@@ -296,6 +299,30 @@ fn next_block(
     }
 }
 
+/// The newest block and its header hash: what a committing write always changes.
+type Tip = Option<(u64, B256)>;
+
+/// Reopen attempts after a failed commit before its outcome is reported unknown.
+const RECOVERY_ATTEMPTS: u32 = 8;
+
+fn tip_in(op: &'static str, headers: &impl ReadableTable<u64, &'static [u8]>) -> ColdResult<Tip> {
+    let Some(last) = headers.last().map_err(|e| redb_error(op, e))? else {
+        return Ok(None);
+    };
+    let number = last.0.value();
+    let header = decode_header(op, number, last.1.value())?;
+    Ok(Some((number, header.hash())))
+}
+
+fn txn_tip(op: &'static str, txn: &WriteTransaction) -> ColdResult<Tip> {
+    tip_in(op, &txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?)
+}
+
+fn tip_of(op: &'static str, db: &Database) -> ColdResult<Tip> {
+    let txn = db.begin_read().map_err(|e| redb_error(op, e))?;
+    tip_in(op, &txn.open_table(HEADERS).map_err(|e| redb_error(op, e))?)
+}
+
 fn latest_block(
     op: &'static str,
     headers: &impl ReadableTable<u64, &'static [u8]>,
@@ -459,12 +486,42 @@ impl RedbBackend {
         })
     }
 
-    /// The open database.
+    /// The open database; if an earlier reopen failed, this op tries again (reads too), so a
+    /// transient I/O error does not close the store for good and no op sees a pre-recovery view.
     fn database(&self, op: &'static str) -> ColdResult<Arc<Database>> {
-        let slot = self.inner.db.read().unwrap_or_else(|e| e.into_inner());
-        slot.clone().ok_or_else(|| {
-            ColdStorageError::backend(op, "redb is closed: reopening after an I/O error failed")
-        })
+        if let Some(db) = self
+            .inner
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(db);
+        }
+        let mut slot = self.inner.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(db) = slot.clone() {
+            return Ok(db);
+        }
+        tracing::warn!(op, "reopening redb after a failed reopen");
+        let db = Arc::new(open_database(&self.inner.opener)?);
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    /// After a commit failed with an I/O error: recovers (reopens, retrying a few times, as the
+    /// error may be transient) and says whether the commit survived, by comparing the tip with
+    /// the one the write started from. redb recovers exactly the previous commit or this one,
+    /// and a committing write always moves the tip, so the comparison decides. `None` when the
+    /// store cannot be reopened: the outcome is then unknown.
+    fn recover_outcome(&self, op: &'static str, tip_before: Tip) -> Option<bool> {
+        for _ in 0..RECOVERY_ATTEMPTS {
+            let Ok(db) = self.reopen(op) else { continue };
+            let Ok(tip_after) = tip_of(op, &db) else {
+                continue;
+            };
+            return Some(tip_after != tip_before);
+        }
+        None
     }
 
     /// Replaces a database that latched an I/O error with a fresh one on the same storage,
@@ -562,6 +619,7 @@ impl RedbBackend {
         };
         txn.set_durability(Durability::Immediate)
             .map_err(|e| redb_error(op, e))?;
+        let tip_before = txn_tip(op, &txn)?;
         let staged = fill(&txn, &deadline);
         let checked = match staged {
             Ok(value) => self.settle(&deadline).await.map(|()| value),
@@ -581,7 +639,18 @@ impl RedbBackend {
         };
         let committed = txn.commit().map_err(|e| redb_error(op, e));
         self.settle_latency().await;
-        committed?;
+        if let Err(error) = committed {
+            // The commit may have reached the disk before the error. Report what recovery
+            // finds, so an error always means "not applied" and a success "durable".
+            return match self.recover_outcome(op, tip_before) {
+                Some(true) => {
+                    tracing::warn!(op, %error, "commit failed but recovery found it durable");
+                    Ok(value)
+                }
+                Some(false) => Err(error),
+                None => Err(ColdStorageError::Indeterminate { op }),
+            };
+        }
         if deadline.expired() {
             tracing::warn!(op, timeout = ?deadline.timeout(), "redb commit finished past the write deadline");
         }

@@ -118,8 +118,10 @@ fn check(steps: &[(OpSpec, Fault)], seed: u64) -> Result<(), TestCaseError> {
                 prop_assert!(
                     matches!(
                         &actual,
-                        Outcome::Done(Err(ColdStorageError::Backend { .. }))
-                            | Outcome::Drained(Err(ColdStorageError::Backend { .. }))
+                        Outcome::Done(Err(ColdStorageError::Backend { .. }
+                            | ColdStorageError::Indeterminate { .. }))
+                            | Outcome::Drained(Err(ColdStorageError::Backend { .. }
+                                | ColdStorageError::Indeterminate { .. }))
                     ),
                     "step {}: {:?} failed with {:?}",
                     step,
@@ -128,9 +130,23 @@ fn check(steps: &[(OpSpec, Fault)], seed: u64) -> Result<(), TestCaseError> {
                 );
                 (handle, disk) = crash(handle, &disk, crash_seed).await;
                 let probes = probe_ops(&[&before, &model]);
+                // An error is truthful (recovery decided before answering): the write is absent.
+                // Only an indeterminate answer leaves both states possible.
+                let indeterminate = matches!(
+                    &actual,
+                    Outcome::Done(Err(ColdStorageError::Indeterminate { .. }))
+                        | Outcome::Drained(Err(ColdStorageError::Indeterminate { .. }))
+                );
                 if holds(&handle, &before, &probes).await {
                     model = before;
                 } else {
+                    prop_assert!(
+                        indeterminate,
+                        "step {}: {:?} answered {:?} yet survived the crash",
+                        step,
+                        op,
+                        actual
+                    );
                     prop_assert!(
                         holds(&handle, &model, &probes).await,
                         "step {}: after a crash in {:?} the store is neither before nor after it",

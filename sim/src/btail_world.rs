@@ -62,8 +62,13 @@ const MAX_SIMULATED: Duration = Duration::from_secs(600);
 const LOADERS: usize = 4;
 /// Load requests queued in wcfs before callers wait.
 const LOAD_QUEUE: usize = 64;
-/// Probability that a commit deletes the tree.
-const DELETE_PROBABILITY: f64 = 0.15;
+/// Per seed, the probability that a commit deletes the tree is one of these (swarm: a
+/// deletion of a tracked tree makes every key tracked from then on, which leaves nothing for
+/// later rebuilds to widen, so some seeds never delete).
+const DELETE_PROBABILITIES: &[f64] = &[0.0, 0.1, 0.25];
+/// Probability that a node with at least two keys is split (a single-bucket tree covers every
+/// key, so tracking it tracks everything).
+const SPLIT_PROBABILITY: f64 = 0.8;
 /// Value names (value objects are created once per name).
 const VALUE_NAMES: &[&str] = &["a", "b", "c", "d", "e", "f"];
 
@@ -444,7 +449,12 @@ enum Shape {
 /// A random tree shape for `keys` (ascending): up to `maxsplit` separators per node, trees up
 /// to `depth` levels; every node covers at least one key (the empty tree is `T/B:`).
 fn sample_shape(rng: &mut ChaCha8Rng, keys: &[Key], depth: u32, maxsplit: usize) -> Shape {
-    let nsplit = rng.random_range(0..=maxsplit.min(keys.len().saturating_sub(1)));
+    let most = maxsplit.min(keys.len().saturating_sub(1));
+    let nsplit = if most > 0 && rng.random_bool(SPLIT_PROBABILITY) {
+        rng.random_range(1..=most)
+    } else {
+        0
+    };
     let mut cuts: Vec<usize> = (1..keys.len()).collect();
     for i in 0..nsplit {
         let j = rng.random_range(i..cuts.len());
@@ -477,15 +487,19 @@ fn sample_shape(rng: &mut ChaCha8Rng, keys: &[Key], depth: u32, maxsplit: usize)
     Shape::Tree(seps, children)
 }
 
-/// A random topology holding exactly `kv` (a stand-in for AllStructs sampling, which this
-/// branch of btail does not have yet).
-fn sample_topology(rng: &mut ChaCha8Rng, kv: &BTreeMap<Key, Value>) -> Topology {
+/// A random shape for the keys of `kv` (a stand-in for AllStructs sampling, which this branch
+/// of btail does not have yet).
+fn sample_topology_shape(rng: &mut ChaCha8Rng, kv: &BTreeMap<Key, Value>) -> Shape {
     let keys: Vec<Key> = kv.keys().copied().collect();
     let depth = rng.random_range(1..=3);
-    let maxsplit = rng.random_range(1..=2);
-    let shape = sample_shape(rng, &keys, depth, maxsplit);
+    let maxsplit = rng.random_range(1..=3);
+    sample_shape(rng, &keys, depth, maxsplit)
+}
+
+/// The topology of `shape` with the values of `kv` (which must hold exactly its keys).
+fn topology_of(shape: &Shape, kv: &BTreeMap<Key, Value>) -> Topology {
     let mut b = TopologyBuilder::new();
-    let mut queue = VecDeque::from([&shape]);
+    let mut queue = VecDeque::from([shape]);
     while let Some(node) = queue.pop_front() {
         match node {
             Shape::Tree(seps, children) => {
@@ -633,6 +647,7 @@ async fn commit_loop(sh: &Shared) -> turmoil::Result {
     let mut env = lock(&sh.env).take().expect("zstor boots once");
     let mut rng = seeding::rng(sh.derived.seed, "zstor-commits", 0);
     let ncommits = rng.random_range(8..=30u32);
+    let delete_probability = DELETE_PROBABILITIES[rng.random_range(0..DELETE_PROBABILITIES.len())];
     let mut dz = loop {
         match turmoil::net::TcpStream::connect(("wcfs", DZ_PORT)).await {
             Ok(s) => break s,
@@ -640,20 +655,41 @@ async fn commit_loop(sh: &Shared) -> turmoil::Result {
         }
     };
     let at0 = env.head().rev;
+    // The shape of the last commit, when it was sampled here (value-only commits reuse it).
+    let mut shape: Option<Shape> = None;
     wire::write_frame(&mut dz, &wire::dz(&wire::DzMsg::Hello { at0 })).await?;
     for i in 0..ncommits {
         tokio::time::sleep(Duration::from_millis(rng.random_range(2..=40))).await;
-        let topo = if rng.random_bool(DELETE_PROBABILITY) {
+        let prev_kv = &env.head().kv;
+        let topo = if rng.random_bool(delete_probability) {
+            shape = None;
             Topology::deleted()
+        } else if let Some(same) = shape.as_ref().filter(|_| rng.random_bool(0.4)) {
+            // Values only: the shape (and every key coverage) stays.
+            let kv = prev_kv
+                .iter()
+                .map(|(k, v)| match rng.random_bool(0.5) {
+                    true => (
+                        *k,
+                        Value::from(VALUE_NAMES[rng.random_range(0..VALUE_NAMES.len())]),
+                    ),
+                    false => (*k, v.clone()),
+                })
+                .collect();
+            topology_of(same, &kv)
         } else {
-            let kv = next_kv(&mut rng, &sh.universe, &env.head().kv);
-            sample_topology(&mut rng, &kv)
+            let kv = next_kv(&mut rng, &sh.universe, prev_kv);
+            let fresh = sample_topology_shape(&mut rng, &kv);
+            let topo = topology_of(&fresh, &kv);
+            shape = Some(fresh);
+            topo
         };
         let commit = match env.commit(&topo) {
             Ok(c) => c,
             Err(e) => {
                 // The shape is not one ZODB could hold: commit the content natively instead.
                 trace::record("zstor", "commit.reshape", format!("{topo}: {e}"));
+                shape = None;
                 let native = btree::native_topology(&topo.kv());
                 env.commit(&native)?
             }
@@ -1000,7 +1036,7 @@ async fn client(sh: Arc<Shared>, idx: u32) -> turmoil::Result {
     // Most clients start after a few commits: tracking the initial empty tree covers every
     // key at once, which would leave nothing for rebuilds to widen.
     let (at0, _) = db.bounds().await;
-    let start_after = rng.random_range(0..=5u64);
+    let start_after = rng.random_range(2..=6u64);
     while db.bounds().await.1.0 < at0.0 + start_after && !sh.violated() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -1041,7 +1077,18 @@ async fn op_track(sh: &Shared, db: &DBtail<NetSource>, rng: &mut ChaCha8Rng, act
                 .filter(|k| model.value(*k, head).is_valid())
                 .collect()
         };
-        let key = if !present.is_empty() && rng.random_bool(0.7) {
+        // Mostly keys not tracked yet: those make ΔBtail rebuild history.
+        let fresh: Vec<Key> = {
+            let requested = lock(&sh.requested);
+            present
+                .iter()
+                .copied()
+                .filter(|k| !requested.contains(k))
+                .collect()
+        };
+        let key = if !fresh.is_empty() && rng.random_bool(0.8) {
+            fresh[rng.random_range(0..fresh.len())]
+        } else if !present.is_empty() && rng.random_bool(0.7) {
             present[rng.random_range(0..present.len())]
         } else {
             sh.universe[rng.random_range(0..sh.universe.len())]
@@ -1236,7 +1283,7 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
         }
     };
     let mut rng = seeding::rng(derived.seed, "btail-world", 0);
-    let nkeys = rng.random_range(3..=8);
+    let nkeys = rng.random_range(6..=14);
     let shared = Arc::new(Shared {
         derived: derived.clone(),
         store: env.store().clone(),
@@ -1361,7 +1408,7 @@ mod tests {
             let kv: BTreeMap<Key, Value> = (0..(n % 7))
                 .map(|k| (k * 2, names[(k as usize) % names.len()].clone()))
                 .collect();
-            let topo = sample_topology(&mut rng, &kv);
+            let topo = topology_of(&sample_topology_shape(&mut rng, &kv), &kv);
             assert_eq!(topo.kv(), kv, "{topo}");
             shapes.insert(topo.to_string());
         }

@@ -527,7 +527,17 @@ impl<S: ObjectSource> DBtail<S> {
             if let Some(tt) = st.by_root.get_mut(&root) {
                 // A fresh vector: slices handed out keep the old one.
                 let from = tt.vδt.partition_point(|e| e.rev <= rev_cut);
-                tt.vδt = Arc::new(tt.vδt[from..].to_vec());
+                if crate::bugs::active(crate::bugs::Bug::ForgetPastInPlace) {
+                    // PLANTED BUG (sim only): trims the published vector that slices handed
+                    // out still share. Deliberately unsound (mutation through a shared Arc);
+                    // it runs only when a simulation switches this bug on.
+                    let shared = Arc::as_ptr(&tt.vδt).cast_mut();
+                    // SAFETY: none; see above. Single-threaded and no borrow of the vector is
+                    // live across this statement, which is what makes the simulation survive it.
+                    unsafe { (*shared).drain(..from) };
+                } else {
+                    tt.vδt = Arc::new(tt.vδt[from..].to_vec());
+                }
             }
         }
         debug_check(st);
@@ -910,6 +920,11 @@ async fn vδt_build<S: ObjectSource>(
         let cov = widen_track_new(src, root, &mut track_new, &new, head).await?;
         covered.union_inplace(&cov);
         covered.union_inplace(&new);
+        // PLANTED BUG (sim only): the widened keys are not re-diffed from head.
+        if crate::bugs::active(crate::bugs::Bug::RebuildNotFromHead) {
+            vδt.reverse();
+            return Ok((vδt, track_new));
+        }
     }
 }
 

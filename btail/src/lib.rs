@@ -16,10 +16,12 @@
 //! - [`blib`]: key ranges, ranged maps and key sets, PP-connected tree subsets.
 //! - [`treediff`]: the diff of the tracked part of a tree between two revisions.
 //! - [`dbtail`]: ΔBtail itself: Track, Update, ForgetPast, GetAt, slices, rebuild.
+//! - [`bugs`]: planted bugs for the simulator (switches, off unless a run names one).
 
 pub mod allstructs;
 pub mod blib;
 pub mod btree;
+pub mod bugs;
 pub mod dbtail;
 pub mod object;
 pub mod restructure;

@@ -584,7 +584,10 @@ async fn diff_t<S: ObjectSource>(
     if a.is_none() || b.is_none() {
         // The top stays tracked even when its subtree goes, so re-creation is seen later.
         out.δtrack.del.add_path(&ab_path)?;
-        out.δtrack.add.add_path(&ab_path)?;
+        // PLANTED BUG (sim only): on deletion the root is not kept in the tracking set.
+        if !(b.is_none() && crate::bugs::active(crate::bugs::Bug::TreediffDropsRootOnDelete)) {
+            out.δtrack.add.add_path(&ab_path)?;
+        }
     }
     let b_empty = b.is_none();
     let atop = a.unwrap_or_else(Node::artificial_empty_tree);

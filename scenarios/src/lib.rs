@@ -138,6 +138,12 @@ pub const CATALOG: &[Scenario] = &[
             Fault::SlowConsumers,
         ],
     },
+    Scenario {
+        name: "btail-tracking",
+        about: "ΔBtail on turmoil: zstor commits random tree topologies (deletions included) and serves object loads over TCP, wcfs runs ΔBtail fed by δZ, clients Track, GetAt and slice concurrently with updates and ForgetPast; answers against the KV-per-revision model, snapshots never change",
+        world: World::Btail,
+        faults: &[Fault::NetworkLatency, Fault::BackendLatency],
+    },
 ];
 
 /// The scenario named `name`.

@@ -14,12 +14,14 @@
 //! - [`history`]: the recorded history and its linearizability check against the model.
 //! - [`engine_world`]: the in-process engine worlds (Mem, redb on SimDisk with crashes).
 //! - [`remote_world`]: the network engine world on turmoil (IO worker host, node host).
+//! - [`btail_world`]: the ΔBtail world on turmoil (zstor, wcfs, clients; model monitors).
 //! - [`bugs`]: the planted bugs by name.
 //! - [`run`]: one seed, and the determinism check.
 //! - [`explore`]: many seeds in parallel, with the summary.
 //! - [`report`]: violations and the failure report.
 //! - [`vectors`]: the ΔBtail vector-file runner (`sim vectors FILE`).
 
+pub mod btail_world;
 pub mod bugs;
 pub mod engine_world;
 pub mod explore;

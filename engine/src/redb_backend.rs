@@ -584,12 +584,45 @@ impl RedbBackend {
     async fn point_read<T>(
         &self,
         op: &'static str,
-        read: impl FnOnce(&Snapshot) -> ColdResult<T>,
+        read: impl Fn(&Snapshot) -> ColdResult<T>,
     ) -> ColdResult<T> {
         let deadline = Deadline::after(self.inner.timeouts.read);
-        let result = self.snapshot(op).and_then(|snapshot| read(&snapshot));
+        let mut result = self.snapshot(op).and_then(|snapshot| read(&snapshot));
+        if result.is_err() && self.heal_if_latched(op, &deadline).await {
+            result = self.snapshot(op).and_then(|snapshot| read(&snapshot));
+        }
         self.settle(&deadline).await?;
         result
+    }
+
+    /// Runs a read; if it fails because redb latched an earlier I/O error (it then refuses
+    /// reads that miss its cache until reopened), recovers the store and runs it once more.
+    async fn healing<T, F, Fut>(&self, op: &'static str, read: F) -> ColdResult<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = ColdResult<T>>,
+    {
+        let first = read().await;
+        let deadline = Deadline::after(self.inner.timeouts.read);
+        if first.is_ok() || !self.heal_if_latched(op, &deadline).await {
+            return first;
+        }
+        read().await
+    }
+
+    /// Reopens the store if redb latched an I/O error; says whether it did. Holds the write
+    /// gate, so no write transaction is live (redb's `begin_write` would block the thread).
+    async fn heal_if_latched(&self, op: &'static str, deadline: &Deadline) -> bool {
+        let Ok(_gate) = rt::timeout_at(deadline.at(), self.inner.write_gate.lock()).await else {
+            return false;
+        };
+        let latched = matches!(
+            self.database(op).map(|db| db.begin_write()),
+            Ok(Err(redb::TransactionError::Storage(
+                redb::StorageError::PreviousIo
+            )))
+        );
+        latched && self.reopen(op).is_ok()
     }
 
     /// Runs a write transaction: `fill` stages the changes and says whether it changed
@@ -832,7 +865,17 @@ impl RedbBackend {
                 .into(),
             ));
         }
-        let snapshot = self.snapshot(OP)?;
+        let snapshot = match self.snapshot(OP) {
+            Ok(snapshot) => snapshot,
+            Err(_)
+                if self
+                    .heal_if_latched(OP, &Deadline::after(self.inner.timeouts.read))
+                    .await =>
+            {
+                self.snapshot(OP)?
+            }
+            Err(e) => return Err(Some(e)),
+        };
         // `to` was the latest block at setup: the snapshot must still hold it, unchanged, or
         // the range the caller asked for is gone (see `StreamParams::anchor`).
         if let Some(anchor) = params.anchor {
@@ -934,20 +977,13 @@ impl ColdStorageRead for RedbBackend {
         &self,
         specs: Vec<HeaderSpecifier>,
     ) -> ColdResult<Vec<Option<SealedHeader>>> {
-        const OP: &str = "get_headers";
-        let deadline = Deadline::after(self.inner.timeouts.read);
-        let snapshot = self.snapshot(OP)?;
-        let mut out = Vec::with_capacity(specs.len());
-        for spec in specs {
-            self.settle(&deadline).await?;
-            let header = match spec {
-                HeaderSpecifier::Number(number) => read_header(OP, &snapshot.headers, number)?,
-                HeaderSpecifier::Hash(hash) => snapshot.block_by_hash(OP, hash)?.map(|b| b.header),
-            };
-            out.push(header);
-        }
-        self.settle(&deadline).await?;
-        Ok(out)
+        self.healing("get_headers", || self.get_headers_once(&specs))
+            .await
+    }
+
+    async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+        self.healing("get_logs", || self.get_logs_once(filter, max_logs))
+            .await
     }
 
     async fn get_transaction(
@@ -1029,41 +1065,6 @@ impl ColdStorageRead for RedbBackend {
         self.point_read(OP, |s| latest_block(OP, &s.headers)).await
     }
 
-    async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
-        const OP: &str = "get_logs";
-        let deadline = Deadline::after(self.inner.timeouts.read);
-        let snapshot = self.snapshot(OP)?;
-        let latest = latest_block(OP, &snapshot.headers)?;
-        let Some((from, to)) = filter.resolve_range(latest)? else {
-            self.settle(&deadline).await?;
-            return Ok(Vec::new());
-        };
-        let mut logs = Vec::new();
-        let mut next = from;
-        loop {
-            self.settle(&deadline).await?;
-            let Some(number) = next_block(OP, &snapshot.headers, next, to)? else {
-                break;
-            };
-            let block = snapshot
-                .block(OP, number)?
-                .ok_or_else(|| corrupt(OP, "headers", number, "vanished in a snapshot"))?;
-            for log in block.matching_logs(filter) {
-                if logs.len() == max_logs {
-                    return Err(ColdStorageError::TooManyLogs { limit: max_logs });
-                }
-                logs.push(log);
-            }
-            match number.checked_add(1) {
-                Some(after) if after <= to => next = after,
-                _ => break,
-            }
-        }
-        debug_assert!(logs.len() <= max_logs);
-        self.settle(&deadline).await?;
-        Ok(logs)
-    }
-
     async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
         // Reserve the terminal slot first, so the final error never waits on the consumer.
         let terminal =
@@ -1097,5 +1098,63 @@ impl ColdStorageWrite for RedbBackend {
 impl ColdStorageBackend for RedbBackend {
     async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
         self.remove_above("drain_above", block, true).await
+    }
+}
+
+/// Single attempts of the reads that [`RedbBackend::healing`] retries.
+impl RedbBackend {
+    async fn get_headers_once(
+        &self,
+        specs: &[HeaderSpecifier],
+    ) -> ColdResult<Vec<Option<SealedHeader>>> {
+        const OP: &str = "get_headers";
+        let deadline = Deadline::after(self.inner.timeouts.read);
+        let snapshot = self.snapshot(OP)?;
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs.iter().copied() {
+            self.settle(&deadline).await?;
+            let header = match spec {
+                HeaderSpecifier::Number(number) => read_header(OP, &snapshot.headers, number)?,
+                HeaderSpecifier::Hash(hash) => snapshot.block_by_hash(OP, hash)?.map(|b| b.header),
+            };
+            out.push(header);
+        }
+        self.settle(&deadline).await?;
+        Ok(out)
+    }
+
+    async fn get_logs_once(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
+        const OP: &str = "get_logs";
+        let deadline = Deadline::after(self.inner.timeouts.read);
+        let snapshot = self.snapshot(OP)?;
+        let latest = latest_block(OP, &snapshot.headers)?;
+        let Some((from, to)) = filter.resolve_range(latest)? else {
+            self.settle(&deadline).await?;
+            return Ok(Vec::new());
+        };
+        let mut logs = Vec::new();
+        let mut next = from;
+        loop {
+            self.settle(&deadline).await?;
+            let Some(number) = next_block(OP, &snapshot.headers, next, to)? else {
+                break;
+            };
+            let block = snapshot
+                .block(OP, number)?
+                .ok_or_else(|| corrupt(OP, "headers", number, "vanished in a snapshot"))?;
+            for log in block.matching_logs(filter) {
+                if logs.len() == max_logs {
+                    return Err(ColdStorageError::TooManyLogs { limit: max_logs });
+                }
+                logs.push(log);
+            }
+            match number.checked_add(1) {
+                Some(after) if after <= to => next = after,
+                _ => break,
+            }
+        }
+        debug_assert!(logs.len() <= max_logs);
+        self.settle(&deadline).await?;
+        Ok(logs)
     }
 }

@@ -666,3 +666,28 @@ async fn a_stream_whose_consumer_never_reads_ends_at_its_deadline_with_the_error
     );
     assert_eq!(receiver.recv().await, None);
 }
+
+/// After a read hits an I/O error redb latches it and refuses every later read that misses its
+/// cache; the backend reopens the store instead of failing reads for good. (Found by the
+/// simulator: a store whose reads never recovered.)
+#[tokio::test(start_paused = true)]
+async fn reads_recover_after_redb_latches_an_io_error() {
+    let disk = SimDisk::builder().seed(9).build();
+    let backend = RedbBackend::builder()
+        .cache_bytes(0)
+        .open_sim(disk.clone())
+        .unwrap();
+    backend.append_block(block(1, 2)).await.unwrap();
+    let receipts = backend.get_receipts_in_block(1).await.unwrap();
+    let logs = backend.get_logs(&Filter::range(0, 1), 100).await.unwrap();
+    disk.fail_next_reads(1);
+    // This read may meet the injected error itself; the ones after it must not fail.
+    let _ = backend.get_receipts_in_block(1).await;
+    for _ in 0..3 {
+        assert_eq!(backend.get_receipts_in_block(1).await.unwrap(), receipts);
+        assert_eq!(
+            backend.get_logs(&Filter::range(0, 1), 100).await.unwrap(),
+            logs
+        );
+    }
+}

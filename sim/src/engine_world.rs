@@ -72,7 +72,9 @@ pub(crate) struct Ctx {
     handle_probe: Probe,
     history: Arc<Mutex<History>>,
     /// The writer's op in flight, for resolving it after a crash.
-    pending: Arc<Mutex<Option<Op>>>,
+    /// With the backend's write count before it: only a write that reached the backend can
+    /// have changed the store.
+    pending: Arc<Mutex<Option<(Op, u64)>>>,
     ops: Arc<AtomicU64>,
 }
 
@@ -119,7 +121,7 @@ impl Ctx {
     pub(crate) fn expected_store(&self) -> (model::block_store::BlockStoreModel, Option<Op>) {
         (
             lock(&self.history).current().clone(),
-            lock(&self.pending).clone(),
+            lock(&self.pending).as_ref().map(|(op, _)| op.clone()),
         )
     }
 }
@@ -460,8 +462,8 @@ async fn writer<B: ColdStorageBackend>(
         let op = source
             .next_kind(true)
             .instantiate(lock(&ctx.history).current());
-        *lock(&ctx.pending) = Some(op.clone());
         let before = ctx.probe.writes_started();
+        *lock(&ctx.pending) = Some((op.clone(), before));
         let started = trace::now();
         let outcome = call(ctx, handle, &op, WRITE_LIVENESS, &mut rng).await?;
         // An abandoned call does not stop the write the handle spawned: let it finish.
@@ -485,7 +487,7 @@ async fn writer<B: ColdStorageBackend>(
             "op",
             format!(
                 "op={} outcome={}",
-                op_label(&op),
+                op_text(&op),
                 outcome_label(outcome.as_ref())
             ),
             started,
@@ -505,7 +507,7 @@ async fn writer<B: ColdStorageBackend>(
                 trace::record(
                     "writer",
                     "resolve",
-                    format!("op={} applied={applied}", op_label(&op)),
+                    format!("op={} applied={applied}", op_text(&op)),
                 );
             }
         }
@@ -692,14 +694,22 @@ async fn check_durable<B: ColdStorageBackend>(
 ) -> Result<(), Violation> {
     let store = backend.inner();
     let tip = read_tip(store).await?;
-    if let Some(op) = lock(&ctx.pending).take() {
+    let pending = lock(&ctx.pending).take();
+    // A write the crash stopped before it reached the backend changed nothing: no state to add
+    // (the check below still verifies the store).
+    if let Some((op, before)) = pending.filter(|(_, before)| ctx.probe.writes_started() > *before) {
+        debug_assert_eq!(
+            ctx.probe.writes_started(),
+            before + 1,
+            "one writer, one write at a time"
+        );
         let applied = lock(&ctx.history)
             .resolve_write(&op, tip, false)
             .map_err(|v| Violation::new("durability", v.detail))?;
         trace::record(
             "world",
             "resolve-crashed-write",
-            format!("op={} applied={applied}", op_label(&op)),
+            format!("op={} applied={applied}", op_text(&op)),
         );
     }
     let model = lock(&ctx.history).current().clone();
@@ -809,6 +819,20 @@ async fn finish<B: ColdStorageBackend>(
     }
     trace::record("world", "dropped.ok", "");
     Ok(())
+}
+
+/// The op's kind, and for writes the block numbers they touch.
+fn op_text(op: &Op) -> String {
+    match op {
+        Op::AppendBlock(b) => format!("AppendBlock({})", b.number()),
+        Op::AppendBlocks(bs) => {
+            let numbers: Vec<String> = bs.iter().map(|b| b.number().to_string()).collect();
+            format!("AppendBlocks({})", numbers.join(","))
+        }
+        Op::TruncateAbove(n) => format!("TruncateAbove({n})"),
+        Op::DrainAbove(n) => format!("DrainAbove({n})"),
+        other => op_label(other).to_string(),
+    }
 }
 
 fn op_label(op: &Op) -> &'static str {

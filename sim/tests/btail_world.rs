@@ -28,7 +28,11 @@ fn clean_seeds_pass_and_do_work() {
             report.stats.simulated.as_millis() > 0,
             "seed {seed}: no simulated time"
         );
-        assert!(recording.events > 20, "seed {seed}: only {} events", recording.events);
+        assert!(
+            recording.events > 20,
+            "seed {seed}: only {} events",
+            recording.events
+        );
     }
 }
 

@@ -308,7 +308,7 @@ async fn bad_frames_get_an_error_or_a_closed_connection_and_nothing_else_is_affe
         &ClientFrame::Request {
             id: 1,
             budget_ms: 500,
-            op: Request::GetLatestBlock,
+            op: Box::new(Request::GetLatestBlock),
         },
         DEFAULT_MAX_FRAME_BYTES,
     )
@@ -332,7 +332,7 @@ async fn bad_frames_get_an_error_or_a_closed_connection_and_nothing_else_is_affe
     let ok = ClientFrame::Request {
         id: 2,
         budget_ms: 500,
-        op: Request::GetLatestBlock,
+        op: Box::new(Request::GetLatestBlock),
     };
     write_frame(&mut raw, &ok, DEFAULT_MAX_FRAME_BYTES)
         .await

@@ -44,7 +44,7 @@ impl OpSource {
     }
 
     /// The next op spec.
-    pub fn next(&mut self) -> OpSpec {
+    pub fn draw(&mut self) -> OpSpec {
         // op_spec has no filters, so drawing a value cannot be rejected.
         op_spec()
             .new_tree(&mut self.runner)
@@ -55,7 +55,7 @@ impl OpSource {
     /// The next spec that is a write (`want_write`) or a read.
     pub fn next_kind(&mut self, want_write: bool) -> OpSpec {
         loop {
-            let spec = self.next();
+            let spec = self.draw();
             if is_write(&spec) == want_write {
                 return spec;
             }

@@ -402,7 +402,7 @@ impl<C: Connector> RemoteBackend<C> {
         let frame = ClientFrame::Request {
             id,
             budget_ms: budget_ms(remaining),
-            op,
+            op: Box::new(op),
         };
         if connection.frames.send(frame).await.is_err() {
             connection.forget(id);
@@ -564,7 +564,7 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
         let frame = ClientFrame::Request {
             id,
             budget_ms: budget_ms(remaining),
-            op,
+            op: Box::new(op),
         };
         if connection.frames.send(frame).await.is_err() {
             connection.forget(id);

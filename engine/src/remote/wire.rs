@@ -41,7 +41,7 @@ pub enum ClientFrame {
         /// How long the worker may work on it, from when it reads the frame.
         budget_ms: u64,
         /// The operation.
-        op: Request,
+        op: Box<Request>,
     },
     /// Stop working on request `id` if it can still be stopped (reads and streams).
     Cancel {
@@ -411,7 +411,7 @@ mod tests {
         let frame = ClientFrame::Request {
             id: 7,
             budget_ms: 500,
-            op: Request::GetLatestBlock,
+            op: Box::new(Request::GetLatestBlock),
         };
         let bytes = encode_frame(&frame, DEFAULT_MAX_FRAME_BYTES).unwrap();
         let mut reader = &bytes[..];
@@ -473,7 +473,7 @@ mod tests {
         let frame = ClientFrame::Request {
             id: 1,
             budget_ms: 1,
-            op: Request::GetHeaders(vec![HeaderSpecifier::Number(1); 100]),
+            op: Box::new(Request::GetHeaders(vec![HeaderSpecifier::Number(1); 100])),
         };
         assert!(matches!(
             encode_frame(&frame, 16),

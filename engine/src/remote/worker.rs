@@ -230,7 +230,7 @@ impl<B: ColdStorageBackend> Worker<B> {
             };
             match frame {
                 Ok(ClientFrame::Request { id, budget_ms, op }) => {
-                    self.admit(&connection, id, Duration::from_millis(budget_ms), op)
+                    self.admit(&connection, id, Duration::from_millis(budget_ms), *op)
                         .await
                 }
                 Ok(ClientFrame::Cancel { id }) => connection.cancel(id),

@@ -6,8 +6,9 @@
 //! append only adds blocks above the latest.
 //!
 //! **Invariant (I5):** a hit never returns an entry of a block that a removing write (truncate
-//! or drain) has started committing to remove, whatever that write's outcome. It holds because,
-//! under the one cache mutex:
+//! or drain) has started committing to remove, whatever that write's outcome; and no hit at all
+//! is served while any write is committing (appends mark the cache through [`Cache::write`]).
+//! It holds because, under the one cache mutex:
 //! 1. a removing write calls [`Cache::begin_removal`] *before* its backend call: it invalidates
 //!    every entry above the truncation point, bumps the epoch and marks a removal in progress;
 //! 2. while a removal is in progress every lookup misses (the caller falls back to the permit
@@ -24,6 +25,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use lru::LruCache;
 
+use crate::bugs::{self, Bug};
 use crate::types::{ColdReceipt, Confirmed, SealedHeader, Transaction};
 
 /// The three LRUs and the removal bookkeeping, behind one mutex never held across an await.
@@ -49,11 +51,19 @@ pub struct Epoch(u64);
 
 impl State {
     fn serving(&self) -> bool {
-        self.removals_in_progress == 0
+        // Planted bug B1: the fast path ignores the write in progress.
+        self.removals_in_progress == 0 || bugs::active(Bug::CacheBypassesDrain)
     }
 
     fn accepts_fill(&self, epoch: Epoch) -> bool {
         self.serving() && self.epoch == epoch.0
+    }
+
+    fn invalidate_above(&mut self, block: u64) {
+        remove_above(&mut self.headers, block, |n| *n);
+        remove_above(&mut self.transactions, block, |(n, _)| *n);
+        remove_above(&mut self.receipts, block, |(n, _)| *n);
+        debug_assert!(self.headers.iter().all(|(n, _)| *n <= block));
     }
 }
 
@@ -148,10 +158,10 @@ impl Cache {
         let mut state = self.lock();
         state.removals_in_progress += 1;
         state.epoch += 1;
-        remove_above(&mut state.headers, block, |n| *n);
-        remove_above(&mut state.transactions, block, |(n, _)| *n);
-        remove_above(&mut state.receipts, block, |(n, _)| *n);
-        debug_assert!(state.headers.iter().all(|(n, _)| *n <= block));
+        // Planted bug: invalidate only after a successful backend call (see `Removal::succeeded`).
+        if !bugs::active(Bug::StaleCacheAfterFailedTruncate) {
+            state.invalidate_above(block);
+        }
     }
 
     /// Ends a removal, whatever its backend outcome.
@@ -168,7 +178,13 @@ impl Cache {
     /// Starts a removal that ends when the returned guard drops, panics included.
     pub fn removal(&self, block: u64) -> Removal<'_> {
         self.begin_removal(block);
-        Removal { cache: self }
+        Removal { cache: self, block }
+    }
+
+    /// Marks a write that removes nothing (an append): hits stop until the guard drops, so no
+    /// cache hit ever overlaps a committing write of any kind.
+    pub fn write(&self) -> Removal<'_> {
+        self.removal(u64::MAX)
     }
 
     /// How many headers are cached (for tests and monitors).
@@ -181,6 +197,18 @@ impl Cache {
 #[derive(Debug)]
 pub struct Removal<'a> {
     cache: &'a Cache,
+    block: u64,
+}
+
+impl Removal<'_> {
+    /// The backend call succeeded. Nothing to do: the entries went at the start, whatever the
+    /// outcome. (Only the planted bug invalidates here, and so misses failed-but-committed
+    /// truncates.)
+    pub fn succeeded(&self) {
+        if bugs::active(Bug::StaleCacheAfterFailedTruncate) {
+            self.cache.lock().invalidate_above(self.block);
+        }
+    }
 }
 
 impl Drop for Removal<'_> {

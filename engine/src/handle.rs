@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::backend::{ColdStorageBackend, StreamParams};
+use crate::bugs::{self, Bug};
 use crate::cache::Cache;
 use crate::error::{ColdResult, ColdStorageError};
 use crate::metrics::{self, Metrics, Sem, Work};
@@ -242,6 +243,9 @@ impl<B: ColdStorageBackend> Inner<B> {
 
     /// How many read permits the drain barrier takes: all of them.
     fn drain_permits(&self) -> u32 {
+        if bugs::active(Bug::DrainOnePermitShort) {
+            return self.config.max_reads.saturating_sub(1);
+        }
         self.config.max_reads
     }
 
@@ -262,7 +266,7 @@ impl<B: ColdStorageBackend> Inner<B> {
             .await
             .map_err(terminated)?;
         self.metrics.permit_wait(Sem::Drain, started);
-        debug_assert_eq!(drain.num_permits(), self.config.max_reads as usize);
+        debug_assert_eq!(drain.num_permits(), self.drain_permits() as usize);
         Ok(Permits::Write {
             _drain: drain,
             _write: write,
@@ -400,6 +404,8 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         self.inner.ensure_open()?;
         let hit = lookup(&self.inner.cache);
         if hit.is_some() {
+            // Monitors watch this event: no hit may overlap a committing write.
+            tracing::trace!(target: "engine::cache", op, "cache hit");
             self.inner
                 .metrics
                 .op(op, started, &Ok::<(), ColdStorageError>(()));
@@ -581,6 +587,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             return self.refuse("append_block", invalid.into());
         }
         self.write("append_block", move |inner| async move {
+            let _writing = inner.cache.write();
             inner.backend.append_block(block).await
         })
         .await
@@ -592,6 +599,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             return self.refuse("append_blocks", invalid.into());
         }
         self.write("append_blocks", move |inner| async move {
+            let _writing = inner.cache.write();
             inner.backend.append_blocks(blocks).await
         })
         .await
@@ -600,8 +608,12 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     /// Removes every block above `block`.
     pub async fn truncate_above(&self, block: u64) -> ColdResult<()> {
         self.write("truncate_above", move |inner| async move {
-            let _removal = inner.cache.removal(block);
-            inner.backend.truncate_above(block).await
+            let removal = inner.cache.removal(block);
+            let result = inner.backend.truncate_above(block).await;
+            if result.is_ok() {
+                removal.succeeded();
+            }
+            result
         })
         .await
     }
@@ -610,8 +622,12 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     /// `block + 1`).
     pub async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
         self.write("drain_above", move |inner| async move {
-            let _removal = inner.cache.removal(block);
-            inner.backend.drain_above(block).await
+            let removal = inner.cache.removal(block);
+            let result = inner.backend.drain_above(block).await;
+            if result.is_ok() {
+                removal.succeeded();
+            }
+            result
         })
         .await
     }
@@ -686,7 +702,14 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             anchor.is_none() || latest == Some(to),
             "an anchor is always the latest block"
         );
+        // Planted bug B4: a read permit held while waiting for a stream permit.
+        let held_read = if bugs::active(Bug::StreamSetupHoldsReadPermit) {
+            Some(inner.acquire_read().await?)
+        } else {
+            None
+        };
         let permit = inner.acquire_stream().await?;
+        drop(held_read);
         inner.ensure_open()?;
         let deadline = rt::deadline_after(deadline.min(inner.config.max_stream_deadline));
         let (sender, receiver) = mpsc::channel(inner.config.stream_channel_capacity);
@@ -709,9 +732,14 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             async move {
                 let _in_flight = owner.metrics.in_flight(Work::Stream);
                 let _permit = permit;
-                let produced =
+                // Planted bug H1: no hard stop, the producer's own sends are all that bound it.
+                let produced = if bugs::active(Bug::UnboundedTerminalSend) {
+                    owner.backend.produce_log_stream(&filter, params).await;
+                    Ok(())
+                } else {
                     rt::timeout_at(hard_stop, owner.backend.produce_log_stream(&filter, params))
-                        .await;
+                        .await
+                };
                 if produced.is_err() {
                     overrun_slot.send(Err(ColdStorageError::StreamDeadlineExceeded));
                 }

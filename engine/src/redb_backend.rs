@@ -1066,6 +1066,13 @@ impl ColdStorageRead for RedbBackend {
     }
 
     async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
+        if crate::bugs::active(crate::bugs::Bug::UnboundedTerminalSend) {
+            // Planted bug H1: no reserved slot; the terminal error waits for the consumer.
+            if let Err(Some(error)) = self.stream_from_snapshot(filter, &params).await {
+                let _ = params.sender.send(Err(error)).await;
+            }
+            return;
+        }
         // Reserve the terminal slot first, so the final error never waits on the consumer.
         let terminal =
             match rt::timeout_at(params.deadline, params.sender.clone().reserve_owned()).await {

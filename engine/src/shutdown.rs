@@ -14,6 +14,7 @@ use std::sync::Weak;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::bugs::{self, Bug};
 use crate::rt;
 
 /// What the coordinator shuts down.
@@ -24,7 +25,12 @@ pub trait Shutdown: Send + Sync + 'static {
 
 /// Spawns the coordinator for `target`, woken by `token`.
 pub fn spawn_coordinator<T: Shutdown>(target: Weak<T>, token: CancellationToken) {
+    // Planted bug B2: the coordinator pins the state, so dropping every handle drops nothing.
+    let pinned = bugs::active(Bug::CoordinatorStrongRef)
+        .then(|| target.upgrade())
+        .flatten();
     rt::spawn(async move {
+        let _pinned = pinned;
         token.cancelled().await;
         if let Some(target) = target.upgrade() {
             target.close();

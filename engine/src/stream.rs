@@ -132,6 +132,21 @@ pub async fn produce_default<B: ColdStorageRead + ?Sized>(
         deadline,
         anchor,
     } = params;
+    if crate::bugs::active(crate::bugs::Bug::UnboundedTerminalSend) {
+        // Planted bug H1: no reserved slot; the terminal error waits for the consumer forever.
+        let producer = Producer {
+            backend,
+            filter,
+            max_logs,
+            sender: &sender,
+            deadline,
+            sent: 0,
+        };
+        if let Err(Stop::Error(error)) = producer.run(from, to, anchor).await {
+            let _ = sender.send(Err(error)).await;
+        }
+        return;
+    }
     // Reserve the terminal slot first, so the final error never waits on the consumer.
     let terminal = match rt::timeout_at(deadline, sender.clone().reserve_owned()).await {
         Ok(Ok(permit)) => permit,

@@ -44,6 +44,9 @@ pub fn outside_handle<F: std::future::Future>(
     OUTSIDE_HANDLE.scope((), future)
 }
 
+/// How far past its deadline a stream producer may still be running.
+const STREAM_OVERRUN_SLACK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Limits the probe enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -89,6 +92,8 @@ struct ProbeState {
     violation: Mutex<Option<Violation>>,
     ack_loss: Mutex<Option<(f64, ChaCha8Rng)>>,
     latency: Mutex<Option<(std::time::Duration, ChaCha8Rng)>>,
+    /// Rare long stalls: probability per op and the longest stall.
+    spikes: Mutex<Option<(f64, std::time::Duration)>>,
 }
 
 impl Probe {
@@ -108,6 +113,7 @@ impl Probe {
                 violation: Mutex::new(None),
                 ack_loss: Mutex::new(None),
                 latency: Mutex::new(None),
+                spikes: Mutex::new(None),
             }),
         }
     }
@@ -131,15 +137,37 @@ impl Probe {
             .unwrap_or_else(PoisonError::into_inner) = Some((max, ChaCha8Rng::seed_from_u64(seed)));
     }
 
+    /// Also stalls an op now and then, with probability `p`, for up to `max` (as a disk that
+    /// hiccups would): long enough to outlast a request's deadline.
+    pub fn set_spikes(&self, p: f64, max: std::time::Duration) {
+        *self
+            .inner
+            .spikes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((p, max));
+    }
+
     async fn delay(&self) {
+        let spikes = *self
+            .inner
+            .spikes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let pause = {
             let mut slot = self
                 .inner
                 .latency
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            slot.as_mut()
-                .map(|(max, rng)| max.mul_f64(rng.random_range(0.0..1.0)))
+            slot.as_mut().map(|(max, rng)| {
+                let base = max.mul_f64(rng.random_range(0.0..1.0));
+                match spikes {
+                    Some((p, spike)) if rng.random_bool(p) => {
+                        base + spike.mul_f64(rng.random_range(0.5..1.0))
+                    }
+                    _ => base,
+                }
+            })
         };
         if let Some(pause) = pause {
             engine::rt::sleep(pause).await;
@@ -410,8 +438,17 @@ impl<B: ColdStorageRead> ColdStorageRead for ProbeBackend<B> {
 
     async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
         let _g = self.probe.begin_stream();
+        let deadline = params.deadline;
         self.probe.delay().await;
-        self.inner.produce_log_stream(filter, params).await
+        self.inner.produce_log_stream(filter, params).await;
+        // Whatever the consumer does, a producer ends by its deadline (plus the handle's grace).
+        let late = engine::rt::now().saturating_duration_since(deadline);
+        if late > STREAM_OVERRUN_SLACK {
+            self.probe.violate(Violation::new(
+                "liveness",
+                format!("a stream producer ran {late:?} past its deadline"),
+            ));
+        }
     }
 }
 

@@ -127,6 +127,13 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
         ..Limits::default()
     });
     let node_probe = Probe::new(Limits::default());
+    if derived.has(Fault::BackendLatency) {
+        // Mostly fast, sometimes stalled past a request's deadline: what makes a remote
+        // timeout's permit accounting matter.
+        let seed = seeding::sub_seed(derived.seed, "worker-latency", 0);
+        worker_probe.set_latency(derived.backend_latency, seed);
+        worker_probe.set_spikes(0.03, Duration::from_millis(900));
+    }
     let ctx = Ctx::new(derived, worker_probe.clone(), node_probe.clone());
     let disk_slot = Arc::new(Mutex::new(disk(derived, 0, None)));
     let boots = Arc::new(Mutex::new(0u64));

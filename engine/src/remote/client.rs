@@ -390,7 +390,7 @@ impl<C: Connector> RemoteBackend<C> {
             config.timeouts.read
         };
         let deadline = rt::deadline_after(budget);
-        let hold_until = deadline + config.clock_skew_allowance;
+        let hold_until = hold_until(deadline, config);
         // Nothing is sent until a connection exists: failures up to here are determinate.
         let connection = self.connection(deadline).await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -440,6 +440,15 @@ impl<C: Connector> RemoteBackend<C> {
             other => Err(unexpected(op, other)),
         }
     }
+}
+
+/// How long a request is held: until the worker has certainly given it up. (The planted bug
+/// B5 releases it at the deadline itself, while the worker may still be working on it.)
+fn hold_until(deadline: Instant, config: &RemoteConfig) -> Instant {
+    if crate::bugs::active(crate::bugs::Bug::RemoteTimeoutReleasesPermit) {
+        return deadline;
+    }
+    deadline + config.clock_skew_allowance
 }
 
 /// The error for a request whose connection was lost after it was sent.
@@ -541,7 +550,7 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
             anchor,
         } = params;
         let config = &self.inner.config;
-        let hold_until = deadline + config.clock_skew_allowance;
+        let hold_until = hold_until(deadline, config);
         let connection = match self.connection(deadline).await {
             Ok(connection) => connection,
             Err(e) => return send_terminal(&sender, e, deadline).await,

@@ -32,7 +32,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use btail::blib::KeyRange;
 use btail::btree;
@@ -54,8 +54,6 @@ use crate::trace;
 const LOAD_PORT: u16 = 7600;
 /// wcfs's port for the δZ stream.
 const DZ_PORT: u16 = 7601;
-/// The simulation's fixed epoch, so nothing depends on when it ran.
-const EPOCH_SECS: u64 = 1_700_000_000;
 /// Longest a run may take in simulated time before it is a liveness failure.
 const MAX_SIMULATED: Duration = Duration::from_secs(600);
 /// Connections (and tasks) wcfs uses to load objects from zstor.
@@ -1303,20 +1301,7 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
     lock(&shared.model).record(env.head().rev, BTreeMap::new());
     *lock(&shared.env) = Some(env);
 
-    let mut builder = turmoil::Builder::new();
-    let max_latency = if derived.has(Fault::NetworkLatency) {
-        derived.max_latency
-    } else {
-        Duration::from_millis(1)
-    };
-    builder
-        .rng_seed(seeding::sub_seed(derived.seed, "turmoil", 0))
-        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
-        .simulation_duration(MAX_SIMULATED)
-        .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::ZERO)
-        .max_message_latency(max_latency);
-    let mut sim = builder.build();
+    let mut sim = crate::network::simulation(derived, MAX_SIMULATED);
     {
         let sh = shared.clone();
         sim.host("zstor", move || zstor(sh.clone()));

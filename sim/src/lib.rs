@@ -13,6 +13,7 @@
 //! - [`monitor`]: monitors fed by the engine's tracing events (cache hits).
 //! - [`history`]: the recorded history and its linearizability check against the model.
 //! - [`engine_world`]: the in-process engine worlds (Mem, redb on SimDisk with crashes).
+//! - `network`: the turmoil simulation the network worlds start from.
 //! - [`remote_world`]: the network engine world on turmoil (IO worker host, node host).
 //! - [`btail_world`]: the ΔBtail world on turmoil (zstor, wcfs, clients; model monitors).
 //! - [`bugs`]: the planted bugs by name.
@@ -27,6 +28,7 @@ pub mod engine_world;
 pub mod explore;
 pub mod history;
 pub mod monitor;
+pub(crate) mod network;
 pub mod probe;
 pub mod remote_world;
 pub mod report;

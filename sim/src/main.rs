@@ -80,6 +80,22 @@ enum Command {
     },
 }
 
+/// Prints to stdout; a reader that went away (`sim ... | head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Like [`say!`], without the newline.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// A usage error: printed, exit 2.
 struct Usage(String);
 
@@ -130,13 +146,13 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
     Ok(match command {
         Command::List { bugs: true } => {
             for bug in PlantedBug::all() {
-                println!("{}", bug.name());
+                say!("{}", bug.name());
             }
             ExitCode::SUCCESS
         }
         Command::List { bugs: false } => {
             for s in CATALOG {
-                println!("{:<20} {:<14} {}", s.name, s.world.name(), s.about);
+                say!("{:<20} {:<14} {}", s.name, s.world.name(), s.about);
             }
             ExitCode::SUCCESS
         }
@@ -165,10 +181,10 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
                 }
             }
             if report.violation.is_some() {
-                print!("{}", report.failure_text());
+                say_raw!("{}", report.failure_text());
                 ExitCode::from(1)
             } else {
-                println!(
+                say!(
                     "PASS scenario={} seed={seed} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}",
                     report.scenario,
                     report.stats.ops,
@@ -202,19 +218,19 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
             };
             let (summary, failing) = explore(&scenarios, options);
             if json {
-                println!(
+                say!(
                     "{}",
                     serde_json::to_string_pretty(&summary)
                         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
                 );
             } else {
                 for report in failing.iter().take(3) {
-                    print!("{}", report.failure_text());
+                    say_raw!("{}", report.failure_text());
                 }
                 if failing.len() > 3 {
-                    println!("… and {} more failing seeds", failing.len() - 3);
+                    say!("… and {} more failing seeds", failing.len() - 3);
                 }
-                println!(
+                say!(
                     "{} runs, {} failures, {:.1} simulated s in {:.2} wall s ({:.1} seeds/s)",
                     summary.runs,
                     summary.failures.len(),
@@ -223,7 +239,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
                     summary.seeds_per_second
                 );
                 for (world, f) in &summary.worlds {
-                    println!(
+                    say!(
                         "  {world:<14} {} runs, {:.1} simulated s, {:.0}x real time",
                         f.runs, f.simulated_seconds, f.speedup
                     );
@@ -247,7 +263,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
                     let (report, divergence) = check_determinism(scenario, seed, None);
                     if let Some(d) = divergence {
                         diverged += 1;
-                        println!(
+                        say!(
                             "NONDETERMINISTIC scenario={} seed={seed} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --release -p sim -- check-determinism {} --seeds 1 --start {seed}",
                             scenario.name,
                             d.event,
@@ -257,14 +273,14 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
                         );
                     } else if report.violation.is_some() {
                         // Deterministic, but failing: say so; the explore run reports details.
-                        println!(
+                        say!(
                             "deterministic but failing: scenario={} seed={seed}",
                             scenario.name
                         );
                     }
                 }
             }
-            println!(
+            say!(
                 "{} scenarios x {seeds} seeds checked, {diverged} diverged",
                 scenarios.len()
             );

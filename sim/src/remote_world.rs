@@ -9,7 +9,7 @@
 //! boot after a crash first checks that the store holds every acknowledged write.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use engine::Timeouts;
 use engine::redb_backend::RedbBackend;
@@ -26,8 +26,6 @@ use crate::seeding;
 use crate::trace;
 
 const PORT: u16 = 7400;
-/// The simulation's fixed epoch, so nothing depends on when it ran.
-const EPOCH_SECS: u64 = 1_700_000_000;
 /// Longest a run may take in simulated time before it is a liveness failure.
 const MAX_SIMULATED: Duration = Duration::from_secs(1_800);
 
@@ -139,20 +137,7 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
     let boots = Arc::new(Mutex::new(0u64));
     let outcome: Arc<Mutex<Option<Result<(), Violation>>>> = Arc::new(Mutex::new(None));
 
-    let mut builder = turmoil::Builder::new();
-    let max_latency = if derived.has(Fault::NetworkLatency) {
-        derived.max_latency
-    } else {
-        Duration::from_millis(1)
-    };
-    builder
-        .rng_seed(seeding::sub_seed(derived.seed, "turmoil", 0))
-        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
-        .simulation_duration(MAX_SIMULATED)
-        .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::ZERO)
-        .max_message_latency(max_latency);
-    let mut sim = builder.build();
+    let mut sim = crate::network::simulation(derived, MAX_SIMULATED);
 
     {
         let (ctx, disk_slot, boots) = (ctx.clone(), Arc::clone(&disk_slot), Arc::clone(&boots));

@@ -4,45 +4,11 @@
 
 use std::time::Duration;
 
+use benches::block;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use engine::redb_backend::RedbBackend;
 use engine::simdisk::SimDisk;
-use engine::{
-    Address, B256, BlockData, ColdStorageRead, ColdStorageWrite, Header, HeaderSpecifier, Log,
-    Receipt, Transaction,
-};
-
-const TXS_PER_BLOCK: u64 = 100;
-
-/// Block `n` with 100 transactions, each with one log.
-fn block(n: u64) -> BlockData {
-    let header = Header {
-        number: n,
-        parent_hash: B256::from_u64(n.wrapping_sub(1)),
-        timestamp: n * 12,
-        extra: vec![],
-    }
-    .seal();
-    let transactions = (0..TXS_PER_BLOCK)
-        .map(|i| Transaction {
-            sender: Address::repeat_byte(i as u8),
-            nonce: n * TXS_PER_BLOCK + i,
-            payload: vec![0xab; 64],
-        })
-        .collect();
-    let receipts = (0..TXS_PER_BLOCK)
-        .map(|i| Receipt {
-            success: true,
-            cumulative_gas_used: 21_000 * (i + 1),
-            logs: vec![Log {
-                address: Address::repeat_byte(7),
-                topics: vec![B256::from_u64(i), B256::from_u64(n)],
-                data: vec![1; 32],
-            }],
-        })
-        .collect();
-    BlockData::new(header, transactions, receipts).expect("bench block is valid")
-}
+use engine::{BlockData, ColdStorageRead, ColdStorageWrite, HeaderSpecifier};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

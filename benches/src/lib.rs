@@ -1,1 +1,36 @@
 //! Shared fixtures for the criterion benches in `benches/benches/`.
+
+use engine::{Address, B256, BlockData, Header, Log, Receipt, Transaction};
+
+/// Transactions in a bench block (the redb append target is stated for 100).
+pub const TXS_PER_BLOCK: u64 = 100;
+
+/// Block `n` with [`TXS_PER_BLOCK`] transactions, each with one log.
+pub fn block(n: u64) -> BlockData {
+    let header = Header {
+        number: n,
+        parent_hash: B256::from_u64(n.wrapping_sub(1)),
+        timestamp: n * 12,
+        extra: vec![],
+    }
+    .seal();
+    let transactions = (0..TXS_PER_BLOCK)
+        .map(|i| Transaction {
+            sender: Address::repeat_byte(i as u8),
+            nonce: n * TXS_PER_BLOCK + i,
+            payload: vec![0xab; 64],
+        })
+        .collect();
+    let receipts = (0..TXS_PER_BLOCK)
+        .map(|i| Receipt {
+            success: true,
+            cumulative_gas_used: 21_000 * (i + 1),
+            logs: vec![Log {
+                address: Address::repeat_byte(7),
+                topics: vec![B256::from_u64(i), B256::from_u64(n)],
+                data: vec![1; 32],
+            }],
+        })
+        .collect();
+    BlockData::new(header, transactions, receipts).expect("bench block is valid")
+}

@@ -241,7 +241,9 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
                 for (world, f) in &summary.worlds {
                     say!(
                         "  {world:<14} {} runs, {:.1} simulated s, {:.0}x real time",
-                        f.runs, f.simulated_seconds, f.speedup
+                        f.runs,
+                        f.simulated_seconds,
+                        f.speedup
                     );
                 }
             }

@@ -330,6 +330,12 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         self.inner.shutdown.cancel();
     }
 
+    /// Cancelled when this handle shuts down (by [`ColdStorage::shutdown`], the caller's token,
+    /// or dropping every handle): for what must stop with it, such as a worker process.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
     /// Waits until shutdown has started (by [`ColdStorage::shutdown`] or the caller's token)
     /// and every task the handle spawned has finished. Returns at once if both already hold.
     pub async fn wait_shutdown(&self) {

@@ -301,3 +301,63 @@ async fn fail_fast_cancels_the_token_when_the_worker_dies() {
         "stale socket file left behind"
     );
 }
+
+/// Shutdown is linked both ways between a handle and its worker process: shutting the handle
+/// down stops the worker (and removes its socket); a worker that dies under the fail-fast
+/// policy makes the handle answer `TaskTerminated` at once.
+#[tokio::test]
+async fn shutdown_is_linked_both_ways_with_the_handle() {
+    use engine::handle::{ColdStorage, Config};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let config = quick(SpawnConfig::new(
+        WORKER,
+        dir.path().join("db"),
+        sock(dir.path()),
+    ));
+    let supervisor = Supervisor::start(config, cancel.clone()).await.unwrap();
+    let handle = ColdStorage::new(
+        unix_remote(supervisor.endpoint()),
+        cancel.clone(),
+        Config::default(),
+    );
+    supervisor.follow(handle.shutdown_token());
+    handle.append_block(block(1)).await.unwrap();
+    let mut state = supervisor.state();
+    handle.shutdown();
+    while *state.borrow() != WorkerState::Stopped {
+        tokio::time::timeout(Duration::from_secs(20), state.changed())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let Endpoint::Unix(path) = supervisor.endpoint().clone() else {
+        unreachable!()
+    };
+    assert!(!path.exists(), "stale socket file left behind");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let config = quick(SpawnConfig::new(
+        WORKER,
+        dir.path().join("db"),
+        sock(dir.path()),
+    ));
+    let supervisor = Supervisor::start(config, cancel.clone()).await.unwrap();
+    let handle = ColdStorage::new(
+        unix_remote(supervisor.endpoint()),
+        cancel.clone(),
+        Config::default(),
+    );
+    supervisor.follow(handle.shutdown_token());
+    handle.append_block(block(1)).await.unwrap();
+    kill9(pid_of(&supervisor));
+    tokio::time::timeout(Duration::from_secs(20), cancel.cancelled())
+        .await
+        .expect("fail-fast cancels");
+    assert_eq!(
+        handle.get_latest_block().await,
+        Err(ColdStorageError::TaskTerminated)
+    );
+}

@@ -6,7 +6,8 @@
 //! the same time watches the child, so a worker that dies before listening is reported at once
 //! with the tail of its stderr instead of waiting out the deadline.
 //!
-//! Shutdown is linked both ways. Cancelling the supervisor's token closes the worker's stdin
+//! Shutdown is linked both ways: give the supervisor the token the handle is created with, and
+//! let it [`follow`](Supervisor::follow) the handle's own shutdown token. Cancelling either closes the worker's stdin
 //! (its signal to stop), waits a grace period, kills it if needed and removes the socket file.
 //! A worker that exits on its own is reported and, per [`RestartPolicy`], restarted (the
 //! `RemoteBackend` reconnects by itself) or the token is cancelled so the handle fails fast
@@ -218,6 +219,20 @@ impl Supervisor {
     /// The latest state; `changed()` on the receiver waits for the next one.
     pub fn state(&self) -> watch::Receiver<WorkerState> {
         self.state.clone()
+    }
+
+    /// Stops the worker when `token` is cancelled too: pass a handle's
+    /// [`shutdown_token`](crate::handle::ColdStorage::shutdown_token), so shutting the handle
+    /// down stops the worker (the other direction is the token given to [`Supervisor::start`]).
+    pub fn follow(&self, token: CancellationToken) {
+        let cancel = self.cancel.clone();
+        rt::spawn(async move {
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => cancel.cancel(),
+                _ = cancel.cancelled() => {}
+            }
+        });
     }
 
     /// Stops the worker (stdin closed, then killed after the grace) and waits until it is

@@ -270,6 +270,12 @@ pub fn run_file(path: &Path) -> ExitCode {
     }
 }
 
+/// Prints a line; a reader that went away (`sim vectors FILE | head`) is not an error.
+fn out(line: String) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,10 +299,4 @@ mod tests {
         assert_eq!(k[&KEY_MAX], [1, KEY_MAX].into());
         assert!(v[1].topo.is_deleted());
     }
-}
-
-/// Prints a line; a reader that went away (`sim vectors FILE | head`) is not an error.
-fn out(line: String) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stdout(), "{line}");
 }

@@ -34,6 +34,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
+use btail::allstructs;
 use btail::blib::KeyRange;
 use btail::btree;
 use btail::dbtail::{DBtail, DBtailError, GetAt, VδTSlice, ΔTree};
@@ -64,9 +65,8 @@ const LOAD_QUEUE: usize = 64;
 /// deletion of a tracked tree makes every key tracked from then on, which leaves nothing for
 /// later rebuilds to widen, so some seeds never delete).
 const DELETE_PROBABILITIES: &[f64] = &[0.0, 0.1, 0.25];
-/// Probability that a node with at least two keys is split (a single-bucket tree covers every
-/// key, so tracking it tracks everything).
-const SPLIT_PROBABILITY: f64 = 0.8;
+/// Topologies drawn from AllStructs per fresh shape (the native one among them).
+const SAMPLES_PER_DRAW: usize = 6;
 /// Value names (value objects are created once per name).
 const VALUE_NAMES: &[&str] = &["a", "b", "c", "d", "e", "f"];
 
@@ -444,54 +444,27 @@ enum Shape {
     Bucket(Vec<Key>),
 }
 
-/// A random tree shape for `keys` (ascending): up to `maxsplit` separators per node, trees up
-/// to `depth` levels; every node covers at least one key (the empty tree is `T/B:`).
-fn sample_shape(rng: &mut ChaCha8Rng, keys: &[Key], depth: u32, maxsplit: usize) -> Shape {
-    let most = maxsplit.min(keys.len().saturating_sub(1));
-    let nsplit = if most > 0 && rng.random_bool(SPLIT_PROBABILITY) {
-        rng.random_range(1..=most)
-    } else {
-        0
-    };
-    let mut cuts: Vec<usize> = (1..keys.len()).collect();
-    for i in 0..nsplit {
-        let j = rng.random_range(i..cuts.len());
-        cuts.swap(i, j);
-    }
-    cuts.truncate(nsplit);
-    cuts.sort_unstable();
-    let seps: Vec<Key> = cuts
-        .iter()
-        .map(|&c| rng.random_range(keys[c - 1] + 1..=keys[c]))
-        .collect();
-    let mut groups = Vec::with_capacity(nsplit + 1);
-    let mut from = 0;
-    for &c in &cuts {
-        groups.push(&keys[from..c]);
-        from = c;
-    }
-    groups.push(&keys[from..]);
-    let subtrees = depth > 1 && !keys.is_empty() && rng.random_bool(0.4);
-    let children = groups
-        .into_iter()
-        .map(|g| {
-            if subtrees {
-                sample_shape(rng, g, depth - 1, maxsplit)
-            } else {
-                Shape::Bucket(g.to_vec())
-            }
-        })
-        .collect();
-    Shape::Tree(seps, children)
+/// A random shape for the keys of `kv`, drawn from the AllStructs enumeration as the
+/// reference's random test does: the native topology and reservoir samples of every other
+/// structure (depth 3 and 2 splits for up to 5 keys, depth 2 and 1 split above, which keeps the
+/// lazy enumeration to a few thousand topologies per draw).
+fn sample_topology_shape(rng: &mut ChaCha8Rng, kv: &BTreeMap<Key, Value>) -> Shape {
+    let (depth, split) = if kv.len() <= 5 { (3, 2) } else { (2, 1) };
+    let picks = allstructs::sample(kv, depth, split, SAMPLES_PER_DRAW, rng.random());
+    let pick = &picks[rng.random_range(0..picks.len())];
+    pick.root().map_or(Shape::Bucket(Vec::new()), shape_of)
 }
 
-/// A random shape for the keys of `kv` (a stand-in for AllStructs sampling, which this branch
-/// of btail does not have yet).
-fn sample_topology_shape(rng: &mut ChaCha8Rng, kv: &BTreeMap<Key, Value>) -> Shape {
-    let keys: Vec<Key> = kv.keys().copied().collect();
-    let depth = rng.random_range(1..=3);
-    let maxsplit = rng.random_range(1..=3);
-    sample_shape(rng, &keys, depth, maxsplit)
+/// The shape of a topology node (its keys and structure, not its values).
+fn shape_of(node: btail::topology::Node<'_>) -> Shape {
+    if node.is_tree() {
+        Shape::Tree(
+            node.keys().to_vec(),
+            node.children().map(shape_of).collect(),
+        )
+    } else {
+        Shape::Bucket(node.keys().to_vec())
+    }
 }
 
 /// The topology of `shape` with the values of `kv` (which must hold exactly its keys).
@@ -1281,7 +1254,7 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
         }
     };
     let mut rng = seeding::rng(derived.seed, "btail-world", 0);
-    let nkeys = rng.random_range(6..=14);
+    let nkeys = rng.random_range(4..=8);
     let shared = Arc::new(Shared {
         derived: derived.clone(),
         store: env.store().clone(),

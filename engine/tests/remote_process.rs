@@ -302,15 +302,16 @@ async fn fail_fast_cancels_the_token_when_the_worker_dies() {
     );
 }
 
-/// Shutdown is linked both ways between a handle and its worker process: shutting the handle
-/// down stops the worker (and removes its socket); a worker that dies under the fail-fast
-/// policy makes the handle answer `TaskTerminated` at once.
-#[tokio::test]
-async fn shutdown_is_linked_both_ways_with_the_handle() {
+/// A worker process under a supervisor, and a handle over it whose shutdown the supervisor
+/// follows; both share `cancel`.
+async fn linked_handle(
+    dir: &tempfile::TempDir,
+    cancel: &CancellationToken,
+) -> (
+    Supervisor,
+    engine::handle::ColdStorage<RemoteBackend<UnixConnector>>,
+) {
     use engine::handle::{ColdStorage, Config};
-
-    let dir = tempfile::tempdir().unwrap();
-    let cancel = CancellationToken::new();
     let config = quick(SpawnConfig::new(
         WORKER,
         dir.path().join("db"),
@@ -324,6 +325,16 @@ async fn shutdown_is_linked_both_ways_with_the_handle() {
     );
     supervisor.follow(handle.shutdown_token());
     handle.append_block(block(1)).await.unwrap();
+    (supervisor, handle)
+}
+
+/// Shutdown is linked both ways between a handle and its worker process: shutting the handle
+/// down stops the worker (and removes its socket); a worker that dies under the fail-fast
+/// policy makes the handle answer `TaskTerminated` at once.
+#[tokio::test]
+async fn shutdown_is_linked_both_ways_with_the_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (supervisor, handle) = linked_handle(&dir, &CancellationToken::new()).await;
     let mut state = supervisor.state();
     handle.shutdown();
     while *state.borrow() != WorkerState::Stopped {
@@ -339,19 +350,7 @@ async fn shutdown_is_linked_both_ways_with_the_handle() {
 
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
-    let config = quick(SpawnConfig::new(
-        WORKER,
-        dir.path().join("db"),
-        sock(dir.path()),
-    ));
-    let supervisor = Supervisor::start(config, cancel.clone()).await.unwrap();
-    let handle = ColdStorage::new(
-        unix_remote(supervisor.endpoint()),
-        cancel.clone(),
-        Config::default(),
-    );
-    supervisor.follow(handle.shutdown_token());
-    handle.append_block(block(1)).await.unwrap();
+    let (supervisor, handle) = linked_handle(&dir, &cancel).await;
     kill9(pid_of(&supervisor));
     tokio::time::timeout(Duration::from_secs(20), cancel.cancelled())
         .await

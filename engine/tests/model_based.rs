@@ -3,8 +3,7 @@
 //! be equal. Proptest shrinks a failing sequence to a minimal one.
 
 use engine::{ColdStorage, Config, MemBackend};
-use model::block_store::BlockStoreModel;
-use model::ops::{OpSpec, apply_handle, apply_model, op_specs};
+use model::ops::{OpSpec, op_specs, run_against_model};
 use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;
 
@@ -20,16 +19,9 @@ fn runtime() -> tokio::runtime::Runtime {
 fn check(specs: &[OpSpec], config: Config) -> Result<(), TestCaseError> {
     runtime().block_on(async {
         let handle = ColdStorage::new(MemBackend::new(), CancellationToken::new(), config);
-        let mut model = BlockStoreModel::new();
-        for (step, spec) in specs.iter().enumerate() {
-            let op = spec.instantiate(&model);
-            let expected = apply_model(&mut model, &op);
-            let actual = apply_handle(&handle, &op).await;
-            prop_assert_eq!(actual, expected, "step {}: {:?}", step, op);
-        }
-        handle.shutdown();
-        handle.wait_shutdown().await;
-        Ok(())
+        run_against_model(&handle, specs)
+            .await
+            .map_err(TestCaseError::fail)
     })
 }
 

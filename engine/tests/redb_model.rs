@@ -5,8 +5,7 @@
 use engine::redb_backend::RedbBackend;
 use engine::simdisk::SimDisk;
 use engine::{ColdStorage, Config};
-use model::block_store::BlockStoreModel;
-use model::ops::{OpSpec, apply_handle, apply_model, op_specs};
+use model::ops::{OpSpec, op_specs, run_against_model};
 use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;
 
@@ -23,16 +22,9 @@ fn check(specs: &[OpSpec], disk: SimDisk) -> Result<(), TestCaseError> {
     runtime().block_on(async {
         let backend = RedbBackend::open_sim(disk).expect("open on simdisk");
         let handle = ColdStorage::new(backend, CancellationToken::new(), Config::default());
-        let mut model = BlockStoreModel::new();
-        for (step, spec) in specs.iter().enumerate() {
-            let op = spec.instantiate(&model);
-            let expected = apply_model(&mut model, &op);
-            let actual = apply_handle(&handle, &op).await;
-            prop_assert_eq!(actual, expected, "step {}: {:?}", step, op);
-        }
-        handle.shutdown();
-        handle.wait_shutdown().await;
-        Ok(())
+        run_against_model(&handle, specs)
+            .await
+            .map_err(TestCaseError::fail)
     })
 }
 

@@ -163,6 +163,30 @@ pub async fn apply_handle<B: ColdStorageBackend>(handle: &ColdStorage<B>, op: &O
     }
 }
 
+/// Runs `specs` through `handle` and through a fresh model, op by op; the first outcome that
+/// differs is returned as a message naming the step and the op. Shuts the handle down after.
+pub async fn run_against_model<B: ColdStorageBackend>(
+    handle: &ColdStorage<B>,
+    specs: &[OpSpec],
+) -> Result<(), String> {
+    let mut model = BlockStoreModel::new();
+    let mut result = Ok(());
+    for (step, spec) in specs.iter().enumerate() {
+        let op = spec.instantiate(&model);
+        let expected = apply_model(&mut model, &op);
+        let actual = apply_handle(handle, &op).await;
+        if actual != expected {
+            result = Err(format!(
+                "step {step}: {op:?}\n  handle: {actual:?}\n  model:  {expected:?}"
+            ));
+            break;
+        }
+    }
+    handle.shutdown();
+    handle.wait_shutdown().await;
+    result
+}
+
 // ---- block building, shared with the conformance suite ----
 
 /// The address of alphabet letter `n`.

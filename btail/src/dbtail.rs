@@ -87,7 +87,80 @@ impl ΔZtail {
 }
 
 /// A snapshot of one tree's vδT: entries are shared, never mutated once published.
-type VδT = Arc<Vec<Arc<ΔTree>>>;
+type VδT = Arc<Entries>;
+
+/// The entries of one published vδT, ascending by revision. A newtype over the vector so that
+/// the planted bug `ForgetPastInPlace` can be emulated without `unsafe`: without the
+/// `planted-bugs` feature it is exactly the vector (same layout, same cost).
+#[derive(Default)]
+struct Entries {
+    vec: Vec<Arc<ΔTree>>,
+    /// How many leading entries `ForgetPastInPlace` trimmed from this vector while it was
+    /// shared: every holder (the state and every slice handed out) sees them gone, as after a
+    /// real in-place trim. Always 0 unless that planted bug is switched on; only ever grows, and
+    /// never past `vec.len()` (entries are only appended, and only while unshared).
+    #[cfg(feature = "planted-bugs")]
+    trimmed: std::sync::atomic::AtomicUsize,
+}
+
+impl Entries {
+    fn publish(vec: Vec<Arc<ΔTree>>) -> VδT {
+        Arc::new(Entries {
+            vec,
+            #[cfg(feature = "planted-bugs")]
+            trimmed: Default::default(),
+        })
+    }
+
+    /// Appends; callers get `&mut` through `Arc::make_mut`, so never while a slice shares it.
+    fn push(&mut self, e: Arc<ΔTree>) {
+        self.vec.push(e);
+    }
+
+    /// PLANTED BUG `ForgetPastInPlace`: drops the first `n` entries for every holder of this
+    /// shared vector instead of publishing a trimmed copy. Called with the state locked.
+    #[cfg(feature = "planted-bugs")]
+    fn trim_shared(&self, n: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // The entries themselves are immutable, so the count carries no other data: Relaxed.
+        let t = self.trimmed.load(Relaxed);
+        self.trimmed
+            .store(t + n.min(self.vec.len().saturating_sub(t)), Relaxed);
+    }
+}
+
+impl Deref for Entries {
+    type Target = [Arc<ΔTree>];
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        #[cfg(feature = "planted-bugs")]
+        {
+            let t = self.trimmed.load(std::sync::atomic::Ordering::Relaxed);
+            self.vec.get(t..).unwrap_or_default()
+        }
+        #[cfg(not(feature = "planted-bugs"))]
+        {
+            &self.vec
+        }
+    }
+}
+
+/// A copy starts afresh (`Arc::make_mut` copies a shared vector before appending).
+impl Clone for Entries {
+    fn clone(&self) -> Self {
+        Entries {
+            vec: self.to_vec(),
+            #[cfg(feature = "planted-bugs")]
+            trimmed: Default::default(),
+        }
+    }
+}
+
+impl fmt::Debug for Entries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
 
 /// A read-only window `(lo, hi]` of a vδT snapshot; it never changes after it is returned.
 #[derive(Clone)]
@@ -111,7 +184,18 @@ impl VδTSlice {
 impl Deref for VδTSlice {
     type Target = [Arc<ΔTree>];
     fn deref(&self) -> &Self::Target {
-        &self.vec[self.range.clone()]
+        #[cfg(feature = "planted-bugs")]
+        {
+            // Only ForgetPastInPlace shrinks a shared vector; the window then reads whatever
+            // sits at its indices now, as after the real trim, but clamped instead of panicking.
+            let v: &[Arc<ΔTree>] = &self.vec;
+            let end = self.range.end.min(v.len());
+            &v[self.range.start.min(end)..end]
+        }
+        #[cfg(not(feature = "planted-bugs"))]
+        {
+            &self.vec[self.range.clone()]
+        }
     }
 }
 
@@ -525,19 +609,16 @@ impl<S: ObjectSource> DBtail<S> {
         let roots: BTreeSet<Oid> = cut.into_values().flatten().collect();
         for root in roots {
             if let Some(tt) = st.by_root.get_mut(&root) {
-                // A fresh vector: slices handed out keep the old one.
                 let from = tt.vδt.partition_point(|e| e.rev <= rev_cut);
+                // PLANTED BUG (sim only): trims the published vector that slices handed out
+                // still share, so they change under their holders.
+                #[cfg(feature = "planted-bugs")]
                 if crate::bugs::active(crate::bugs::Bug::ForgetPastInPlace) {
-                    // PLANTED BUG (sim only): trims the published vector that slices handed
-                    // out still share. Deliberately unsound (mutation through a shared Arc);
-                    // it runs only when a simulation switches this bug on.
-                    let shared = Arc::as_ptr(&tt.vδt).cast_mut();
-                    // SAFETY: none; see above. Single-threaded and no borrow of the vector is
-                    // live across this statement, which is what makes the simulation survive it.
-                    unsafe { (*shared).drain(..from) };
-                } else {
-                    tt.vδt = Arc::new(tt.vδt[from..].to_vec());
+                    tt.vδt.trim_shared(from);
+                    continue;
                 }
+                // A fresh vector: slices handed out keep the old one.
+                tt.vδt = Entries::publish(tt.vδt[from..].to_vec());
             }
         }
         debug_check(st);
@@ -815,9 +896,9 @@ async fn rebuild_all_locked<S: ObjectSource>(src: &S, st: &mut State) -> Result<
 fn merge_rebuilt(st: &mut State, root: Oid, vδt_new: Vec<ΔTree>, tn: &PPTreeSubSet) {
     let tail = st.δz.tail;
     let tt = st.by_root.entry(root).or_default();
-    let mut v: Vec<Arc<ΔTree>> = (*tt.vδt).clone();
+    let mut v: Vec<Arc<ΔTree>> = tt.vδt.to_vec();
     let new_revs = vδt_merge_inplace(&mut v, vδt_new.into_iter().filter(|e| e.rev > tail));
-    tt.vδt = Arc::new(v);
+    tt.vδt = Entries::publish(v);
     for rev in new_revs {
         st.vδb_roots.entry(rev).or_default().insert(root);
     }

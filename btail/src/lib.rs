@@ -18,6 +18,9 @@
 //! - [`dbtail`]: ΔBtail itself: Track, Update, ForgetPast, GetAt, slices, rebuild.
 //! - [`bugs`]: planted bugs for the simulator (switches, off unless a run names one).
 
+// Planted bugs included: they are emulated safely (see `dbtail`), never with `unsafe`.
+#![forbid(unsafe_code)]
+
 pub mod allstructs;
 pub mod blib;
 pub mod btree;

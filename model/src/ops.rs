@@ -627,8 +627,8 @@ fn tx_sel() -> impl Strategy<Value = TxSel> {
     ]
 }
 
-/// One op spec; writes are frequent enough to build interesting stores.
-pub fn op_spec() -> impl Strategy<Value = OpSpec> {
+/// One read op spec (every read kind, valid and invalid selectors).
+pub fn read_spec() -> impl Strategy<Value = OpSpec> {
     prop_oneof![
         3 => block_sel().prop_map(OpSpec::HeaderByNumber),
         2 => block_sel().prop_map(OpSpec::HeaderByHash),
@@ -641,6 +641,15 @@ pub fn op_spec() -> impl Strategy<Value = OpSpec> {
         1 => Just(OpSpec::Latest),
         3 => (filter_spec(), 0usize..12).prop_map(|(f, m)| OpSpec::Logs(f, m)),
         3 => (filter_spec(), 0usize..12).prop_map(|(f, m)| OpSpec::Stream(f, m)),
+    ]
+}
+
+/// Sum of [`read_spec`]'s weights, so [`op_spec`] keeps each kind's share.
+const READ_WEIGHT: u32 = 22;
+
+/// One write op spec (appends, batches, truncates, drains; valid and flawed).
+pub fn write_spec() -> impl Strategy<Value = OpSpec> {
+    prop_oneof![
         6 => (placement(), block_spec()).prop_map(|(p, b)| OpSpec::Append(p, b)),
         3 => (
             placement(),
@@ -650,6 +659,18 @@ pub fn op_spec() -> impl Strategy<Value = OpSpec> {
             .prop_map(|(p, f, b)| OpSpec::AppendBatch(p, f, b)),
         2 => block_sel().prop_map(OpSpec::Truncate),
         2 => block_sel().prop_map(OpSpec::Drain),
+    ]
+}
+
+/// Sum of [`write_spec`]'s weights.
+const WRITE_WEIGHT: u32 = 13;
+
+/// One op spec; writes are frequent enough to build interesting stores. Drawing a read or a
+/// write first, by the two weight sums, gives every kind the share its own weight says.
+pub fn op_spec() -> impl Strategy<Value = OpSpec> {
+    prop_oneof![
+        READ_WEIGHT => read_spec(),
+        WRITE_WEIGHT => write_spec(),
     ]
 }
 

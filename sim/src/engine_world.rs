@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::history::{History, Tip};
 use crate::probe::{Probe, ProbeBackend};
 use crate::report::{RunStats, Violation};
-use crate::seeding::{self, OpSource};
+use crate::seeding;
 use crate::trace;
 
 /// A read must finish within this once started (read timeout 500 ms plus backend latency).
@@ -451,25 +451,29 @@ async fn writer<B: ColdStorageBackend>(
     ops: u32,
     progress: watch::Sender<u32>,
 ) -> Result<(), Violation> {
-    let mut source = OpSource::new(seeding::sub_seed(
-        ctx.derived.seed,
-        "writer",
-        u64::from(phase),
-    ));
+    let specs = seeding::op_specs(
+        seeding::sub_seed(ctx.derived.seed, "writer", u64::from(phase)),
+        true,
+        ops,
+    );
     let mut rng = seeding::rng(ctx.derived.seed, "writer-faults", u64::from(phase));
-    for i in 1..=ops {
+    for (i, spec) in (1..=ops).zip(&specs) {
         let _ = progress.send(i);
-        let op = source
-            .next_kind(true)
-            .instantiate(lock(&ctx.history).current());
+        let op = spec.instantiate(lock(&ctx.history).current());
         let before = ctx.probe.writes_started();
         *lock(&ctx.pending) = Some((op.clone(), before));
         let started = trace::now();
         let outcome = call(ctx, handle, &op, WRITE_LIVENESS, &mut rng).await?;
         // An abandoned call does not stop the write the handle spawned: let it finish.
         let settle = engine::rt::timeout(WRITE_LIVENESS, async {
-            // In the network world the request may still be on its way to the worker: wait for
-            // the handle's call too (it ends only when the worker is done with it).
+            // A caller that gave up in the instant its permits came leaves a spawned task not
+            // yet polled, which would look like no write at all: sleep once before the first
+            // look (ready tasks run before the paused clock moves, so the task is then at the
+            // backend or done). In the network world the request may still be on its way to
+            // the worker: wait for the handle's call too (it ends only when the worker is done).
+            if outcome.is_none() {
+                engine::rt::sleep(Duration::from_micros(100)).await;
+            }
             while ctx.handle_probe.write_in_flight() || ctx.probe.write_in_flight() {
                 engine::rt::sleep(Duration::from_micros(100)).await;
             }
@@ -527,18 +531,20 @@ async fn reader<B: ColdStorageBackend>(
     ops: u32,
 ) -> Result<(), Violation> {
     let index = u64::from(phase) << 32 | u64::from(client);
-    let mut source = OpSource::new(seeding::sub_seed(ctx.derived.seed, "reader", index));
+    let specs = seeding::op_specs(
+        seeding::sub_seed(ctx.derived.seed, "reader", index),
+        false,
+        ops,
+    );
     let mut rng = seeding::rng(ctx.derived.seed, "reader-faults", index);
     let storm_at =
         (client == 1 && ctx.fault(Fault::SlowConsumers)).then(|| rng.random_range(1..=ops));
     let actor = format!("client-{client}");
-    for i in 1..=ops {
+    for (i, spec) in (1..=ops).zip(&specs) {
         if storm_at == Some(i) {
             storm(ctx, handle).await?;
         }
-        let op = source
-            .next_kind(false)
-            .instantiate(lock(&ctx.history).current());
+        let op = spec.instantiate(lock(&ctx.history).current());
         let finished = ctx.probe.writes_finished();
         let started = trace::now();
         let outcome = match &op {

@@ -1,7 +1,8 @@
 //! Seeded workload generation: the model's op strategies driven by a ChaCha stream.
 //!
-//! The property tests and the simulator share one generator (`model::ops::op_spec`), so every
-//! op kind, valid and invalid, that the property tests know is also simulated. Here a seeded
+//! The property tests and the simulator share one generator (`model::ops::op_spec`, whose read
+//! and write halves are drawn here), so every op kind, valid and invalid, that the property
+//! tests know is also simulated. Here a seeded
 //! proptest runner draws values (no shrinking): the same seed gives the same ops.
 
 use proptest::strategy::{Strategy, ValueTree};
@@ -9,7 +10,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use model::ops::{OpSpec, op_spec};
+use model::ops::{OpSpec, read_spec, write_spec};
 
 /// Derives a seed for a named sub-stream, so adding a consumer of randomness in one place
 /// does not shift every other stream.
@@ -26,47 +27,26 @@ pub fn rng(seed: u64, stream: &str, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(sub_seed(seed, stream, index))
 }
 
-/// Draws op specs from a seed.
-#[derive(Debug)]
-pub struct OpSource {
-    runner: TestRunner,
-}
-
-impl OpSource {
-    /// A source for `seed`.
-    pub fn new(seed: u64) -> OpSource {
-        let mut bytes = [0u8; 32];
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
-        OpSource {
-            runner: TestRunner::new_with_rng(Config::default(), rng),
-        }
-    }
-
-    /// The next op spec.
-    pub fn draw(&mut self) -> OpSpec {
-        // op_spec has no filters, so drawing a value cannot be rejected.
-        op_spec()
-            .new_tree(&mut self.runner)
-            .expect("op_spec never rejects")
-            .current()
-    }
-
-    /// The next spec that is a write (`want_write`) or a read.
-    pub fn next_kind(&mut self, want_write: bool) -> OpSpec {
-        loop {
-            let spec = self.draw();
-            if is_write(&spec) == want_write {
-                return spec;
-            }
-        }
-    }
-}
-
-/// Whether a spec is a write.
-pub fn is_write(spec: &OpSpec) -> bool {
-    matches!(
-        spec,
-        OpSpec::Append(..) | OpSpec::AppendBatch(..) | OpSpec::Truncate(_) | OpSpec::Drain(_)
-    )
+/// `count` op specs drawn from `seed`: writes (`writes`) or reads, each kind at its weight
+/// within its half of `model::ops::op_spec`. Drawn up front, so the strategy tree (not `Send`)
+/// is built once and never crosses an await.
+pub fn op_specs(seed: u64, writes: bool, count: u32) -> Vec<OpSpec> {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let strategy = if writes {
+        write_spec().boxed()
+    } else {
+        read_spec().boxed()
+    };
+    (0..count)
+        .map(|_| {
+            // The strategies have no filters, so drawing a value cannot be rejected.
+            strategy
+                .new_tree(&mut runner)
+                .expect("op strategies never reject")
+                .current()
+        })
+        .collect()
 }

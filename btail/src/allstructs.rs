@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::btree::native_topology;
 use crate::object::Key;
-use crate::topology::{Topology, TopologyBuilder, Value};
+use crate::topology::{Node, Topology, TopologyBuilder, Value};
 
 /// The value names used by the generators: `a` ..= `j`.
 pub const VALUE_LETTERS: &[&str] = &["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
@@ -94,6 +94,29 @@ impl Cursor {
             self.k0 + self.gaps[i] + 1
         };
         (start, end)
+    }
+
+    /// Whether the current element has the shape and keys of `node` (a bucket's values follow
+    /// from its keys), compared in place, without building the element.
+    fn matches(&self, keys: &[Key], node: Node<'_>) -> bool {
+        if !node.is_tree() || node.keys() != self.splits.as_slice() {
+            return false;
+        }
+        // Equal separators: `node` has exactly one child per sub-range.
+        debug_assert_eq!(node.nchildren(), self.nsubranges());
+        if self.product {
+            self.subs
+                .iter()
+                .zip(node.children())
+                .all(|(sub, child)| sub.matches(keys, child))
+        } else {
+            (0..self.nsubranges())
+                .zip(node.children())
+                .all(|(i, child)| {
+                    let (k0, k1) = self.subrange(i);
+                    !child.is_tree() && child.keys() == &keys[k0..k1]
+                })
+        }
     }
 
     /// Moves to the next element; `false` when exhausted (the cursor is then undefined until
@@ -270,12 +293,11 @@ fn finish(b: TopologyBuilder) -> Topology {
         .unwrap_or_else(|e| unreachable!("AllStructs emitted an invalid topology: {e}"))
 }
 
-impl Iterator for AllStructs {
-    type Item = Topology;
-
-    fn next(&mut self) -> Option<Topology> {
+impl AllStructs {
+    /// Moves to the next topology without building it; `false` when exhausted.
+    fn step(&mut self) -> bool {
         if self.done {
-            return None;
+            return false;
         }
         if self.started {
             let advanced = match &mut self.cursor {
@@ -284,11 +306,42 @@ impl Iterator for AllStructs {
             };
             if !advanced {
                 self.done = true;
-                return None;
+                return false;
             }
         }
         self.started = true;
-        Some(self.emit())
+        true
+    }
+
+    /// Whether the current topology (after a successful [`AllStructs::step`]) equals `t`,
+    /// decided without building it when there are keys.
+    fn current_is(&self, t: &Topology) -> bool {
+        debug_assert!(self.started && !self.done);
+        match (&self.cursor, t.root()) {
+            (Some(c), Some(root)) => {
+                let valued = self.values.is_some();
+                c.matches(&self.keys, root) && leaves_valued(root, valued)
+            }
+            (Some(_), None) => false,
+            (None, _) => self.emit() == *t,
+        }
+    }
+}
+
+/// Whether every bucket under `node` carries values (`valued`) or none does.
+fn leaves_valued(node: Node<'_>, valued: bool) -> bool {
+    if node.is_tree() {
+        node.children().all(|c| leaves_valued(c, valued))
+    } else {
+        node.is_valued() == valued
+    }
+}
+
+impl Iterator for AllStructs {
+    type Item = Topology;
+
+    fn next(&mut self) -> Option<Topology> {
+        self.step().then(|| self.emit())
     }
 }
 
@@ -310,17 +363,20 @@ pub fn sample(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut reservoir: Vec<Topology> = Vec::with_capacity(want);
     let mut seen = 0usize;
-    for t in AllStructs::kv(kv, maxdepth, maxsplit) {
-        if t == native {
+    // Only the topologies the reservoir keeps are built (a few dozen of thousands); the rng
+    // draws are those of a walk that built every one, so a seed's sample is unchanged.
+    let mut all = AllStructs::kv(kv, maxdepth, maxsplit);
+    while all.step() {
+        if all.current_is(&native) {
             continue;
         }
         seen += 1;
         if reservoir.len() < want {
-            reservoir.push(t);
+            reservoir.push(all.emit());
         } else {
             let j = rng.random_range(0..seen);
             if j < want {
-                reservoir[j] = t;
+                reservoir[j] = all.emit();
             }
         }
     }

@@ -118,6 +118,48 @@ fn sampler_gives_native_first_and_deduplicates_it() {
     assert_eq!(allstructs::sample(&kv3(), 3, 2, 1, 1).len(), 1);
 }
 
+/// The sampler builds only the topologies it keeps; it must pick exactly what a reservoir over
+/// the fully built enumeration (native skipped, same rng draws) picks.
+#[test]
+fn sampler_equals_a_reservoir_over_the_built_enumeration() {
+    use rand::RngExt;
+    let reference = |kv: &BTreeMap<i64, Value>, d: u32, s: usize, n: usize, seed: u64| {
+        let native = btree::native_topology(kv);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (mut reservoir, mut seen) = (Vec::new(), 0usize);
+        for t in AllStructs::kv(kv, d, s).filter(|t| *t != native) {
+            seen += 1;
+            if reservoir.len() < n - 1 {
+                reservoir.push(t);
+            } else {
+                let j = rng.random_range(0..seen);
+                if j < n - 1 {
+                    reservoir[j] = t;
+                }
+            }
+        }
+        let mut out = vec![native];
+        out.extend(reservoir);
+        out
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut compared = 0;
+    for keys in allstructs::key_subsets(5) {
+        let keys: Vec<i64> = keys.iter().map(|k| k * 3 - 4).collect();
+        let kv = allstructs::random_kv(&keys, &mut rng);
+        for (d, s, n) in [(1, 1, 4), (2, 2, 6), (3, 2, 3)] {
+            let seed = rng.random();
+            assert_eq!(
+                allstructs::sample(&kv, d, s, n, seed),
+                reference(&kv, d, s, n, seed),
+                "{kv:?} d{d} s{s} n{n}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 32 * 3);
+}
+
 #[test]
 fn generators_are_seeded() {
     let subsets = allstructs::key_subsets(3);

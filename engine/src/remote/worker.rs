@@ -295,7 +295,9 @@ impl<B: ColdStorageBackend> Worker<B> {
         let closed = connection.closed.clone();
         let stream_credits = credits.clone();
         let task = self.inner.tracker.track_future(async move {
-            let frame = worker.run(id, budget, op, stream_credits, &replies).await;
+            // Boxed: the backend op's state machine is large, and unboxed it would be copied
+            // into every spawned task and moved on each stage change.
+            let frame = Box::pin(worker.run(id, budget, op, stream_credits, &replies)).await;
             if let Some(frame) = frame
                 && rt::timeout(worker.inner.config.reply_grace, replies.send(frame))
                     .await

@@ -33,6 +33,11 @@ pub enum World {
 }
 
 impl World {
+    /// Whether the world runs on turmoil's simulated network (and so has a tick).
+    pub fn is_network(self) -> bool {
+        matches!(self, World::EngineRemote | World::Btail)
+    }
+
     /// The world's name as printed.
     pub fn name(self) -> &'static str {
         match self {
@@ -178,7 +183,16 @@ pub struct Derived {
     pub cancel_rate: f64,
     /// Probability a stream consumer is slow or never reads (when on).
     pub slow_consumer_rate: f64,
+    /// The network simulation's tick (network worlds only, `None` elsewhere): messages between
+    /// hosts are delivered at tick boundaries, timers inside a host fire at their exact time.
+    /// Drawn per seed, so both fine and coarse interleavings of hosts are explored.
+    pub tick: Option<Duration>,
 }
+
+/// The network ticks a seed draws from, with their weights: a coarse tick is many times
+/// cheaper to simulate (each tick steps every host), a fine one orders hosts' messages more
+/// finely, and some races show only at one of them.
+pub const TICKS_MS: &[(u64, u32)] = &[(1, 1), (2, 1), (5, 2), (10, 4)];
 
 impl Derived {
     /// Whether `fault` is on for this seed.
@@ -216,6 +230,20 @@ impl Scenario {
             backend_latency: Duration::from_micros(rng.random_range(10..=5_000)),
             cancel_rate: rng.random_range(0.01..0.2),
             slow_consumer_rate: rng.random_range(0.05..0.5),
+            // Drawn last, so adding it kept every earlier knob of a seed as it was.
+            tick: self.world.is_network().then(|| {
+                let total: u32 = TICKS_MS.iter().map(|(_, w)| w).sum();
+                let mut pick = rng.random_range(0..total);
+                let mut tick_ms = TICKS_MS[0].0;
+                for &(ms, weight) in TICKS_MS {
+                    if pick < weight {
+                        tick_ms = ms;
+                        break;
+                    }
+                    pick -= weight;
+                }
+                Duration::from_millis(tick_ms)
+            }),
         }
     }
 }
@@ -234,6 +262,9 @@ impl fmt::Display for Derived {
             "seed={} faults={faults} clients={} ops_per_client={}",
             self.seed, self.clients, self.ops_per_client
         )?;
+        if let Some(tick) = self.tick {
+            write!(f, " tick_ms={}", tick.as_millis())?;
+        }
         if self.has(Fault::NetworkLatency) {
             write!(f, " max_latency_ms={}", self.max_latency.as_millis())?;
         }
@@ -291,6 +322,25 @@ mod tests {
         let distinct: std::collections::BTreeSet<_> =
             (0..50).map(|seed| s.derive(seed).to_string()).collect();
         assert_eq!(distinct.len(), 50);
+    }
+
+    #[test]
+    fn network_worlds_draw_every_tick_and_others_none() {
+        for s in CATALOG {
+            let ticks: std::collections::BTreeSet<_> =
+                (0..200).map(|seed| s.derive(seed).tick).collect();
+            if s.world.is_network() {
+                let want: std::collections::BTreeSet<_> = TICKS_MS
+                    .iter()
+                    .map(|(ms, _)| Some(Duration::from_millis(*ms)))
+                    .collect();
+                assert_eq!(ticks, want, "{}", s.name);
+                assert!(s.derive(3).to_string().contains(" tick_ms="));
+            } else {
+                assert_eq!(ticks, [None].into(), "{}", s.name);
+                assert!(!s.derive(3).to_string().contains("tick_ms"));
+            }
+        }
     }
 
     #[test]

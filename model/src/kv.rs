@@ -143,20 +143,30 @@ impl fmt::Display for RevOrderError {
 
 impl std::error::Error for RevOrderError {}
 
-/// The content of a tree at each recorded revision (strictly increasing).
-#[derive(Clone, PartialEq, Eq, Debug, Default)]
-pub struct KvModel {
-    revs: BTreeMap<Rev, Kv>,
+/// The content of a tree at each recorded revision (strictly increasing): key → `V`, an
+/// absent key is missing. `V` is a value name in the oracle tests ([`Value`]) and whatever a
+/// world stores its values as elsewhere (the simulator's value oids).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct KvModel<V = Value> {
+    revs: BTreeMap<Rev, BTreeMap<Key, V>>,
 }
 
-impl KvModel {
+impl<V> Default for KvModel<V> {
+    fn default() -> Self {
+        KvModel {
+            revs: BTreeMap::new(),
+        }
+    }
+}
+
+impl<V: Clone + PartialEq> KvModel<V> {
     /// No revisions recorded.
-    pub fn new() -> KvModel {
+    pub fn new() -> KvModel<V> {
         KvModel::default()
     }
 
     /// Records the content as of `rev`, which must be after every recorded revision.
-    pub fn record(&mut self, rev: Rev, kv: Kv) -> Result<(), RevOrderError> {
+    pub fn record(&mut self, rev: Rev, kv: BTreeMap<Key, V>) -> Result<(), RevOrderError> {
         if let Some((&last, _)) = self.revs.last_key_value()
             && rev <= last
         {
@@ -167,12 +177,12 @@ impl KvModel {
     }
 
     /// The content as of `at`: that of the newest recorded revision ≤ `at`.
-    pub fn at(&self, at: Rev) -> Option<&Kv> {
+    pub fn at(&self, at: Rev) -> Option<&BTreeMap<Key, V>> {
         self.revs.range(..=at).next_back().map(|(_, kv)| kv)
     }
 
     /// The value of `key` as of `at` (`None`: absent, or `at` before the first revision).
-    pub fn value(&self, key: Key, at: Rev) -> Option<&Value> {
+    pub fn value(&self, key: Key, at: Rev) -> Option<&V> {
         self.at(at)?.get(&key)
     }
 
@@ -181,6 +191,37 @@ impl KvModel {
         self.revs.keys().copied()
     }
 
+    /// `(old, new)` if `key` changed in the commit recorded at `rev` (`None` in a pair:
+    /// absent); `None` if it did not change there or nothing was recorded at `rev`.
+    pub fn change(&self, key: Key, rev: Rev) -> Option<(Option<V>, Option<V>)> {
+        let new = self.revs.get(&rev)?.get(&key);
+        let old = self
+            .revs
+            .range(..rev)
+            .next_back()
+            .and_then(|(_, kv)| kv.get(&key));
+        (old != new).then(|| (old.cloned(), new.cloned()))
+    }
+
+    /// The recorded revisions in `(lo, hi]` at which `key` changed, ascending.
+    pub fn changes(&self, key: Key, lo: Rev, hi: Rev) -> Vec<Rev> {
+        if lo >= hi {
+            return Vec::new();
+        }
+        let mut before = self.value(key, lo);
+        let mut out = Vec::new();
+        for (rev, kv) in self.revs.range(Rev(lo.0 + 1)..=hi) {
+            let now = kv.get(&key);
+            if now != before {
+                out.push(*rev);
+            }
+            before = now;
+        }
+        out
+    }
+}
+
+impl KvModel<Value> {
     /// KVDiff between the contents as of `lo` and `hi` (missing contents count as empty).
     pub fn diff(&self, lo: Rev, hi: Rev) -> KvDiff {
         let empty = Kv::new();

@@ -38,6 +38,26 @@ fn model_answers_by_revision() {
     assert_eq!(m.revs().collect::<Vec<_>>(), vec![Rev(2), Rev(5)]);
 }
 
+#[test]
+fn model_reports_changes_by_revision() {
+    let mut m: KvModel<u32> = KvModel::new();
+    m.record(Rev(1), BTreeMap::new()).unwrap();
+    m.record(Rev(2), [(1, 10)].into()).unwrap();
+    m.record(Rev(3), [(1, 10), (2, 20)].into()).unwrap();
+    m.record(Rev(4), [(2, 21)].into()).unwrap();
+    assert_eq!(m.value(1, Rev(3)), Some(&10));
+    assert_eq!(m.value(1, Rev(4)), None);
+    assert_eq!(m.change(1, Rev(2)), Some((None, Some(10))));
+    assert_eq!(m.change(1, Rev(3)), None);
+    assert_eq!(m.change(1, Rev(4)), Some((Some(10), None)));
+    assert_eq!(m.change(2, Rev(9)), None, "nothing recorded at 9");
+    assert_eq!(m.changes(1, Rev(1), Rev(4)), vec![Rev(2), Rev(4)]);
+    assert_eq!(m.changes(1, Rev(2), Rev(4)), vec![Rev(4)]);
+    assert_eq!(m.changes(2, Rev(3), Rev(4)), vec![Rev(4)]);
+    assert_eq!(m.changes(2, Rev(0), Rev(9)), vec![Rev(3), Rev(4)]);
+    assert!(m.changes(1, Rev(4), Rev(2)).is_empty());
+}
+
 proptest! {
     #[test]
     fn diff_matches_naive(

@@ -11,7 +11,7 @@
 //!   shared handle (queries are in-process calls; the object loads they cause still travel from
 //!   wcfs to zstor over the network), concurrently with Updates and ForgetPast.
 //!
-//! Monitors (the model is the KV content of the tree at every revision, [`Model`]):
+//! Monitors (the model is the KV content of the tree at every revision, `model::kv::KvModel`):
 //! - every GetAt of a tracked key agrees with the model (value, revision and both exactness
 //!   flags, see [`check_get_at`]);
 //! - every slice entry is the model's diff at its revision on the keys it names, and names
@@ -42,6 +42,7 @@ use btail::restructure::TreeEnv;
 use btail::store::MemStore;
 use btail::topology::{Topology, TopologyBuilder, Value};
 use btail::{KEY_MAX, KEY_MIN, Key, LoadError, Object, ObjectSource, Oid, Rev, TreeState};
+use model::kv::KvModel;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use scenarios::{Derived, Fault};
@@ -384,58 +385,20 @@ pub(crate) mod wire {
     }
 }
 
-/// The KV content of the tree at every revision (value oids; absent keys are missing).
-#[derive(Debug, Default)]
-struct Model {
-    revs: BTreeMap<Rev, BTreeMap<Key, Oid>>,
+/// The KV content of the tree at every revision, as value oids (absent keys are missing).
+type Model = KvModel<Oid>;
+
+/// The value of `k` as of `at` ([`Oid::INVALID`] if absent, as ΔBtail reports it).
+fn value_oid(model: &Model, k: Key, at: Rev) -> Oid {
+    model.value(k, at).copied().unwrap_or(Oid::INVALID)
 }
 
-impl Model {
-    fn record(&mut self, rev: Rev, kv: BTreeMap<Key, Oid>) {
-        assert!(
-            self.revs.keys().next_back().is_none_or(|&last| last < rev),
-            "model revisions must ascend"
-        );
-        self.revs.insert(rev, kv);
-    }
-
-    /// The value of `k` as of `at` ([`Oid::INVALID`] if absent).
-    fn value(&self, k: Key, at: Rev) -> Oid {
-        self.revs
-            .range(..=at)
-            .next_back()
-            .and_then(|(_, kv)| kv.get(&k).copied())
-            .unwrap_or(Oid::INVALID)
-    }
-
-    /// `(old, new)` if `k` changed in commit `rev`.
-    fn change(&self, k: Key, rev: Rev) -> Option<(Oid, Oid)> {
-        let new = self
-            .revs
-            .get(&rev)?
-            .get(&k)
-            .copied()
-            .unwrap_or(Oid::INVALID);
-        let old = self
-            .revs
-            .range(..rev)
-            .next_back()
-            .and_then(|(_, kv)| kv.get(&k).copied())
-            .unwrap_or(Oid::INVALID);
-        (old != new).then_some((old, new))
-    }
-
-    /// The revisions in `(lo, hi]` where `k` changed.
-    fn changes(&self, k: Key, lo: Rev, hi: Rev) -> Vec<Rev> {
-        if lo >= hi {
-            return Vec::new();
-        }
-        self.revs
-            .range(Rev(lo.0 + 1)..=hi)
-            .filter(|(rev, _)| self.change(k, **rev).is_some())
-            .map(|(rev, _)| *rev)
-            .collect()
-    }
+/// `(old, new)` if `k` changed in commit `rev`, absence as [`Oid::INVALID`].
+fn change_oids(model: &Model, k: Key, rev: Rev) -> Option<(Oid, Oid)> {
+    let absent = |v: Option<Oid>| v.unwrap_or(Oid::INVALID);
+    model
+        .change(k, rev)
+        .map(|(old, new)| (absent(old), absent(new)))
 }
 
 /// One shape of a sampled topology.
@@ -670,7 +633,7 @@ async fn commit_loop(sh: &Shared) -> turmoil::Result {
             .iter()
             .map(|(k, v)| (*k, env.value_oid(v).expect("committed values exist")))
             .collect();
-        lock(&sh.model).record(commit.rev, kv);
+        lock(&sh.model).record(commit.rev, kv)?;
         trace::record(
             "zstor",
             "commit",
@@ -924,7 +887,7 @@ fn check_entries(
             return Err(format!("empty entry @{}", e.rev.0));
         }
         for (k, δv) in &e.kv {
-            let want = model.change(*k, e.rev);
+            let want = change_oids(model, *k, e.rev);
             if want != Some((δv.old, δv.new)) {
                 return Err(format!(
                     "@{} key {k}: reported {:?} → {:?}, model says {want:?}",
@@ -943,7 +906,7 @@ fn check_entries(
                 return Err(format!(
                     "tracked key {k} changed @{} ({:?}) but is not reported",
                     rev.0,
-                    model.change(k, rev)
+                    change_oids(model, k, rev)
                 ));
             }
         }
@@ -964,7 +927,7 @@ fn check_get_at(
     if at < tail {
         return Ok(());
     }
-    let value = model.value(key, at);
+    let value = value_oid(model, key, at);
     if r.value_exact && r.value != value {
         return Err(format!("value {:?}, model says {value:?}", r.value));
     }
@@ -1045,7 +1008,7 @@ async fn op_track(sh: &Shared, db: &DBtail<NetSource>, rng: &mut ChaCha8Rng, act
             sh.universe
                 .iter()
                 .copied()
-                .filter(|k| model.value(*k, head).is_valid())
+                .filter(|k| value_oid(&model, *k, head).is_valid())
                 .collect()
         };
         // Mostly keys not tracked yet: those make ΔBtail rebuild history.
@@ -1271,7 +1234,9 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
         ops: Mutex::new(0),
         loads: Mutex::new(0),
     });
-    lock(&shared.model).record(env.head().rev, BTreeMap::new());
+    lock(&shared.model)
+        .record(env.head().rev, BTreeMap::new())
+        .expect("the first revision recorded");
     *lock(&shared.env) = Some(env);
 
     let mut sim = crate::network::simulation(derived, MAX_SIMULATED);
@@ -1376,16 +1341,15 @@ mod tests {
     #[test]
     fn the_model_reports_changes_and_values() {
         let mut m = Model::default();
-        m.record(Rev(1), BTreeMap::new());
-        m.record(Rev(2), [(1, Oid(10))].into());
-        m.record(Rev(3), [(1, Oid(10)), (2, Oid(20))].into());
-        m.record(Rev(4), [(2, Oid(21))].into());
-        assert_eq!(m.value(1, Rev(3)), Oid(10));
-        assert_eq!(m.value(1, Rev(4)), Oid::INVALID);
-        assert_eq!(m.change(1, Rev(2)), Some((Oid::INVALID, Oid(10))));
-        assert_eq!(m.change(1, Rev(3)), None);
-        assert_eq!(m.changes(1, Rev(1), Rev(4)), vec![Rev(2), Rev(4)]);
-        assert_eq!(m.changes(2, Rev(3), Rev(4)), vec![Rev(4)]);
+        m.record(Rev(1), BTreeMap::new()).unwrap();
+        m.record(Rev(2), [(1, Oid(10))].into()).unwrap();
+        m.record(Rev(3), [(1, Oid(10)), (2, Oid(20))].into())
+            .unwrap();
+        m.record(Rev(4), [(2, Oid(21))].into()).unwrap();
+        assert_eq!(value_oid(&m, 1, Rev(3)), Oid(10));
+        assert_eq!(value_oid(&m, 1, Rev(4)), Oid::INVALID);
+        assert_eq!(change_oids(&m, 1, Rev(2)), Some((Oid::INVALID, Oid(10))));
+        assert_eq!(change_oids(&m, 1, Rev(3)), None);
         let missing = [ΔTree {
             rev: Rev(4),
             kv: [(

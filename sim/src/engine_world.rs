@@ -459,7 +459,11 @@ async fn writer<B: ColdStorageBackend>(
     let mut rng = seeding::rng(ctx.derived.seed, "writer-faults", u64::from(phase));
     for (i, spec) in (1..=ops).zip(&specs) {
         let _ = progress.send(i);
-        let op = spec.instantiate(lock(&ctx.history).current());
+        let (op, tip_before) = {
+            let history = lock(&ctx.history);
+            let current = history.current();
+            (spec.instantiate(current), crate::history::tip_of(current).0)
+        };
         let before = ctx.probe.writes_started();
         *lock(&ctx.pending) = Some((op.clone(), before));
         let started = trace::now();
@@ -513,11 +517,50 @@ async fn writer<B: ColdStorageBackend>(
                     "resolve",
                     format!("op={} applied={applied}", op_text(&op)),
                 );
+                if applied {
+                    read_back_removed(ctx, handle, &op, tip_before, &mut rng).await?;
+                }
             }
         }
         *lock(&ctx.pending) = None;
         if outcome.as_ref().is_some_and(is_terminated) {
             break;
+        }
+    }
+    Ok(())
+}
+
+/// The client number of the writer's own reads in the history (readers count from 1).
+const WRITER_CLIENT: u32 = 0;
+
+/// After a removal that failed or was abandoned yet took effect, reads back (by number, the
+/// reads the cache answers) up to four of the blocks it removed: the moment a cache that kept
+/// entries of a removal it thought failed would serve a removed block.
+async fn read_back_removed<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+    op: &Op,
+    tip_before: Option<u64>,
+    rng: &mut ChaCha8Rng,
+) -> Result<(), Violation> {
+    let (Op::TruncateAbove(above) | Op::DrainAbove(above)) = op else {
+        return Ok(());
+    };
+    let Some(tip) = tip_before else {
+        return Ok(());
+    };
+    for number in (above.saturating_add(1)..=tip).take(4) {
+        let read = Op::GetHeader(HeaderSpecifier::Number(number));
+        let finished = ctx.probe.writes_finished();
+        let outcome = call(ctx, handle, &read, READ_LIVENESS, rng).await?;
+        let responded = ctx.probe.writes_started();
+        trace::record(
+            "writer",
+            "read-back",
+            format!("block={number} outcome={}", outcome_label(outcome.as_ref())),
+        );
+        if let Some(outcome) = outcome {
+            lock(&ctx.history).record_read(WRITER_CLIENT, read, outcome, finished, responded);
         }
     }
     Ok(())

@@ -2,13 +2,25 @@
 //!
 //! Everything else in the crate calls these functions instead of `tokio::spawn` or
 //! `tokio::time`, so the same code runs on plain tokio, inside turmoil hosts (which run real
-//! tokio with a paused clock) and, later, under madsim (`--cfg madsim`), where this module is
-//! the only file that has to change.
+//! tokio with a paused clock) and under madsim (`--cfg madsim`: madsim's executor picks a
+//! random ready task at every poll, and its clock jumps to the next timer). This module is the
+//! only file that tells the two apart.
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use tokio::task::JoinHandle;
+#[cfg(madsim)]
+use madsim::{task::spawn as spawn_on_runtime, time};
+#[cfg(not(madsim))]
+use tokio::{spawn as spawn_on_runtime, time};
+
+#[cfg(madsim)]
+pub use madsim::task::{AbortHandle, JoinError, JoinHandle};
+#[cfg(madsim)]
+pub use madsim::time::Instant;
+#[cfg(not(madsim))]
+pub use tokio::task::{AbortHandle, JoinError, JoinHandle};
+#[cfg(not(madsim))]
 pub use tokio::time::Instant;
 
 /// Spawns a task on the current runtime. Never use `spawn_blocking` on the simulated path:
@@ -18,7 +30,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(future)
+    spawn_on_runtime(future)
 }
 
 /// The runtime's clock: simulated under turmoil and madsim, real otherwise.
@@ -28,26 +40,25 @@ pub fn now() -> Instant {
 
 /// Sleeps on the runtime's clock.
 pub async fn sleep(duration: Duration) {
-    tokio::time::sleep(duration).await
+    time::sleep(duration).await
 }
 
 /// Sleeps until `deadline` on the runtime's clock.
 pub async fn sleep_until(deadline: Instant) {
-    tokio::time::sleep_until(deadline).await
+    time::sleep_until(deadline).await
 }
 
 /// Runs `future` until `deadline`; `Err(Elapsed)` if the deadline passed first.
 pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
-    tokio::time::timeout_at(deadline, future)
+    // madsim has no `timeout_at`; on tokio both forms are the same timer.
+    time::timeout(deadline.saturating_duration_since(now()), future)
         .await
         .map_err(|_| Elapsed)
 }
 
 /// Runs `future` for at most `duration`; `Err(Elapsed)` if it did not finish.
 pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
-    tokio::time::timeout(duration, future)
-        .await
-        .map_err(|_| Elapsed)
+    time::timeout(duration, future).await.map_err(|_| Elapsed)
 }
 
 /// A deadline passed before the future finished.

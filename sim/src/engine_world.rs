@@ -96,16 +96,19 @@ impl Ctx {
     }
 
     /// Operations issued so far.
+    #[cfg(not(madsim))] // the network worlds only
     pub(crate) fn ops(&self) -> u64 {
         self.ops.load(Ordering::SeqCst)
     }
 
     /// Records a violation seen outside the clients (a worker boot, a driver).
+    #[cfg(not(madsim))] // the network worlds only
     pub(crate) fn violate(&self, violation: Violation) {
         self.probe.violate(violation);
     }
 
     /// The probe at the backend where the work runs.
+    #[cfg(not(madsim))] // the network worlds only
     pub(crate) fn worker_probe(&self) -> &Probe {
         &self.probe
     }
@@ -118,6 +121,7 @@ impl Ctx {
     }
 
     /// The model's current state and the write in flight, for checking a store after a crash.
+    #[cfg(not(madsim))] // the network worlds only
     pub(crate) fn expected_store(&self) -> (model::block_store::BlockStoreModel, Option<Op>) {
         (
             lock(&self.history).current().clone(),
@@ -234,6 +238,7 @@ fn handle_config() -> Config {
 }
 
 /// Runs the clients of the network world against `backend` (a remote one) to the end.
+#[cfg(not(madsim))] // the network worlds only
 pub(crate) async fn run_remote<B: ColdStorageBackend>(
     ctx: &Ctx,
     backend: B,

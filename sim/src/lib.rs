@@ -3,7 +3,9 @@
 //! A run is one seed of one scenario (`scenarios` crate). The seed derives the run's
 //! configuration (which faults, what rates, how much work) and every random choice after that;
 //! simulated time comes from a paused tokio clock (in-process worlds) or turmoil (network
-//! worlds). The same seed gives the same run, event for event: [`trace`] folds every event into
+//! worlds). Built with `--cfg madsim`, the in-process worlds run on madsim instead, whose
+//! executor polls a ready task picked by its seeded rng (the network worlds then refuse to
+//! run). The same seed gives the same run, event for event: [`trace`] folds every event into
 //! a digest that `sim check-determinism` compares.
 //!
 //! Module map:
@@ -22,14 +24,17 @@
 //! - [`report`]: violations and the failure report.
 //! - [`vectors`]: the ΔBtail vector-file runner (`sim vectors FILE`).
 
+#[cfg(not(madsim))]
 pub mod btail_world;
 pub mod bugs;
 pub mod engine_world;
 pub mod explore;
 pub mod history;
 pub mod monitor;
+#[cfg(not(madsim))]
 pub(crate) mod network;
 pub mod probe;
+#[cfg(not(madsim))]
 pub mod remote_world;
 pub mod report;
 pub mod run;

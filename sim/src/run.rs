@@ -20,6 +20,25 @@ pub struct RunOptions {
     pub keep: Keep,
 }
 
+/// The runtime of the in-process worlds: tokio's current-thread runtime on a paused clock
+/// (tasks run in FIFO order), or under `--cfg madsim` madsim's, which polls a ready task
+/// picked by its rng, seeded from the run's seed.
+#[cfg(not(madsim))]
+fn in_process_runtime(_: &scenarios::Derived) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread tokio runtime builds")
+}
+
+/// See the tokio variant.
+#[cfg(madsim)]
+fn in_process_runtime(derived: &scenarios::Derived) -> madsim::runtime::Runtime {
+    let seed = crate::seeding::sub_seed(derived.seed, "madsim", 0);
+    madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())
+}
+
 /// Runs `seed` of `scenario` on this thread; returns the report and the trace recording.
 pub fn run_one(
     scenario: &'static Scenario,
@@ -33,11 +52,7 @@ pub fn run_one(
     let (violation, stats, recording) = match scenario.world {
         World::EngineMem | World::EngineRedb => {
             let probe = Probe::new(Limits::default());
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .start_paused(true)
-                .build()
-                .expect("a current-thread tokio runtime builds");
+            let runtime = in_process_runtime(&derived);
             let subscriber = crate::monitor::subscriber(probe.clone());
             tracing::subscriber::with_default(subscriber, || {
                 runtime.block_on(async {
@@ -52,6 +67,20 @@ pub fn run_one(
                 })
             })
         }
+        #[cfg(madsim)]
+        World::EngineRemote | World::Btail => {
+            let violation = crate::report::Violation::new(
+                "harness",
+                "the network worlds run on turmoil: build without --cfg madsim",
+            );
+            trace::start_turmoil(options.keep);
+            (
+                Some(violation),
+                crate::report::RunStats::default(),
+                trace::finish(),
+            )
+        }
+        #[cfg(not(madsim))]
         World::EngineRemote => {
             // turmoil owns the clock; the trace reads it from inside the hosts.
             trace::start_turmoil(options.keep);
@@ -62,6 +91,7 @@ pub fn run_one(
             });
             (violation, stats, trace::finish())
         }
+        #[cfg(not(madsim))]
         World::Btail => {
             // turmoil owns the clock; the trace reads it from inside the hosts.
             trace::start_turmoil(options.keep);

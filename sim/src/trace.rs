@@ -91,8 +91,9 @@ struct Recorder {
 /// Where simulated time comes from for this recording.
 #[derive(Debug, Clone, Copy)]
 enum Clock {
-    /// A paused tokio runtime: time since this instant.
-    Tokio(tokio::time::Instant),
+    /// The engine's runtime clock (a paused tokio runtime, or madsim's): time since this
+    /// instant.
+    Tokio(engine::rt::Instant),
     /// Inside a turmoil simulation: `turmoil::sim_elapsed`.
     Turmoil,
 }
@@ -112,7 +113,7 @@ pub struct Keep {
 
 /// Starts recording on this thread with time from the current tokio runtime's clock.
 pub fn start_tokio(keep: Keep) {
-    start(keep, Clock::Tokio(tokio::time::Instant::now()));
+    start(keep, Clock::Tokio(engine::rt::now()));
 }
 
 /// Starts recording on this thread with time from turmoil.
@@ -152,7 +153,7 @@ pub fn finish() -> Recording {
 /// Simulated time since the recording started (zero outside a recording).
 pub fn now() -> Duration {
     RECORDER.with(|r| match r.borrow().as_ref().map(|r| r.clock) {
-        Some(Clock::Tokio(start)) => tokio::time::Instant::now().saturating_duration_since(start),
+        Some(Clock::Tokio(start)) => engine::rt::now().saturating_duration_since(start),
         Some(Clock::Turmoil) => turmoil::sim_elapsed().unwrap_or_default(),
         None => Duration::ZERO,
     })

@@ -510,7 +510,7 @@ struct StreamSpec {
 
 struct InFlight {
     /// `None` for writes: they are never cancelled once admitted.
-    abort: Option<tokio::task::AbortHandle>,
+    abort: Option<rt::AbortHandle>,
     credits: Option<Arc<Semaphore>>,
 }
 

@@ -73,6 +73,7 @@ pub fn run_one(
                 "harness",
                 "the network worlds run on turmoil: build without --cfg madsim",
             );
+            // An empty recording (no clock is read), so the report has a digest like any other.
             trace::start_turmoil(options.keep);
             (
                 Some(violation),

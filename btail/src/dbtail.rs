@@ -29,7 +29,7 @@ use std::fmt;
 use std::ops::{Deref, Range};
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, MutexGuard, watch};
+use tokio::sync::{Mutex, MutexGuard, Notify};
 
 use crate::blib::{KeyRange, PPTreeSubSet, RangedKeySet, RangedMap, norm_path};
 use crate::object::{Key, ObjectSource, Oid, Rev, TreeState};
@@ -287,7 +287,11 @@ struct RebuildJob {
     root: Oid,
     track_new: PPTreeSubSet,
     ktrack: RangedKeySet,
-    done: watch::Sender<Option<Result<(), DBtailError>>>,
+    /// The job's outcome once it finished.
+    done: std::sync::Mutex<Option<Result<(), DBtailError>>>,
+    /// Wakes the waiters when `done` is set. (Not a `watch` channel: tokio wakes a watch's
+    /// waiters in a random order, which would make simulations irreproducible.)
+    finished: Notify,
 }
 
 /// A job handle compared by identity (RangedMap coalesces equal neighbours).
@@ -302,12 +306,37 @@ impl PartialEq for JobRef {
 
 impl JobRef {
     async fn wait(&self) -> Result<(), DBtailError> {
-        let mut rx = self.0.done.subscribe();
-        match rx.wait_for(Option::is_some).await {
-            Ok(v) => v
-                .clone()
-                .unwrap_or(Err(DBtailError::RebuildLost(self.0.root))),
-            Err(_) => Err(DBtailError::RebuildLost(self.0.root)),
+        loop {
+            // Registered before the check, so a finish in between is not missed.
+            let finished = self.0.finished.notified();
+            if let Some(out) = self.outcome().clone() {
+                return out;
+            }
+            finished.await;
+        }
+    }
+
+    fn outcome(&self) -> std::sync::MutexGuard<'_, Option<Result<(), DBtailError>>> {
+        self.0
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn finish(&self, out: Result<(), DBtailError>) {
+        *self.outcome() = Some(out);
+        self.0.finished.notify_waiters();
+    }
+}
+
+/// Finishes its job with [`DBtailError::RebuildLost`] if the job's task is dropped before
+/// the job finished (its runtime shut down), so no waiter waits forever.
+struct LostGuard(JobRef);
+
+impl Drop for LostGuard {
+    fn drop(&mut self) {
+        if self.0.outcome().is_none() {
+            self.0.finish(Err(DBtailError::RebuildLost(self.0.0.root)));
         }
     }
 }
@@ -813,12 +842,12 @@ fn rev_window(v: &[Arc<ΔTree>], lo: Rev, hi: Rev) -> Range<usize> {
 /// Moves root's requests into a new job, spawns it, and returns it (lock held by the caller).
 fn start_rebuild<S: ObjectSource>(inner: &Arc<Inner<S>>, st: &mut State, root: Oid) -> JobRef {
     let tt = st.by_root.get_mut(&root).expect("caller checked the root");
-    let (done, _) = watch::channel(None);
     let job = JobRef(Arc::new(RebuildJob {
         root,
         track_new: std::mem::take(&mut tt.track_new),
         ktrack: std::mem::take(&mut tt.ktrack_new),
-        done,
+        done: std::sync::Mutex::new(None),
+        finished: Notify::new(),
     }));
     debug_assert!(
         job.0.track_new.leaves().all(|l| !st.track_set.has(l)),
@@ -837,6 +866,7 @@ fn start_rebuild<S: ObjectSource>(inner: &Arc<Inner<S>>, st: &mut State, root: O
     let inner = inner.clone();
     let j = job.clone();
     crate::rt::spawn(async move {
+        let lost = LostGuard(j.clone());
         let res = vδt_build(
             &*inner.src,
             root,
@@ -870,7 +900,8 @@ fn start_rebuild<S: ObjectSource>(inner: &Arc<Inner<S>>, st: &mut State, root: O
         };
         debug_check(st);
         drop(guard);
-        j.0.done.send_replace(Some(out));
+        j.finish(out);
+        drop(lost);
     });
     job
 }

@@ -12,7 +12,7 @@
 //! - Shutdown goes through a coordinator that holds only a weak reference, so dropping every
 //!   handle drops the backend.
 //!
-//! Spawning and time go through [`rt`] so the same code runs on tokio, turmoil and madsim.
+//! Spawning and time go through [`rt`] so the same code runs on tokio (real or paused clock) and madsim.
 
 pub mod backend;
 pub mod bugs;

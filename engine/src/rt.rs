@@ -1,10 +1,13 @@
 //! The one place the engine touches the async runtime: spawning and time.
 //!
 //! Everything else in the crate calls these functions instead of `tokio::spawn` or
-//! `tokio::time`, so the same code runs on plain tokio, inside turmoil hosts (which run real
-//! tokio with a paused clock) and under madsim (`--cfg madsim`: madsim's executor picks a
-//! random ready task at every poll, and its clock jumps to the next timer). This module is the
-//! only file that tells the two apart.
+//! `tokio::time`, so the same code runs on plain tokio, on a paused tokio clock (the
+//! simulator's worlds, where time jumps to the next timer) and under madsim (`--cfg madsim`:
+//! madsim's executor picks a random ready task at every poll, and its clock jumps to the next
+//! timer). This module is the only file that tells the runtimes apart.
+//!
+//! It also owns [`Host`]: a group of tasks that dies together, which is how a simulation that
+//! runs several "processes" on one runtime crashes one of them.
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,17 +26,74 @@ pub use tokio::task::{AbortHandle, JoinError, JoinHandle};
 #[cfg(not(madsim))]
 pub use tokio::time::Instant;
 
-/// Spawns a task on the current runtime. Never use `spawn_blocking` on the simulated path:
-/// it hangs turmoil.
+/// Spawns a task on the current runtime, in the current task's [`Host`] if it runs in one.
+/// Never use `spawn_blocking` on the simulated path: it hangs the simulation.
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    spawn_on_runtime(future)
+    match HOST.try_with(Host::clone) {
+        Ok(host) => host.spawn(future),
+        Err(_) => spawn_on_runtime(future),
+    }
 }
 
-/// The runtime's clock: simulated under turmoil and madsim, real otherwise.
+tokio::task_local! {
+    /// The host the current task belongs to, inherited by everything it spawns.
+    static HOST: Host;
+}
+
+/// A simulated process: a group of tasks that dies together.
+///
+/// Tasks spawned through [`Host::spawn`], and everything they spawn through [`spawn`] (at any
+/// depth), belong to the host. [`Host::kill`] drops every one of their futures at its next
+/// poll, in the same simulated instant, as a crash would: nothing of the host runs after it,
+/// no destructor waits for anything, and a killed task never completes (its `JoinHandle`
+/// stays pending, as a crashed peer's would). A killed host stays dead; a restart is a new
+/// `Host`.
+#[derive(Debug, Clone, Default)]
+pub struct Host {
+    killed: tokio_util::sync::CancellationToken,
+}
+
+impl Host {
+    /// A live host with no tasks.
+    pub fn new() -> Host {
+        Host::default()
+    }
+
+    /// Spawns `future` as a task of this host (at once dead if the host was killed).
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let killed = self.killed.clone();
+        // Boxed: the runtime moves a task's future several times while spawning and finishing
+        // it, and a simulation's request futures run to kilobytes.
+        let future = Box::pin(future);
+        spawn_on_runtime(HOST.scope(self.clone(), async move {
+            tokio::select! {
+                biased;
+                _ = killed.cancelled() => std::future::pending().await,
+                out = future => out,
+            }
+        }))
+    }
+
+    /// Kills every task of the host, now and to come.
+    pub fn kill(&self) {
+        self.killed.cancel();
+    }
+
+    /// Whether [`Host::kill`] was called.
+    pub fn is_killed(&self) -> bool {
+        self.killed.is_cancelled()
+    }
+}
+
+/// The runtime's clock: simulated on a paused tokio runtime and under madsim, real otherwise.
 pub fn now() -> Instant {
     Instant::now()
 }
@@ -71,4 +131,55 @@ pub fn deadline_after(duration: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
     let start = now();
     start.checked_add(duration.min(FAR)).unwrap_or(start + FAR)
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Counts ticks every millisecond, forever, in a grandchild task.
+    async fn ticker(ticks: Arc<AtomicU32>) {
+        spawn(async move {
+            loop {
+                sleep(Duration::from_millis(1)).await;
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .await
+        .expect("the ticker runs until killed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn killing_a_host_stops_every_task_it_spawned_at_any_depth() {
+        let (host, other) = (Host::new(), Host::new());
+        let (in_host, in_other) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let root = host.spawn(ticker(in_host.clone()));
+        other.spawn(ticker(in_other.clone()));
+        sleep(Duration::from_millis(10)).await;
+        assert!(
+            in_host.load(Ordering::SeqCst) >= 9,
+            "the host's grandchild ran"
+        );
+        host.kill();
+        assert!(host.is_killed() && !other.is_killed());
+        let at_kill = in_host.load(Ordering::SeqCst);
+        sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            in_host.load(Ordering::SeqCst),
+            at_kill,
+            "nothing of the host runs on"
+        );
+        assert!(
+            in_other.load(Ordering::SeqCst) >= 19,
+            "another host is untouched"
+        );
+        assert!(!root.is_finished(), "a killed task never completes");
+        let late = host.spawn(async { 1 });
+        sleep(Duration::from_millis(1)).await;
+        assert!(!late.is_finished(), "a killed host runs no new task");
+        let free = spawn(async { 2 }).await.expect("outside every host");
+        assert_eq!(free, 2);
+    }
 }

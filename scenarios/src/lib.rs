@@ -24,16 +24,16 @@ pub enum World {
     EngineMem,
     /// The handle over redb on SimDisk, in process, with crashes and restarts of the "process".
     EngineRedb,
-    /// turmoil: host `worker` (IO worker over redb on SimDisk) and host `node` (the handle
-    /// over a RemoteBackend, plus client tasks).
+    /// The simulated network: host `worker` (IO worker over redb on SimDisk) and host `node`
+    /// (the handle over a RemoteBackend, plus client tasks).
     EngineRemote,
-    /// turmoil: host `zstor` (object store committing random topologies), host `wcfs`
-    /// (ΔBtail fed by δZ, loading nodes over the network), and client hosts.
+    /// The simulated network: host `zstor` (object store committing random topologies), host
+    /// `wcfs` (ΔBtail fed by δZ, loading nodes over the network), and client hosts.
     Btail,
 }
 
 impl World {
-    /// Whether the world runs on turmoil's simulated network (and so has a tick).
+    /// Whether the world runs on the simulated network (and so has a tick).
     pub fn is_network(self) -> bool {
         matches!(self, World::EngineRemote | World::Btail)
     }
@@ -145,7 +145,7 @@ pub const CATALOG: &[Scenario] = &[
     },
     Scenario {
         name: "btail-tracking",
-        about: "ΔBtail on turmoil: zstor commits random tree topologies (deletions included) and serves object loads over TCP, wcfs runs ΔBtail fed by δZ, clients Track, GetAt and slice concurrently with updates and ForgetPast; answers against the KV-per-revision model, snapshots never change",
+        about: "ΔBtail on the simulated network: zstor commits random tree topologies (deletions included) and serves object loads over a stream connection, wcfs runs ΔBtail fed by δZ, clients Track, GetAt and slice concurrently with updates and ForgetPast; answers against the KV-per-revision model, snapshots never change",
         world: World::Btail,
         faults: &[Fault::NetworkLatency, Fault::BackendLatency],
     },
@@ -183,15 +183,16 @@ pub struct Derived {
     pub cancel_rate: f64,
     /// Probability a stream consumer is slow or never reads (when on).
     pub slow_consumer_rate: f64,
-    /// The network simulation's tick (network worlds only, `None` elsewhere): messages between
+    /// The simulated network's tick (network worlds only, `None` elsewhere): messages between
     /// hosts are delivered at tick boundaries, timers inside a host fire at their exact time.
     /// Drawn per seed, so both fine and coarse interleavings of hosts are explored.
     pub tick: Option<Duration>,
 }
 
-/// The network ticks a seed draws from, with their weights: a coarse tick is many times
-/// cheaper to simulate (each tick steps every host), a fine one orders hosts' messages more
-/// finely, and some races show only at one of them.
+/// The network ticks a seed draws from, with their weights: a coarse tick delivers more
+/// messages in one instant (so more of them race), a fine one orders hosts' messages more
+/// finely, and some races show only at one of them. (Time jumps from event to event, so the
+/// tick hardly changes what a run costs.)
 pub const TICKS_MS: &[(u64, u32)] = &[(1, 1), (2, 1), (5, 2), (10, 4)];
 
 impl Derived {

@@ -1,4 +1,4 @@
-//! The ΔBtail world, on turmoil.
+//! The ΔBtail world, on the simulated network ([`crate::net`]).
 //!
 //! - Host `zstor` owns the revisioned object store (a [`TreeEnv`] over a `MemStore`). It
 //!   commits a seeded sequence of tree topologies (random key sets and values, random shapes,
@@ -42,16 +42,22 @@ use btail::restructure::TreeEnv;
 use btail::store::MemStore;
 use btail::topology::{Topology, TopologyBuilder, Value};
 use btail::{KEY_MAX, KEY_MIN, Key, LoadError, Object, ObjectSource, Oid, Rev, TreeState};
+use engine::rt::{self, Host};
 use model::kv::KvModel;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use scenarios::{Derived, Fault};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::net::{Net, SimListener, SimStream};
 use crate::report::{RunStats, Violation};
 use crate::seeding;
 use crate::trace;
 
+/// The object store's host.
+const ZSTOR: &str = "zstor";
+/// ΔBtail's host.
+const WCFS: &str = "wcfs";
 /// zstor's port for object loads.
 const LOAD_PORT: u16 = 7600;
 /// wcfs's port for the δZ stream.
@@ -70,6 +76,9 @@ const DELETE_PROBABILITIES: &[f64] = &[0.0, 0.1, 0.25];
 const SAMPLES_PER_DRAW: usize = 6;
 /// Value names (value objects are created once per name).
 const VALUE_NAMES: &[&str] = &["a", "b", "c", "d", "e", "f"];
+
+/// How a host's main task ends.
+type HostResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -459,6 +468,7 @@ struct Snapshot {
 /// Everything the hosts and the driver share.
 struct Shared {
     derived: Derived,
+    net: Net,
     store: MemStore,
     root: Oid,
     universe: Vec<Key>,
@@ -467,10 +477,15 @@ struct Shared {
     model: Mutex<Model>,
     /// Keys covered by a Track that returned Ok.
     requested: Mutex<BTreeSet<Key>>,
-    dbtail: Mutex<Option<Arc<DBtail<NetSource>>>>,
+    /// wcfs's ΔBtail once it started, and its head after every Update (clients wait on it).
+    dbtail: Mutex<Option<(Arc<DBtail<NetSource>>, Rev)>>,
     violation: Mutex<Option<Violation>>,
     snapshots: Mutex<Vec<Snapshot>>,
+    /// Clients finished (wcfs waits on it).
     clients_done: Mutex<u32>,
+    /// Wakes whoever waits on `dbtail` or `clients_done`. (Not `watch` channels: tokio wakes
+    /// a watch's waiters in a random order, which would make runs irreproducible.)
+    progress: Notify,
     ops: Mutex<u64>,
     loads: Mutex<u64>,
 }
@@ -483,6 +498,24 @@ impl Shared {
 
     fn violated(&self) -> bool {
         lock(&self.violation).is_some()
+    }
+
+    /// Changes what waiters wait on, and wakes them.
+    fn advance(&self, change: impl FnOnce(&Shared)) {
+        change(self);
+        self.progress.notify_waiters();
+    }
+
+    /// Waits until `ready` holds (checked after every [`Shared::advance`]).
+    async fn wait_until(&self, ready: impl Fn(&Shared) -> bool) {
+        loop {
+            // Registered before the check, so an advance in between is not missed.
+            let advanced = self.progress.notified();
+            if ready(self) {
+                return;
+            }
+            advanced.await;
+        }
     }
 
     fn count_op(&self) {
@@ -525,22 +558,22 @@ impl ObjectSource for NetSource {
 // ---------------------------------------------------------------------------------------------
 // zstor
 
-async fn zstor(sh: Arc<Shared>) -> turmoil::Result {
-    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", LOAD_PORT)).await?;
-    let server = tokio::spawn(serve_loads(listener, sh.clone()));
+async fn zstor(sh: Arc<Shared>) -> HostResult {
+    let listener = sh.net.bind(ZSTOR, LOAD_PORT)?;
+    let server = rt::spawn(serve_loads(listener, sh.clone()));
     commit_loop(&sh).await?;
     server.await??;
     Ok(())
 }
 
-async fn serve_loads(listener: turmoil::net::TcpListener, sh: Arc<Shared>) -> std::io::Result<()> {
+async fn serve_loads(mut listener: SimListener, sh: Arc<Shared>) -> std::io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
-        tokio::spawn(serve_conn(stream, sh.clone()));
+        let stream = listener.accept().await?;
+        rt::spawn(serve_conn(stream, sh.clone()));
     }
 }
 
-async fn serve_conn(mut stream: turmoil::net::TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
+async fn serve_conn(mut stream: SimStream, sh: Arc<Shared>) -> std::io::Result<()> {
     let latency = sh
         .derived
         .has(Fault::BackendLatency)
@@ -548,7 +581,7 @@ async fn serve_conn(mut stream: turmoil::net::TcpStream, sh: Arc<Shared>) -> std
     while let Some(req) = wire::read_frame(&mut stream).await? {
         let (oid, at) = wire::decode_load_request(&req).map_err(std::io::Error::other)?;
         if let Some(latency) = latency {
-            tokio::time::sleep(latency).await;
+            rt::sleep(latency).await;
         }
         let res = sh.store.get(oid, at);
         wire::write_frame(&mut stream, &wire::load_response(&res)).await?;
@@ -577,15 +610,15 @@ fn next_kv(
     kv
 }
 
-async fn commit_loop(sh: &Shared) -> turmoil::Result {
+async fn commit_loop(sh: &Shared) -> HostResult {
     let mut env = lock(&sh.env).take().expect("zstor boots once");
     let mut rng = seeding::rng(sh.derived.seed, "zstor-commits", 0);
     let ncommits = rng.random_range(8..=30u32);
     let delete_probability = DELETE_PROBABILITIES[rng.random_range(0..DELETE_PROBABILITIES.len())];
     let mut dz = loop {
-        match turmoil::net::TcpStream::connect(("wcfs", DZ_PORT)).await {
+        match sh.net.connect(ZSTOR, WCFS, DZ_PORT).await {
             Ok(s) => break s,
-            Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            Err(_) => rt::sleep(Duration::from_millis(1)).await,
         }
     };
     let at0 = env.head().rev;
@@ -593,7 +626,7 @@ async fn commit_loop(sh: &Shared) -> turmoil::Result {
     let mut shape: Option<Shape> = None;
     wire::write_frame(&mut dz, &wire::dz(&wire::DzMsg::Hello { at0 })).await?;
     for i in 0..ncommits {
-        tokio::time::sleep(Duration::from_millis(rng.random_range(2..=40))).await;
+        rt::sleep(Duration::from_millis(rng.random_range(2..=40))).await;
         let prev_kv = &env.head().kv;
         let topo = if rng.random_bool(delete_probability) {
             shape = None;
@@ -658,24 +691,26 @@ async fn commit_loop(sh: &Shared) -> turmoil::Result {
 // wcfs
 
 async fn loader(sh: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<LoadReq>>>) {
-    let mut conn: Option<turmoil::net::TcpStream> = None;
+    let mut conn: Option<SimStream> = None;
     loop {
         let req = rx.lock().await.recv().await;
         let Some(req) = req else { return };
         *lock(&sh.loads) += 1;
-        let res = load_over(&mut conn, req.oid, req.at).await;
+        let res = load_over(&sh.net, &mut conn, req.oid, req.at).await;
         let _ = req.reply.send(res);
     }
 }
 
 async fn load_over(
-    conn: &mut Option<turmoil::net::TcpStream>,
+    net: &Net,
+    conn: &mut Option<SimStream>,
     oid: Oid,
     at: Rev,
 ) -> Result<Option<Arc<Object>>, LoadError> {
     let unavailable = |e: String| LoadError::Unavailable(format!("zstor: {e}"));
     if conn.is_none() {
-        let s = turmoil::net::TcpStream::connect(("zstor", LOAD_PORT))
+        let s = net
+            .connect(WCFS, ZSTOR, LOAD_PORT)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         *conn = Some(s);
@@ -698,14 +733,14 @@ async fn load_over(
     }
 }
 
-async fn wcfs(sh: Arc<Shared>) -> turmoil::Result {
-    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", DZ_PORT)).await?;
+async fn wcfs(sh: Arc<Shared>) -> HostResult {
+    let mut listener = sh.net.bind(WCFS, DZ_PORT)?;
     let (tx, rx) = mpsc::channel(LOAD_QUEUE);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     for _ in 0..LOADERS {
-        tokio::spawn(loader(sh.clone(), rx.clone()));
+        rt::spawn(loader(sh.clone(), rx.clone()));
     }
-    let (mut dz, _) = listener.accept().await?;
+    let mut dz = listener.accept().await?;
     let next = |buf: Option<Vec<u8>>| -> Result<wire::DzMsg, String> {
         wire::decode_dz(&buf.ok_or("δZ stream ended without End")?)
     };
@@ -713,25 +748,28 @@ async fn wcfs(sh: Arc<Shared>) -> turmoil::Result {
         return Err("δZ stream does not start with hello".into());
     };
     let db = Arc::new(DBtail::new(Arc::new(NetSource { tx }), at0));
-    *lock(&sh.dbtail) = Some(db.clone());
+    sh.advance(|sh| *lock(&sh.dbtail) = Some((db.clone(), at0)));
     trace::record("wcfs", "start", format!("at0={}", at0.0));
     let mut rng = seeding::rng(sh.derived.seed, "wcfs", 0);
     loop {
         match next(wire::read_frame(&mut dz).await?)? {
             wire::DzMsg::Commit { rev, changed } => {
                 match db.update(rev, &changed).await {
-                    Ok(δb) => trace::record(
-                        "wcfs",
-                        "update",
-                        format!("rev={} δb={:?}", rev.0, δb.by_root),
-                    ),
+                    Ok(δb) => {
+                        trace::record(
+                            "wcfs",
+                            "update",
+                            format!("rev={} δb={:?}", rev.0, δb.by_root),
+                        );
+                        sh.advance(|sh| *lock(&sh.dbtail) = Some((db.clone(), rev)));
+                    }
                     Err(e) => sh.violate("btail", format!("update @{}: {e}", rev.0)),
                 }
                 if let Err(e) = check_state(&sh, &db, false).await {
                     sh.violate("btail", format!("after update @{}: {e}", rev.0));
                 }
                 if rng.random_bool(0.25) {
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(0..=20))).await;
+                    rt::sleep(Duration::from_millis(rng.random_range(0..=20))).await;
                     let (tail, head) = db.bounds().await;
                     let cut = Rev(tail.0 + rng.random_range(0..=(head.0 - tail.0) * 2 / 3));
                     match db.forget_past(cut).await {
@@ -748,9 +786,8 @@ async fn wcfs(sh: Arc<Shared>) -> turmoil::Result {
         }
     }
     // The loaders live in this host: stay until every client is done with them.
-    while *lock(&sh.clients_done) < sh.clients && !sh.violated() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    sh.wait_until(|sh| *lock(&sh.clients_done) >= sh.clients)
+        .await;
     if let Err(e) = db.rebuild_all().await {
         sh.violate("btail", format!("final rebuild: {e}"));
     }
@@ -958,22 +995,20 @@ fn check_get_at(
 // ---------------------------------------------------------------------------------------------
 // clients
 
-async fn client(sh: Arc<Shared>, idx: u32) -> turmoil::Result {
+async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
     let actor = format!("client-{idx}");
     let mut rng = seeding::rng(sh.derived.seed, "btail-client", u64::from(idx));
-    let db = loop {
-        if let Some(db) = lock(&sh.dbtail).clone() {
-            break db;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
+    sh.wait_until(|sh| lock(&sh.dbtail).is_some()).await;
+    let (db, at0) = lock(&sh.dbtail).clone().expect("waited for wcfs to start");
     // Most clients start after a few commits: tracking the initial empty tree covers every
     // key at once, which would leave nothing for rebuilds to widen.
-    let (at0, _) = db.bounds().await;
     let start_after = rng.random_range(2..=6u64);
-    while db.bounds().await.1.0 < at0.0 + start_after && !sh.violated() {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    sh.wait_until(|sh| {
+        lock(&sh.dbtail)
+            .as_ref()
+            .is_some_and(|(_, head)| head.0 >= at0.0 + start_after)
+    })
+    .await;
     // Spread the ops over about the time the commits take.
     let ops = sh.derived.ops_per_client;
     let max_gap_ms = (40 * 22 / u64::from(ops).max(1)).max(2);
@@ -981,7 +1016,7 @@ async fn client(sh: Arc<Shared>, idx: u32) -> turmoil::Result {
         if sh.violated() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(rng.random_range(1..=max_gap_ms))).await;
+        rt::sleep(Duration::from_millis(rng.random_range(1..=max_gap_ms))).await;
         let tracked = !lock(&sh.requested).is_empty();
         let pick = if tracked { rng.random_range(0..10) } else { 0 };
         match pick {
@@ -992,7 +1027,7 @@ async fn client(sh: Arc<Shared>, idx: u32) -> turmoil::Result {
         }
         sh.count_op();
     }
-    *lock(&sh.clients_done) += 1;
+    sh.advance(|sh| *lock(&sh.clients_done) += 1);
     Ok(())
 }
 
@@ -1206,8 +1241,8 @@ impl Drop for CaptureGuard {
 // ---------------------------------------------------------------------------------------------
 // the driver
 
-/// Runs one seed of the ΔBtail world on this thread.
-pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
+/// Runs one seed of the ΔBtail world on the current runtime.
+pub(crate) async fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
     let _capture = CaptureGuard::new();
     let env = match TreeEnv::new() {
         Ok(env) => env,
@@ -1220,6 +1255,7 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
     let nkeys = rng.random_range(4..=8);
     let shared = Arc::new(Shared {
         derived: derived.clone(),
+        net: crate::network::net(derived),
         store: env.store().clone(),
         root: env.root(),
         universe: (0..nkeys).collect(),
@@ -1231,6 +1267,7 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
         violation: Mutex::new(None),
         snapshots: Mutex::new(Vec::new()),
         clients_done: Mutex::new(0),
+        progress: Notify::new(),
         ops: Mutex::new(0),
         loads: Mutex::new(0),
     });
@@ -1239,43 +1276,67 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
         .expect("the first revision recorded");
     *lock(&shared.env) = Some(env);
 
-    let mut sim = crate::network::simulation(derived, MAX_SIMULATED);
-    {
-        let sh = shared.clone();
-        sim.host("zstor", move || zstor(sh.clone()));
-    }
-    sim.client("wcfs", wcfs(shared.clone()));
-    for i in 0..shared.clients {
-        sim.client(format!("client-{i}"), client(shared.clone(), i));
-    }
-
-    let mut violation = None;
-    loop {
-        match std::panic::catch_unwind(AssertUnwindSafe(|| sim.step())) {
-            Ok(Ok(true)) => break,
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => {
-                violation = Some(Violation::new(
-                    "liveness",
-                    format!("simulation stopped: {e}"),
-                ));
-                break;
-            }
-            Err(_) => break,
-        }
-        if shared.violated() || PANICKED.with(|p| p.borrow().is_some()) {
-            break;
-        }
-    }
+    let start = rt::now();
+    let hosts: Vec<Host> = (0..shared.clients + 2).map(|_| Host::new()).collect();
+    let violation = match rt::timeout(MAX_SIMULATED, run_hosts(&shared, &hosts)).await {
+        Ok(violation) => violation,
+        Err(rt::Elapsed) => Some(Violation::new(
+            "liveness",
+            format!("the run did not finish within {MAX_SIMULATED:?} of simulated time"),
+        )),
+    };
+    // The run is over: nothing of it may run on.
+    hosts.iter().for_each(Host::kill);
     let stats = RunStats {
         ops: *lock(&shared.ops),
-        simulated: sim.elapsed(),
+        simulated: rt::now() - start,
     };
-    // Tearing down hosts stuck in a broken state must not take the harness with it.
-    let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(sim)));
     let found = lock(&shared.violation).take();
     let panicked = take_panic().map(|p| Violation::new("panic", p));
     (found.or(panicked).or(violation), stats)
+}
+
+/// Starts zstor, wcfs and the clients, each a host of its own, and waits until wcfs and every
+/// client are done, or something failed.
+async fn run_hosts(sh: &Arc<Shared>, hosts: &[Host]) -> Option<Violation> {
+    let (done_tx, mut done_rx) = mpsc::channel(hosts.len());
+    let mut waited = 0;
+    for (i, host) in hosts.iter().enumerate() {
+        let (name, task): (
+            String,
+            std::pin::Pin<Box<dyn Future<Output = HostResult> + Send>>,
+        ) = match i {
+            0 => (ZSTOR.into(), Box::pin(zstor(sh.clone()))),
+            1 => (WCFS.into(), Box::pin(wcfs(sh.clone()))),
+            _ => {
+                let idx = (i - 2) as u32;
+                (format!("client-{idx}"), Box::pin(client(sh.clone(), idx)))
+            }
+        };
+        let task = host.spawn(task);
+        // zstor serves loads until the end; the run waits for the others.
+        if i == 0 {
+            continue;
+        }
+        waited += 1;
+        let done_tx = done_tx.clone();
+        // Outside every host, so a host's end (or panic) is always reported.
+        rt::spawn(async move {
+            let _ = done_tx.send((name, task.await)).await;
+        });
+    }
+    for _ in 0..waited {
+        let (name, outcome) = done_rx.recv().await?;
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(Violation::new("btail", format!("{name}: {e}"))),
+            Err(e) => Some(Violation::new("panic", format!("{name}: {e}"))),
+        };
+        if failure.is_some() || sh.violated() || PANICKED.with(|p| p.borrow().is_some()) {
+            return failure;
+        }
+    }
+    None
 }
 
 #[cfg(test)]

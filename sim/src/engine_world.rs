@@ -13,7 +13,6 @@
 //! every restart, and liveness (every call finishes within its bound, `wait_shutdown`
 //! returns, the backend is dropped after the last handle).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -75,7 +74,8 @@ pub(crate) struct Ctx {
     /// With the backend's write count before it: only a write that reached the backend can
     /// have changed the store.
     pending: Arc<Mutex<Option<(Op, u64)>>>,
-    ops: Arc<AtomicU64>,
+    /// Operations issued so far; a network world's fault driver waits on it.
+    ops: Arc<watch::Sender<u64>>,
 }
 
 impl Ctx {
@@ -87,7 +87,7 @@ impl Ctx {
             handle_probe,
             history: Arc::new(Mutex::new(History::new())),
             pending: Arc::new(Mutex::new(None)),
-            ops: Arc::new(AtomicU64::new(0)),
+            ops: Arc::new(watch::Sender::new(0)),
         }
     }
 
@@ -96,19 +96,25 @@ impl Ctx {
     }
 
     /// Operations issued so far.
-    #[cfg(not(madsim))] // the network worlds only
     pub(crate) fn ops(&self) -> u64 {
-        self.ops.load(Ordering::SeqCst)
+        *self.ops.borrow()
+    }
+
+    /// Follows [`Ctx::ops`]: `changed()` returns after every operation issued.
+    pub(crate) fn watch_ops(&self) -> watch::Receiver<u64> {
+        self.ops.subscribe()
+    }
+
+    fn count_ops(&self, issued: u64) {
+        self.ops.send_modify(|ops| *ops += issued);
     }
 
     /// Records a violation seen outside the clients (a worker boot, a driver).
-    #[cfg(not(madsim))] // the network worlds only
     pub(crate) fn violate(&self, violation: Violation) {
         self.probe.violate(violation);
     }
 
     /// The probe at the backend where the work runs.
-    #[cfg(not(madsim))] // the network worlds only
     pub(crate) fn worker_probe(&self) -> &Probe {
         &self.probe
     }
@@ -121,7 +127,6 @@ impl Ctx {
     }
 
     /// The model's current state and the write in flight, for checking a store after a crash.
-    #[cfg(not(madsim))] // the network worlds only
     pub(crate) fn expected_store(&self) -> (model::block_store::BlockStoreModel, Option<Op>) {
         (
             lock(&self.history).current().clone(),
@@ -195,7 +200,7 @@ pub(crate) async fn run(scenario: &Scenario, derived: &Derived, probe: Probe) ->
     };
     let violation = result.err().or_else(|| ctx.probe.violation());
     let stats = RunStats {
-        ops: ctx.ops.load(Ordering::SeqCst),
+        ops: ctx.ops(),
         simulated: trace::now(),
     };
     WorldOutcome { violation, stats }
@@ -238,7 +243,6 @@ fn handle_config() -> Config {
 }
 
 /// Runs the clients of the network world against `backend` (a remote one) to the end.
-#[cfg(not(madsim))] // the network worlds only
 pub(crate) async fn run_remote<B: ColdStorageBackend>(
     ctx: &Ctx,
     backend: B,
@@ -407,7 +411,7 @@ async fn call<B: ColdStorageBackend>(
     bound: Duration,
     rng: &mut ChaCha8Rng,
 ) -> Result<Option<Outcome>, Violation> {
-    ctx.ops.fetch_add(1, Ordering::SeqCst);
+    ctx.count_ops(1);
     if ctx.fault(Fault::ClientCancel) && rng.random_bool(ctx.derived.cancel_rate) {
         let patience = Duration::from_micros(rng.random_range(0..3_000));
         return Ok(engine::rt::timeout(patience, apply_handle(handle, op))
@@ -630,7 +634,7 @@ async fn stream<B: ColdStorageBackend>(
     max_logs: usize,
     rng: &mut ChaCha8Rng,
 ) -> Result<Option<Outcome>, Violation> {
-    ctx.ops.fetch_add(1, Ordering::SeqCst);
+    ctx.count_ops(1);
     // Setup waits its turn for one of 8 stream permits (FIFO), each held up to a deadline.
     let bound = storm_bound();
     let opened =
@@ -710,7 +714,7 @@ async fn storm<B: ColdStorageBackend>(
             },
         )));
     }
-    ctx.ops.fetch_add(STORM_STREAMS as u64, Ordering::SeqCst);
+    ctx.count_ops(STORM_STREAMS as u64);
     let bound = storm_bound();
     for task in tasks {
         match engine::rt::timeout(bound, task).await {

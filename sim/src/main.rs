@@ -12,6 +12,11 @@ use sim::explore::{ExploreOptions, explore};
 use sim::run::{RunOptions, check_determinism, run_one, speedup};
 use sim::trace::Keep;
 
+// A simulation allocates and frees small objects at a high rate (frames, futures, trace
+// strings): mimalloc runs the main job about N% faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Deterministic simulation testing for the storage stack.
 #[derive(Debug, Parser)]
 #[command(name = "sim", version, about)]

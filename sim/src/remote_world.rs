@@ -1,57 +1,48 @@
-//! The network engine world, on turmoil: host `worker` runs the IO worker over redb on a
-//! SimDisk; host `node` runs the handle over a RemoteBackend and the clients. The driver loop
-//! outside both steps the simulation and injects what the seed's configuration says: message
-//! latency, partitions between the two hosts, worker crashes (the disk keeps only what it
-//! synced, torn at sector granularity) and restarts.
+//! The network engine world, on the simulated network ([`crate::net`]): host `worker` runs
+//! the IO worker over redb on a SimDisk; host `node` runs the handle over a RemoteBackend and
+//! the clients. A driver task beside both injects what the seed's configuration says, each
+//! fault once the clients have issued its number of operations: partitions between the two
+//! hosts, and worker crashes (its tasks die, its connections reset, the disk keeps only what
+//! it synced, torn at sector granularity) followed by a restart. Message latency is the
+//! network's.
 //!
 //! Two probes: one at the worker's backend (where the work really runs; the history counts
 //! writes there) and one around the RemoteBackend in the node (the handle's view). Every worker
 //! boot after a crash first checks that the store holds every acknowledged write.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use engine::Timeouts;
 use engine::redb_backend::RedbBackend;
 use engine::remote::client::{Connector, RemoteBackend, RemoteConfig};
-use engine::remote::worker::{Listener, Worker, WorkerConfig};
+use engine::remote::worker::{Worker, WorkerConfig};
+use engine::rt::{self, Host};
 use engine::simdisk::SimDisk;
 use rand::RngExt;
 use scenarios::{Derived, Fault};
 
 use crate::engine_world::{self, Ctx};
+use crate::net::{Net, SimStream};
 use crate::probe::{Limits, Probe};
 use crate::report::{RunStats, Violation};
 use crate::seeding;
 use crate::trace;
 
 const PORT: u16 = 7400;
+const WORKER: &str = "worker";
+const NODE: &str = "node";
 /// Longest a run may take in simulated time before it is a liveness failure.
 const MAX_SIMULATED: Duration = Duration::from_secs(1_800);
 
-/// turmoil's listener as the worker's [`Listener`].
-struct SimListener(turmoil::net::TcpListener);
-
-impl Listener for SimListener {
-    type Stream = turmoil::net::TcpStream;
-    async fn accept(&mut self) -> std::io::Result<Self::Stream> {
-        self.0.accept().await.map(|(stream, _)| stream)
-    }
-}
-
-/// Connects to the worker host over turmoil's network.
+/// Connects the node to the worker host over the simulated network.
 #[derive(Debug)]
-struct SimConnector;
+struct SimConnector(Net);
 
 impl Connector for SimConnector {
-    type Stream = turmoil::net::TcpStream;
-    async fn connect(&self) -> std::io::Result<Self::Stream> {
-        turmoil::net::TcpStream::connect(("worker", PORT)).await
+    type Stream = SimStream;
+    async fn connect(&self) -> std::io::Result<SimStream> {
+        self.0.connect(NODE, WORKER, PORT).await
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A fault the driver injects when the clients have issued `at_ops` operations.
@@ -117,14 +108,85 @@ fn disk(derived: &Derived, generation: u64, image: Option<engine::simdisk::DiskI
     builder.build()
 }
 
-/// Runs one seed of the network world on this thread.
-pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
+/// What the worker host needs at every boot.
+#[derive(Debug, Clone)]
+struct Boot {
+    ctx: Ctx,
+    net: Net,
+    disk: SimDisk,
+    /// 1 for the first boot.
+    number: u64,
+}
+
+/// One life of the worker process: open the store on the disk it was given, check it after a
+/// crash, serve until killed.
+async fn worker(boot: Boot) -> Result<(), String> {
+    let Boot {
+        ctx,
+        net,
+        disk,
+        number,
+    } = boot;
+    let backend = RedbBackend::builder()
+        .timeouts(Timeouts::default())
+        .open_sim(disk)
+        .map_err(|e| format!("worker boot {number}: store does not open: {e}"))?;
+    if number > 1 {
+        let (model, in_flight) = ctx.expected_store();
+        if let Err(v) = engine_world::check_store_holds(&backend, &model, in_flight.as_ref()).await
+        {
+            ctx.violate(v);
+        }
+    }
+    let worker = Worker::new(ctx.worker_probe().wrap(backend), WorkerConfig::default());
+    let listener = net.bind(WORKER, PORT).map_err(|e| e.to_string())?;
+    trace::record(WORKER, "listening", format!("boot={number}"));
+    worker
+        .serve(listener)
+        .await
+        .map_err(|e| format!("worker boot {number}: {e}"))
+}
+
+/// Starts a worker process on `disk`.
+fn boot_worker(boot: Boot) -> Host {
+    let host = Host::new();
+    let ctx = boot.ctx.clone();
+    host.spawn(async move {
+        if let Err(e) = worker(boot).await {
+            ctx.violate(Violation::new("liveness", e));
+        }
+    });
+    host
+}
+
+/// Runs one seed of the network world on the current runtime; `node_probe` observes the
+/// RemoteBackend as the handle calls it (and sees the handle's cache hits).
+pub(crate) async fn run(derived: &Derived, node_probe: Probe) -> (Option<Violation>, RunStats) {
+    let start = rt::now();
+    let outcome = rt::timeout(MAX_SIMULATED, run_world(derived, node_probe)).await;
+    let (violation, ops) = match outcome {
+        Ok(done) => done,
+        Err(rt::Elapsed) => (
+            Some(Violation::new(
+                "liveness",
+                format!("the run did not finish within {MAX_SIMULATED:?} of simulated time"),
+            )),
+            0,
+        ),
+    };
+    let stats = RunStats {
+        ops,
+        simulated: rt::now() - start,
+    };
+    (violation, stats)
+}
+
+async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, u64) {
     // The worker sees the handle's stream-setup reads as plain requests.
     let worker_probe = Probe::new(Limits {
         setup_reads_by_kind: true,
         ..Limits::default()
     });
-    let node_probe = Probe::new(Limits::default());
     if derived.has(Fault::BackendLatency) {
         // Mostly fast, sometimes stalled past a request's deadline: what makes a remote
         // timeout's permit accounting matter.
@@ -133,92 +195,58 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
         worker_probe.set_spikes(0.03, Duration::from_millis(900));
     }
     let ctx = Ctx::new(derived, worker_probe.clone(), node_probe.clone());
-    let disk_slot = Arc::new(Mutex::new(disk(derived, 0, None)));
-    let boots = Arc::new(Mutex::new(0u64));
-    let outcome: Arc<Mutex<Option<Result<(), Violation>>>> = Arc::new(Mutex::new(None));
+    let net = crate::network::net(derived);
+    let mut boot = Boot {
+        ctx: ctx.clone(),
+        net: net.clone(),
+        disk: disk(derived, 0, None),
+        number: 1,
+    };
+    let mut worker = boot_worker(boot.clone());
 
-    let mut sim = crate::network::simulation(derived, MAX_SIMULATED);
-
-    {
-        let (ctx, disk_slot, boots) = (ctx.clone(), Arc::clone(&disk_slot), Arc::clone(&boots));
-        sim.host("worker", move || {
-            let (ctx, disk_slot, boots) = (ctx.clone(), Arc::clone(&disk_slot), Arc::clone(&boots));
-            async move {
-                let boot = {
-                    let mut boots = lock(&boots);
-                    *boots += 1;
-                    *boots
-                };
-                let disk = lock(&disk_slot).clone();
-                let backend = RedbBackend::builder()
-                    .timeouts(Timeouts::default())
-                    .open_sim(disk)
-                    .map_err(|e| format!("worker boot {boot}: store does not open: {e}"))?;
-                if boot > 1 {
-                    let (model, in_flight) = ctx.expected_store();
-                    if let Err(v) =
-                        engine_world::check_store_holds(&backend, &model, in_flight.as_ref()).await
-                    {
-                        ctx.violate(v);
-                    }
-                }
-                let worker = Worker::new(ctx.worker_probe().wrap(backend), WorkerConfig::default());
-                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
-                trace::record("worker", "listening", format!("boot={boot}"));
-                worker.serve(SimListener(listener)).await?;
-                Ok(())
-            }
-        });
-    }
-    {
-        let (ctx, outcome) = (ctx.clone(), Arc::clone(&outcome));
-        sim.client("node", async move {
-            let remote = RemoteBackend::new(SimConnector, RemoteConfig::default());
-            let result = engine_world::run_remote(&ctx, remote).await;
-            *lock(&outcome) = Some(result);
-            Ok(())
-        });
-    }
+    let node = Host::new();
+    let mut clients = {
+        let (ctx, net) = (ctx.clone(), net.clone());
+        node.spawn(async move {
+            let remote = RemoteBackend::new(SimConnector(net), RemoteConfig::default());
+            engine_world::run_remote(&ctx, remote).await
+        })
+    };
 
     let mut planned = plan(derived).into_iter().peekable();
-    let mut recovering: Vec<(Duration, Planned)> = Vec::new();
-    let mut generation = 0u64;
-    let mut harness_error = None;
-    loop {
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => {
-                harness_error = Some(Violation::new(
-                    "liveness",
-                    format!("simulation stopped: {e}"),
-                ));
-                break;
-            }
+    // Faults to heal, by when; at most a handful.
+    let mut recovering: Vec<(rt::Instant, Planned)> = Vec::new();
+    let mut ops = ctx.watch_ops();
+    let result = loop {
+        let next_heal = recovering.iter().map(|(at, _)| *at).min();
+        // With nothing left to inject or heal, the driver only waits for the clients.
+        let heal_at = next_heal.unwrap_or_else(|| rt::deadline_after(MAX_SIMULATED));
+        tokio::select! {
+            biased;
+            done = &mut clients => break done.unwrap_or_else(|e| {
+                Err(Violation::new("panic", format!("the node's clients: {e}")))
+            }),
+            _ = rt::sleep_until(heal_at), if next_heal.is_some() => {}
+            _ = ops.changed(), if planned.peek().is_some() => {}
         }
-        if ctx.probe_violation().is_some() {
-            break;
+        if let Some(v) = ctx.probe_violation() {
+            break Err(v);
         }
-        let now = sim.elapsed();
+        let now = rt::now();
         while planned.peek().is_some_and(|p| p.at_ops() <= ctx.ops()) {
             let Some(fault) = planned.next() else { break };
             match fault {
-                Planned::Crash { down, .. } if sim.is_host_running("worker") => {
-                    generation += 1;
-                    let image = lock(&disk_slot).crash();
-                    sim.crash("worker");
-                    *lock(&disk_slot) = disk(derived, generation, Some(image));
-                    trace::record_at(
-                        now,
-                        "driver",
-                        "fault.crash",
-                        format!("worker down for {down:?}"),
-                    );
+                Planned::Crash { down, .. } if !worker.is_killed() => {
+                    worker.kill();
+                    net.crash(WORKER);
+                    boot.number += 1;
+                    boot.disk = disk(derived, boot.number - 1, Some(boot.disk.crash()));
+                    trace::record("driver", "fault.crash", format!("worker down for {down:?}"));
                     recovering.push((now + down, fault));
                 }
                 Planned::Partition { length, .. } => {
-                    sim.partition("node", "worker");
-                    trace::record_at(now, "driver", "fault.partition", format!("for {length:?}"));
+                    net.partition(NODE, WORKER);
+                    trace::record("driver", "fault.partition", format!("for {length:?}"));
                     recovering.push((now + length, fault));
                 }
                 Planned::Crash { .. } => {}
@@ -230,23 +258,20 @@ pub(crate) fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
             }
             match fault {
                 Planned::Crash { .. } => {
-                    sim.bounce("worker");
-                    trace::record_at(now, "driver", "fault.restart", "worker");
+                    worker = boot_worker(boot.clone());
+                    trace::record("driver", "fault.restart", WORKER);
                 }
                 Planned::Partition { .. } => {
-                    sim.repair("node", "worker");
-                    trace::record_at(now, "driver", "fault.repair", "node-worker");
+                    net.repair(NODE, WORKER);
+                    trace::record("driver", "fault.repair", "node-worker");
                 }
             }
             false
         });
-    }
-    let stats = RunStats {
-        ops: ctx.ops(),
-        simulated: sim.elapsed(),
     };
-    let violation = harness_error
-        .or_else(|| ctx.probe_violation())
-        .or_else(|| lock(&outcome).take().and_then(Result::err));
-    (violation, stats)
+    // The run is over: nothing of it may run on.
+    worker.kill();
+    node.kill();
+    let violation = ctx.probe_violation().or(result.err());
+    (violation, ctx.ops())
 }

@@ -20,11 +20,12 @@ pub struct RunOptions {
     pub keep: Keep,
 }
 
-/// The runtime of the in-process worlds: tokio's current-thread runtime on a paused clock
-/// (tasks run in FIFO order), or under `--cfg madsim` madsim's, which polls a ready task
-/// picked by its rng, seeded from the run's seed.
+/// The runtime every world runs on: tokio's current-thread runtime on a paused clock (tasks
+/// run in FIFO order; when none can run, time jumps to the next timer), or under
+/// `--cfg madsim` madsim's, which polls a ready task picked by its rng, seeded from the run's
+/// seed.
 #[cfg(not(madsim))]
-fn in_process_runtime(_: &scenarios::Derived) -> tokio::runtime::Runtime {
+fn runtime(_: &scenarios::Derived) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -34,7 +35,7 @@ fn in_process_runtime(_: &scenarios::Derived) -> tokio::runtime::Runtime {
 
 /// See the tokio variant.
 #[cfg(madsim)]
-fn in_process_runtime(derived: &scenarios::Derived) -> madsim::runtime::Runtime {
+fn runtime(derived: &scenarios::Derived) -> madsim::runtime::Runtime {
     let seed = crate::seeding::sub_seed(derived.seed, "madsim", 0);
     madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())
 }
@@ -49,56 +50,37 @@ pub fn run_one(
     // det-ok: wall time of the whole run, measured outside the simulation, for figures only.
     let wall_start = std::time::Instant::now();
     let bug_guard = crate::bugs::activate(options.bug);
+    let runtime = runtime(&derived);
+    let start = || {
+        trace::start(options.keep);
+        trace::record(
+            "world",
+            "start",
+            format!("scenario={} {derived}", scenario.name),
+        );
+    };
     let (violation, stats, recording) = match scenario.world {
-        World::EngineMem | World::EngineRedb => {
+        World::EngineMem | World::EngineRedb | World::EngineRemote => {
             let probe = Probe::new(Limits::default());
-            let runtime = in_process_runtime(&derived);
             let subscriber = crate::monitor::subscriber(probe.clone());
             tracing::subscriber::with_default(subscriber, || {
                 runtime.block_on(async {
-                    trace::start_tokio(options.keep);
-                    trace::record(
-                        "world",
-                        "start",
-                        format!("scenario={} {derived}", scenario.name),
-                    );
-                    let out = engine_world::run(scenario, &derived, probe).await;
-                    (out.violation, out.stats, trace::finish())
+                    start();
+                    let (violation, stats) = if scenario.world == World::EngineRemote {
+                        crate::remote_world::run(&derived, probe).await
+                    } else {
+                        let out = engine_world::run(scenario, &derived, probe).await;
+                        (out.violation, out.stats)
+                    };
+                    (violation, stats, trace::finish())
                 })
             })
         }
-        #[cfg(madsim)]
-        World::EngineRemote | World::Btail => {
-            let violation = crate::report::Violation::new(
-                "harness",
-                "the network worlds run on turmoil: build without --cfg madsim",
-            );
-            // An empty recording (no clock is read), so the report has a digest like any other.
-            trace::start_turmoil(options.keep);
-            (
-                Some(violation),
-                crate::report::RunStats::default(),
-                trace::finish(),
-            )
-        }
-        #[cfg(not(madsim))]
-        World::EngineRemote => {
-            // turmoil owns the clock; the trace reads it from inside the hosts.
-            trace::start_turmoil(options.keep);
-            let probe = Probe::new(Limits::default());
-            let subscriber = crate::monitor::subscriber(probe);
-            let (violation, stats) = tracing::subscriber::with_default(subscriber, || {
-                crate::remote_world::run(&derived)
-            });
+        World::Btail => runtime.block_on(async {
+            start();
+            let (violation, stats) = crate::btail_world::run(&derived).await;
             (violation, stats, trace::finish())
-        }
-        #[cfg(not(madsim))]
-        World::Btail => {
-            // turmoil owns the clock; the trace reads it from inside the hosts.
-            trace::start_turmoil(options.keep);
-            let (violation, stats) = crate::btail_world::run(&derived);
-            (violation, stats, trace::finish())
-        }
+        }),
     };
     drop(bug_guard);
     let report = RunReport {

@@ -85,17 +85,9 @@ struct Recorder {
     all: Vec<Event>,
     keep_prefixes: bool,
     prefixes: Vec<[u8; 32]>,
-    clock: Clock,
-}
-
-/// Where simulated time comes from for this recording.
-#[derive(Debug, Clone, Copy)]
-enum Clock {
-    /// The engine's runtime clock (a paused tokio runtime, or madsim's): time since this
-    /// instant.
-    Tokio(engine::rt::Instant),
-    /// Inside a turmoil simulation: `turmoil::sim_elapsed`.
-    Turmoil,
+    /// Events are timed from here on the engine's runtime clock (a paused tokio runtime, or
+    /// madsim's).
+    start: engine::rt::Instant,
 }
 
 thread_local! {
@@ -111,17 +103,8 @@ pub struct Keep {
     pub prefix_digests: bool,
 }
 
-/// Starts recording on this thread with time from the current tokio runtime's clock.
-pub fn start_tokio(keep: Keep) {
-    start(keep, Clock::Tokio(engine::rt::now()));
-}
-
-/// Starts recording on this thread with time from turmoil.
-pub fn start_turmoil(keep: Keep) {
-    start(keep, Clock::Turmoil);
-}
-
-fn start(keep: Keep, clock: Clock) {
+/// Starts recording on this thread, with time from the current runtime's clock.
+pub fn start(keep: Keep) {
     RECORDER.with(|r| {
         *r.borrow_mut() = Some(Recorder {
             hasher: Sha256::new(),
@@ -131,7 +114,7 @@ fn start(keep: Keep, clock: Clock) {
             all: Vec::new(),
             keep_prefixes: keep.prefix_digests,
             prefixes: Vec::new(),
-            clock,
+            start: engine::rt::now(),
         })
     });
 }
@@ -152,9 +135,8 @@ pub fn finish() -> Recording {
 
 /// Simulated time since the recording started (zero outside a recording).
 pub fn now() -> Duration {
-    RECORDER.with(|r| match r.borrow().as_ref().map(|r| r.clock) {
-        Some(Clock::Tokio(start)) => engine::rt::now().saturating_duration_since(start),
-        Some(Clock::Turmoil) => turmoil::sim_elapsed().unwrap_or_default(),
+    RECORDER.with(|r| match r.borrow().as_ref() {
+        Some(recorder) => engine::rt::now().saturating_duration_since(recorder.start),
         None => Duration::ZERO,
     })
 }
@@ -180,19 +162,6 @@ fn record_event(actor: &str, name: &str, detail: String, duration: Option<Durati
         name,
         detail,
         duration,
-    });
-}
-
-/// Records an event at a known simulated time: for the driver of a turmoil simulation, which
-/// runs outside every host and so has no host clock to read.
-pub fn record_at(at: Duration, actor: &str, name: &str, detail: impl Into<String>) {
-    let (actor, name, detail) = (actor.to_string(), name.to_string(), detail.into());
-    push(Event {
-        at,
-        actor,
-        name,
-        detail,
-        duration: None,
     });
 }
 
@@ -276,7 +245,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            start_tokio(Keep {
+            start(Keep {
                 all: true,
                 prefix_digests: true,
             });

@@ -17,7 +17,9 @@ fn first_finding(scenario: &'static Scenario, bug: Bug, budget: u64) -> Option<u
     (0..budget).find(|seed| run_one(scenario, *seed, options).0.violation.is_some())
 }
 
-fn found(bug: Bug, scenario_name: &str, budget: u64, invariant: &str) {
+/// `bug` is found by `scenario_name` within `budget` seeds, as a violation of one of
+/// `invariants`.
+fn found(bug: Bug, scenario_name: &str, budget: u64, invariants: &[&str]) {
     let scenario = scenarios::find(scenario_name).expect("scenario exists");
     let seed = first_finding(scenario, bug, budget).unwrap_or_else(|| {
         panic!(
@@ -31,9 +33,8 @@ fn found(bug: Bug, scenario_name: &str, budget: u64, invariant: &str) {
     };
     let (with_bug, _) = run_one(scenario, seed, options);
     let violation = with_bug.violation.clone().expect("the finding reproduces");
-    assert_eq!(
-        violation.invariant,
-        invariant,
+    assert!(
+        invariants.contains(&violation.invariant),
         "{}",
         with_bug.failure_text()
     );
@@ -47,7 +48,7 @@ fn found(bug: Bug, scenario_name: &str, budget: u64, invariant: &str) {
 
 #[test]
 fn cache_fast_path_bypassing_the_drain() {
-    found(Bug::CacheBypassesDrain, "engine-redb-crash", 10, "drain");
+    found(Bug::CacheBypassesDrain, "engine-redb-crash", 10, &["drain"]);
 }
 
 #[test]
@@ -56,7 +57,7 @@ fn cache_not_invalidated_after_a_failed_truncate() {
         Bug::StaleCacheAfterFailedTruncate,
         "engine-mem-mixed",
         40,
-        "cache",
+        &["cache"],
     );
 }
 
@@ -66,7 +67,7 @@ fn coordinator_holding_a_strong_reference() {
         Bug::CoordinatorStrongRef,
         "engine-redb-crash",
         10,
-        "liveness",
+        &["liveness"],
     );
 }
 
@@ -76,7 +77,7 @@ fn stream_setup_holding_a_read_permit() {
         Bug::StreamSetupHoldsReadPermit,
         "engine-redb-crash",
         10,
-        "liveness",
+        &["liveness"],
     );
 }
 
@@ -86,13 +87,20 @@ fn remote_timeout_releasing_the_permit_early() {
         Bug::RemoteTimeoutReleasesPermit,
         "engine-remote",
         30,
-        "drain",
+        // The worker still runs the abandoned request: a read that overlaps a write there is
+        // seen by the probe (drain) or, when its answer mixes two states, by the history.
+        &["drain", "history"],
     );
 }
 
 #[test]
 fn drain_taking_one_permit_too_few() {
-    found(Bug::DrainOnePermitShort, "engine-redb-crash", 10, "drain");
+    found(
+        Bug::DrainOnePermitShort,
+        "engine-redb-crash",
+        10,
+        &["drain"],
+    );
 }
 
 #[test]
@@ -101,6 +109,6 @@ fn unbounded_terminal_stream_send() {
         Bug::UnboundedTerminalSend,
         "engine-mem-mixed",
         10,
-        "liveness",
+        &["liveness"],
     );
 }

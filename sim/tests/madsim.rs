@@ -1,59 +1,59 @@
-//! The in-process engine worlds under madsim (`RUSTFLAGS="--cfg madsim"`, its own target dir):
-//! madsim's executor polls a ready task picked by its seeded rng instead of tokio's FIFO
-//! order, so the same workloads meet interleavings the tokio runs never produce. `.ci/run`
-//! runs this file; a plain `cargo test` compiles it to nothing.
+//! Every world under madsim (`RUSTFLAGS="--cfg madsim"`, its own target dir): madsim's
+//! executor polls a ready task picked by its seeded rng instead of tokio's FIFO order, so the
+//! same workloads (and, in the network worlds, the hosts' tasks) meet interleavings the tokio
+//! runs never produce. `.ci/run` runs this file; a plain `cargo test` compiles it to nothing.
 #![cfg(madsim)]
 
-use engine::bugs::Bug;
 use sim::bugs::PlantedBug;
 use sim::run::{RunOptions, run_one};
 
-const IN_PROCESS: &[&str] = &["engine-mem-mixed", "engine-redb-crash"];
+use scenarios::CATALOG;
 
 #[test]
-fn in_process_scenarios_pass_under_random_scheduling() {
-    for name in IN_PROCESS {
-        let scenario = scenarios::find(name).expect("scenario exists");
-        for seed in 0..30 {
+fn every_scenario_passes_under_random_scheduling() {
+    for scenario in CATALOG {
+        for seed in 0..20 {
             let (report, _) = run_one(scenario, seed, RunOptions::default());
             assert!(report.violation.is_none(), "{}", report.failure_text());
-            assert!(report.stats.ops > 0, "{name} seed {seed} ran no op");
+            assert!(
+                report.stats.ops > 0,
+                "{} seed {seed} ran no op",
+                scenario.name
+            );
         }
     }
 }
 
 #[test]
 fn a_seed_replays_exactly_under_madsim() {
-    for name in IN_PROCESS {
-        let scenario = scenarios::find(name).expect("scenario exists");
+    for scenario in CATALOG {
         for seed in [1, 7, 42] {
             let (a, _) = run_one(scenario, seed, RunOptions::default());
             let (b, _) = run_one(scenario, seed, RunOptions::default());
-            assert_eq!(a.digest, b.digest, "{name} seed {seed}");
+            assert_eq!(a.digest, b.digest, "{} seed {seed}", scenario.name);
         }
     }
 }
 
-/// The monitors still catch planted bugs when madsim picks the order of ready tasks.
+/// The monitors still catch planted bugs when madsim picks the order of ready tasks, in
+/// process and across hosts.
 #[test]
 fn planted_bugs_are_found_under_madsim() {
-    let scenario = scenarios::find("engine-mem-mixed").expect("scenario exists");
-    for bug in [Bug::DrainOnePermitShort, Bug::CoordinatorStrongRef] {
+    let cases = [
+        ("engine-mem-mixed", "drain-one-permit-short"),
+        ("engine-mem-mixed", "coordinator-strong-ref"),
+        ("engine-remote", "drain-one-permit-short"),
+        ("btail-tracking", "treediff-drops-root-on-delete"),
+    ];
+    for (name, bug) in cases {
+        let scenario = scenarios::find(name).expect("scenario exists");
         let options = RunOptions {
-            bug: Some(PlantedBug::Engine(bug)),
+            bug: Some(PlantedBug::from_name(bug).expect("a planted bug")),
             ..Default::default()
         };
         let found = (0..40).any(|seed| run_one(scenario, seed, options).0.violation.is_some());
-        assert!(found, "{} not found in 40 seeds under madsim", bug.name());
+        assert!(found, "{bug} not found by {name} in 40 seeds under madsim");
     }
-}
-
-#[test]
-fn network_worlds_refuse_to_run_under_madsim() {
-    let scenario = scenarios::find("engine-remote").expect("scenario exists");
-    let (report, _) = run_one(scenario, 0, RunOptions::default());
-    let violation = report.violation.expect("refused");
-    assert_eq!(violation.invariant, "harness");
 }
 
 /// The engine's spawns really go to madsim's random-order executor: tasks spawned through

@@ -13,7 +13,8 @@ use sim::run::{RunOptions, check_determinism, run_one, speedup};
 use sim::trace::Keep;
 
 // A simulation allocates and frees small objects at a high rate (frames, futures, trace
-// strings): mimalloc runs the main job about N% faster than the system allocator.
+// strings, redb pages): with mimalloc instead of the system allocator, simulated seconds per
+// wall second rose by 2-10% per world when measured (engine-remote 904x -> 981x).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

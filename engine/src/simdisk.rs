@@ -558,6 +558,10 @@ impl State {
 
     fn sync(&mut self) -> io::Result<()> {
         let fails = self.begin(OpKind::Sync)?;
+        // One allocation for the sectors below, not one per growing sector (a new redb file
+        // is a megabyte of them).
+        self.durable
+            .reserve(self.volatile.len().saturating_sub(self.durable.len()));
         for index in self.dirty_sectors.take() {
             // A failed sync got some pages out before the error.
             if fails && !self.rng.random_bool(0.5) {

@@ -27,6 +27,9 @@ use crate::topology::{Node, Topology, TopologyBuilder, Value};
 /// The value names used by the generators: `a` ..= `j`.
 pub const VALUE_LETTERS: &[&str] = &["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
 
+/// Element counts of cursors by `(k0, k1, depth)`.
+type Counts = BTreeMap<(usize, usize, u32), u128>;
+
 /// Enumerates `_allStructs` over `keys[k0..k1]` (at least one key).
 #[derive(Clone, Debug)]
 struct Cursor {
@@ -146,6 +149,81 @@ impl Cursor {
         }
         self.product = false;
         self.next_split_vector(keys, maxsplit)
+    }
+
+    /// How many elements a cursor over `keys[k0..k1]` at `depth` yields, counted split vector
+    /// by split vector (a handful per range) with the sub-range counts memoized, never by
+    /// walking the elements.
+    fn count(
+        keys: &[Key],
+        maxsplit: usize,
+        k0: usize,
+        k1: usize,
+        depth: u32,
+        memo: &mut Counts,
+    ) -> u128 {
+        if let Some(n) = memo.get(&(k0, k1, depth)) {
+            return *n;
+        }
+        let mut c = Cursor::new(k0, k1, depth);
+        let mut total: u128 = 0;
+        loop {
+            // The Tree over buckets, then (with depth left) the product of the sub-ranges.
+            total += 1;
+            if depth > 0 {
+                total += (0..c.nsubranges())
+                    .map(|i| {
+                        let (a, b) = c.subrange(i);
+                        Cursor::count(keys, maxsplit, a, b, depth - 1, memo)
+                    })
+                    .product::<u128>();
+            }
+            if !c.next_split_vector(keys, maxsplit) {
+                break;
+            }
+        }
+        memo.insert((k0, k1, depth), total);
+        total
+    }
+
+    /// Moves to element `index` (which must be below [`Cursor::count`]) without stepping
+    /// through the ones before it: the same order as [`Cursor::advance`], whose product
+    /// odometer turns its last sub-cursor fastest.
+    fn seek(&mut self, keys: &[Key], maxsplit: usize, mut index: u128, memo: &mut Counts) {
+        self.reset();
+        loop {
+            if index == 0 {
+                return;
+            }
+            index -= 1;
+            if self.depth > 0 {
+                let sizes: Vec<u128> = (0..self.nsubranges())
+                    .map(|i| {
+                        let (a, b) = self.subrange(i);
+                        Cursor::count(keys, maxsplit, a, b, self.depth - 1, memo)
+                    })
+                    .collect();
+                let product: u128 = sizes.iter().product();
+                if index < product {
+                    self.subs = (0..sizes.len())
+                        .map(|i| {
+                            let (a, b) = self.subrange(i);
+                            Cursor::new(a, b, self.depth - 1)
+                        })
+                        .collect();
+                    self.product = true;
+                    for (sub, size) in self.subs.iter_mut().zip(&sizes).rev() {
+                        sub.seek(keys, maxsplit, index % size, memo);
+                        index /= size;
+                    }
+                    debug_assert_eq!(index, 0, "the index fits the product");
+                    return;
+                }
+                index -= product;
+            }
+            let more = self.next_split_vector(keys, maxsplit);
+            assert!(more, "seek past the end of the enumeration");
+        }
     }
 
     /// The lexicographic successor of the split vector, then the first vector with one more
@@ -328,6 +406,39 @@ impl AllStructs {
     }
 }
 
+impl AllStructs {
+    /// How many topologies the enumeration yields in all, counted without walking it.
+    pub fn total(&self) -> u64 {
+        let n = match &self.cursor {
+            Some(c) => Cursor::count(
+                &self.keys,
+                self.maxsplit,
+                c.k0,
+                c.k1,
+                c.depth,
+                &mut Counts::new(),
+            ),
+            None => 1,
+        };
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
+    /// The topology at `index` of the whole enumeration (`None` past its end), built without
+    /// stepping through the ones before it.
+    pub fn at(&self, index: u64) -> Option<Topology> {
+        if index >= self.total() {
+            return None;
+        }
+        let mut at = self.clone();
+        if let Some(c) = &mut at.cursor {
+            let depth = c.depth;
+            c.retarget(0, at.keys.len(), depth);
+            c.seek(&at.keys, at.maxsplit, u128::from(index), &mut Counts::new());
+        }
+        Some(at.emit())
+    }
+}
+
 /// Whether every bucket under `node` carries values (`valued`) or none does.
 fn leaves_valued(node: Node<'_>, valued: bool) -> bool {
     if node.is_tree() {
@@ -383,6 +494,41 @@ pub fn sample(
     debug_assert!(reservoir.len() <= want);
     out.extend(reservoir);
     out
+}
+
+/// One topology, drawn as a uniform pick among the `n` that [`sample`] returns would be: the
+/// native topology with probability `1/n`, else a uniform other one of the enumeration. Where
+/// [`sample`] walks the whole enumeration, this counts it and builds the topology at a random
+/// index, so it costs next to nothing on large enumerations. (Small ones, with no more than
+/// `n` topologies, are sampled and picked from exactly as said.)
+pub fn pick(
+    kv: &BTreeMap<Key, Value>,
+    maxdepth: u32,
+    maxsplit: usize,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+) -> Topology {
+    assert!(n >= 1, "a pick among at least one topology");
+    let all = AllStructs::kv(kv, maxdepth, maxsplit);
+    let count = all.total();
+    if count <= n as u64 {
+        let mut picks = sample(kv, maxdepth, maxsplit, n, rng.random());
+        let i = rng.random_range(0..picks.len());
+        return picks.swap_remove(i);
+    }
+    let native = native_topology(kv);
+    if rng.random_range(0..n) == 0 {
+        return native;
+    }
+    // More than `n` topologies, so at least one is not native: the loop ends.
+    loop {
+        let t = all
+            .at(rng.random_range(0..count))
+            .expect("an index below the count");
+        if t != native {
+            return t;
+        }
+    }
 }
 
 /// Every subset of `{0 .. nkeys-1}`, each ascending, in binary-counting order.

@@ -306,3 +306,81 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Counting and random access agree with the walk: `total` is the number of topologies the
+    /// iterator yields, `at(i)` its `i`-th, and nothing lies past the end.
+    #[test]
+    fn total_and_at_equal_the_walk(
+        keys in proptest::collection::btree_set(0i64..12, 0..5),
+        d in 0u32..4,
+        s in 0usize..3,
+    ) {
+        let all = AllStructs::keys(keys.iter().copied(), d, s);
+        let walked: Vec<Topology> = all.clone().collect();
+        proptest::prop_assert_eq!(all.total(), walked.len() as u64);
+        for (i, t) in walked.iter().enumerate() {
+            let at = all.at(i as u64);
+            proptest::prop_assert_eq!(at.as_ref(), Some(t), "index {}", i);
+        }
+        proptest::prop_assert_eq!(all.at(walked.len() as u64), None);
+    }
+}
+
+#[test]
+fn total_matches_the_reference_counts_without_walking() {
+    let all = AllStructs::keys([0, 1, 2, 3, 4], 4, 2);
+    assert_eq!(all.total(), 30863);
+    // The last topology, built directly, is the walk's last.
+    assert_eq!(
+        all.at(30862),
+        AllStructs::keys([0, 1, 2, 3, 4], 4, 2).last()
+    );
+}
+
+/// `pick` draws what a uniform pick among `sample`'s `n` would: the native topology about
+/// `1/n` of the time, otherwise members of the enumeration, spread over many of them.
+#[test]
+fn pick_favours_native_as_a_pick_among_the_sample_would() {
+    let kv: BTreeMap<i64, Value> = (0..5).map(|k| (k, Value::from("a"))).collect();
+    let all: BTreeSet<String> = AllStructs::kv(&kv, 3, 2).map(|t| t.to_string()).collect();
+    let native = btree::native_topology(&kv);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (draws, n) = (3_000, 6);
+    let mut natives = 0;
+    let mut seen = BTreeSet::new();
+    for _ in 0..draws {
+        let t = allstructs::pick(&kv, 3, 2, n, &mut rng);
+        if t == native {
+            natives += 1;
+        } else {
+            assert!(
+                all.contains(&t.to_string()),
+                "{t} is not in the enumeration"
+            );
+        }
+        seen.insert(t.to_string());
+    }
+    let expected = draws / n;
+    assert!(
+        natives > expected * 8 / 10 && natives < expected * 12 / 10,
+        "native drawn {natives} times of {draws}, expected about {expected}"
+    );
+    assert!(
+        seen.len() > 1_500,
+        "only {} distinct topologies",
+        seen.len()
+    );
+    // Small enumerations: exactly a pick among the sample (all of it).
+    let small = kv3();
+    let every: BTreeSet<String> = AllStructs::kv(&small, 1, 1)
+        .map(|t| t.to_string())
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let picked: BTreeSet<String> = (0..400)
+        .map(|_| allstructs::pick(&small, 1, 1, 10, &mut rng).to_string())
+        .collect();
+    assert_eq!(picked, every);
+}

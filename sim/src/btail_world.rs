@@ -416,14 +416,13 @@ enum Shape {
     Bucket(Vec<Key>),
 }
 
-/// A random shape for the keys of `kv`, drawn from the AllStructs enumeration as the
-/// reference's random test does: the native topology and reservoir samples of every other
-/// structure (depth 3 and 2 splits for up to 5 keys, depth 2 and 1 split above, which keeps the
-/// lazy enumeration to a few thousand topologies per draw).
+/// A random shape for the keys of `kv`, drawn from the AllStructs enumeration (depth 3, up to
+/// 2 splits per node) as a uniform pick among what the reference's random test samples: the
+/// native topology and reservoir samples of every other structure. [`allstructs::pick`] draws
+/// it without walking the enumeration, so its size (tens of thousands of topologies for 8
+/// keys) costs nothing.
 fn sample_topology_shape(rng: &mut ChaCha8Rng, kv: &BTreeMap<Key, Value>) -> Shape {
-    let (depth, split) = if kv.len() <= 5 { (3, 2) } else { (2, 1) };
-    let picks = allstructs::sample(kv, depth, split, SAMPLES_PER_DRAW, rng.random());
-    let pick = &picks[rng.random_range(0..picks.len())];
+    let pick = allstructs::pick(kv, 3, 2, SAMPLES_PER_DRAW, rng);
     pick.root().map_or(Shape::Bucket(Vec::new()), shape_of)
 }
 

@@ -1254,7 +1254,7 @@ pub(crate) async fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
     let nkeys = rng.random_range(4..=8);
     let shared = Arc::new(Shared {
         derived: derived.clone(),
-        net: crate::network::net(derived),
+        net: Net::for_seed(derived),
         store: env.store().clone(),
         root: env.root(),
         universe: (0..nkeys).collect(),

@@ -100,7 +100,8 @@ impl Ctx {
         *self.ops.borrow()
     }
 
-    /// Follows [`Ctx::ops`]: `changed()` returns after every operation issued.
+    /// Follows [`Ctx::ops`]: `changed()` returns after every operation issued. For one
+    /// receiver only: tokio wakes a watch's receivers in a random order.
     pub(crate) fn watch_ops(&self) -> watch::Receiver<u64> {
         self.ops.subscribe()
     }

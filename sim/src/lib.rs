@@ -18,7 +18,6 @@
 //! - [`history`]: the recorded history and its linearizability check against the model.
 //! - [`engine_world`]: the in-process engine worlds (Mem, redb on SimDisk with crashes).
 //! - [`net`]: the simulated network (latency, ticks, partitions, crashes, flow control).
-//! - `network`: the network of one seed's configuration.
 //! - [`remote_world`]: the network engine world (IO worker host, node host, fault driver).
 //! - [`btail_world`]: the ΔBtail world (zstor, wcfs, clients; model monitors).
 //! - [`bugs`]: the planted bugs by name.
@@ -34,7 +33,6 @@ pub mod explore;
 pub mod history;
 pub mod monitor;
 pub mod net;
-pub(crate) mod network;
 pub mod probe;
 pub mod remote_world;
 pub mod report;

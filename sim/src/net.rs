@@ -32,6 +32,7 @@ use std::time::Duration;
 use engine::rt::{self, Instant};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
+use scenarios::{Derived, Fault};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, mpsc};
 
@@ -113,6 +114,25 @@ impl Net {
             })),
             healed: Arc::new(Notify::new()),
         }
+    }
+
+    /// The network of one seed's configuration: latencies from the run's seed, up to the
+    /// seed's maximum when network latency is on (1 ms otherwise), delivered at the seed's
+    /// tick.
+    pub fn for_seed(derived: &Derived) -> Net {
+        let max_latency = if derived.has(Fault::NetworkLatency) {
+            derived.max_latency
+        } else {
+            Duration::from_millis(1)
+        };
+        let tick = derived
+            .tick
+            .expect("a network world's configuration has a tick");
+        Net::new(
+            crate::seeding::rng(derived.seed, "network", 0),
+            max_latency,
+            tick,
+        )
     }
 
     /// When a message sent now arrives: after a drawn latency, at a tick boundary.

@@ -195,7 +195,7 @@ async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, 
         worker_probe.set_spikes(0.03, Duration::from_millis(900));
     }
     let ctx = Ctx::new(derived, worker_probe.clone(), node_probe.clone());
-    let net = crate::network::net(derived);
+    let net = Net::for_seed(derived);
     let mut boot = Boot {
         ctx: ctx.clone(),
         net: net.clone(),

@@ -518,14 +518,20 @@ mod tests {
             .block_on(f)
     }
 
+    /// A connection from host `a` to port 1 of host `b`: the listener and both ends.
+    async fn connected(net: &Net) -> (SimListener, SimStream, SimStream) {
+        let mut listener = net.bind("b", 1).expect("bind");
+        let client = net.connect("a", "b", 1).await.expect("connect");
+        let server = listener.accept().await.expect("accept");
+        (listener, client, server)
+    }
+
     #[test]
     fn bytes_arrive_in_order_after_latency_and_then_the_end() {
         block_on(async {
             let net = net(20);
-            let mut listener = net.bind("b", 1).expect("bind");
             let start = rt::now();
-            let mut client = net.connect("a", "b", 1).await.expect("connect");
-            let mut server = listener.accept().await.expect("accept");
+            let (_listener, mut client, mut server) = connected(&net).await;
             for i in 0..50u8 {
                 client.write_all(&[i; 10]).await.expect("write");
             }
@@ -562,9 +568,7 @@ mod tests {
     fn a_crash_resets_connections_and_removes_listeners() {
         block_on(async {
             let net = net(1);
-            let mut listener = net.bind("b", 1).expect("bind");
-            let mut client = net.connect("a", "b", 1).await.expect("connect");
-            let _server = listener.accept().await.expect("accept");
+            let (_listener, mut client, _server) = connected(&net).await;
             net.crash("b");
             let mut buf = [0u8; 4];
             let err = client.read(&mut buf).await.expect_err("reset");
@@ -578,9 +582,7 @@ mod tests {
     fn a_partition_loses_data_holds_connects_and_resets_on_repair() {
         block_on(async {
             let net = net(1);
-            let mut listener = net.bind("b", 1).expect("bind");
-            let mut client = net.connect("a", "b", 1).await.expect("connect");
-            let mut server = listener.accept().await.expect("accept");
+            let (_listener, mut client, mut server) = connected(&net).await;
             net.partition("a", "b");
             client
                 .write_all(b"lost")
@@ -612,9 +614,7 @@ mod tests {
     fn a_full_window_makes_the_writer_wait_for_the_reader() {
         block_on(async {
             let net = net(0);
-            let mut listener = net.bind("b", 1).expect("bind");
-            let mut client = net.connect("a", "b", 1).await.expect("connect");
-            let mut server = listener.accept().await.expect("accept");
+            let (_listener, mut client, mut server) = connected(&net).await;
             let big = vec![1u8; WINDOW_BYTES + 10];
             let writing = rt::spawn(async move {
                 client.write_all(&big).await.expect("write");

@@ -54,7 +54,10 @@ impl World {
 pub enum Fault {
     /// Message latency between hosts (distribution drawn per seed).
     NetworkLatency,
-    /// Partitions and holds between hosts, healed later.
+    /// Partitions between hosts (what is in flight or sent meanwhile is lost), healed later.
+    /// No holds (delivering late instead of never): request budgets are relative to when the
+    /// worker reads a request, so a held request would start its work after the client gave
+    /// up on it, which the engine's permit accounting does not claim to survive.
     Partition,
     /// The worker (or the process owning the store) crashes and restarts.
     Crash,

@@ -74,10 +74,15 @@ impl Host {
         // it, and a simulation's request futures run to kilobytes.
         let future = Box::pin(future);
         spawn_on_runtime(HOST.scope(self.clone(), async move {
-            tokio::select! {
+            let finished = tokio::select! {
                 biased;
-                _ = killed.cancelled() => std::future::pending().await,
-                out = future => out,
+                _ = killed.cancelled() => None,
+                out = future => Some(out),
+            };
+            // Killed: the task's future is dropped by now; the task itself never completes.
+            match finished {
+                Some(out) => out,
+                None => std::future::pending().await,
             }
         }))
     }
@@ -181,5 +186,38 @@ mod tests {
         assert!(!late.is_finished(), "a killed host runs no new task");
         let free = spawn(async { 2 }).await.expect("outside every host");
         assert_eq!(free, 2);
+    }
+
+    /// Sets its flag when dropped.
+    struct DropFlag(Arc<AtomicU32>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_killed_host_drops_what_its_tasks_held() {
+        let host = Host::new();
+        let dropped = Arc::new(AtomicU32::new(0));
+        let held = DropFlag(dropped.clone());
+        host.spawn(async move {
+            let _held = held;
+            std::future::pending::<()>().await;
+        });
+        sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            0,
+            "held while the host lives"
+        );
+        host.kill();
+        sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "released when the host dies"
+        );
     }
 }

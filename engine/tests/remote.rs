@@ -198,6 +198,55 @@ async fn a_slow_worker_answers_deadline_exceeded_and_the_client_waits_for_it() {
     assert!(engine::rt::now() - started >= Duration::from_millis(300));
 }
 
+/// A cancelled read gives its place on the connection back: cancelling more reads than the
+/// connection may have in flight leaves it serving.
+#[tokio::test(start_paused = true)]
+async fn cancelled_reads_free_their_place_on_the_connection() {
+    let disk = SimDisk::builder()
+        .seed(3)
+        .read_latency(Duration::from_secs(2))
+        .build();
+    let backend = RedbBackend::builder()
+        .timeouts(Timeouts::default().with_read(Duration::from_secs(60)))
+        .cache_bytes(0)
+        .open_sim(disk)
+        .unwrap();
+    let worker = Worker::new(
+        backend,
+        WorkerConfig::default().with_max_requests_per_connection(2),
+    );
+    let (mut raw, server) = tokio::io::duplex(1 << 16);
+    let w = worker.clone();
+    engine::rt::spawn(async move { w.serve_connection(server).await });
+    let request = |id| ClientFrame::Request {
+        id,
+        budget_ms: 60_000,
+        op: Box::new(Request::GetLatestBlock),
+    };
+    for id in 1..=5 {
+        for frame in [request(id), ClientFrame::Cancel { id }] {
+            write_frame(&mut raw, &frame, DEFAULT_MAX_FRAME_BYTES)
+                .await
+                .unwrap();
+        }
+        engine::rt::sleep(Duration::from_millis(10)).await;
+    }
+    write_frame(&mut raw, &request(99), DEFAULT_MAX_FRAME_BYTES)
+        .await
+        .unwrap();
+    let answer: ServerFrame = read_frame(&mut raw, DEFAULT_MAX_FRAME_BYTES).await.unwrap();
+    assert!(
+        matches!(
+            answer,
+            ServerFrame::Reply {
+                id: 99,
+                result: Ok(_)
+            }
+        ),
+        "{answer:?}"
+    );
+}
+
 /// A server that reads one request frame and then closes without answering: the client cannot
 /// know what happened to it.
 #[derive(Debug)]
@@ -417,6 +466,50 @@ async fn a_consumer_that_stops_reading_cannot_make_the_worker_buffer() {
         let _ = item;
     }
     assert!(buffered <= 1, "{buffered} items buffered in a channel of 1");
+}
+
+/// The client's stream producer (which holds the handle's stream permit) returns only once
+/// the worker's side stopped: a consumer that leaves leaves no stream running at the worker,
+/// so the handle's eight stream permits bound the worker's streams too.
+#[tokio::test(start_paused = true)]
+async fn a_stream_whose_consumer_left_has_stopped_at_the_worker_when_the_client_returns() {
+    let backend = sim_backend(fast_disk(), Timeouts::default());
+    for n in 1..=20 {
+        backend.append_block(block(n, 10)).await.unwrap();
+    }
+    let worker = Worker::new(backend, WorkerConfig::default());
+    let remote = RemoteBackend::new(
+        DuplexConnector::new(worker.clone()),
+        RemoteConfig::default().with_stream_credit_items(8),
+    );
+    let (tx, mut rx) = mpsc::channel(1);
+    let deadline = engine::rt::deadline_after(Duration::from_secs(2));
+    let params = StreamParams {
+        from: 1,
+        to: 20,
+        max_logs: 10_000,
+        sender: tx,
+        deadline,
+        anchor: None,
+    };
+    let filter = Filter::range(1, 20);
+    let at_worker = worker.clone();
+    let producer = engine::rt::spawn(async move {
+        remote.produce_log_stream(&filter, params).await;
+        // Read in the instant the client returns, before anything else runs.
+        at_worker.requests_in_flight()
+    });
+    assert!(rx.recv().await.unwrap().is_ok());
+    drop(rx);
+    assert_eq!(
+        producer.await.unwrap(),
+        0,
+        "the client returned while the worker's stream still ran"
+    );
+    assert!(
+        engine::rt::now() < deadline,
+        "the stream stopped when its consumer left, not at its deadline"
+    );
 }
 
 #[tokio::test(start_paused = true)]

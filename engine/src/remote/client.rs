@@ -265,6 +265,11 @@ impl Connection {
 
     fn cancel(&self, id: u64) {
         self.forget(id);
+        self.ask_to_stop(id);
+    }
+
+    /// Asks the worker to stop `id`, keeping its waiter (a stream's end is still to come).
+    fn ask_to_stop(&self, id: u64) {
         // Best effort: if the queue is full the worker stops at its own deadline anyway.
         let _ = self.frames.try_send(ClientFrame::Cancel { id });
     }
@@ -463,6 +468,32 @@ fn lost(op: &'static str, is_write: bool) -> ColdStorageError {
 /// Sends a stream's terminal error, bounded by the deadline: past it the error is delivered
 /// only if the channel has room at once, so a consumer that never polls cannot hold the
 /// stream open.
+/// Stops the worker's side of stream `id` and returns once the worker reports its producer
+/// ended (or at `hold_until`, or when the connection is lost and `hold_until` passed): until
+/// then the producer may still run there, and returning frees the handle's stream permit.
+async fn stop_worker_stream(
+    connection: &Connection,
+    id: u64,
+    mut events: mpsc::Receiver<StreamEvent>,
+    hold_until: Instant,
+) {
+    connection.ask_to_stop(id);
+    let ended = rt::timeout_at(hold_until, async {
+        // Items still on their way are dropped; the end is last.
+        while let Some(event) = events.recv().await {
+            if matches!(event, StreamEvent::End(_)) {
+                return;
+            }
+        }
+        // The connection is gone: the worker stops at its own deadline at the latest.
+        std::future::pending::<()>().await;
+    })
+    .await;
+    if ended.is_err() {
+        connection.forget(id);
+    }
+}
+
 async fn send_terminal(
     sender: &mpsc::Sender<ColdResult<RpcLog>>,
     error: ColdStorageError,
@@ -562,6 +593,10 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
             .waiters()
             .insert(id, WaiterSlot(Waiter::Stream(events_tx)));
         let remaining = deadline.saturating_duration_since(rt::now());
+        // The worker's producer must end before this one's deadline, past which the handle
+        // stops waiting for it (and frees its permit): its budget leaves room for the request's
+        // trip, which the skew allowance bounds, as it does for every request.
+        let budget = remaining - config.clock_skew_allowance.min(remaining / 2);
         let op = Request::StreamLogs {
             filter: filter.clone(),
             from,
@@ -572,7 +607,7 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
         };
         let frame = ClientFrame::Request {
             id,
-            budget_ms: budget_ms(remaining),
+            budget_ms: budget_ms(budget),
             op: Box::new(op),
         };
         if connection.frames.send(frame).await.is_err() {
@@ -604,15 +639,18 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
                     match rt::timeout_at(deadline, sender.send(Ok(log))).await {
                         Ok(Ok(())) => {}
                         // The consumer is gone: stop the worker's side too.
-                        Ok(Err(_)) => return connection.cancel(id),
+                        Ok(Err(_)) => {
+                            return stop_worker_stream(&connection, id, events, hold_until).await;
+                        }
                         Err(_) => {
-                            connection.cancel(id);
-                            return send_terminal(
+                            send_terminal(
                                 &sender,
                                 ColdStorageError::StreamDeadlineExceeded,
                                 deadline,
                             )
                             .await;
+                            drop(sender);
+                            return stop_worker_stream(&connection, id, events, hold_until).await;
                         }
                     }
                     consumed += 1;

@@ -284,20 +284,22 @@ impl<B: ColdStorageBackend> Worker<B> {
             return;
         }
         let is_write = op.is_write();
+        let is_stream = matches!(op, Request::StreamLogs { .. });
         let credits = match &op {
             Request::StreamLogs { initial_credit, .. } => {
                 Some(Arc::new(Semaphore::new(*initial_credit as usize)))
             }
             _ => None,
         };
+        let stop = is_stream.then(CancellationToken::new);
         let worker = self.clone();
         let replies = connection.replies.clone();
         let closed = connection.closed.clone();
-        let stream_credits = credits.clone();
+        let stream = credits.clone().zip(stop.clone());
         let task = self.inner.tracker.track_future(async move {
             // Boxed: the backend op's state machine is large, and unboxed it would be copied
             // into every spawned task and moved on each stage change.
-            let frame = Box::pin(worker.run(id, budget, op, stream_credits, &replies)).await;
+            let frame = Box::pin(worker.run(id, budget, op, stream, &replies)).await;
             if let Some(frame) = frame
                 && rt::timeout(worker.inner.config.reply_grace, replies.send(frame))
                     .await
@@ -316,16 +318,24 @@ impl<B: ColdStorageBackend> Worker<B> {
             lock(&in_flight).remove(&id);
         });
         let abort = (!is_write).then(|| handle.abort_handle());
-        guard.insert(id, InFlight { abort, credits });
+        guard.insert(
+            id,
+            InFlight {
+                abort,
+                stop,
+                credits,
+            },
+        );
     }
 
-    /// Runs one request; returns the frame that ends it.
+    /// Runs one request; returns the frame that ends it. A stream comes with its credit and
+    /// its stop token.
     async fn run(
         &self,
         id: u64,
         budget: Duration,
         op: Request,
-        credits: Option<Arc<Semaphore>>,
+        stream: Option<(Arc<Semaphore>, CancellationToken)>,
         replies: &mpsc::Sender<ServerFrame>,
     ) -> Option<ServerFrame> {
         let deadline = Deadline::after(budget);
@@ -354,7 +364,8 @@ impl<B: ColdStorageBackend> Worker<B> {
                 anchor,
                 ..
             } => {
-                let credits = credits.unwrap_or_else(|| Arc::new(Semaphore::new(0)));
+                let (credits, stop) = stream
+                    .unwrap_or_else(|| (Arc::new(Semaphore::new(0)), CancellationToken::new()));
                 let spec = StreamSpec {
                     filter,
                     from,
@@ -362,7 +373,13 @@ impl<B: ColdStorageBackend> Worker<B> {
                     max_logs,
                     anchor,
                 };
-                let error = self.stream(id, spec, deadline, credits, replies).await;
+                // Stopped by the client: the producer is dropped here, before the end frame
+                // tells the client it no longer runs.
+                let error = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => Some(ColdStorageError::TaskTerminated),
+                    error = self.stream(id, spec, deadline, credits, replies) => error,
+                };
                 drop(permit);
                 return Some(ServerFrame::StreamEnd {
                     id,
@@ -511,6 +528,9 @@ struct StreamSpec {
 struct InFlight {
     /// `None` for writes: they are never cancelled once admitted.
     abort: Option<rt::AbortHandle>,
+    /// Streams: stops the stream, which then ends with its end frame (so the client knows
+    /// when its producer stopped).
+    stop: Option<CancellationToken>,
     credits: Option<Arc<Semaphore>>,
 }
 
@@ -532,8 +552,17 @@ impl Connection {
     }
 
     fn cancel(&self, id: u64) {
-        if let Some(abort) = self.lock().get(&id).and_then(|f| f.abort.as_ref()) {
+        let mut in_flight = self.lock();
+        let Some(flight) = in_flight.get(&id) else {
+            return;
+        };
+        if let Some(stop) = &flight.stop {
+            // The stream's task ends itself and removes its entry.
+            stop.cancel();
+        } else if let Some(abort) = &flight.abort {
             abort.abort();
+            // An aborted task never reaches its own removal.
+            in_flight.remove(&id);
         }
     }
 

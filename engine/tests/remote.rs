@@ -247,6 +247,39 @@ async fn cancelled_reads_free_their_place_on_the_connection() {
     );
 }
 
+/// A write the worker started before its deadline commits to the end, however long that
+/// takes: the client answers `Indeterminate` at deadline plus skew, but sends nothing more until
+/// the worker answered the write, so no read reaches the store during the commit.
+#[tokio::test(start_paused = true)]
+async fn nothing_is_sent_while_a_write_answered_indeterminate_may_still_commit() {
+    // Every sync takes 2 s: far over the client's 300 ms write budget.
+    let disk = SimDisk::builder()
+        .seed(4)
+        .sync_latency(Duration::from_secs(2))
+        .build();
+    let generous = Timeouts::default()
+        .with_read(Duration::from_secs(60))
+        .with_write(Duration::from_secs(60));
+    let backend = RedbBackend::builder()
+        .timeouts(generous)
+        .open_sim(disk)
+        .unwrap();
+    let worker = Worker::new(backend, WorkerConfig::default());
+    let client_timeouts = Timeouts::default()
+        .with_read(Duration::from_secs(30))
+        .with_write(Duration::from_millis(300));
+    let remote = remote(&worker, client_timeouts);
+    let started = engine::rt::now();
+    assert_eq!(
+        remote.append_block(block(1, 1)).await,
+        Err(ColdStorageError::Indeterminate { op: "append_block" })
+    );
+    assert!(engine::rt::now() - started < Duration::from_secs(1));
+    // Sent only once the commit is over, so it sees the block.
+    assert_eq!(remote.get_latest_block().await, Ok(Some(1)));
+    assert!(engine::rt::now() - started >= Duration::from_secs(2));
+}
+
 /// A server that reads one request frame and then closes without answering: the client cannot
 /// know what happened to it.
 #[derive(Debug)]

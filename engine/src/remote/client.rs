@@ -11,6 +11,12 @@
 //! only when the work has really stopped, and the handle's permit counts keep matching the
 //! work in flight. A write whose outcome cannot be known (no reply by then, or the connection
 //! was lost after it was sent) fails with `Indeterminate`.
+//!
+//! One exception to "the worker has given the work up by then": a write the worker started
+//! before its deadline commits to the end, however long that takes. If it is still unanswered
+//! at deadline plus skew on a live connection, its caller gets `Indeterminate`, and the client
+//! sends nothing new until the worker answers it (or the connection dies), so no read reaches
+//! the store during that commit.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -183,6 +189,71 @@ struct ClientInner<C> {
     config: RemoteConfig,
     connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
     next_id: AtomicU64,
+    orphans: Arc<Orphans>,
+}
+
+/// Writes the client answered `Indeterminate` while the worker may still be committing them
+/// (a commit is never cut short, so one that started before its deadline can outlast the
+/// deadline plus the skew allowance). Nothing new is sent while there are any, so no read
+/// reaches the worker during such a commit and the handle's permits stay honest.
+#[derive(Debug, Default)]
+struct Orphans {
+    count: Mutex<u32>,
+    /// Woken whenever one settles.
+    settled: tokio::sync::Notify,
+}
+
+/// Longest the client waits for an orphaned write's answer before it drops the connection as
+/// broken (and sends again).
+const ORPHAN_WAIT_MAX: Duration = Duration::from_secs(30);
+
+impl Orphans {
+    fn count(&self) -> MutexGuard<'_, u32> {
+        self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until no orphaned write is outstanding; `DeadlineExceeded` (nothing was sent)
+    /// if that takes past `deadline`.
+    async fn wait(&self, deadline: Instant, budget: Duration) -> ColdResult<()> {
+        loop {
+            // Registered before the check, so a settle in between is not missed.
+            let settled = self.settled.notified();
+            if *self.count() == 0 {
+                return Ok(());
+            }
+            if rt::timeout_at(deadline, settled).await.is_err() {
+                return Err(ColdStorageError::DeadlineExceeded { timeout: budget });
+            }
+        }
+    }
+
+    /// Tracks write `id` until the worker answers it, its connection dies (with the worker's
+    /// process, or reset), or [`ORPHAN_WAIT_MAX`] passes (then the connection is dropped).
+    fn track(
+        self: &Arc<Self>,
+        connection: Arc<Connection>,
+        id: u64,
+        reply: oneshot::Receiver<Result<Reply, WireError>>,
+    ) {
+        *self.count() += 1;
+        let orphans = Arc::clone(self);
+        rt::spawn(async move {
+            tokio::select! {
+                biased;
+                _ = connection.dead.cancelled() => {}
+                _ = reply => {}
+                _ = rt::sleep(ORPHAN_WAIT_MAX) => {
+                    connection.forget(id);
+                    connection.dead.cancel();
+                }
+            }
+            let mut count = orphans.count();
+            assert!(*count > 0, "an orphan settles once");
+            *count -= 1;
+            drop(count);
+            orphans.settled.notify_waiters();
+        });
+    }
 }
 
 enum Waiter {
@@ -284,6 +355,7 @@ impl<C: Connector> RemoteBackend<C> {
                 config,
                 connection: tokio::sync::Mutex::new(None),
                 next_id: AtomicU64::new(1),
+                orphans: Arc::default(),
             }),
         }
     }
@@ -396,10 +468,12 @@ impl<C: Connector> RemoteBackend<C> {
         };
         let deadline = rt::deadline_after(budget);
         let hold_until = hold_until(deadline, config);
-        // Nothing is sent until a connection exists: failures up to here are determinate.
+        // Nothing is sent until no orphaned write may be committing and a connection exists:
+        // failures up to here are determinate.
+        self.inner.orphans.wait(deadline, budget).await?;
         let connection = self.connection(deadline).await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         connection
             .waiters()
             .insert(id, WaiterSlot(Waiter::Reply(tx)));
@@ -413,7 +487,7 @@ impl<C: Connector> RemoteBackend<C> {
             connection.forget(id);
             return Err(lost(op_name, is_write));
         }
-        match rt::timeout_at(hold_until, rx).await {
+        match rt::timeout_at(hold_until, &mut rx).await {
             Ok(Ok(result)) => result.map_err(|e| e.into_cold(op_name)),
             Ok(Err(_)) => {
                 // The connection died after the request was handed over; the worker may
@@ -421,9 +495,17 @@ impl<C: Connector> RemoteBackend<C> {
                 rt::sleep_until(hold_until).await;
                 Err(lost(op_name, is_write))
             }
+            // A write the worker may still be committing: answered now, fenced until settled.
+            Err(_)
+                if is_write
+                    && !crate::bugs::active(crate::bugs::Bug::RemoteTimeoutReleasesPermit) =>
+            {
+                self.inner.orphans.track(connection, id, rx);
+                Err(ColdStorageError::Indeterminate { op: op_name })
+            }
             Err(_) => {
                 connection.cancel(id);
-                // The worker answers every request by its deadline; silence past deadline plus
+                // The worker answers every read by its deadline; silence past deadline plus
                 // skew means the connection is broken (e.g. segments lost in a partition), so
                 // the next request must connect anew rather than wait on a dead link.
                 connection.dead.cancel();
@@ -582,6 +664,10 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
         } = params;
         let config = &self.inner.config;
         let hold_until = hold_until(deadline, config);
+        let budget = deadline.saturating_duration_since(rt::now());
+        if let Err(e) = self.inner.orphans.wait(deadline, budget).await {
+            return send_terminal(&sender, e, deadline).await;
+        }
         let connection = match self.connection(deadline).await {
             Ok(connection) => connection,
             Err(e) => return send_terminal(&sender, e, deadline).await,

@@ -57,6 +57,19 @@ fn sim_backend(disk: SimDisk, timeouts: Timeouts) -> RedbBackend {
         .unwrap()
 }
 
+/// A store on a slow `disk` whose own timeouts (60 s) never fire first, without a cache: the
+/// budgets the client sends are what limit each request.
+fn patient_backend(disk: SimDisk) -> RedbBackend {
+    let patient = Timeouts::default()
+        .with_read(Duration::from_secs(60))
+        .with_write(Duration::from_secs(60));
+    RedbBackend::builder()
+        .timeouts(patient)
+        .cache_bytes(0)
+        .open_sim(disk)
+        .unwrap()
+}
+
 fn fast_disk() -> SimDisk {
     SimDisk::builder().seed(1).build()
 }
@@ -170,14 +183,7 @@ async fn a_slow_worker_answers_deadline_exceeded_and_the_client_waits_for_it() {
         .seed(2)
         .read_latency(Duration::from_secs(2))
         .build();
-    let generous = Timeouts::default()
-        .with_read(Duration::from_secs(60))
-        .with_write(Duration::from_secs(60));
-    let backend = RedbBackend::builder()
-        .timeouts(generous)
-        .cache_bytes(0)
-        .open_sim(disk)
-        .unwrap();
+    let backend = patient_backend(disk);
     backend.append_block(block(1, 1)).await.unwrap();
     let worker = Worker::new(backend, WorkerConfig::default());
     let timeouts = Timeouts::default().with_read(Duration::from_millis(300));
@@ -206,11 +212,7 @@ async fn cancelled_reads_free_their_place_on_the_connection() {
         .seed(3)
         .read_latency(Duration::from_secs(2))
         .build();
-    let backend = RedbBackend::builder()
-        .timeouts(Timeouts::default().with_read(Duration::from_secs(60)))
-        .cache_bytes(0)
-        .open_sim(disk)
-        .unwrap();
+    let backend = patient_backend(disk);
     let worker = Worker::new(
         backend,
         WorkerConfig::default().with_max_requests_per_connection(2),
@@ -257,13 +259,7 @@ async fn nothing_is_sent_while_a_write_answered_indeterminate_may_still_commit()
         .seed(4)
         .sync_latency(Duration::from_secs(2))
         .build();
-    let generous = Timeouts::default()
-        .with_read(Duration::from_secs(60))
-        .with_write(Duration::from_secs(60));
-    let backend = RedbBackend::builder()
-        .timeouts(generous)
-        .open_sim(disk)
-        .unwrap();
+    let backend = patient_backend(disk);
     let worker = Worker::new(backend, WorkerConfig::default());
     let client_timeouts = Timeouts::default()
         .with_read(Duration::from_secs(30))

@@ -15,9 +15,9 @@ use engine::remote::wire::{
 use engine::remote::worker::{Worker, WorkerConfig};
 use engine::simdisk::SimDisk;
 use engine::{
-    Address, B256, BlockData, ColdStorageBackend, ColdStorageError, ColdStorageRead,
-    ColdStorageWrite, Filter, Header, HeaderSpecifier, Log, Receipt, StreamParams, Timeouts,
-    Transaction,
+    Address, B256, BlockData, ColdResult, ColdStorageBackend, ColdStorageError, ColdStorageRead,
+    ColdStorageWrite, Filter, Header, HeaderSpecifier, Log, Receipt, RpcLog, StreamParams,
+    Timeouts, Transaction,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -453,28 +453,38 @@ async fn bad_frames_get_an_error_or_a_closed_connection_and_nothing_else_is_affe
     assert_eq!(good.get_receipts_in_block(1).await.unwrap().len(), 2);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_consumer_that_stops_reading_cannot_make_the_worker_buffer() {
+/// A worker over 20 blocks of 10 logs, a client granting 8 items of stream credit, and a
+/// stream of every log of blocks 1..=20 into a channel of 1, due in 2 s.
+async fn stream_fixture() -> (
+    Worker<RedbBackend>,
+    RemoteBackend<DuplexConnector<RedbBackend>>,
+    StreamParams,
+    mpsc::Receiver<ColdResult<RpcLog>>,
+) {
     let backend = sim_backend(fast_disk(), Timeouts::default());
     for n in 1..=20 {
         backend.append_block(block(n, 10)).await.unwrap();
     }
     let worker = Worker::new(backend, WorkerConfig::default());
-    let credit = 8;
     let remote = RemoteBackend::new(
         DuplexConnector::new(worker.clone()),
-        RemoteConfig::default().with_stream_credit_items(credit),
+        RemoteConfig::default().with_stream_credit_items(8),
     );
-    let (tx, mut rx) = mpsc::channel(1);
-    let deadline = engine::rt::deadline_after(Duration::from_secs(2));
+    let (tx, rx) = mpsc::channel(1);
     let params = StreamParams {
         from: 1,
         to: 20,
         max_logs: 10_000,
         sender: tx,
-        deadline,
+        deadline: engine::rt::deadline_after(Duration::from_secs(2)),
         anchor: None,
     };
+    (worker, remote, params, rx)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_consumer_that_stops_reading_cannot_make_the_worker_buffer() {
+    let (worker, remote, params, mut rx) = stream_fixture().await;
     let filter = Filter::range(1, 20);
     let producer =
         engine::rt::spawn(async move { remote.produce_log_stream(&filter, params).await });
@@ -502,25 +512,8 @@ async fn a_consumer_that_stops_reading_cannot_make_the_worker_buffer() {
 /// so the handle's eight stream permits bound the worker's streams too.
 #[tokio::test(start_paused = true)]
 async fn a_stream_whose_consumer_left_has_stopped_at_the_worker_when_the_client_returns() {
-    let backend = sim_backend(fast_disk(), Timeouts::default());
-    for n in 1..=20 {
-        backend.append_block(block(n, 10)).await.unwrap();
-    }
-    let worker = Worker::new(backend, WorkerConfig::default());
-    let remote = RemoteBackend::new(
-        DuplexConnector::new(worker.clone()),
-        RemoteConfig::default().with_stream_credit_items(8),
-    );
-    let (tx, mut rx) = mpsc::channel(1);
-    let deadline = engine::rt::deadline_after(Duration::from_secs(2));
-    let params = StreamParams {
-        from: 1,
-        to: 20,
-        max_logs: 10_000,
-        sender: tx,
-        deadline,
-        anchor: None,
-    };
+    let (worker, remote, params, mut rx) = stream_fixture().await;
+    let deadline = params.deadline;
     let filter = Filter::range(1, 20);
     let at_worker = worker.clone();
     let producer = engine::rt::spawn(async move {

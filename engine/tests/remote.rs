@@ -369,6 +369,53 @@ async fn a_write_never_answered_is_indeterminate_a_read_is_deadline_exceeded() {
     );
 }
 
+/// A worker whose connects never complete, or (`refuse`) are refused at once.
+#[derive(Debug)]
+struct Unreachable {
+    refuse: bool,
+}
+
+impl Connector for Unreachable {
+    type Stream = tokio::io::DuplexStream;
+    async fn connect(&self) -> std::io::Result<Self::Stream> {
+        if self.refuse {
+            return Err(std::io::ErrorKind::ConnectionRefused.into());
+        }
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_out_of_time_before_sending_is_deadline_exceeded_and_a_refusal_is_named() {
+    let timeouts = Timeouts::default()
+        .with_read(Duration::from_millis(200))
+        .with_write(Duration::from_millis(400));
+    let config = RemoteConfig::default().with_timeouts(timeouts);
+    // A connect still pending at the deadline: nothing was sent, so the write rolled back,
+    // and the error names the write's own timeout (found over loopback TCP with a zero one).
+    let hanging = RemoteBackend::new(Unreachable { refuse: false }, config.clone());
+    assert_eq!(
+        hanging.append_block(block(1, 1)).await,
+        Err(ColdStorageError::DeadlineExceeded {
+            timeout: timeouts.write
+        })
+    );
+    assert_eq!(
+        hanging.get_latest_block().await,
+        Err(ColdStorageError::DeadlineExceeded {
+            timeout: timeouts.read
+        })
+    );
+    // A worker that refuses until the deadline is a backend error that says so.
+    let refusing = RemoteBackend::new(Unreachable { refuse: true }, config);
+    let got = refusing.append_block(block(1, 1)).await;
+    assert!(
+        matches!(&got, Err(ColdStorageError::Backend { op: "connect", message })
+            if message.contains("refused")),
+        "{got:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn bad_frames_get_an_error_or_a_closed_connection_and_nothing_else_is_affected() {
     let worker = Worker::new(

@@ -366,13 +366,16 @@ impl<C: Connector> RemoteBackend<C> {
     }
 
     /// The live connection, connecting (with backoff) if there is none, until `deadline`.
-    async fn connection(&self, deadline: Instant) -> ColdResult<Arc<Connection>> {
+    ///
+    /// Nothing has been sent yet, so running out of time here is `DeadlineExceeded` for the
+    /// caller's `budget` (a write rolled back), whatever step it ran out in; a worker that
+    /// refuses until the deadline is a backend error that names the last refusal.
+    async fn connection(&self, deadline: Instant, budget: Duration) -> ColdResult<Arc<Connection>> {
         let config = &self.inner.config;
+        let out_of_time = || ColdStorageError::DeadlineExceeded { timeout: budget };
         let mut slot = rt::timeout_at(deadline, self.inner.connection.lock())
             .await
-            .map_err(|_| ColdStorageError::DeadlineExceeded {
-                timeout: config.timeouts.read,
-            })?;
+            .map_err(|_| out_of_time())?;
         if let Some(connection) = slot.as_ref().filter(|c| !c.dead.is_cancelled()) {
             return Ok(Arc::clone(connection));
         }
@@ -381,7 +384,7 @@ impl<C: Connector> RemoteBackend<C> {
             let error = match rt::timeout_at(deadline, self.inner.connector.connect()).await {
                 Ok(Ok(stream)) => break stream,
                 Ok(Err(e)) => e,
-                Err(_) => io::Error::new(io::ErrorKind::TimedOut, "connect timed out"),
+                Err(_) => return Err(out_of_time()),
             };
             let now = rt::now();
             if now + backoff >= deadline {
@@ -471,7 +474,7 @@ impl<C: Connector> RemoteBackend<C> {
         // Nothing is sent until no orphaned write may be committing and a connection exists:
         // failures up to here are determinate.
         self.inner.orphans.wait(deadline, budget).await?;
-        let connection = self.connection(deadline).await?;
+        let connection = self.connection(deadline, budget).await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = oneshot::channel();
         connection
@@ -668,7 +671,7 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
         if let Err(e) = self.inner.orphans.wait(deadline, budget).await {
             return send_terminal(&sender, e, deadline).await;
         }
-        let connection = match self.connection(deadline).await {
+        let connection = match self.connection(deadline, budget).await {
             Ok(connection) => connection,
             Err(e) => return send_terminal(&sender, e, deadline).await,
         };

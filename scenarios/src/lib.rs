@@ -55,10 +55,14 @@ pub enum Fault {
     /// Message latency between hosts (distribution drawn per seed).
     NetworkLatency,
     /// Partitions between hosts (what is in flight or sent meanwhile is lost), healed later.
-    /// No holds (delivering late instead of never): request budgets are relative to when the
-    /// worker reads a request, so a held request would start its work after the client gave
-    /// up on it, which the engine's permit accounting does not claim to survive.
     Partition,
+    /// Holds of one direction between two hosts: what is in flight that way, and what is sent
+    /// while it lasts, arrives late, in one burst, in order; nothing is lost. A held request
+    /// reaches the worker with its whole budget after the client gave up on it: the engine
+    /// survives that because a client that gives up on a read drops the connection (whose
+    /// end follows the request, so the worker cancels it on arrival) and fences a write until
+    /// the worker answers it.
+    Hold,
     /// The worker (or the process owning the store) crashes and restarts.
     Crash,
     /// Writes not yet synced are lost or torn on a crash.
@@ -81,6 +85,7 @@ impl Fault {
         match self {
             Fault::NetworkLatency => "net-latency",
             Fault::Partition => "partition",
+            Fault::Hold => "hold",
             Fault::Crash => "crash",
             Fault::TornWrites => "torn-writes",
             Fault::DiskErrors => "disk-errors",
@@ -134,11 +139,12 @@ pub const CATALOG: &[Scenario] = &[
     },
     Scenario {
         name: "engine-remote",
-        about: "handle over RemoteBackend to an IO worker on another host: network latency, partitions, worker crash and restart, torn writes; permits at handle and worker, indeterminate writes",
+        about: "handle over RemoteBackend to an IO worker on another host: network latency, partitions, holds, worker crash and restart, torn writes; permits at handle and worker, indeterminate writes",
         world: World::EngineRemote,
         faults: &[
             Fault::NetworkLatency,
             Fault::Partition,
+            Fault::Hold,
             Fault::Crash,
             Fault::TornWrites,
             Fault::BackendLatency,
@@ -148,9 +154,9 @@ pub const CATALOG: &[Scenario] = &[
     },
     Scenario {
         name: "btail-tracking",
-        about: "ΔBtail on the simulated network: zstor commits random tree topologies (deletions included) and serves object loads over a stream connection, wcfs runs ΔBtail fed by δZ, clients Track, GetAt and slice concurrently with updates and ForgetPast; answers against the KV-per-revision model, snapshots never change",
+        about: "ΔBtail on the simulated network: zstor commits random tree topologies (deletions included) and serves object loads over a stream connection (held now and then), wcfs runs ΔBtail fed by δZ, clients Track, GetAt and slice concurrently with updates and ForgetPast; answers against the KV-per-revision model, snapshots never change",
         world: World::Btail,
-        faults: &[Fault::NetworkLatency, Fault::BackendLatency],
+        faults: &[Fault::NetworkLatency, Fault::Hold, Fault::BackendLatency],
     },
 ];
 
@@ -186,6 +192,10 @@ pub struct Derived {
     pub cancel_rate: f64,
     /// Probability a stream consumer is slow or never reads (when on).
     pub slow_consumer_rate: f64,
+    /// Holds of a direction between hosts over the run (network worlds, when on).
+    pub holds: u32,
+    /// Longest hold (network worlds, when on); each is drawn up to it.
+    pub max_hold: Duration,
     /// The simulated network's tick (network worlds only, `None` elsewhere): messages between
     /// hosts are delivered at tick boundaries, timers inside a host fire at their exact time.
     /// Drawn per seed, so both fine and coarse interleavings of hosts are explored.
@@ -214,16 +224,19 @@ impl Scenario {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ name_hash);
-        // Swarm: each allowed fault is on with probability ½, so every subset occurs.
-        let faults = self
+        // Swarm: each allowed fault is on with probability ½, so every subset occurs. Faults
+        // added to the catalog later are drawn after every older knob, so a seed's older
+        // configuration stays what it was (and so do its runs, while the new fault is off).
+        let mut faults: Vec<Fault> = self
             .faults
             .iter()
             .copied()
+            .filter(|f| !LATER_FAULTS.contains(f))
             .filter(|_| rng.random_bool(0.5))
             .collect();
-        Derived {
+        let mut derived = Derived {
             seed,
-            faults,
+            faults: Vec::new(),
             clients: rng.random_range(2..=8),
             ops_per_client: rng.random_range(10..=60),
             max_latency: Duration::from_millis(rng.random_range(1..=50)),
@@ -248,9 +261,29 @@ impl Scenario {
                 }
                 Duration::from_millis(tick_ms)
             }),
+            holds: 0,
+            max_hold: Duration::ZERO,
+        };
+        for later in LATER_FAULTS {
+            if self.faults.contains(later) && rng.random_bool(0.5) {
+                faults.push(*later);
+            }
         }
+        // Printed in the catalog's order.
+        derived.faults = self
+            .faults
+            .iter()
+            .copied()
+            .filter(|f| faults.contains(f))
+            .collect();
+        derived.holds = rng.random_range(1..=8);
+        derived.max_hold = Duration::from_millis(rng.random_range(10..=2_000));
+        derived
     }
 }
+
+/// Faults drawn after every knob that existed before them, oldest first.
+const LATER_FAULTS: &[Fault] = &[Fault::Hold];
 
 impl fmt::Display for Derived {
     /// One line of `key=value`, faults first; only the knobs of faults that are on.
@@ -274,6 +307,14 @@ impl fmt::Display for Derived {
         }
         if self.has(Fault::Partition) {
             write!(f, " partition_rate={:.4}", self.partition_rate)?;
+        }
+        if self.has(Fault::Hold) {
+            write!(
+                f,
+                " holds={} max_hold_ms={}",
+                self.holds,
+                self.max_hold.as_millis()
+            )?;
         }
         if self.has(Fault::Crash) {
             write!(f, " crashes={}", self.crashes)?;
@@ -343,6 +384,28 @@ mod tests {
             } else {
                 assert_eq!(ticks, [None].into(), "{}", s.name);
                 assert!(!s.derive(3).to_string().contains("tick_ms"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_later_fault_leaves_every_older_knob_of_a_seed_as_it_was() {
+        for s in CATALOG.iter().filter(|s| s.faults.contains(&Fault::Hold)) {
+            let older: Vec<Fault> = s
+                .faults
+                .iter()
+                .copied()
+                .filter(|f| *f != Fault::Hold)
+                .collect();
+            let before = Scenario {
+                faults: Box::leak(older.into_boxed_slice()),
+                ..*s
+            };
+            for seed in 0..100 {
+                let (mut now, was) = (s.derive(seed), before.derive(seed));
+                now.faults.retain(|f| *f != Fault::Hold);
+                (now.holds, now.max_hold) = (was.holds, was.max_hold);
+                assert_eq!(now, was, "{} seed {seed}", s.name);
             }
         }
     }

@@ -10,6 +10,8 @@
 //! - Client hosts call Track, GetAt, SliceByRootRev and SliceByRev on wcfs's ΔBtail through a
 //!   shared handle (queries are in-process calls; the object loads they cause still travel from
 //!   wcfs to zstor over the network), concurrently with Updates and ForgetPast.
+//! - When the seed turns holds on, the network holds one direction between zstor and wcfs now
+//!   and then ([`hold_links`]): δZ and loads arrive late and in bursts, which changes no answer.
 //!
 //! Monitors (the model is the KV content of the tree at every revision, `model::kv::KvModel`):
 //! - every GetAt of a tracked key agrees with the model (value, revision and both exactness
@@ -1277,6 +1279,11 @@ pub(crate) async fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
 
     let start = rt::now();
     let hosts: Vec<Host> = (0..shared.clients + 2).map(|_| Host::new()).collect();
+    // The network's own faults, beside every host.
+    let network = Host::new();
+    if derived.has(Fault::Hold) {
+        network.spawn(hold_links(derived.clone(), shared.net.clone()));
+    }
     let violation = match rt::timeout(MAX_SIMULATED, run_hosts(&shared, &hosts)).await {
         Ok(violation) => violation,
         Err(rt::Elapsed) => Some(Violation::new(
@@ -1286,6 +1293,7 @@ pub(crate) async fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
     };
     // The run is over: nothing of it may run on.
     hosts.iter().for_each(Host::kill);
+    network.kill();
     let stats = RunStats {
         ops: *lock(&shared.ops),
         simulated: rt::now() - start,
@@ -1293,6 +1301,29 @@ pub(crate) async fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
     let found = lock(&shared.violation).take();
     let panicked = take_panic().map(|p| Violation::new("panic", p));
     (found.or(panicked).or(violation), stats)
+}
+
+/// Holds a direction between zstor and wcfs now and then, `derived.holds` times (δZ and
+/// object loads arrive late, in bursts; ΔBtail has no deadlines, so nothing may change in its
+/// answers). A run lasts seconds of simulated time, so the holds start within its first few.
+async fn hold_links(derived: Derived, net: Net) {
+    let mut rng = seeding::rng(derived.seed, "network-holds", 0);
+    let max_hold_ms = derived.max_hold.as_millis() as u64;
+    for _ in 0..derived.holds {
+        rt::sleep(Duration::from_millis(rng.random_range(0..=2_000))).await;
+        let (from, to) = if rng.random_bool(0.5) {
+            (ZSTOR, WCFS)
+        } else {
+            (WCFS, ZSTOR)
+        };
+        let length = Duration::from_millis(rng.random_range(1..=max_hold_ms));
+        net.hold(from, to, length);
+        trace::record(
+            "network",
+            "fault.hold",
+            format!("{from}->{to} for {length:?}"),
+        );
+    }
 }
 
 /// Starts zstor, wcfs and the clients, each a host of its own, and waits until wcfs and every

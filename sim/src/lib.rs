@@ -17,7 +17,7 @@
 //! - [`monitor`]: monitors fed by the engine's tracing events (cache hits).
 //! - [`history`]: the recorded history and its linearizability check against the model.
 //! - [`engine_world`]: the in-process engine worlds (Mem, redb on SimDisk with crashes).
-//! - [`net`]: the simulated network (latency, ticks, partitions, crashes, flow control).
+//! - [`net`]: the simulated network (latency, ticks, partitions, holds, crashes, flow control).
 //! - [`remote_world`]: the network engine world (IO worker host, node host, fault driver).
 //! - [`btail_world`]: the ΔBtail world (zstor, wcfs, clients; model monitors).
 //! - [`bugs`]: the planted bugs by name.

@@ -13,6 +13,9 @@
 //!   sent while it lasts. A connection that lost a segment delivers nothing more (its
 //!   retransmissions fail), so a frame is never torn, and it is reset when the partition
 //!   heals. A connect across a partition waits until it heals (SYN retries);
+//! - a hold of one direction between two hosts delays, without losing, every segment in flight
+//!   that way and every one sent while it lasts (and a connect either way): they arrive at
+//!   its end, in order, in one burst, as a clogged link or a stalled switch delivers them;
 //! - a crashed host's connections are reset at once (its kernel closes them) and its
 //!   listeners vanish; a connect to a port nobody listens on is refused;
 //! - a dropped stream closes: the peer reads the end of the stream after the last segment,
@@ -67,6 +70,8 @@ struct NetState {
     next_listener_id: u64,
     /// Partitioned pairs, the smaller name first.
     partitions: BTreeSet<(HostName, HostName)>,
+    /// Held directions `(from, to)`, until when (at a tick boundary).
+    holds: BTreeMap<(HostName, HostName), Instant>,
     /// Every connection made, until both its ends are gone.
     connections: Vec<Connection>,
 }
@@ -92,6 +97,16 @@ impl Connection {
     }
 }
 
+impl NetState {
+    /// The first tick boundary at or after `at`.
+    fn at_tick(&self, at: Instant) -> Instant {
+        // In nanoseconds: madsim's clock is finer than a microsecond.
+        let tick_ns = self.tick.as_nanos().max(1);
+        let ticks = at.duration_since(self.epoch).as_nanos().div_ceil(tick_ns);
+        self.epoch + Duration::from_nanos((ticks * tick_ns) as u64)
+    }
+}
+
 fn pair(a: HostName, b: HostName) -> (HostName, HostName) {
     if a <= b { (a, b) } else { (b, a) }
 }
@@ -110,6 +125,7 @@ impl Net {
                 listeners: BTreeMap::new(),
                 next_listener_id: 0,
                 partitions: BTreeSet::new(),
+                holds: BTreeMap::new(),
                 connections: Vec::new(),
             })),
             healed: Arc::new(Notify::new()),
@@ -140,16 +156,19 @@ impl Net {
         let mut st = lock(&self.state);
         let max_latency_us = st.max_latency.as_micros() as u64;
         let latency_us = st.rng.random_range(0..=max_latency_us);
-        // In nanoseconds: madsim's clock is finer than a microsecond.
-        let tick_ns = st.tick.as_nanos().max(1);
         let now = rt::now();
-        let since_epoch_ns = (now + Duration::from_micros(latency_us))
-            .duration_since(st.epoch)
-            .as_nanos();
-        let ticks = since_epoch_ns.div_ceil(tick_ns);
-        let at = st.epoch + Duration::from_nanos((ticks * tick_ns) as u64);
+        let at = st.at_tick(now + Duration::from_micros(latency_us));
         assert!(at >= now, "a message never arrives before it was sent");
         at
+    }
+
+    /// Until when `from → to` is held, if a hold is still on.
+    fn held_until(&self, from: HostName, to: HostName) -> Option<Instant> {
+        let st = lock(&self.state);
+        st.holds
+            .get(&(from, to))
+            .copied()
+            .filter(|&until| until > rt::now())
     }
 
     fn partitioned(&self, a: HostName, b: HostName) -> bool {
@@ -178,8 +197,9 @@ impl Net {
         })
     }
 
-    /// Connects from host `from` to `port` of host `to`: waits out a partition between them,
-    /// then takes one message latency; refused if nobody listens there by then.
+    /// Connects from host `from` to `port` of host `to`: waits out a partition between them
+    /// and a hold either way, then takes one message latency; refused if nobody listens there
+    /// by then.
     pub async fn connect(&self, from: HostName, to: HostName, port: u16) -> io::Result<SimStream> {
         loop {
             // Registered before the check, so a heal in between is not missed.
@@ -188,8 +208,14 @@ impl Net {
                 healed.await;
                 continue;
             }
+            let held = self.held_until(from, to).max(self.held_until(to, from));
+            if let Some(until) = held {
+                rt::sleep_until(until).await;
+                continue;
+            }
             rt::sleep_until(self.delivery()).await;
-            if !self.partitioned(from, to) {
+            let held = self.held_until(from, to).or(self.held_until(to, from));
+            if !self.partitioned(from, to) && held.is_none() {
                 break;
             }
         }
@@ -229,6 +255,21 @@ impl Net {
             .collect()
     }
 
+    /// The live pipe `direction` (0: from the connecting host, 1: towards it) of the
+    /// connections `pick` selects.
+    fn pipes_towards(
+        &self,
+        pick: impl Fn(&Connection) -> bool,
+        direction: usize,
+    ) -> Vec<Arc<Pipe>> {
+        let st = lock(&self.state);
+        st.connections
+            .iter()
+            .filter(|c| pick(c))
+            .filter_map(|c| c.pipes[direction].upgrade())
+            .collect()
+    }
+
     /// Cuts `a` from `b`: everything in flight between them, and everything sent until
     /// [`Net::repair`], is lost.
     pub fn partition(&self, a: HostName, b: HostName) {
@@ -238,6 +279,29 @@ impl Net {
                 st.lost = true;
                 st.segments.clear();
                 st.queued_bytes = 0;
+            });
+        }
+    }
+
+    /// Holds the direction `from → to` for `length`: what is in flight that way, and what is
+    /// sent until then, arrives at the first tick after `length` (or later, if its latency says
+    /// so), in order. Nothing is lost; a later hold of the same direction can only extend it.
+    pub fn hold(&self, from: HostName, to: HostName, length: Duration) {
+        let until = {
+            let mut st = lock(&self.state);
+            let until = st.at_tick(rt::now() + length);
+            let until = st.holds.get(&(from, to)).map_or(until, |&u| u.max(until));
+            st.holds.insert((from, to), until);
+            until
+        };
+        let outbound = self.pipes_towards(|c| c.hosts == (from, to), 0);
+        let inbound = self.pipes_towards(|c| c.hosts == (to, from), 1);
+        for pipe in outbound.into_iter().chain(inbound) {
+            pipe.update(|st| {
+                st.held_until = st.held_until.max(Some(until));
+                for (at, _) in &mut st.segments {
+                    *at = (*at).max(until);
+                }
             });
         }
     }
@@ -297,6 +361,8 @@ struct PipeState {
     reset: bool,
     /// A segment was dropped by a partition: nothing more is delivered.
     lost: bool,
+    /// Nothing crosses before this instant (a hold of this direction).
+    held_until: Option<Instant>,
     /// The reading end is gone: writes fail.
     reader_gone: bool,
     reader: Option<Waker>,
@@ -369,6 +435,7 @@ impl AsyncRead for SimStream {
                 // Woken by whatever changes the pipe; a timer wakes it for a segment in flight.
                 st.reader = Some(cx.waker().clone());
                 let end = st.fin && !st.lost;
+                let held = st.held_until.filter(|&until| until > rt::now());
                 match st.segments.front_mut() {
                     Some((at, bytes)) if *at <= rt::now() => {
                         let n = bytes.len().min(buf.remaining());
@@ -385,8 +452,12 @@ impl AsyncRead for SimStream {
                         return Poll::Ready(Ok(()));
                     }
                     Some((at, _)) => *at,
-                    // The end of the stream, unless the FIN was lost with the data before it.
-                    None if end => return Poll::Ready(Ok(())),
+                    // The end of the stream, unless the FIN was lost with the data before it;
+                    // it crosses a hold like data does.
+                    None if end => match held {
+                        Some(until) => until,
+                        None => return Poll::Ready(Ok(())),
+                    },
                     None => return Poll::Pending,
                 }
             };
@@ -431,7 +502,7 @@ impl AsyncWrite for SimStream {
             return Poll::Pending;
         }
         let n = data.len().min(WINDOW_BYTES - st.queued_bytes);
-        let at = this.net.delivery();
+        let at = this.net.delivery().max(st.held_until.unwrap_or(rt::now()));
         let at = st.segments.back().map_or(at, |(last, _)| at.max(*last));
         st.segments.push_back((at, data[..n].to_vec()));
         st.queued_bytes += n;
@@ -607,6 +678,53 @@ mod tests {
                 .expect("connects after the repair");
             let err = server.read(&mut buf).await.expect_err("reset on repair");
             assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        });
+    }
+
+    #[test]
+    fn a_hold_delays_one_direction_without_losing_anything() {
+        block_on(async {
+            let net = net(1);
+            let (_listener, mut client, mut server) = connected(&net).await;
+            client.write_all(b"in flight").await.expect("write");
+            let held_at = rt::now();
+            let length = Duration::from_millis(100);
+            net.hold("a", "b", length);
+            client.write_all(b" and sent").await.expect("write");
+            // The other direction still flows.
+            server.write_all(b"pong").await.expect("write");
+            let mut pong = [0u8; 4];
+            client.read_exact(&mut pong).await.expect("read");
+            assert_eq!(&pong, b"pong");
+            assert!(rt::now() - held_at < length, "only a → b is held");
+            let mut early = [0u8; 1];
+            let read = rt::timeout(length / 2, server.read(&mut early)).await;
+            assert!(read.is_err(), "what was in flight is held too");
+            // A connect either way waits out the hold.
+            let mut listener_a = net.bind("a", 2).expect("bind");
+            net.connect("b", "a", 2).await.expect("connect");
+            assert!(rt::now() - held_at >= length, "connected across a hold");
+            drop(listener_a.accept().await.expect("accept"));
+            drop(client);
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.expect("read");
+            assert_eq!(got, b"in flight and sent", "nothing lost, in order");
+            assert!(rt::now() - held_at >= length);
+        });
+    }
+
+    #[test]
+    fn the_end_of_a_stream_waits_out_a_hold() {
+        block_on(async {
+            let net = net(1);
+            let (_listener, client, mut server) = connected(&net).await;
+            let held_at = rt::now();
+            net.hold("a", "b", Duration::from_millis(50));
+            drop(client);
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.expect("read");
+            assert!(got.is_empty());
+            assert!(rt::now() - held_at >= Duration::from_millis(50));
         });
     }
 

@@ -2,7 +2,8 @@
 //! the IO worker over redb on a SimDisk; host `node` runs the handle over a RemoteBackend and
 //! the clients. A driver task beside both injects what the seed's configuration says, each
 //! fault once the clients have issued its number of operations: partitions between the two
-//! hosts, and worker crashes (its tasks die, its connections reset, the disk keeps only what
+//! hosts, holds of one direction (requests or answers arrive late, in a burst), and worker
+//! crashes (its tasks die, its connections reset, the disk keeps only what
 //! it synced, torn at sector granularity) followed by a restart. Message latency is the
 //! network's.
 //!
@@ -48,14 +49,28 @@ impl Connector for SimConnector {
 /// A fault the driver injects when the clients have issued `at_ops` operations.
 #[derive(Debug, Clone, Copy)]
 enum Planned {
-    Crash { at_ops: u64, down: Duration },
-    Partition { at_ops: u64, length: Duration },
+    Crash {
+        at_ops: u64,
+        down: Duration,
+    },
+    Partition {
+        at_ops: u64,
+        length: Duration,
+    },
+    Hold {
+        at_ops: u64,
+        from: &'static str,
+        to: &'static str,
+        length: Duration,
+    },
 }
 
 impl Planned {
     fn at_ops(&self) -> u64 {
         match self {
-            Planned::Crash { at_ops, .. } | Planned::Partition { at_ops, .. } => *at_ops,
+            Planned::Crash { at_ops, .. }
+            | Planned::Partition { at_ops, .. }
+            | Planned::Hold { at_ops, .. } => *at_ops,
         }
     }
 }
@@ -83,6 +98,25 @@ fn plan(derived: &Derived) -> Vec<Planned> {
             });
         }
     }
+    // Drawn from their own stream, so a seed's other faults stay where they were.
+    let mut hold_rng = seeding::rng(derived.seed, "network-holds", 0);
+    if derived.has(Fault::Hold) {
+        for _ in 0..derived.holds {
+            let (from, to) = if hold_rng.random_bool(0.5) {
+                (NODE, WORKER)
+            } else {
+                (WORKER, NODE)
+            };
+            let max_hold_ms = derived.max_hold.as_millis() as u64;
+            planned.push(Planned::Hold {
+                at_ops: hold_rng.random_range(1..=total.max(1)),
+                from,
+                to,
+                length: Duration::from_millis(hold_rng.random_range(1..=max_hold_ms)),
+            });
+        }
+    }
+    // Stable: faults planned at the same count keep their drawing order.
     planned.sort_by_key(Planned::at_ops);
     planned
 }
@@ -249,6 +283,16 @@ async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, 
                     trace::record("driver", "fault.partition", format!("for {length:?}"));
                     recovering.push((now + length, fault));
                 }
+                Planned::Hold {
+                    from, to, length, ..
+                } => {
+                    net.hold(from, to, length);
+                    trace::record(
+                        "driver",
+                        "fault.hold",
+                        format!("{from}->{to} for {length:?}"),
+                    );
+                }
                 Planned::Crash { .. } => {}
             }
         }
@@ -265,6 +309,7 @@ async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, 
                     net.repair(NODE, WORKER);
                     trace::record("driver", "fault.repair", "node-worker");
                 }
+                Planned::Hold { .. } => unreachable!("a hold ends by itself"),
             }
             false
         });

@@ -56,6 +56,13 @@ use crate::report::{RunStats, Violation};
 use crate::seeding;
 use crate::trace;
 
+/// Fewest commits zstor makes in a run.
+const MIN_COMMITS: u32 = 8;
+/// Most commits a client waits for before its first op.
+const MAX_START_AFTER: u64 = 6;
+// Every client starts: the commits it waits for are made.
+const _: () = assert!(MAX_START_AFTER < MIN_COMMITS as u64);
+
 /// The object store's host.
 const ZSTOR: &str = "zstor";
 /// ΔBtail's host.
@@ -478,8 +485,9 @@ struct Shared {
     model: Mutex<Model>,
     /// Keys covered by a Track that returned Ok.
     requested: Mutex<BTreeSet<Key>>,
-    /// wcfs's ΔBtail once it started, and its head after every Update (clients wait on it).
-    dbtail: Mutex<Option<(Arc<DBtail<NetSource>>, Rev)>>,
+    /// wcfs's ΔBtail once it started, the revision it started at, and its head after every
+    /// Update (clients wait on it).
+    dbtail: Mutex<Option<(Arc<DBtail<NetSource>>, Rev, Rev)>>,
     violation: Mutex<Option<Violation>>,
     snapshots: Mutex<Vec<Snapshot>>,
     /// Clients finished (wcfs waits on it).
@@ -614,7 +622,7 @@ fn next_kv(
 async fn commit_loop(sh: &Shared) -> HostResult {
     let mut env = lock(&sh.env).take().expect("zstor boots once");
     let mut rng = seeding::rng(sh.derived.seed, "zstor-commits", 0);
-    let ncommits = rng.random_range(8..=30u32);
+    let ncommits = rng.random_range(MIN_COMMITS..=30u32);
     let delete_probability = DELETE_PROBABILITIES[rng.random_range(0..DELETE_PROBABILITIES.len())];
     let mut dz = loop {
         match sh.net.connect(ZSTOR, WCFS, DZ_PORT).await {
@@ -749,7 +757,7 @@ async fn wcfs(sh: Arc<Shared>) -> HostResult {
         return Err("δZ stream does not start with hello".into());
     };
     let db = Arc::new(DBtail::new(Arc::new(NetSource { tx }), at0));
-    sh.advance(|sh| *lock(&sh.dbtail) = Some((db.clone(), at0)));
+    sh.advance(|sh| *lock(&sh.dbtail) = Some((db.clone(), at0, at0)));
     trace::record("wcfs", "start", format!("at0={}", at0.0));
     let mut rng = seeding::rng(sh.derived.seed, "wcfs", 0);
     loop {
@@ -762,7 +770,7 @@ async fn wcfs(sh: Arc<Shared>) -> HostResult {
                             "update",
                             format!("rev={} δb={:?}", rev.0, δb.by_root),
                         );
-                        sh.advance(|sh| *lock(&sh.dbtail) = Some((db.clone(), rev)));
+                        sh.advance(|sh| *lock(&sh.dbtail) = Some((db.clone(), at0, rev)));
                     }
                     Err(e) => sh.violate("btail", format!("update @{}: {e}", rev.0)),
                 }
@@ -1000,14 +1008,16 @@ async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
     let actor = format!("client-{idx}");
     let mut rng = seeding::rng(sh.derived.seed, "btail-client", u64::from(idx));
     sh.wait_until(|sh| lock(&sh.dbtail).is_some()).await;
-    let (db, at0) = lock(&sh.dbtail).clone().expect("waited for wcfs to start");
+    let (db, at0, _) = lock(&sh.dbtail).clone().expect("waited for wcfs to start");
     // Most clients start after a few commits: tracking the initial empty tree covers every
-    // key at once, which would leave nothing for rebuilds to widen.
-    let start_after = rng.random_range(2..=6u64);
+    // key at once, which would leave nothing for rebuilds to widen. Counted from the start
+    // revision, not from the head seen first: updates may arrive in a burst (a held δZ
+    // stream), and a head past the last commit would never come (seed 4253 hung so).
+    let start_after = rng.random_range(2..=MAX_START_AFTER);
     sh.wait_until(|sh| {
         lock(&sh.dbtail)
             .as_ref()
-            .is_some_and(|(_, head)| head.0 >= at0.0 + start_after)
+            .is_some_and(|(_, _, head)| head.0 >= at0.0 + start_after)
     })
     .await;
     // Spread the ops over about the time the commits take.

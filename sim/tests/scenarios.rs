@@ -25,6 +25,27 @@ fn every_scenario_passes_its_first_seeds() {
     }
 }
 
+/// Seeds that once found a defect of the harness or the stack, with what it was; each must
+/// pass now.
+const REGRESSIONS: &[(&str, u64, &str)] = &[(
+    "btail-tracking",
+    4253,
+    "a held δZ stream delivered every commit at once; clients waited for a head past the last",
+)];
+
+#[test]
+fn seeds_that_found_defects_pass() {
+    for &(name, seed, what) in REGRESSIONS {
+        let scenario = scenarios::find(name).expect("a catalog scenario");
+        let (report, _) = run_one(scenario, seed, RunOptions::default());
+        assert!(
+            report.violation.is_none(),
+            "{what}\n{}",
+            report.failure_text()
+        );
+    }
+}
+
 #[test]
 fn every_scenario_is_deterministic() {
     for scenario in CATALOG {

@@ -276,6 +276,41 @@ async fn nothing_is_sent_while_a_write_answered_indeterminate_may_still_commit()
     assert!(engine::rt::now() - started >= Duration::from_secs(2));
 }
 
+/// The worker's own drain barrier: a read on another connection (as after the writer's
+/// connection died) waits for a committing write, within the read's deadline.
+#[tokio::test(start_paused = true)]
+async fn a_read_on_another_connection_waits_for_a_committing_write() {
+    let disk = SimDisk::builder()
+        .seed(4)
+        .sync_latency(Duration::from_secs(2))
+        .build();
+    let worker = Worker::new(patient_backend(disk), WorkerConfig::default());
+    let timeouts = Timeouts::default()
+        .with_read(Duration::from_secs(30))
+        .with_write(Duration::from_secs(30));
+    let writer = remote(&worker, timeouts);
+    let reader = remote(&worker, timeouts);
+    let started = engine::rt::now();
+    let write = engine::rt::spawn(async move { writer.append_block(block(1, 1)).await });
+    // The write reaches the worker and starts its 2 s commit.
+    engine::rt::sleep(Duration::from_millis(100)).await;
+    assert_eq!(reader.get_latest_block().await, Ok(Some(1)));
+    assert!(engine::rt::now() - started >= Duration::from_secs(2));
+    assert_eq!(write.await.expect("write task"), Ok(()));
+    // And a read too slow to wait that long is refused at its deadline, never served stale.
+    let short = remote(&worker, timeouts.with_read(Duration::from_millis(500)));
+    let writer = remote(&worker, timeouts);
+    let write = engine::rt::spawn(async move { writer.append_block(block(2, 1)).await });
+    engine::rt::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        short.get_latest_block().await,
+        Err(ColdStorageError::DeadlineExceeded {
+            timeout: Duration::from_millis(500)
+        })
+    );
+    assert_eq!(write.await.expect("write task"), Ok(()));
+}
+
 /// A server that reads one request frame and then closes without answering: the client cannot
 /// know what happened to it.
 #[derive(Debug)]

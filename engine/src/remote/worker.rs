@@ -6,7 +6,9 @@
 //! deadlines on its own side: a read stops at its deadline; a write that has not started by its
 //! deadline is refused (a determinate `DeadlineExceeded`), and a write already committing runs
 //! to completion, because an interrupted commit would leave its outcome unknown; one that
-//! finishes late is logged.
+//! finishes late is logged. The worker keeps a drain barrier of its own across connections
+//! (reads share it, a write waits for it alone, within its deadline), so a write that outlived
+//! its connection never runs beside reads sent on the next one.
 //!
 //! A bad frame never affects other connections or the store: an undecodable frame or an
 //! unknown version is answered with `ProtocolError` and skipped; an oversized or truncated one
@@ -131,6 +133,11 @@ struct WorkerInner<B> {
     backend: B,
     config: WorkerConfig,
     work_permits: Arc<Semaphore>,
+    /// The drain barrier where the work runs: reads share it, a write holds it alone. The
+    /// handle's barrier already orders its own requests; this one also orders requests the
+    /// handle no longer waits for, such as a write still committing after its connection died
+    /// (the client may then send reads on a new connection). FIFO, so a write is not starved.
+    drain: tokio::sync::RwLock<()>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -149,6 +156,7 @@ impl<B: ColdStorageBackend> Worker<B> {
                 backend,
                 config,
                 work_permits,
+                drain: tokio::sync::RwLock::new(()),
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
             }),
@@ -389,10 +397,12 @@ impl<B: ColdStorageBackend> Worker<B> {
             op if op.is_write() => {
                 // Refusing before the commit starts is a determinate answer; once it starts
                 // the commit is authoritative and runs to the end.
-                if deadline.expired() {
+                let drained = rt::timeout_at(deadline.at(), self.inner.drain.write()).await;
+                if deadline.expired() || drained.is_err() {
                     Err(ColdStorageError::DeadlineExceeded { timeout: budget })
                 } else {
                     let result = execute(&self.inner.backend, op).await;
+                    drop(drained);
                     if deadline.expired() {
                         tracing::warn!(
                             id,
@@ -404,10 +414,16 @@ impl<B: ColdStorageBackend> Worker<B> {
                     result
                 }
             }
-            op => match rt::timeout_at(deadline.at(), execute(&self.inner.backend, op)).await {
-                Ok(result) => result,
-                Err(_) => Err(ColdStorageError::DeadlineExceeded { timeout: budget }),
-            },
+            op => {
+                let read = async {
+                    let _shared = self.inner.drain.read().await;
+                    execute(&self.inner.backend, op).await
+                };
+                match rt::timeout_at(deadline.at(), read).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ColdStorageError::DeadlineExceeded { timeout: budget }),
+                }
+            }
         };
         drop(permit);
         Some(reply(id, outcome))

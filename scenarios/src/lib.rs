@@ -108,6 +108,10 @@ pub struct Scenario {
     pub world: World,
     /// The faults it may inject; each seed switches a subset on.
     pub faults: &'static [Fault],
+    /// Those of `faults` added after the scenario was first published, oldest first: a seed
+    /// draws them after every older knob, so its older configuration stays what it was (and
+    /// so does its run, while the added faults are off).
+    pub added_later: &'static [Fault],
 }
 
 /// Every scenario.
@@ -123,6 +127,7 @@ pub const CATALOG: &[Scenario] = &[
             Fault::ShutdownInFlight,
             Fault::SlowConsumers,
         ],
+        added_later: &[],
     },
     Scenario {
         name: "engine-redb-crash",
@@ -136,6 +141,7 @@ pub const CATALOG: &[Scenario] = &[
             Fault::ClientCancel,
             Fault::SlowConsumers,
         ],
+        added_later: &[],
     },
     Scenario {
         name: "engine-remote",
@@ -147,16 +153,19 @@ pub const CATALOG: &[Scenario] = &[
             Fault::Hold,
             Fault::Crash,
             Fault::TornWrites,
+            Fault::DiskErrors,
             Fault::BackendLatency,
             Fault::ClientCancel,
             Fault::SlowConsumers,
         ],
+        added_later: &[Fault::Hold, Fault::DiskErrors],
     },
     Scenario {
         name: "btail-tracking",
         about: "ΔBtail on the simulated network: zstor commits random tree topologies (deletions included) and serves object loads over a stream connection (held now and then), wcfs runs ΔBtail fed by δZ, clients Track, GetAt and slice concurrently with updates and ForgetPast; answers against the KV-per-revision model, snapshots never change",
         world: World::Btail,
         faults: &[Fault::NetworkLatency, Fault::Hold, Fault::BackendLatency],
+        added_later: &[Fault::Hold],
     },
 ];
 
@@ -224,14 +233,13 @@ impl Scenario {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ name_hash);
-        // Swarm: each allowed fault is on with probability ½, so every subset occurs. Faults
-        // added to the catalog later are drawn after every older knob, so a seed's older
-        // configuration stays what it was (and so do its runs, while the new fault is off).
+        // Swarm: each allowed fault is on with probability ½, so every subset occurs (faults
+        // added later are drawn last, see `added_later`).
         let mut faults: Vec<Fault> = self
             .faults
             .iter()
             .copied()
-            .filter(|f| !LATER_FAULTS.contains(f))
+            .filter(|f| !self.added_later.contains(f))
             .filter(|_| rng.random_bool(0.5))
             .collect();
         let mut derived = Derived {
@@ -264,8 +272,9 @@ impl Scenario {
             holds: 0,
             max_hold: Duration::ZERO,
         };
-        for later in LATER_FAULTS {
-            if self.faults.contains(later) && rng.random_bool(0.5) {
+        debug_assert!(self.added_later.iter().all(|f| self.faults.contains(f)));
+        for later in self.added_later {
+            if rng.random_bool(0.5) {
                 faults.push(*later);
             }
         }
@@ -281,9 +290,6 @@ impl Scenario {
         derived
     }
 }
-
-/// Faults drawn after every knob that existed before them, oldest first.
-const LATER_FAULTS: &[Fault] = &[Fault::Hold];
 
 impl fmt::Display for Derived {
     /// One line of `key=value`, faults first; only the knobs of faults that are on.
@@ -390,20 +396,21 @@ mod tests {
 
     #[test]
     fn a_later_fault_leaves_every_older_knob_of_a_seed_as_it_was() {
-        for s in CATALOG.iter().filter(|s| s.faults.contains(&Fault::Hold)) {
+        for s in CATALOG.iter().filter(|s| !s.added_later.is_empty()) {
             let older: Vec<Fault> = s
                 .faults
                 .iter()
                 .copied()
-                .filter(|f| *f != Fault::Hold)
+                .filter(|f| !s.added_later.contains(f))
                 .collect();
             let before = Scenario {
                 faults: Box::leak(older.into_boxed_slice()),
+                added_later: &[],
                 ..*s
             };
             for seed in 0..100 {
                 let (mut now, was) = (s.derive(seed), before.derive(seed));
-                now.faults.retain(|f| *f != Fault::Hold);
+                now.faults.retain(|f| !s.added_later.contains(f));
                 (now.holds, now.max_hold) = (was.holds, was.max_hold);
                 assert_eq!(now, was, "{} seed {seed}", s.name);
             }

@@ -474,6 +474,14 @@ struct Snapshot {
 }
 
 /// Everything the hosts and the driver share.
+/// wcfs's ΔBtail, the revision it started at, and its head after the last Update.
+#[derive(Debug, Clone)]
+struct Started {
+    db: Arc<DBtail<NetSource>>,
+    at0: Rev,
+    head: Rev,
+}
+
 struct Shared {
     derived: Derived,
     net: Net,
@@ -485,9 +493,8 @@ struct Shared {
     model: Mutex<Model>,
     /// Keys covered by a Track that returned Ok.
     requested: Mutex<BTreeSet<Key>>,
-    /// wcfs's ΔBtail once it started, the revision it started at, and its head after every
-    /// Update (clients wait on it).
-    dbtail: Mutex<Option<(Arc<DBtail<NetSource>>, Rev, Rev)>>,
+    /// wcfs's ΔBtail once it started (clients wait on it).
+    dbtail: Mutex<Option<Started>>,
     violation: Mutex<Option<Violation>>,
     snapshots: Mutex<Vec<Snapshot>>,
     /// Clients finished (wcfs waits on it).
@@ -757,7 +764,13 @@ async fn wcfs(sh: Arc<Shared>) -> HostResult {
         return Err("δZ stream does not start with hello".into());
     };
     let db = Arc::new(DBtail::new(Arc::new(NetSource { tx }), at0));
-    sh.advance(|sh| *lock(&sh.dbtail) = Some((db.clone(), at0, at0)));
+    sh.advance(|sh| {
+        *lock(&sh.dbtail) = Some(Started {
+            db: db.clone(),
+            at0,
+            head: at0,
+        })
+    });
     trace::record("wcfs", "start", format!("at0={}", at0.0));
     let mut rng = seeding::rng(sh.derived.seed, "wcfs", 0);
     loop {
@@ -770,7 +783,13 @@ async fn wcfs(sh: Arc<Shared>) -> HostResult {
                             "update",
                             format!("rev={} δb={:?}", rev.0, δb.by_root),
                         );
-                        sh.advance(|sh| *lock(&sh.dbtail) = Some((db.clone(), at0, rev)));
+                        sh.advance(|sh| {
+                            *lock(&sh.dbtail) = Some(Started {
+                                db: db.clone(),
+                                at0,
+                                head: rev,
+                            })
+                        });
                     }
                     Err(e) => sh.violate("btail", format!("update @{}: {e}", rev.0)),
                 }
@@ -1008,7 +1027,7 @@ async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
     let actor = format!("client-{idx}");
     let mut rng = seeding::rng(sh.derived.seed, "btail-client", u64::from(idx));
     sh.wait_until(|sh| lock(&sh.dbtail).is_some()).await;
-    let (db, at0, _) = lock(&sh.dbtail).clone().expect("waited for wcfs to start");
+    let Started { db, at0, .. } = lock(&sh.dbtail).clone().expect("waited for wcfs to start");
     // Most clients start after a few commits: tracking the initial empty tree covers every
     // key at once, which would leave nothing for rebuilds to widen. Counted from the start
     // revision, not from the head seen first: updates may arrive in a burst (a held δZ
@@ -1017,7 +1036,7 @@ async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
     sh.wait_until(|sh| {
         lock(&sh.dbtail)
             .as_ref()
-            .is_some_and(|(_, _, head)| head.0 >= at0.0 + start_after)
+            .is_some_and(|started| started.head.0 >= at0.0 + start_after)
     })
     .await;
     // Spread the ops over about the time the commits take.

@@ -45,7 +45,7 @@ const STREAM_SLACK: Duration = Duration::from_secs(1);
 /// `wait_shutdown` must return within this.
 const SHUTDOWN_LIVENESS: Duration = Duration::from_secs(30);
 /// Attempts at reopening a store before giving up on it.
-const OPEN_ATTEMPTS: u32 = 20;
+pub(crate) const OPEN_ATTEMPTS: u32 = 20;
 /// Streams opened at once by a storm: far more than the 8 stream permits.
 const STORM_STREAMS: usize = 80;
 
@@ -56,7 +56,9 @@ pub(crate) struct WorldOutcome {
     pub stats: RunStats,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`; a panic elsewhere is reported as a violation of its own, so a poisoned lock's
+/// data is still what the run left there.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -93,6 +95,11 @@ impl Ctx {
 
     fn fault(&self, fault: Fault) -> bool {
         self.derived.has(fault)
+    }
+
+    /// The seed's configuration.
+    pub(crate) fn derived(&self) -> &Derived {
+        &self.derived
     }
 
     /// Operations issued so far.
@@ -136,15 +143,21 @@ impl Ctx {
     }
 }
 
+/// Loses acknowledgements of committed writes at `probe` (the backend's), at a rate that goes
+/// with the seed's disk error rate.
+pub(crate) fn lose_acks(derived: &Derived, probe: &Probe) {
+    probe.set_ack_loss(
+        (derived.disk_error_rate * 10.0).min(0.2),
+        seeding::sub_seed(derived.seed, "ack-loss", 0),
+    );
+}
+
 /// Runs one engine scenario in process.
 pub(crate) async fn run(scenario: &Scenario, derived: &Derived, probe: Probe) -> WorldOutcome {
     let ctx = Ctx::new(derived, probe.clone(), probe);
     let seed = derived.seed;
     if ctx.fault(Fault::DiskErrors) {
-        ctx.probe.set_ack_loss(
-            (derived.disk_error_rate * 10.0).min(0.2),
-            seeding::sub_seed(seed, "ack-loss", 0),
-        );
+        lose_acks(derived, &ctx.probe);
     }
     let timeouts = Timeouts::default();
     let result = match scenario.world {
@@ -160,14 +173,14 @@ pub(crate) async fn run(scenario: &Scenario, derived: &Derived, probe: Probe) ->
             drive(&ctx, open, || {}, 0).await
         }
         World::EngineRedb => {
-            let disk = Arc::new(Mutex::new(sim_disk(derived, 0, None)));
+            let disk = Arc::new(Mutex::new(sim_disk(derived, "disk", 0, None)));
             let opener = Arc::clone(&disk);
             let open = move |phase: u32, attempt: u32| {
                 let mut disk = lock(&opener);
                 if phase == 0 && attempt > 1 {
                     // Creating the store failed part-way on a failing disk; nothing was ever
                     // acknowledged, so start over on a blank disk.
-                    *disk = sim_disk(derived, 1_000 + u64::from(attempt), None);
+                    *disk = sim_disk(derived, "disk", 1_000 + u64::from(attempt), None);
                 }
                 let disk = disk.clone();
                 RedbBackend::builder()
@@ -186,7 +199,7 @@ pub(crate) async fn run(scenario: &Scenario, derived: &Derived, probe: Probe) ->
                     "fault.crash",
                     format!("generation={generation} image_bytes={}", image.len_bytes()),
                 );
-                *disk = sim_disk(derived, generation, Some(image));
+                *disk = sim_disk(derived, "disk", generation, Some(image));
             };
             let crashes = if ctx.fault(Fault::Crash) {
                 derived.crashes
@@ -207,14 +220,16 @@ pub(crate) async fn run(scenario: &Scenario, derived: &Derived, probe: Probe) ->
     WorldOutcome { violation, stats }
 }
 
-/// The disk of generation `generation` (a new one after every crash), from `image` if given.
-fn sim_disk(
+/// The disk of generation `generation` (a new one after every crash), from `image` if given,
+/// its randomness drawn from the seed's `stream`, with the seed's disk faults.
+pub(crate) fn sim_disk(
     derived: &Derived,
+    stream: &str,
     generation: u64,
     image: Option<engine::simdisk::DiskImage>,
 ) -> SimDisk {
     let mut builder = SimDisk::builder()
-        .seed(seeding::sub_seed(derived.seed, "disk", generation))
+        .seed(seeding::sub_seed(derived.seed, stream, generation))
         .sector_survival_probability(if derived.has(Fault::TornWrites) {
             derived.sector_survival
         } else {

@@ -11,6 +11,7 @@
 //! writes there) and one around the RemoteBackend in the node (the handle's view). Every worker
 //! boot after a crash first checks that the store holds every acknowledged write.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::Timeouts;
@@ -22,7 +23,7 @@ use engine::simdisk::SimDisk;
 use rand::RngExt;
 use scenarios::{Derived, Fault};
 
-use crate::engine_world::{self, Ctx};
+use crate::engine_world::{self, Ctx, lock};
 use crate::net::{Net, SimStream};
 use crate::probe::{Limits, Probe};
 use crate::report::{RunStats, Violation};
@@ -34,6 +35,8 @@ const WORKER: &str = "worker";
 const NODE: &str = "node";
 /// Longest a run may take in simulated time before it is a liveness failure.
 const MAX_SIMULATED: Duration = Duration::from_secs(1_800);
+/// How long a worker whose store did not open takes to be started again.
+const OPEN_RETRY: Duration = Duration::from_millis(10);
 
 /// Connects the node to the worker host over the simulated network.
 #[derive(Debug)]
@@ -121,50 +124,74 @@ fn plan(derived: &Derived) -> Vec<Planned> {
     planned
 }
 
-fn disk(derived: &Derived, generation: u64, image: Option<engine::simdisk::DiskImage>) -> SimDisk {
-    let survival = if derived.has(Fault::TornWrites) {
-        derived.sector_survival
-    } else {
-        0.0
-    };
-    let mut builder = SimDisk::builder()
-        .seed(seeding::sub_seed(derived.seed, "worker-disk", generation))
-        .sector_survival_probability(survival);
-    if derived.has(Fault::BackendLatency) {
-        builder = builder
-            .read_latency(derived.backend_latency / 8)
-            .write_latency(derived.backend_latency / 4)
-            .sync_latency(derived.backend_latency);
-    }
-    if let Some(image) = image {
-        builder = builder.image(image);
-    }
-    builder.build()
-}
-
 /// What the worker host needs at every boot.
 #[derive(Debug, Clone)]
 struct Boot {
     ctx: Ctx,
     net: Net,
-    disk: SimDisk,
+    /// Shared with the driver, which crashes it; a first boot that cannot create the store on
+    /// a failing disk starts over on a blank one.
+    disk: Arc<Mutex<SimDisk>>,
     /// 1 for the first boot.
     number: u64,
+}
+
+/// The worker's disk of `generation`, its randomness from the seed's own stream for it.
+fn disk(derived: &Derived, generation: u64, image: Option<engine::simdisk::DiskImage>) -> SimDisk {
+    engine_world::sim_disk(derived, "worker-disk", generation, image)
+}
+
+/// Opens the store on the boot's disk. An injected I/O error can break an open: the worker
+/// exits and its supervisor starts it again (here: the next attempt, a moment later). A store
+/// that never opens again after a crash is a durability failure.
+async fn open_store(boot: &Boot) -> Result<RedbBackend, Violation> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = lock(&boot.disk).clone();
+        let error = match RedbBackend::builder()
+            .timeouts(Timeouts::default())
+            .open_sim(current)
+        {
+            Ok(backend) => return Ok(backend),
+            Err(e) => e,
+        };
+        if attempt >= engine_world::OPEN_ATTEMPTS {
+            return Err(Violation::new(
+                "durability",
+                format!(
+                    "worker boot {}: the store does not open ({attempt} attempts): {error}",
+                    boot.number
+                ),
+            ));
+        }
+        trace::record(
+            WORKER,
+            "open.retry",
+            format!("boot={} attempt={attempt} error={error}", boot.number),
+        );
+        if boot.number == 1 {
+            // Creating the store failed part-way; nothing was ever acknowledged.
+            let blank = disk(boot.ctx.derived(), 1_000 + u64::from(attempt), None);
+            *lock(&boot.disk) = blank;
+        }
+        rt::sleep(OPEN_RETRY).await;
+    }
 }
 
 /// One life of the worker process: open the store on the disk it was given, check it after a
 /// crash, serve until killed.
 async fn worker(boot: Boot) -> Result<(), String> {
+    let backend = match open_store(&boot).await {
+        Ok(backend) => backend,
+        Err(v) => {
+            boot.ctx.violate(v);
+            return Ok(());
+        }
+    };
     let Boot {
-        ctx,
-        net,
-        disk,
-        number,
+        ctx, net, number, ..
     } = boot;
-    let backend = RedbBackend::builder()
-        .timeouts(Timeouts::default())
-        .open_sim(disk)
-        .map_err(|e| format!("worker boot {number}: store does not open: {e}"))?;
     if number > 1 {
         let (model, in_flight) = ctx.expected_store();
         if let Err(v) = engine_world::check_store_holds(&backend, &model, in_flight.as_ref()).await
@@ -228,12 +255,15 @@ async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, 
         worker_probe.set_latency(derived.backend_latency, seed);
         worker_probe.set_spikes(0.03, Duration::from_millis(900));
     }
+    if derived.has(Fault::DiskErrors) {
+        engine_world::lose_acks(derived, &worker_probe);
+    }
     let ctx = Ctx::new(derived, worker_probe.clone(), node_probe.clone());
     let net = Net::for_seed(derived);
     let mut boot = Boot {
         ctx: ctx.clone(),
         net: net.clone(),
-        disk: disk(derived, 0, None),
+        disk: Arc::new(Mutex::new(disk(derived, 0, None))),
         number: 1,
     };
     let mut worker = boot_worker(boot.clone());
@@ -274,7 +304,10 @@ async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, 
                     worker.kill();
                     net.crash(WORKER);
                     boot.number += 1;
-                    boot.disk = disk(derived, boot.number - 1, Some(boot.disk.crash()));
+                    let mut current = lock(&boot.disk);
+                    let image = current.crash();
+                    *current = disk(derived, boot.number - 1, Some(image));
+                    drop(current);
                     trace::record("driver", "fault.crash", format!("worker down for {down:?}"));
                     recovering.push((now + down, fault));
                 }

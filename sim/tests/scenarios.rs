@@ -27,11 +27,18 @@ fn every_scenario_passes_its_first_seeds() {
 
 /// Seeds that once found a defect of the harness or the stack, with what it was; each must
 /// pass now.
-const REGRESSIONS: &[(&str, u64, &str)] = &[(
-    "btail-tracking",
-    4253,
-    "a held δZ stream delivered every commit at once; clients waited for a head past the last",
-)];
+const REGRESSIONS: &[(&str, u64, &str)] = &[
+    (
+        "btail-tracking",
+        4253,
+        "a held δZ stream delivered every commit at once; clients waited for a head past the last",
+    ),
+    (
+        "engine-remote",
+        1010,
+        "a write outlived its connection (lost in a partition) and the next one's reads ran beside it",
+    ),
+];
 
 #[test]
 fn seeds_that_found_defects_pass() {

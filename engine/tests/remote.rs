@@ -70,6 +70,15 @@ fn patient_backend(disk: SimDisk) -> RedbBackend {
         .unwrap()
 }
 
+/// A worker whose every commit takes 2 s (each sync does), over a patient store.
+fn slow_commit_worker() -> Worker<RedbBackend> {
+    let disk = SimDisk::builder()
+        .seed(4)
+        .sync_latency(Duration::from_secs(2))
+        .build();
+    Worker::new(patient_backend(disk), WorkerConfig::default())
+}
+
 fn fast_disk() -> SimDisk {
     SimDisk::builder().seed(1).build()
 }
@@ -254,13 +263,8 @@ async fn cancelled_reads_free_their_place_on_the_connection() {
 /// the worker answered the write, so no read reaches the store during the commit.
 #[tokio::test(start_paused = true)]
 async fn nothing_is_sent_while_a_write_answered_indeterminate_may_still_commit() {
-    // Every sync takes 2 s: far over the client's 300 ms write budget.
-    let disk = SimDisk::builder()
-        .seed(4)
-        .sync_latency(Duration::from_secs(2))
-        .build();
-    let backend = patient_backend(disk);
-    let worker = Worker::new(backend, WorkerConfig::default());
+    // Far over the client's 300 ms write budget.
+    let worker = slow_commit_worker();
     let client_timeouts = Timeouts::default()
         .with_read(Duration::from_secs(30))
         .with_write(Duration::from_millis(300));
@@ -280,11 +284,7 @@ async fn nothing_is_sent_while_a_write_answered_indeterminate_may_still_commit()
 /// connection died) waits for a committing write, within the read's deadline.
 #[tokio::test(start_paused = true)]
 async fn a_read_on_another_connection_waits_for_a_committing_write() {
-    let disk = SimDisk::builder()
-        .seed(4)
-        .sync_latency(Duration::from_secs(2))
-        .build();
-    let worker = Worker::new(patient_backend(disk), WorkerConfig::default());
+    let worker = slow_commit_worker();
     let timeouts = Timeouts::default()
         .with_read(Duration::from_secs(30))
         .with_write(Duration::from_secs(30));

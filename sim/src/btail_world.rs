@@ -1337,15 +1337,10 @@ pub(crate) async fn run(derived: &Derived) -> (Option<Violation>, RunStats) {
 /// answers). A run lasts seconds of simulated time, so the holds start within its first few.
 async fn hold_links(derived: Derived, net: Net) {
     let mut rng = seeding::rng(derived.seed, "network-holds", 0);
-    let max_hold_ms = derived.max_hold.as_millis() as u64;
     for _ in 0..derived.holds {
         rt::sleep(Duration::from_millis(rng.random_range(0..=2_000))).await;
-        let (from, to) = if rng.random_bool(0.5) {
-            (ZSTOR, WCFS)
-        } else {
-            (WCFS, ZSTOR)
-        };
-        let length = Duration::from_millis(rng.random_range(1..=max_hold_ms));
+        let (from, to) = crate::net::draw_direction(&mut rng, ZSTOR, WCFS);
+        let length = crate::net::draw_hold_length(&mut rng, &derived);
         net.hold(from, to, length);
         trace::record(
             "network",

@@ -45,7 +45,7 @@ const STREAM_SLACK: Duration = Duration::from_secs(1);
 /// `wait_shutdown` must return within this.
 const SHUTDOWN_LIVENESS: Duration = Duration::from_secs(30);
 /// Attempts at reopening a store before giving up on it.
-pub(crate) const OPEN_ATTEMPTS: u32 = 20;
+const OPEN_ATTEMPTS: u32 = 20;
 /// Streams opened at once by a storm: far more than the 8 stream permits.
 const STORM_STREAMS: usize = 80;
 
@@ -176,17 +176,7 @@ pub(crate) async fn run(scenario: &Scenario, derived: &Derived, probe: Probe) ->
             let disk = Arc::new(Mutex::new(sim_disk(derived, "disk", 0, None)));
             let opener = Arc::clone(&disk);
             let open = move |phase: u32, attempt: u32| {
-                let mut disk = lock(&opener);
-                if phase == 0 && attempt > 1 {
-                    // Creating the store failed part-way on a failing disk; nothing was ever
-                    // acknowledged, so start over on a blank disk.
-                    *disk = sim_disk(derived, "disk", 1_000 + u64::from(attempt), None);
-                }
-                let disk = disk.clone();
-                RedbBackend::builder()
-                    .timeouts(timeouts)
-                    .open_sim(disk)
-                    .map_err(|e| e.to_string())
+                open_redb(derived, &opener, "disk", phase == 0, attempt)
             };
             let crasher = Arc::clone(&disk);
             let mut generation = 0;
@@ -218,6 +208,60 @@ pub(crate) async fn run(scenario: &Scenario, derived: &Derived, probe: Probe) ->
         simulated: trace::now(),
     };
     WorldOutcome { violation, stats }
+}
+
+/// Opens a store the way a restarted process does: an open that an injected I/O error broke
+/// is tried again (`pause` later), up to [`OPEN_ATTEMPTS`]; a store that never opens again is
+/// a durability failure. `open` gets the attempt's number, from 1; each retry is traced by
+/// `actor`, its detail starting with `tag`.
+pub(crate) async fn retry_open<B>(
+    actor: &str,
+    tag: &str,
+    what: &str,
+    pause: Duration,
+    mut open: impl FnMut(u32) -> Result<B, String>,
+) -> Result<B, Violation> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match open(attempt) {
+            Ok(backend) => return Ok(backend),
+            Err(e) if attempt >= OPEN_ATTEMPTS => {
+                return Err(Violation::new(
+                    "durability",
+                    format!("the store does not open {what} ({attempt} attempts): {e}"),
+                ));
+            }
+            Err(e) => trace::record(
+                actor,
+                "open.retry",
+                format!("{tag}attempt={attempt} error={e}"),
+            ),
+        }
+        if !pause.is_zero() {
+            engine::rt::sleep(pause).await;
+        }
+    }
+}
+
+/// redb on the disk in `disk`, for attempt `attempt` of opening it. On a `first_boot` a failed
+/// attempt left a half-created store that nothing was ever acknowledged in, so each retry
+/// starts over on a blank disk (drawn from the seed's `stream`).
+pub(crate) fn open_redb(
+    derived: &Derived,
+    disk: &Mutex<SimDisk>,
+    stream: &str,
+    first_boot: bool,
+    attempt: u32,
+) -> Result<RedbBackend, String> {
+    let mut disk = lock(disk);
+    if first_boot && attempt > 1 {
+        *disk = sim_disk(derived, stream, 1_000 + u64::from(attempt), None);
+    }
+    RedbBackend::builder()
+        .timeouts(Timeouts::default())
+        .open_sim(disk.clone())
+        .map_err(|e| e.to_string())
 }
 
 /// The disk of generation `generation` (a new one after every crash), from `image` if given,
@@ -280,28 +324,11 @@ where
     let mut rng = seeding::rng(ctx.derived.seed, "phases", 0);
     let end_by_drop = rng.random_bool(0.5);
     for phase in 0..phases {
-        // A restarted process retries an open that an injected I/O error broke; a store that
-        // never opens again is a durability failure.
-        let mut attempt = 0;
-        let backend = loop {
-            attempt += 1;
-            match open(phase, attempt) {
-                Ok(backend) => break backend,
-                Err(e) if attempt >= OPEN_ATTEMPTS => {
-                    return Err(Violation::new(
-                        "durability",
-                        format!(
-                            "the store does not reopen after crash {phase} ({attempt} attempts): {e}"
-                        ),
-                    ));
-                }
-                Err(e) => trace::record(
-                    "world",
-                    "open.retry",
-                    format!("attempt={attempt} error={e}"),
-                ),
-            }
-        };
+        let what = format!("after crash {phase}");
+        let backend = retry_open("world", "", &what, Duration::ZERO, |attempt| {
+            open(phase, attempt)
+        })
+        .await?;
         let backend = ctx.handle_probe.wrap(backend);
         if phase > 0 {
             check_durable(ctx, &backend).await?;

@@ -107,6 +107,17 @@ impl NetState {
     }
 }
 
+/// A direction between hosts `a` and `b`, either with equal odds, drawn from `rng`.
+pub fn draw_direction(rng: &mut ChaCha8Rng, a: HostName, b: HostName) -> (HostName, HostName) {
+    if rng.random_bool(0.5) { (a, b) } else { (b, a) }
+}
+
+/// A hold's length, up to the seed's longest, drawn from `rng`.
+pub fn draw_hold_length(rng: &mut ChaCha8Rng, derived: &Derived) -> Duration {
+    let max_hold_ms = (derived.max_hold.as_millis() as u64).max(1);
+    Duration::from_millis(rng.random_range(1..=max_hold_ms))
+}
+
 fn pair(a: HostName, b: HostName) -> (HostName, HostName) {
     if a <= b { (a, b) } else { (b, a) }
 }
@@ -162,12 +173,12 @@ impl Net {
         at
     }
 
-    /// Until when `from → to` is held, if a hold is still on.
-    fn held_until(&self, from: HostName, to: HostName) -> Option<Instant> {
+    /// Until when a hold of either direction between `a` and `b` lasts, if one is on.
+    fn held_until(&self, a: HostName, b: HostName) -> Option<Instant> {
         let st = lock(&self.state);
-        st.holds
-            .get(&(from, to))
-            .copied()
+        let until = |from, to| st.holds.get(&(from, to)).copied();
+        until(a, b)
+            .max(until(b, a))
             .filter(|&until| until > rt::now())
     }
 
@@ -208,14 +219,12 @@ impl Net {
                 healed.await;
                 continue;
             }
-            let held = self.held_until(from, to).max(self.held_until(to, from));
-            if let Some(until) = held {
+            if let Some(until) = self.held_until(from, to) {
                 rt::sleep_until(until).await;
                 continue;
             }
             rt::sleep_until(self.delivery()).await;
-            let held = self.held_until(from, to).or(self.held_until(to, from));
-            if !self.partitioned(from, to) && held.is_none() {
+            if !self.partitioned(from, to) && self.held_until(from, to).is_none() {
                 break;
             }
         }

@@ -14,7 +14,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use engine::Timeouts;
 use engine::redb_backend::RedbBackend;
 use engine::remote::client::{Connector, RemoteBackend, RemoteConfig};
 use engine::remote::worker::{Worker, WorkerConfig};
@@ -24,7 +23,7 @@ use rand::RngExt;
 use scenarios::{Derived, Fault};
 
 use crate::engine_world::{self, Ctx, lock};
-use crate::net::{Net, SimStream};
+use crate::net::{self, Net, SimStream};
 use crate::probe::{Limits, Probe};
 use crate::report::{RunStats, Violation};
 use crate::seeding;
@@ -35,6 +34,8 @@ const WORKER: &str = "worker";
 const NODE: &str = "node";
 /// Longest a run may take in simulated time before it is a liveness failure.
 const MAX_SIMULATED: Duration = Duration::from_secs(1_800);
+/// The seed's stream for the worker's disks.
+const WORKER_DISK: &str = "worker-disk";
 /// How long a worker whose store did not open takes to be started again.
 const OPEN_RETRY: Duration = Duration::from_millis(10);
 
@@ -105,17 +106,12 @@ fn plan(derived: &Derived) -> Vec<Planned> {
     let mut hold_rng = seeding::rng(derived.seed, "network-holds", 0);
     if derived.has(Fault::Hold) {
         for _ in 0..derived.holds {
-            let (from, to) = if hold_rng.random_bool(0.5) {
-                (NODE, WORKER)
-            } else {
-                (WORKER, NODE)
-            };
-            let max_hold_ms = derived.max_hold.as_millis() as u64;
+            let (from, to) = net::draw_direction(&mut hold_rng, NODE, WORKER);
             planned.push(Planned::Hold {
                 at_ops: hold_rng.random_range(1..=total.max(1)),
                 from,
                 to,
-                length: Duration::from_millis(hold_rng.random_range(1..=max_hold_ms)),
+                length: net::draw_hold_length(&mut hold_rng, derived),
             });
         }
     }
@@ -138,45 +134,19 @@ struct Boot {
 
 /// The worker's disk of `generation`, its randomness from the seed's own stream for it.
 fn disk(derived: &Derived, generation: u64, image: Option<engine::simdisk::DiskImage>) -> SimDisk {
-    engine_world::sim_disk(derived, "worker-disk", generation, image)
+    engine_world::sim_disk(derived, WORKER_DISK, generation, image)
 }
 
 /// Opens the store on the boot's disk. An injected I/O error can break an open: the worker
-/// exits and its supervisor starts it again (here: the next attempt, a moment later). A store
-/// that never opens again after a crash is a durability failure.
+/// exits and its supervisor starts it again, a moment later.
 async fn open_store(boot: &Boot) -> Result<RedbBackend, Violation> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let current = lock(&boot.disk).clone();
-        let error = match RedbBackend::builder()
-            .timeouts(Timeouts::default())
-            .open_sim(current)
-        {
-            Ok(backend) => return Ok(backend),
-            Err(e) => e,
-        };
-        if attempt >= engine_world::OPEN_ATTEMPTS {
-            return Err(Violation::new(
-                "durability",
-                format!(
-                    "worker boot {}: the store does not open ({attempt} attempts): {error}",
-                    boot.number
-                ),
-            ));
-        }
-        trace::record(
-            WORKER,
-            "open.retry",
-            format!("boot={} attempt={attempt} error={error}", boot.number),
-        );
-        if boot.number == 1 {
-            // Creating the store failed part-way; nothing was ever acknowledged.
-            let blank = disk(boot.ctx.derived(), 1_000 + u64::from(attempt), None);
-            *lock(&boot.disk) = blank;
-        }
-        rt::sleep(OPEN_RETRY).await;
-    }
+    let tag = format!("boot={} ", boot.number);
+    let what = format!("at worker boot {}", boot.number);
+    engine_world::retry_open(WORKER, &tag, &what, OPEN_RETRY, |attempt| {
+        let derived = boot.ctx.derived();
+        engine_world::open_redb(derived, &boot.disk, WORKER_DISK, boot.number == 1, attempt)
+    })
+    .await
 }
 
 /// One life of the worker process: open the store on the disk it was given, check it after a

@@ -213,6 +213,14 @@ async fn a_slow_worker_answers_deadline_exceeded_and_the_client_waits_for_it() {
     assert!(engine::rt::now() - started >= Duration::from_millis(300));
 }
 
+/// Sends `frame` to a worker over `raw` and reads the next frame it sends back.
+async fn ask(raw: &mut tokio::io::DuplexStream, frame: &ClientFrame) -> ServerFrame {
+    write_frame(raw, frame, DEFAULT_MAX_FRAME_BYTES)
+        .await
+        .unwrap();
+    read_frame(raw, DEFAULT_MAX_FRAME_BYTES).await.unwrap()
+}
+
 /// A cancelled read gives its place on the connection back: cancelling more reads than the
 /// connection may have in flight leaves it serving.
 #[tokio::test(start_paused = true)]
@@ -242,10 +250,7 @@ async fn cancelled_reads_free_their_place_on_the_connection() {
         }
         engine::rt::sleep(Duration::from_millis(10)).await;
     }
-    write_frame(&mut raw, &request(99), DEFAULT_MAX_FRAME_BYTES)
-        .await
-        .unwrap();
-    let answer: ServerFrame = read_frame(&mut raw, DEFAULT_MAX_FRAME_BYTES).await.unwrap();
+    let answer = ask(&mut raw, &request(99)).await;
     assert!(
         matches!(
             answer,
@@ -494,10 +499,7 @@ async fn bad_frames_get_an_error_or_a_closed_connection_and_nothing_else_is_affe
         budget_ms: 500,
         op: Box::new(Request::GetLatestBlock),
     };
-    write_frame(&mut raw, &ok, DEFAULT_MAX_FRAME_BYTES)
-        .await
-        .unwrap();
-    let answer: ServerFrame = read_frame(&mut raw, DEFAULT_MAX_FRAME_BYTES).await.unwrap();
+    let answer = ask(&mut raw, &ok).await;
     assert!(
         matches!(
             answer,

@@ -19,6 +19,7 @@ pub mod bugs;
 pub mod cache;
 pub mod error;
 pub mod handle;
+pub mod layer;
 pub mod mem;
 pub mod metrics;
 pub mod redb_backend;
@@ -34,6 +35,7 @@ pub use backend::{
 };
 pub use error::{ColdResult, ColdStorageError, InvalidInput};
 pub use handle::{ColdStorage, Config, ConfigBuilder};
+pub use layer::{Layer, Layered, OpKind};
 pub use mem::MemBackend;
 pub use stream::LogStream;
 pub use types::{

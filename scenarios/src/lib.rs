@@ -108,10 +108,6 @@ pub struct Scenario {
     pub world: World,
     /// The faults it may inject; each seed switches a subset on.
     pub faults: &'static [Fault],
-    /// Those of `faults` added after the scenario was first published, oldest first: a seed
-    /// draws them after every older knob, so its older configuration stays what it was (and
-    /// so does its run, while the added faults are off).
-    pub added_later: &'static [Fault],
 }
 
 /// Every scenario.
@@ -127,7 +123,6 @@ pub const CATALOG: &[Scenario] = &[
             Fault::ShutdownInFlight,
             Fault::SlowConsumers,
         ],
-        added_later: &[],
     },
     Scenario {
         name: "engine-redb-crash",
@@ -141,7 +136,6 @@ pub const CATALOG: &[Scenario] = &[
             Fault::ClientCancel,
             Fault::SlowConsumers,
         ],
-        added_later: &[],
     },
     Scenario {
         name: "engine-remote",
@@ -158,14 +152,12 @@ pub const CATALOG: &[Scenario] = &[
             Fault::ClientCancel,
             Fault::SlowConsumers,
         ],
-        added_later: &[Fault::Hold, Fault::DiskErrors],
     },
     Scenario {
         name: "btail-tracking",
         about: "ΔBtail on the simulated network: zstor commits random tree topologies (deletions included) and serves object loads over a stream connection (held now and then), wcfs runs ΔBtail fed by δZ, clients Track, GetAt and slice concurrently with updates and ForgetPast; answers against the KV-per-revision model, snapshots never change",
         world: World::Btail,
         faults: &[Fault::NetworkLatency, Fault::Hold, Fault::BackendLatency],
-        added_later: &[Fault::Hold],
     },
 ];
 
@@ -174,42 +166,87 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
     CATALOG.iter().find(|s| s.name == name)
 }
 
-/// The concrete configuration one seed derives for one scenario.
+/// The concrete configuration one seed derives for one scenario, grouped by the subsystem it
+/// configures. Every fault draws its switch and its knobs from a sub-stream of its own, named
+/// after it ([`Fault::name`]), so adding a fault (or a knob to one) never changes what any
+/// other fault draws: a seed's configuration only changes where the change is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Derived {
     /// The seed.
     pub seed: u64,
-    /// The faults switched on for this seed (a subset of the scenario's).
+    /// The faults switched on for this seed (a subset of the scenario's, in its order).
     pub faults: Vec<Fault>,
+    /// How much work the clients do.
+    pub workload: Workload,
+    /// The simulated network: `Some` exactly in the network worlds.
+    pub network: Option<Network>,
+    /// The disk (SimDisk) and the backend's speed.
+    pub disk: Disk,
+    /// The process (or worker) owning the store.
+    pub process: Process,
+    /// How clients misbehave.
+    pub clients: ClientFaults,
+}
+
+/// The workload's size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Workload {
     /// Client tasks issuing operations.
     pub clients: u32,
     /// Operations each client issues.
     pub ops_per_client: u32,
-    /// Highest message latency (network worlds).
-    pub max_latency: Duration,
-    /// Probability per step that a partition starts (network worlds, when on).
-    pub partition_rate: f64,
-    /// Crashes of the worker or process over the run (when on).
-    pub crashes: u32,
-    /// Probability that an unsynced sector survives a crash (when torn writes are on).
-    pub sector_survival: f64,
-    /// Probability of an injected I/O error per disk operation (when on).
-    pub disk_error_rate: f64,
-    /// Latency per backend/disk operation (when on).
-    pub backend_latency: Duration,
-    /// Probability a client abandons an operation (when on).
-    pub cancel_rate: f64,
-    /// Probability a stream consumer is slow or never reads (when on).
-    pub slow_consumer_rate: f64,
-    /// Holds of a direction between hosts over the run (network worlds, when on).
-    pub holds: u32,
-    /// Longest hold (network worlds, when on); each is drawn up to it.
-    pub max_hold: Duration,
-    /// The simulated network's tick (network worlds only, `None` elsewhere): messages between
-    /// hosts are delivered at tick boundaries, timers inside a host fire at their exact time.
-    /// Drawn per seed, so both fine and coarse interleavings of hosts are explored.
-    pub tick: Option<Duration>,
+    /// Reads one reader issues at once, once in a run (0: never), up to well above the
+    /// handle's 64 read permits, so reads queue behind a full pool and a writer drains it.
+    pub burst: u32,
 }
+
+/// The simulated network's knobs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Network {
+    /// Messages between hosts are delivered at tick boundaries (timers inside a host fire at
+    /// their exact time). Drawn per seed, so both fine and coarse interleavings are explored.
+    pub tick: Duration,
+    /// Highest message latency (when [`Fault::NetworkLatency`] is on).
+    pub max_latency: Duration,
+    /// Partitions over the run (when [`Fault::Partition`] is on).
+    pub partitions: u32,
+    /// Holds of a direction between hosts over the run (when [`Fault::Hold`] is on).
+    pub holds: u32,
+    /// Longest hold; each is drawn up to it.
+    pub max_hold: Duration,
+}
+
+/// The disk's and the backend's knobs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Disk {
+    /// Probability that an unsynced sector survives a crash (when [`Fault::TornWrites`] is on).
+    pub sector_survival: f64,
+    /// Probability of an injected I/O error per disk operation (when [`Fault::DiskErrors`]).
+    pub error_rate: f64,
+    /// Latency per backend or disk operation (when [`Fault::BackendLatency`] is on).
+    pub latency: Duration,
+}
+
+/// The store's process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Process {
+    /// Crashes of the worker or process over the run (when [`Fault::Crash`] is on).
+    pub crashes: u32,
+}
+
+/// The clients' misbehaviour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClientFaults {
+    /// Probability a client abandons an operation (when [`Fault::ClientCancel`] is on).
+    pub cancel_rate: f64,
+    /// Probability a stream consumer is slow or never reads (when [`Fault::SlowConsumers`]).
+    pub slow_consumer_rate: f64,
+}
+
+/// Fewest reads of a burst.
+pub const MIN_BURST: u32 = 8;
+/// Most reads of a burst: well above the handle's 64 read permits.
+pub const MAX_BURST: u32 = 160;
 
 /// The network ticks a seed draws from, with their weights: a coarse tick delivers more
 /// messages in one instant (so more of them race), a fine one orders hosts' messages more
@@ -217,76 +254,131 @@ pub struct Derived {
 /// tick hardly changes what a run costs.)
 pub const TICKS_MS: &[(u64, u32)] = &[(1, 1), (2, 1), (5, 2), (10, 4)];
 
+/// A rng for the sub-stream `stream` of `seed` in the scenario hashed to `scenario`.
+fn stream_rng(seed: u64, scenario: u64, stream: &str) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ scenario ^ fnv(stream).rotate_left(17));
+    // One draw discarded: neighbouring seeds of one stream start far apart.
+    let _: u64 = rng.random();
+    rng
+}
+
+/// FNV-1a, for mixing names into seeds.
+fn fnv(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 impl Derived {
     /// Whether `fault` is on for this seed.
     pub fn has(&self, fault: Fault) -> bool {
         self.faults.contains(&fault)
     }
+
+    /// The network's tick, for a world that has a network.
+    pub fn tick(&self) -> Option<Duration> {
+        self.network.map(|n| n.tick)
+    }
+}
+
+impl Fault {
+    /// Draws this fault's knobs into `derived`, from the fault's own sub-stream.
+    fn draw_knobs(self, rng: &mut ChaCha8Rng, derived: &mut Derived) {
+        let ms = |rng: &mut ChaCha8Rng, lo: u64, hi: u64| {
+            Duration::from_millis(rng.random_range(lo..=hi))
+        };
+        match self {
+            Fault::NetworkLatency => {
+                if let Some(n) = &mut derived.network {
+                    n.max_latency = ms(rng, 1, 50);
+                }
+            }
+            Fault::Partition => {
+                if let Some(n) = &mut derived.network {
+                    n.partitions = rng.random_range(1..=4);
+                }
+            }
+            Fault::Hold => {
+                if let Some(n) = &mut derived.network {
+                    n.holds = rng.random_range(1..=8);
+                    n.max_hold = ms(rng, 10, 2_000);
+                }
+            }
+            Fault::Crash => derived.process.crashes = rng.random_range(1..=3),
+            Fault::TornWrites => derived.disk.sector_survival = rng.random_range(0.0..1.0),
+            Fault::DiskErrors => derived.disk.error_rate = rng.random_range(0.0005..0.01),
+            Fault::BackendLatency => {
+                derived.disk.latency = Duration::from_micros(rng.random_range(10..=5_000));
+            }
+            Fault::ClientCancel => derived.clients.cancel_rate = rng.random_range(0.01..0.2),
+            Fault::ShutdownInFlight => {}
+            Fault::SlowConsumers => {
+                derived.clients.slow_consumer_rate = rng.random_range(0.05..0.5);
+            }
+        }
+    }
+}
+
+/// The tick of a network world's seed, weighted by [`TICKS_MS`].
+fn draw_tick(rng: &mut ChaCha8Rng) -> Duration {
+    let total: u32 = TICKS_MS.iter().map(|(_, w)| w).sum();
+    let mut pick = rng.random_range(0..total);
+    for &(ms, weight) in TICKS_MS {
+        if pick < weight {
+            return Duration::from_millis(ms);
+        }
+        pick -= weight;
+    }
+    unreachable!("the pick is below the total weight")
 }
 
 impl Scenario {
     /// The configuration `seed` derives: the same seed always gives the same configuration.
     pub fn derive(&self, seed: u64) -> Derived {
-        // Mix the scenario name in, so one seed explores different mixes in different
+        // The scenario's name is mixed in, so one seed explores different mixes in different
         // scenarios.
-        let name_hash = self.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ name_hash);
-        // Swarm: each allowed fault is on with probability ½, so every subset occurs (faults
-        // added later are drawn last, see `added_later`).
-        let mut faults: Vec<Fault> = self
-            .faults
-            .iter()
-            .copied()
-            .filter(|f| !self.added_later.contains(f))
-            .filter(|_| rng.random_bool(0.5))
-            .collect();
+        let scenario = fnv(self.name);
+        let mut workload = stream_rng(seed, scenario, "workload");
+        let mut concurrency = stream_rng(seed, scenario, "concurrency");
         let mut derived = Derived {
             seed,
             faults: Vec::new(),
-            clients: rng.random_range(2..=8),
-            ops_per_client: rng.random_range(10..=60),
-            max_latency: Duration::from_millis(rng.random_range(1..=50)),
-            partition_rate: rng.random_range(0.001..0.02),
-            crashes: rng.random_range(1..=3),
-            sector_survival: rng.random_range(0.0..1.0),
-            disk_error_rate: rng.random_range(0.0005..0.01),
-            backend_latency: Duration::from_micros(rng.random_range(10..=5_000)),
-            cancel_rate: rng.random_range(0.01..0.2),
-            slow_consumer_rate: rng.random_range(0.05..0.5),
-            // Drawn last, so adding it kept every earlier knob of a seed as it was.
-            tick: self.world.is_network().then(|| {
-                let total: u32 = TICKS_MS.iter().map(|(_, w)| w).sum();
-                let mut pick = rng.random_range(0..total);
-                let mut tick_ms = TICKS_MS[0].0;
-                for &(ms, weight) in TICKS_MS {
-                    if pick < weight {
-                        tick_ms = ms;
-                        break;
-                    }
-                    pick -= weight;
-                }
-                Duration::from_millis(tick_ms)
+            workload: Workload {
+                clients: workload.random_range(2..=8),
+                ops_per_client: workload.random_range(10..=60),
+                burst: if concurrency.random_bool(0.5) {
+                    concurrency.random_range(MIN_BURST..=MAX_BURST)
+                } else {
+                    0
+                },
+            },
+            network: self.world.is_network().then(|| Network {
+                tick: draw_tick(&mut stream_rng(seed, scenario, "network")),
+                max_latency: Duration::ZERO,
+                partitions: 0,
+                holds: 0,
+                max_hold: Duration::ZERO,
             }),
-            holds: 0,
-            max_hold: Duration::ZERO,
+            disk: Disk {
+                sector_survival: 0.0,
+                error_rate: 0.0,
+                latency: Duration::ZERO,
+            },
+            process: Process { crashes: 0 },
+            clients: ClientFaults {
+                cancel_rate: 0.0,
+                slow_consumer_rate: 0.0,
+            },
         };
-        debug_assert!(self.added_later.iter().all(|f| self.faults.contains(f)));
-        for later in self.added_later {
+        // Swarm: each allowed fault is on with probability ½, so every subset occurs; a fault
+        // that is off keeps every knob at zero.
+        for &fault in self.faults {
+            let mut rng = stream_rng(seed, scenario, fault.name());
             if rng.random_bool(0.5) {
-                faults.push(*later);
+                derived.faults.push(fault);
+                fault.draw_knobs(&mut rng, &mut derived);
             }
         }
-        // Printed in the catalog's order.
-        derived.faults = self
-            .faults
-            .iter()
-            .copied()
-            .filter(|f| faults.contains(f))
-            .collect();
-        derived.holds = rng.random_range(1..=8);
-        derived.max_hold = Duration::from_millis(rng.random_range(10..=2_000));
         derived
     }
 }
@@ -303,46 +395,49 @@ impl fmt::Display for Derived {
         write!(
             f,
             "seed={} faults={faults} clients={} ops_per_client={}",
-            self.seed, self.clients, self.ops_per_client
+            self.seed, self.workload.clients, self.workload.ops_per_client
         )?;
-        if let Some(tick) = self.tick {
-            write!(f, " tick_ms={}", tick.as_millis())?;
+        if self.workload.burst > 0 {
+            write!(f, " burst={}", self.workload.burst)?;
         }
-        if self.has(Fault::NetworkLatency) {
-            write!(f, " max_latency_ms={}", self.max_latency.as_millis())?;
-        }
-        if self.has(Fault::Partition) {
-            write!(f, " partition_rate={:.4}", self.partition_rate)?;
-        }
-        if self.has(Fault::Hold) {
-            write!(
-                f,
-                " holds={} max_hold_ms={}",
-                self.holds,
-                self.max_hold.as_millis()
-            )?;
+        if let Some(n) = &self.network {
+            write!(f, " tick_ms={}", n.tick.as_millis())?;
+            if self.has(Fault::NetworkLatency) {
+                write!(f, " max_latency_ms={}", n.max_latency.as_millis())?;
+            }
+            if self.has(Fault::Partition) {
+                write!(f, " partitions={}", n.partitions)?;
+            }
+            if self.has(Fault::Hold) {
+                write!(
+                    f,
+                    " holds={} max_hold_ms={}",
+                    n.holds,
+                    n.max_hold.as_millis()
+                )?;
+            }
         }
         if self.has(Fault::Crash) {
-            write!(f, " crashes={}", self.crashes)?;
+            write!(f, " crashes={}", self.process.crashes)?;
         }
         if self.has(Fault::TornWrites) {
-            write!(f, " sector_survival={:.2}", self.sector_survival)?;
+            write!(f, " sector_survival={:.2}", self.disk.sector_survival)?;
         }
         if self.has(Fault::DiskErrors) {
-            write!(f, " disk_error_rate={:.4}", self.disk_error_rate)?;
+            write!(f, " disk_error_rate={:.4}", self.disk.error_rate)?;
         }
         if self.has(Fault::BackendLatency) {
-            write!(
-                f,
-                " backend_latency_us={}",
-                self.backend_latency.as_micros()
-            )?;
+            write!(f, " backend_latency_us={}", self.disk.latency.as_micros())?;
         }
         if self.has(Fault::ClientCancel) {
-            write!(f, " cancel_rate={:.3}", self.cancel_rate)?;
+            write!(f, " cancel_rate={:.3}", self.clients.cancel_rate)?;
         }
         if self.has(Fault::SlowConsumers) {
-            write!(f, " slow_consumer_rate={:.3}", self.slow_consumer_rate)?;
+            write!(
+                f,
+                " slow_consumer_rate={:.3}",
+                self.clients.slow_consumer_rate
+            )?;
         }
         Ok(())
     }
@@ -379,7 +474,7 @@ mod tests {
     fn network_worlds_draw_every_tick_and_others_none() {
         for s in CATALOG {
             let ticks: std::collections::BTreeSet<_> =
-                (0..200).map(|seed| s.derive(seed).tick).collect();
+                (0..200).map(|seed| s.derive(seed).tick()).collect();
             if s.world.is_network() {
                 let want: std::collections::BTreeSet<_> = TICKS_MS
                     .iter()
@@ -395,24 +490,29 @@ mod tests {
     }
 
     #[test]
-    fn a_later_fault_leaves_every_older_knob_of_a_seed_as_it_was() {
-        for s in CATALOG.iter().filter(|s| !s.added_later.is_empty()) {
-            let older: Vec<Fault> = s
-                .faults
-                .iter()
-                .copied()
-                .filter(|f| !s.added_later.contains(f))
-                .collect();
-            let before = Scenario {
-                faults: Box::leak(older.into_boxed_slice()),
-                added_later: &[],
-                ..*s
-            };
-            for seed in 0..100 {
-                let (mut now, was) = (s.derive(seed), before.derive(seed));
-                now.faults.retain(|f| !s.added_later.contains(f));
-                (now.holds, now.max_hold) = (was.holds, was.max_hold);
-                assert_eq!(now, was, "{} seed {seed}", s.name);
+    fn each_fault_draws_alone_so_removing_one_changes_no_other() {
+        for s in CATALOG {
+            for (i, removed) in s.faults.iter().enumerate() {
+                let mut fewer = s.faults.to_vec();
+                fewer.remove(i);
+                let without = Scenario {
+                    faults: Box::leak(fewer.into_boxed_slice()),
+                    ..*s
+                };
+                for seed in 0..100 {
+                    // The seed with the fault removed from the scenario is the seed with the
+                    // fault switched off, to the letter: every other switch and knob printed
+                    // (the knobs of faults that are off are not) stays as it was.
+                    let mut all = s.derive(seed);
+                    all.faults.retain(|f| f != removed);
+                    assert_eq!(
+                        all.to_string(),
+                        without.derive(seed).to_string(),
+                        "{} seed {seed}: removing {} changed another fault's draws",
+                        s.name,
+                        removed.name()
+                    );
+                }
             }
         }
     }

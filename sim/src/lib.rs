@@ -15,6 +15,8 @@
 //! - [`trace`]: events with simulated time, the digest, `--trace` files.
 //! - [`monitors`]: the invariants (`Invariant`), the run's one violation sink, and one module
 //!   per family: permits and drain at a backend, cache hits, history, durability, panics.
+//! - `faults`: what a run injects: the fault plan and its one driver (crashes, partitions,
+//!   holds), faults at a backend (latency, stalls, lost acknowledgements), a seed's SimDisk.
 //! - `worlds`: the `World` trait and its one dispatch; the in-process engine worlds, the
 //!   remote engine world and the ΔBtail world, each in a module of its own.
 //! - [`net`]: the simulated network (latency, ticks, partitions, holds, crashes, flow control).
@@ -26,6 +28,7 @@
 
 pub mod bugs;
 pub mod explore;
+mod faults;
 pub mod monitors;
 pub mod net;
 pub mod report;

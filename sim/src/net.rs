@@ -35,7 +35,7 @@ use std::time::Duration;
 use engine::rt::{self, Instant};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use scenarios::{Derived, Fault};
+use scenarios::Network;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, mpsc};
 
@@ -107,17 +107,6 @@ impl NetState {
     }
 }
 
-/// A direction between hosts `a` and `b`, either with equal odds, drawn from `rng`.
-pub fn draw_direction(rng: &mut ChaCha8Rng, a: HostName, b: HostName) -> (HostName, HostName) {
-    if rng.random_bool(0.5) { (a, b) } else { (b, a) }
-}
-
-/// A hold's length, up to the seed's longest, drawn from `rng`.
-pub fn draw_hold_length(rng: &mut ChaCha8Rng, derived: &Derived) -> Duration {
-    let max_hold_ms = (derived.max_hold.as_millis() as u64).max(1);
-    Duration::from_millis(rng.random_range(1..=max_hold_ms))
-}
-
 fn pair(a: HostName, b: HostName) -> (HostName, HostName) {
     if a <= b { (a, b) } else { (b, a) }
 }
@@ -143,22 +132,19 @@ impl Net {
         }
     }
 
-    /// The network of one seed's configuration: latencies from the run's seed, up to the
-    /// seed's maximum when network latency is on (1 ms otherwise), delivered at the seed's
-    /// tick.
-    pub fn for_seed(derived: &Derived) -> Net {
-        let max_latency = if derived.has(Fault::NetworkLatency) {
-            derived.max_latency
-        } else {
+    /// The network of one seed's configuration: latencies from the run's `seed`, up to the
+    /// configuration's maximum when network latency is on (1 ms otherwise), delivered at its
+    /// tick. (Only a network world's configuration has a [`Network`].)
+    pub fn for_seed(seed: u64, network: &Network) -> Net {
+        let max_latency = if network.max_latency.is_zero() {
             Duration::from_millis(1)
+        } else {
+            network.max_latency
         };
-        let tick = derived
-            .tick
-            .expect("a network world's configuration has a tick");
         Net::new(
-            crate::seeding::rng(derived.seed, "network", 0),
+            crate::seeding::rng(seed, "network", 0),
             max_latency,
-            tick,
+            network.tick,
         )
     }
 

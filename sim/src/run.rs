@@ -6,6 +6,7 @@ use std::time::Duration;
 use scenarios::Scenario;
 
 use crate::bugs::PlantedBug;
+use crate::monitors::events::RemoteDeadlines;
 use crate::monitors::panics::Capture;
 use crate::monitors::probe::{Limits, Probe};
 use crate::monitors::{Invariant, Sink, Violation};
@@ -68,8 +69,13 @@ pub fn run_one(
         probe: Probe::new(Limits::default(), sink.clone()),
     };
     let capture = Capture::start();
-    // Cache hits reach the handle's probe through the engine's tracing events, in every world.
-    let subscriber = crate::monitors::cache::subscriber(env.probe.clone());
+    // What the engine decides without a backend reaches the monitors through its tracing
+    // events, in every world.
+    let remote = RemoteDeadlines {
+        skew: engine::remote::client::RemoteConfig::default().clock_skew_allowance,
+        sink: sink.clone(),
+    };
+    let subscriber = crate::monitors::events::subscriber(env.probe.clone(), remote);
     let (stats, recording) = tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
             start();

@@ -87,9 +87,10 @@ fn remote_timeout_releasing_the_permit_early() {
         Bug::RemoteTimeoutReleasesPermit,
         "engine-remote",
         30,
-        // The worker still runs the abandoned request: a read that overlaps a write there is
-        // seen by the probe (drain) or, when its answer mixes two states, by the history.
-        &["drain", "history"],
+        // The client gives up on an unanswered request before its deadline plus the skew
+        // allowance (the remote-deadline monitor: permits); the worker still runs it, so a
+        // read that overlaps a write there is seen by the probe (drain) or by the history.
+        &["permits", "drain", "history"],
     );
 }
 

@@ -496,6 +496,7 @@ impl<C: Connector> RemoteBackend<C> {
                 // The connection died after the request was handed over; the worker may
                 // still be working on it until its deadline.
                 rt::sleep_until(hold_until).await;
+                released_unanswered(op_name, budget, deadline);
                 Err(lost(op_name, is_write))
             }
             // A write the worker may still be committing: answered now, fenced until settled.
@@ -507,6 +508,7 @@ impl<C: Connector> RemoteBackend<C> {
                 Err(ColdStorageError::Indeterminate { op: op_name })
             }
             Err(_) => {
+                released_unanswered(op_name, budget, deadline);
                 connection.cancel(id);
                 // The worker answers every read by its deadline; silence past deadline plus
                 // skew means the connection is broken (e.g. segments lost in a partition), so
@@ -530,6 +532,24 @@ impl<C: Connector> RemoteBackend<C> {
             other => Err(unexpected(op, other)),
         }
     }
+}
+
+/// The tracing target of the client's own events, for monitors.
+pub const TRACE_TARGET: &str = "engine::remote";
+
+/// Reports that a request the worker never answered is given up now: a monitor checks that
+/// this is no earlier than its deadline plus the skew allowance (the request was made
+/// `budget` before `deadline`).
+fn released_unanswered(op: &'static str, budget: Duration, deadline: Instant) {
+    let now = rt::now();
+    let waited_us = (now.saturating_duration_since(deadline) + budget).as_micros() as u64;
+    tracing::trace!(
+        target: TRACE_TARGET,
+        op,
+        budget_us = budget.as_micros() as u64,
+        waited_us,
+        "released unanswered"
+    );
 }
 
 /// How long a request is held: until the worker has certainly given it up. (The planted bug

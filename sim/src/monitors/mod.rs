@@ -8,15 +8,16 @@
 //!
 //! Families, one module each:
 //! - [`probe`]: permits and the drain barrier at a backend (the handle's, or the worker's);
-//! - [`cache`]: cache hits, seen through the engine's tracing events;
+//! - [`events`]: what the engine decides without a backend, seen through its tracing events:
+//!   cache hits (none while a write commits), and the remote client's deadline + skew rule;
 //! - [`history`]: every answer against the block-store model (linearizability);
 //! - [`durability`]: the store after every restart holds every acknowledged write;
 //! - [`panics`]: a panic anywhere in the run;
 //! - liveness: bounds on every call, stream and shutdown, checked where the worlds wait;
 //! - btail: ΔBtail's answers against the KV model (in the btail world's `checks`).
 
-pub mod cache;
 pub mod durability;
+pub mod events;
 pub mod history;
 pub mod panics;
 pub mod probe;

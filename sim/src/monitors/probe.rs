@@ -13,23 +13,15 @@
 //! plain request, so a worker-side probe ([`Probe::at_worker`]) treats the two setup read kinds
 //! as ungated.
 //!
-//! It also counts backend drops (the backend must be dropped once the last handle is) and can
-//! lose a write's acknowledgement after the write committed ("ack loss"), the way a commit whose
-//! reply was lost looks to its caller.
+//! It also counts backend drops (the backend must be dropped once the last handle is).
 
+use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
-use engine::{
-    BlockData, ColdReceipt, ColdResult, ColdStorageBackend, ColdStorageError, ColdStorageRead,
-    ColdStorageWrite, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog, SealedHeader,
-    StreamParams, Timeouts, Transaction, TransactionSpecifier,
-};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use engine::{ColdResult, ColdStorageBackend, Layer, Layered, OpKind};
 
 use crate::monitors::{Invariant, Sink, Violation};
-use crate::trace;
 
 tokio::task_local! {
     /// Set on the harness's own tasks: a backend read made directly from one of them did not
@@ -90,10 +82,6 @@ struct ProbeState {
     writes_finished: AtomicU64,
     drops: AtomicU32,
     sink: Sink,
-    ack_loss: Mutex<Option<(f64, ChaCha8Rng)>>,
-    latency: Mutex<Option<(std::time::Duration, ChaCha8Rng)>>,
-    /// Rare long stalls: probability per op and the longest stall.
-    spikes: Mutex<Option<(f64, std::time::Duration)>>,
 }
 
 impl Probe {
@@ -111,75 +99,16 @@ impl Probe {
                 writes_finished: AtomicU64::new(0),
                 drops: AtomicU32::new(0),
                 sink,
-                ack_loss: Mutex::new(None),
-                latency: Mutex::new(None),
-                spikes: Mutex::new(None),
             }),
-        }
-    }
-
-    /// Loses the acknowledgement of a committed write with probability `p` (drawn from `seed`).
-    pub fn set_ack_loss(&self, p: f64, seed: u64) {
-        *self
-            .inner
-            .ack_loss
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((p, ChaCha8Rng::seed_from_u64(seed)));
-    }
-
-    /// Every backend op takes up to `max` extra (simulated) time, drawn from `seed`, while it
-    /// counts as in flight: a slow backend.
-    pub fn set_latency(&self, max: std::time::Duration, seed: u64) {
-        *self
-            .inner
-            .latency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((max, ChaCha8Rng::seed_from_u64(seed)));
-    }
-
-    /// Also stalls an op now and then, with probability `p`, for up to `max` (as a disk that
-    /// hiccups would): long enough to outlast a request's deadline.
-    pub fn set_spikes(&self, p: f64, max: std::time::Duration) {
-        *self
-            .inner
-            .spikes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((p, max));
-    }
-
-    async fn delay(&self) {
-        let spikes = *self
-            .inner
-            .spikes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let pause = {
-            let mut slot = self
-                .inner
-                .latency
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            slot.as_mut().map(|(max, rng)| {
-                let base = max.mul_f64(rng.random_range(0.0..1.0));
-                match spikes {
-                    Some((p, spike)) if rng.random_bool(p) => {
-                        base + spike.mul_f64(rng.random_range(0.5..1.0))
-                    }
-                    _ => base,
-                }
-            })
-        };
-        if let Some(pause) = pause {
-            engine::rt::sleep(pause).await;
         }
     }
 
     /// Wraps `backend`.
     pub fn wrap<B>(&self, backend: B) -> ProbeBackend<B> {
-        ProbeBackend {
+        Layered(ProbeLayer {
             inner: backend,
             probe: self.clone(),
-        }
+        })
     }
 
     /// Reports a violation to the run's sink.
@@ -227,9 +156,9 @@ impl Probe {
         }
     }
 
-    fn begin_read(&self, op: &'static str) -> Guard<'_> {
+    fn begin_read(&self, op: OpKind) -> Guard<'_> {
         let s = &self.inner;
-        let setup_kind = matches!(op, "get_latest_block" | "get_header");
+        let setup_kind = matches!(op, OpKind::GetLatestBlock | OpKind::GetHeader);
         if OUTSIDE_HANDLE.try_with(|_| ()).is_ok() || (s.limits.setup_reads_by_kind && setup_kind) {
             return self.begin_ungated();
         }
@@ -244,7 +173,10 @@ impl Probe {
         if s.writes.load(Ordering::SeqCst) > 0 {
             self.violate(Violation::new(
                 Invariant::Drain,
-                format!("backend read {op} started while a write is committing"),
+                format!(
+                    "backend read {} started while a write is committing",
+                    op.name()
+                ),
             ));
         }
         Guard {
@@ -276,7 +208,7 @@ impl Probe {
         }
     }
 
-    fn begin_write(&self, op: &'static str) -> Guard<'_> {
+    fn begin_write(&self, op: OpKind) -> Guard<'_> {
         let s = &self.inner;
         let now = s.writes.fetch_add(1, Ordering::SeqCst) + 1;
         s.writes_started.fetch_add(1, Ordering::SeqCst);
@@ -290,23 +222,16 @@ impl Probe {
         if reads > 0 {
             self.violate(Violation::new(
                 Invariant::Drain,
-                format!("backend write {op} started while {reads} reads are in flight"),
+                format!(
+                    "backend write {} started while {reads} reads are in flight",
+                    op.name()
+                ),
             ));
         }
         Guard {
             counter: &s.writes,
             finished: Some(&s.writes_finished),
         }
-    }
-
-    /// Whether to lose this write's acknowledgement.
-    fn lose_ack(&self) -> bool {
-        let mut slot = self
-            .inner
-            .ack_loss
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        slot.as_mut().is_some_and(|(p, rng)| rng.random_bool(*p))
     }
 }
 
@@ -325,109 +250,48 @@ impl Drop for Guard<'_> {
 }
 
 /// A backend observed by a [`Probe`].
+pub type ProbeBackend<B> = Layered<ProbeLayer<B>>;
+
+/// The layer that observes a backend for a [`Probe`].
 #[derive(Debug)]
-pub struct ProbeBackend<B> {
+pub struct ProbeLayer<B> {
     inner: B,
     probe: Probe,
 }
 
-impl<B> Drop for ProbeBackend<B> {
+impl<B> Drop for ProbeLayer<B> {
     fn drop(&mut self) {
         self.probe.inner.drops.fetch_add(1, Ordering::SeqCst);
     }
 }
 
-impl<B> ProbeBackend<B> {
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
+impl<B: ColdStorageBackend> Layer for ProbeLayer<B> {
+    type Inner = B;
+
+    fn inner(&self) -> &B {
         &self.inner
     }
 
-    /// A write's result as the caller sees it, with ack loss applied to successes.
-    fn acknowledge<T>(&self, op: &'static str, result: ColdResult<T>) -> ColdResult<T> {
-        if result.is_ok() && self.probe.lose_ack() {
-            trace::record("probe", "fault.ack-loss", format!("op={op}"));
-            return Err(ColdStorageError::backend(
-                op,
-                "acknowledgement lost after commit (injected)",
-            ));
-        }
-        result
-    }
-}
-
-impl<B: ColdStorageRead> ColdStorageRead for ProbeBackend<B> {
-    fn timeouts(&self) -> Timeouts {
-        self.inner.timeouts()
-    }
-
-    async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
-        let _g = self.probe.begin_read("get_header");
-        self.probe.delay().await;
-        self.inner.get_header(spec).await
-    }
-
-    async fn get_headers(
+    async fn around<T: Send>(
         &self,
-        specs: Vec<HeaderSpecifier>,
-    ) -> ColdResult<Vec<Option<SealedHeader>>> {
-        let _g = self.probe.begin_read("get_headers");
-        self.probe.delay().await;
-        self.inner.get_headers(specs).await
+        kind: OpKind,
+        work: impl Future<Output = ColdResult<T>> + Send,
+    ) -> ColdResult<T> {
+        let _guard = if kind.is_write() {
+            self.probe.begin_write(kind)
+        } else {
+            self.probe.begin_read(kind)
+        };
+        work.await
     }
 
-    async fn get_transaction(
+    async fn around_stream(
         &self,
-        spec: TransactionSpecifier,
-    ) -> ColdResult<Option<Confirmed<Transaction>>> {
-        let _g = self.probe.begin_read("get_transaction");
-        self.probe.delay().await;
-        self.inner.get_transaction(spec).await
-    }
-
-    async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
-        let _g = self.probe.begin_read("get_transactions_in_block");
-        self.probe.delay().await;
-        self.inner.get_transactions_in_block(block).await
-    }
-
-    async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
-        let _g = self.probe.begin_read("get_transaction_count");
-        self.probe.delay().await;
-        self.inner.get_transaction_count(block).await
-    }
-
-    async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
-        let _g = self.probe.begin_read("get_receipt");
-        self.probe.delay().await;
-        self.inner.get_receipt(spec).await
-    }
-
-    async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
-        let _g = self.probe.begin_read("get_receipts_in_block");
-        self.probe.delay().await;
-        self.inner.get_receipts_in_block(block).await
-    }
-
-    async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
-        let _g = self.probe.begin_read("get_latest_block");
-        self.probe.delay().await;
-        self.inner.get_latest_block().await
-    }
-
-    async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
-        let _g = self.probe.begin_read("get_logs");
-        self.probe.delay().await;
-        self.inner.get_logs(filter, max_logs).await
-    }
-
-    async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
-        let _g = self.probe.begin_stream();
-        let deadline = params.deadline;
-        // A stall is cut at the deadline, as the contract asks of a backend's stream: the
-        // check below is then about the producer, not about latency the probe made up.
-        let _ = engine::rt::timeout_at(deadline, self.probe.delay()).await;
-        self.inner.produce_log_stream(filter, params).await;
+        deadline: engine::rt::Instant,
+        work: impl Future<Output = ()> + Send,
+    ) {
+        let _guard = self.probe.begin_stream();
+        work.await;
         // Whatever the consumer does, a producer ends by its deadline (plus the handle's grace).
         let late = engine::rt::now().saturating_duration_since(deadline);
         if late > STREAM_OVERRUN_SLACK {
@@ -436,45 +300,5 @@ impl<B: ColdStorageRead> ColdStorageRead for ProbeBackend<B> {
                 format!("a stream producer ran {late:?} past its deadline"),
             ));
         }
-    }
-}
-
-impl<B: ColdStorageWrite> ColdStorageWrite for ProbeBackend<B> {
-    async fn append_block(&self, block: BlockData) -> ColdResult<()> {
-        let result = {
-            let _g = self.probe.begin_write("append_block");
-            self.probe.delay().await;
-            self.inner.append_block(block).await
-        };
-        self.acknowledge("append_block", result)
-    }
-
-    async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
-        let result = {
-            let _g = self.probe.begin_write("append_blocks");
-            self.probe.delay().await;
-            self.inner.append_blocks(blocks).await
-        };
-        self.acknowledge("append_blocks", result)
-    }
-
-    async fn truncate_above(&self, block: u64) -> ColdResult<()> {
-        let result = {
-            let _g = self.probe.begin_write("truncate_above");
-            self.probe.delay().await;
-            self.inner.truncate_above(block).await
-        };
-        self.acknowledge("truncate_above", result)
-    }
-}
-
-impl<B: ColdStorageBackend> ColdStorageBackend for ProbeBackend<B> {
-    async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
-        let result = {
-            let _g = self.probe.begin_write("drain_above");
-            self.probe.delay().await;
-            self.inner.drain_above(block).await
-        };
-        self.acknowledge("drain_above", result)
     }
 }

@@ -17,8 +17,9 @@ use std::future::Future;
 
 use scenarios::Derived;
 
-use crate::monitors::Sink;
 use crate::monitors::probe::Probe;
+use crate::monitors::{Invariant, Sink, Violation};
+use crate::net::Net;
 use crate::report::RunStats;
 
 /// What a world is handed for one run.
@@ -37,6 +38,18 @@ pub(crate) struct RunEnv {
 pub(crate) trait World {
     /// Runs the seed of `env` to its end on the current runtime; violations go to the sink.
     fn run(env: &RunEnv) -> impl Future<Output = RunStats>;
+}
+
+/// The simulated network of a network world's seed; a harness failure for a configuration
+/// without one.
+pub(crate) fn network(env: &RunEnv) -> Result<Net, Violation> {
+    let network = env.derived.network.as_ref().ok_or_else(|| {
+        Violation::new(
+            Invariant::Harness,
+            "a network world's configuration has no network",
+        )
+    })?;
+    Ok(Net::for_seed(env.derived.seed, network))
 }
 
 /// Runs `env`'s seed in the world `kind`.

@@ -19,14 +19,14 @@ use engine::remote::client::{Connector, RemoteBackend, RemoteConfig};
 use engine::remote::worker::{Worker, WorkerConfig};
 use engine::rt::{self, Host};
 use engine::simdisk::SimDisk;
-use rand::RngExt;
-use scenarios::{Derived, Fault};
+use scenarios::Derived;
 
+use crate::faults::backend::{BackendFaults, Site};
+use crate::faults::plan::{self, Schedule, Target};
 use crate::monitors::probe::{Limits, Probe};
 use crate::monitors::{Invariant, Violation};
-use crate::net::{self, Net, SimStream};
+use crate::net::{Net, SimStream};
 use crate::report::RunStats;
-use crate::seeding;
 use crate::trace;
 use crate::worlds::engine::{self as engine_world, Ctx, lock};
 use crate::worlds::{RunEnv, World};
@@ -52,81 +52,13 @@ impl Connector for SimConnector {
     }
 }
 
-/// A fault the driver injects when the clients have issued `at_ops` operations.
-#[derive(Debug, Clone, Copy)]
-enum Planned {
-    Crash {
-        at_ops: u64,
-        down: Duration,
-    },
-    Partition {
-        at_ops: u64,
-        length: Duration,
-    },
-    Hold {
-        at_ops: u64,
-        from: &'static str,
-        to: &'static str,
-        length: Duration,
-    },
-}
-
-impl Planned {
-    fn at_ops(&self) -> u64 {
-        match self {
-            Planned::Crash { at_ops, .. }
-            | Planned::Partition { at_ops, .. }
-            | Planned::Hold { at_ops, .. } => *at_ops,
-        }
-    }
-}
-
-fn plan(derived: &Derived) -> Vec<Planned> {
-    let mut rng = seeding::rng(derived.seed, "network-faults", 0);
-    let total = u64::from(derived.clients) * u64::from(derived.ops_per_client);
-    let mut planned = Vec::new();
-    if derived.has(Fault::Crash) {
-        for _ in 0..derived.crashes {
-            let down = Duration::from_millis(rng.random_range(1..=800));
-            planned.push(Planned::Crash {
-                at_ops: rng.random_range(1..=total.max(1)),
-                down,
-            });
-        }
-    }
-    if derived.has(Fault::Partition) {
-        let partitions = (derived.partition_rate * 200.0).ceil() as u32;
-        for _ in 0..partitions {
-            let length = Duration::from_millis(rng.random_range(1..=3_000));
-            planned.push(Planned::Partition {
-                at_ops: rng.random_range(1..=total.max(1)),
-                length,
-            });
-        }
-    }
-    // Drawn from their own stream, so a seed's other faults stay where they were.
-    let mut hold_rng = seeding::rng(derived.seed, "network-holds", 0);
-    if derived.has(Fault::Hold) {
-        for _ in 0..derived.holds {
-            let (from, to) = net::draw_direction(&mut hold_rng, NODE, WORKER);
-            planned.push(Planned::Hold {
-                at_ops: hold_rng.random_range(1..=total.max(1)),
-                from,
-                to,
-                length: net::draw_hold_length(&mut hold_rng, derived),
-            });
-        }
-    }
-    // Stable: faults planned at the same count keep their drawing order.
-    planned.sort_by_key(Planned::at_ops);
-    planned
-}
-
 /// What the worker host needs at every boot.
 #[derive(Debug, Clone)]
 struct Boot {
     ctx: Ctx,
     net: Net,
+    /// The worker backend's injected faults (shared by every boot).
+    faults: BackendFaults,
     /// Shared with the driver, which crashes it; a first boot that cannot create the store on
     /// a failing disk starts over on a blank one.
     disk: Arc<Mutex<SimDisk>>,
@@ -136,7 +68,7 @@ struct Boot {
 
 /// The worker's disk of `generation`, its randomness from the seed's own stream for it.
 fn disk(derived: &Derived, generation: u64, image: Option<engine::simdisk::DiskImage>) -> SimDisk {
-    engine_world::sim_disk(derived, WORKER_DISK, generation, image)
+    crate::faults::disk::sim_disk(derived, WORKER_DISK, generation, image)
 }
 
 /// Opens the store on the boot's disk. An injected I/O error can break an open: the worker
@@ -162,16 +94,23 @@ async fn worker(boot: Boot) -> Result<(), String> {
         }
     };
     let Boot {
-        ctx, net, number, ..
+        ctx,
+        net,
+        number,
+        faults,
+        ..
     } = boot;
     if number > 1 {
         let (model, in_flight) = ctx.expected_store();
-        if let Err(v) = engine_world::check_store_holds(&backend, &model, in_flight.as_ref()).await
+        if let Err(v) =
+            crate::monitors::durability::check_store_holds(&backend, &model, in_flight.as_ref())
+                .await
         {
             ctx.violate(v);
         }
     }
-    let worker = Worker::new(ctx.worker_probe().wrap(backend), WorkerConfig::default());
+    let backend = ctx.worker_probe().wrap(faults.wrap(backend));
+    let worker = Worker::new(backend, WorkerConfig::default());
     let listener = net.bind(WORKER, PORT).map_err(|e| e.to_string())?;
     trace::record(WORKER, "listening", format!("boot={number}"));
     worker
@@ -222,108 +161,75 @@ async fn run_world(env: &RunEnv) -> u64 {
         ..Limits::default()
     };
     let worker_probe = Probe::new(limits, env.sink.clone());
-    if derived.has(Fault::BackendLatency) {
-        // Mostly fast, sometimes stalled past a request's deadline: what makes a remote
-        // timeout's permit accounting matter.
-        let seed = seeding::sub_seed(derived.seed, "worker-latency", 0);
-        worker_probe.set_latency(derived.backend_latency, seed);
-        worker_probe.set_spikes(0.03, Duration::from_millis(900));
-    }
-    if derived.has(Fault::DiskErrors) {
-        engine_world::lose_acks(derived, &worker_probe);
-    }
-    let ctx = Ctx::new(env, worker_probe.clone());
-    let net = Net::for_seed(derived);
-    let mut boot = Boot {
+    let ctx = Ctx::new(env, worker_probe);
+    let net = match crate::worlds::network(env) {
+        Ok(net) => net,
+        Err(v) => {
+            env.sink.violate(v);
+            return 0;
+        }
+    };
+    let boot = Boot {
         ctx: ctx.clone(),
         net: net.clone(),
+        faults: BackendFaults::for_seed(derived, Site::Worker),
         disk: Arc::new(Mutex::new(disk(derived, 0, None))),
         number: 1,
     };
-    let mut worker = boot_worker(boot.clone());
-
+    let mut worker = WorkerHost {
+        host: boot_worker(boot.clone()),
+        boot,
+    };
     let node = Host::new();
-    let mut clients = {
+    let clients = {
         let (ctx, net) = (ctx.clone(), net.clone());
         node.spawn(async move {
             let remote = RemoteBackend::new(SimConnector(net), RemoteConfig::default());
             engine_world::run_remote(&ctx, remote).await
         })
     };
-
-    let mut planned = plan(derived).into_iter().peekable();
-    // Faults to heal, by when; at most a handful.
-    let mut recovering: Vec<(rt::Instant, Planned)> = Vec::new();
-    let mut ops = ctx.watch_ops();
-    let result = loop {
-        let next_heal = recovering.iter().map(|(at, _)| *at).min();
-        // With nothing left to inject or heal, the driver only waits for the clients.
-        let heal_at = next_heal.unwrap_or_else(|| rt::deadline_after(MAX_SIMULATED));
-        tokio::select! {
-            biased;
-            done = &mut clients => break done.unwrap_or_else(|e| {
-                Err(Violation::new(Invariant::Panic, format!("the node's clients: {e}")))
-            }),
-            _ = rt::sleep_until(heal_at), if next_heal.is_some() => {}
-            _ = ops.changed(), if planned.peek().is_some() => {}
-        }
-        if let Some(v) = ctx.first_violation() {
-            break Err(v);
-        }
-        let now = rt::now();
-        while planned.peek().is_some_and(|p| p.at_ops() <= ctx.ops()) {
-            let Some(fault) = planned.next() else { break };
-            match fault {
-                Planned::Crash { down, .. } if !worker.is_killed() => {
-                    worker.kill();
-                    net.crash(WORKER);
-                    boot.number += 1;
-                    let mut current = lock(&boot.disk);
-                    let image = current.crash();
-                    *current = disk(derived, boot.number - 1, Some(image));
-                    drop(current);
-                    trace::record("driver", "fault.crash", format!("worker down for {down:?}"));
-                    recovering.push((now + down, fault));
-                }
-                Planned::Partition { length, .. } => {
-                    net.partition(NODE, WORKER);
-                    trace::record("driver", "fault.partition", format!("for {length:?}"));
-                    recovering.push((now + length, fault));
-                }
-                Planned::Hold {
-                    from, to, length, ..
-                } => {
-                    net.hold(from, to, length);
-                    trace::record(
-                        "driver",
-                        "fault.hold",
-                        format!("{from}->{to} for {length:?}"),
-                    );
-                }
-                Planned::Crash { .. } => {}
-            }
-        }
-        recovering.retain(|(until, fault)| {
-            if *until > now {
-                return true;
-            }
-            match fault {
-                Planned::Crash { .. } => {
-                    worker = boot_worker(boot.clone());
-                    trace::record("driver", "fault.restart", WORKER);
-                }
-                Planned::Partition { .. } => {
-                    net.repair(NODE, WORKER);
-                    trace::record("driver", "fault.repair", "node-worker");
-                }
-                Planned::Hold { .. } => unreachable!("a hold ends by itself"),
-            }
-            false
-        });
-    };
+    let total = u64::from(derived.workload.clients) * u64::from(derived.workload.ops_per_client);
+    let plan = plan::plan(derived, (WORKER, NODE), Schedule::Ops { total });
+    let progress = Some(ctx.watch_ops());
+    let link = (&net, (WORKER, NODE));
+    let outcome = plan::drive(plan, link, &mut worker, progress, &env.sink, clients).await;
     // The run is over: nothing of it may run on.
-    worker.kill();
+    worker.host.kill();
     node.kill();
-    env.sink.check(result);
+    match outcome {
+        Some(Ok(result)) => env.sink.check(result),
+        Some(Err(e)) => env.sink.violate(Violation::new(
+            Invariant::Panic,
+            format!("the node's clients: {e}"),
+        )),
+        None => {}
+    }
     ctx.ops()
+}
+
+/// The worker's host, as the fault driver crashes and restarts it.
+#[derive(Debug)]
+struct WorkerHost {
+    host: Host,
+    /// What the next boot needs.
+    boot: Boot,
+}
+
+impl Target for WorkerHost {
+    fn crash(&mut self) -> bool {
+        if self.host.is_killed() {
+            return false;
+        }
+        self.host.kill();
+        let boot = &mut self.boot;
+        boot.number += 1;
+        let mut current = lock(&boot.disk);
+        let image = current.crash();
+        *current = disk(boot.ctx.derived(), boot.number - 1, Some(image));
+        true
+    }
+
+    fn restart(&mut self) {
+        self.host = boot_worker(self.boot.clone());
+    }
 }

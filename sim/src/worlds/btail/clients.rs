@@ -19,7 +19,7 @@ pub(super) async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
     })
     .await;
     // Spread the ops over about the time the commits take.
-    let ops = sh.derived.ops_per_client;
+    let ops = sh.derived.workload.ops_per_client;
     let max_gap_ms = (40 * 22 / u64::from(ops).max(1)).max(2);
     for _ in 0..ops {
         if sh.violated() {

@@ -11,7 +11,7 @@
 //!   shared handle (queries are in-process calls; the object loads they cause still travel from
 //!   wcfs to zstor over the network), concurrently with Updates and ForgetPast.
 //! - When the seed turns holds on, the network holds one direction between zstor and wcfs now
-//!   and then ([`hold_links`]): δZ and loads arrive late and in bursts, which changes no answer.
+//!   and then (the fault plan's holds): δZ and loads arrive late and in bursts, which changes no answer.
 //!
 //! Monitors (the model is the KV content of the tree at every revision, `model::kv::KvModel`):
 //! - every GetAt of a tracked key agrees with the model (value, revision and both exactness
@@ -63,6 +63,7 @@ use shapes::*;
 use wcfs::*;
 use zstor::*;
 
+use crate::faults::plan::{self, NoCrashes, Schedule};
 use crate::monitors::{Invariant, Sink, Violation};
 use crate::net::{Net, SimListener, SimStream};
 use crate::report::RunStats;
@@ -236,8 +237,15 @@ pub(crate) struct BtailWorld;
 
 impl World for BtailWorld {
     async fn run(env: &RunEnv) -> RunStats {
+        let net = match crate::worlds::network(env) {
+            Ok(net) => net,
+            Err(v) => {
+                env.sink.violate(v);
+                return RunStats::default();
+            }
+        };
         match TreeEnv::new() {
-            Ok(tree) => run(env, tree).await,
+            Ok(tree) => run(env, tree, net).await,
             Err(e) => {
                 env.sink
                     .violate(Violation::new(Invariant::Harness, format!("tree env: {e}")));
@@ -248,17 +256,17 @@ impl World for BtailWorld {
 }
 
 /// Runs one seed of the ΔBtail world on the current runtime.
-async fn run(run_env: &RunEnv, env: TreeEnv) -> RunStats {
+async fn run(run_env: &RunEnv, env: TreeEnv, net: Net) -> RunStats {
     let derived = &run_env.derived;
     let mut rng = seeding::rng(derived.seed, "btail-world", 0);
     let nkeys = rng.random_range(4..=8);
     let shared = Arc::new(Shared {
         derived: derived.clone(),
-        net: Net::for_seed(derived),
+        net,
         store: env.store().clone(),
         root: env.root(),
         universe: (0..nkeys).collect(),
-        clients: derived.clients.clamp(2, 4),
+        clients: derived.workload.clients.clamp(2, 4),
         model: Mutex::new(Model::default()),
         env: Mutex::new(None),
         requested: Mutex::new(BTreeSet::new()),
@@ -277,14 +285,16 @@ async fn run(run_env: &RunEnv, env: TreeEnv) -> RunStats {
 
     let start = rt::now();
     let hosts: Vec<Host> = (0..shared.clients + 2).map(|_| Host::new()).collect();
-    // The network's own faults, beside every host.
-    let network = Host::new();
-    if derived.has(Fault::Hold) {
-        network.spawn(hold_links(derived.clone(), shared.net.clone()));
-    }
-    match rt::timeout(MAX_SIMULATED, run_hosts(&shared, &hosts)).await {
-        Ok(Some(violation)) => shared.sink.violate(violation),
-        Ok(None) => {}
+    // Holds between zstor and wcfs now and then, in the first seconds of the run (δZ and
+    // object loads arrive late, in bursts; ΔBtail has no deadlines, so no answer may change).
+    let plan = plan::plan(derived, (ZSTOR, WCFS), Schedule::Time);
+    let link = (&shared.net, (ZSTOR, WCFS));
+    let hosts_done = run_hosts(&shared, &hosts);
+    let mut no_crashes = NoCrashes;
+    let driven = plan::drive(plan, link, &mut no_crashes, None, &shared.sink, hosts_done);
+    match rt::timeout(MAX_SIMULATED, driven).await {
+        Ok(Some(Some(violation))) => shared.sink.violate(violation),
+        Ok(_) => {}
         Err(rt::Elapsed) => shared.sink.violate(Violation::new(
             Invariant::Liveness,
             format!("the run did not finish within {MAX_SIMULATED:?} of simulated time"),
@@ -292,28 +302,9 @@ async fn run(run_env: &RunEnv, env: TreeEnv) -> RunStats {
     }
     // The run is over: nothing of it may run on.
     hosts.iter().for_each(Host::kill);
-    network.kill();
     RunStats {
         ops: *lock(&shared.ops),
         simulated: rt::now() - start,
-    }
-}
-
-/// Holds a direction between zstor and wcfs now and then, `derived.holds` times (δZ and
-/// object loads arrive late, in bursts; ΔBtail has no deadlines, so nothing may change in its
-/// answers). A run lasts seconds of simulated time, so the holds start within its first few.
-async fn hold_links(derived: Derived, net: Net) {
-    let mut rng = seeding::rng(derived.seed, "network-holds", 0);
-    for _ in 0..derived.holds {
-        rt::sleep(Duration::from_millis(rng.random_range(0..=2_000))).await;
-        let (from, to) = crate::net::draw_direction(&mut rng, ZSTOR, WCFS);
-        let length = crate::net::draw_hold_length(&mut rng, &derived);
-        net.hold(from, to, length);
-        trace::record(
-            "network",
-            "fault.hold",
-            format!("{from}->{to} for {length:?}"),
-        );
     }
 }
 

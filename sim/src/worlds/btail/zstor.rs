@@ -21,7 +21,7 @@ pub(super) async fn serve_conn(mut stream: SimStream, sh: Arc<Shared>) -> std::i
     let latency = sh
         .derived
         .has(Fault::BackendLatency)
-        .then_some(sh.derived.backend_latency);
+        .then_some(sh.derived.disk.latency);
     while let Some(req) = wire::read_frame(&mut stream).await? {
         let (oid, at) = wire::decode_load_request(&req).map_err(std::io::Error::other)?;
         if let Some(latency) = latency {

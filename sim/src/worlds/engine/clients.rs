@@ -31,7 +31,7 @@ pub(super) async fn run_clients<B: ColdStorageBackend>(
             async move { writer(&ctx, &handle, phase, ops, progress_tx).await },
         )));
     }
-    for client in 1..ctx.derived.clients {
+    for client in 1..ctx.derived.workload.clients {
         let (ctx, handle) = (ctx.clone(), handle.clone());
         tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
             async move { reader(&ctx, &handle, phase, client, ops).await },
@@ -107,7 +107,7 @@ pub(super) async fn call<B: ColdStorageBackend>(
     rng: &mut ChaCha8Rng,
 ) -> Result<Option<Outcome>, Violation> {
     ctx.count_ops(1);
-    if ctx.fault(Fault::ClientCancel) && rng.random_bool(ctx.derived.cancel_rate) {
+    if ctx.fault(Fault::ClientCancel) && rng.random_bool(ctx.derived.clients.cancel_rate) {
         let patience = Duration::from_micros(rng.random_range(0..3_000));
         return Ok(engine::rt::timeout(patience, apply_handle(handle, op))
             .await
@@ -263,10 +263,16 @@ pub(super) async fn reader<B: ColdStorageBackend>(
     let mut rng = seeding::rng(ctx.derived.seed, "reader-faults", index);
     let storm_at =
         (client == 1 && ctx.fault(Fault::SlowConsumers)).then(|| rng.random_range(1..=ops));
+    // The burst's place is drawn from a stream of its own, so the reader's other draws stay.
+    let burst_at = (client == 1 && ctx.derived.workload.burst > 0)
+        .then(|| seeding::rng(ctx.derived.seed, "burst-at", index).random_range(1..=ops));
     let actor = format!("client-{client}");
     for (i, spec) in (1..=ops).zip(&specs) {
         if storm_at == Some(i) {
             storm(ctx, handle).await?;
+        }
+        if burst_at == Some(i) {
+            burst(ctx, handle, client, index).await?;
         }
         let op = spec.instantiate(lock(&ctx.history).current());
         let finished = ctx.probe.writes_finished();
@@ -298,6 +304,56 @@ pub(super) async fn reader<B: ColdStorageBackend>(
     Ok(())
 }
 
+/// Issues the seed's burst of reads at once (up to well above the 64 read permits), each
+/// bounded and checked by the history like any other read, while the writer goes on: reads
+/// queue behind a full pool, and a write drains it.
+async fn burst<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+    client: u32,
+    index: u64,
+) -> Result<(), Violation> {
+    let size = ctx.derived.workload.burst;
+    let actor = format!("client-{client}");
+    trace::record(&actor, "burst.start", format!("reads={size}"));
+    let seed = seeding::sub_seed(ctx.derived.seed, "burst", index);
+    let mut tasks = Vec::new();
+    for (i, spec) in seeding::op_specs(seed, false, size).into_iter().enumerate() {
+        let op = spec.instantiate(lock(&ctx.history).current());
+        // Streams have their storm; a burst is of reads that take read permits.
+        if matches!(op, Op::StreamLogs { .. }) {
+            continue;
+        }
+        let (ctx, handle) = (ctx.clone(), handle.clone());
+        let mut rng = seeding::rng(seed, "burst-read", i as u64);
+        tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
+            async move {
+                let finished = ctx.probe.writes_finished();
+                let outcome = call(&ctx, &handle, &op, READ_LIVENESS, &mut rng).await?;
+                let responded = ctx.probe.writes_started();
+                if let Some(outcome) = outcome {
+                    lock(&ctx.history).record_read(client, op, outcome, finished, responded);
+                }
+                Ok::<(), Violation>(())
+            },
+        )));
+    }
+    for task in tasks {
+        match task.await {
+            Ok(result) => result?,
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => {
+                return Err(Violation::new(
+                    Invariant::Panic,
+                    format!("a burst read: {e}"),
+                ));
+            }
+        }
+    }
+    trace::record(&actor, "burst.end", "");
+    Ok(())
+}
+
 /// Opens a stream and consumes it as the seed says: normally, slowly, or never.
 pub(super) async fn stream<B: ColdStorageBackend>(
     ctx: &Ctx,
@@ -321,7 +377,8 @@ pub(super) async fn stream<B: ColdStorageBackend>(
         Ok(Err(e)) => return Ok(Some(Outcome::Stream(Err(e)))),
         Ok(Ok(stream)) => stream,
     };
-    let slow = ctx.fault(Fault::SlowConsumers) && rng.random_bool(ctx.derived.slow_consumer_rate);
+    let slow =
+        ctx.fault(Fault::SlowConsumers) && rng.random_bool(ctx.derived.clients.slow_consumer_rate);
     if slow && rng.random_bool(0.5) {
         // Never polled: held past its deadline, then dropped. Nothing to check here; the
         // liveness monitors see a producer that does not end.

@@ -32,9 +32,11 @@ mod clients;
 mod store;
 
 use clients::*;
-pub(crate) use store::{lose_acks, open_redb, retry_open, sim_disk};
+pub(crate) use store::{open_redb, retry_open};
 
-pub(crate) use crate::monitors::durability::{check_store_holds, read_tip};
+pub(crate) use crate::faults::backend::{BackendFaults, Site};
+use crate::faults::disk::sim_disk;
+use crate::monitors::durability::{check_store_holds, read_tip};
 use crate::monitors::history::History;
 use crate::monitors::probe::{Probe, ProbeBackend};
 use crate::monitors::{Invariant, Sink, Violation};
@@ -62,6 +64,8 @@ pub(crate) struct Ctx {
     probe: Probe,
     /// Observes the backend as the handle calls it (the same probe in process).
     handle_probe: Probe,
+    /// Faults injected at the handle's backend (none when it is a remote one).
+    faults: BackendFaults,
     history: Arc<Mutex<History>>,
     /// The writer's op in flight, for resolving it after a crash.
     /// With the backend's write count before it: only a write that reached the backend can
@@ -72,13 +76,13 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// A context for an in-process run: the work runs at the handle's backend, which loses
-    /// acknowledgements of commits when the seed has disk errors.
-    fn for_env(env: &RunEnv) -> Ctx {
-        if env.derived.has(Fault::DiskErrors) {
-            lose_acks(&env.derived, &env.probe);
+    /// A context for an in-process run: the work runs at the handle's backend, with the
+    /// faults of `site`.
+    fn for_env(env: &RunEnv, site: Site) -> Ctx {
+        Ctx {
+            faults: BackendFaults::for_seed(&env.derived, site),
+            ..Ctx::new(env, env.probe.clone())
         }
-        Ctx::new(env, env.probe.clone())
     }
 
     /// A context for one run whose work runs at `probe`'s backend (the worker's).
@@ -88,6 +92,7 @@ impl Ctx {
             sink: env.sink.clone(),
             probe,
             handle_probe: env.probe.clone(),
+            faults: BackendFaults::default(),
             history: Arc::new(Mutex::new(History::new())),
             pending: Arc::new(Mutex::new(None)),
             ops: Arc::new(watch::Sender::new(0)),
@@ -156,11 +161,7 @@ pub(crate) struct MemWorld;
 
 impl World for MemWorld {
     async fn run(env: &RunEnv) -> RunStats {
-        let ctx = Ctx::for_env(env);
-        if ctx.fault(Fault::BackendLatency) {
-            let seed = seeding::sub_seed(env.derived.seed, "latency", 0);
-            ctx.probe.set_latency(env.derived.backend_latency, seed);
-        }
+        let ctx = Ctx::for_env(env, Site::Memory);
         let timeouts = Timeouts::default();
         let open =
             |_phase: u32, _attempt: u32| Ok(MemBackend::builder().timeouts(timeouts).build());
@@ -175,7 +176,7 @@ pub(crate) struct RedbWorld;
 
 impl World for RedbWorld {
     async fn run(env: &RunEnv) -> RunStats {
-        let ctx = Ctx::for_env(env);
+        let ctx = Ctx::for_env(env, Site::OnDisk);
         let derived = &env.derived;
         let disk = Arc::new(Mutex::new(sim_disk(derived, "disk", 0, None)));
         let opener = Arc::clone(&disk);
@@ -196,7 +197,7 @@ impl World for RedbWorld {
             *disk = sim_disk(derived, "disk", generation, Some(image));
         };
         let crashes = if ctx.fault(Fault::Crash) {
-            derived.crashes
+            derived.process.crashes
         } else {
             0
         };
@@ -237,7 +238,7 @@ where
             open(phase, attempt)
         })
         .await?;
-        let backend = ctx.handle_probe.wrap(backend);
+        let backend = ctx.handle_probe.wrap(ctx.faults.wrap(backend));
         if phase > 0 {
             check_durable(ctx, &backend).await?;
         }
@@ -271,7 +272,7 @@ where
 }
 
 fn ops_per_phase(ctx: &Ctx, phases: u32) -> u32 {
-    (ctx.derived.ops_per_client / phases).max(1)
+    (ctx.derived.workload.ops_per_client / phases).max(1)
 }
 
 /// After a restart: the store must hold exactly what the model says (the writer's op that was

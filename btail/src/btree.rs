@@ -97,7 +97,8 @@ pub struct MemBucket {
 pub struct BucketInfo {
     /// The bucket's oid; INVALID for an embedded bucket, an empty or a deleted tree.
     pub oid: Oid,
-    /// The keys the bucket covers by position (§1 keycov).
+    /// The keys the bucket covers by its position in the tree (its keycov: the range its
+    /// parents' separators give it, whatever keys it holds).
     pub keycov: KeyRange,
     /// Oids from the root to the bucket (ending in INVALID for an embedded bucket, an empty or
     /// a deleted tree).

@@ -1,4 +1,4 @@
-//! The ΔBtail Update check and rebuild check (reference §6.5–6.6).
+//! The ΔBtail Update check and rebuild check.
 //!
 //! Both checks compare a real [`DBtail`] against an oracle built only from the trees' bucket
 //! listings: KAdj ([`crate::kadj`]) says which untracked keys may legitimately show up next to

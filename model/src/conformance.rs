@@ -988,7 +988,8 @@ impl<B: ColdStorageBackend> Suite<B> {
             (6, None),
             "case stream_limits: exactly max"
         );
-        // Exactly max_logs at a block boundary with more matches later: TooManyLogs (H3).
+        // Exactly max_logs at a block boundary with more matches later: TooManyLogs (hazard H3
+        // of docs/hazards.md).
         let (logs, error) = self.stream(Filter::range(1, 3), 4).await;
         assert_eq!(
             error,

@@ -532,8 +532,9 @@ impl<C: Connector> RemoteBackend<C> {
     }
 }
 
-/// How long a request is held: until the worker has certainly given it up. (The planted bug
-/// B5 releases it at the deadline itself, while the worker may still be working on it.)
+/// How long a request is held: until the worker has certainly given it up. (Hazard B5 of
+/// docs/hazards.md, planted, releases it at the deadline itself, while the worker may still be
+/// working on it.)
 fn hold_until(deadline: Instant, config: &RemoteConfig) -> Instant {
     if crate::bugs::active(crate::bugs::Bug::RemoteTimeoutReleasesPermit) {
         return deadline;

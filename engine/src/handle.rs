@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
 use crate::backend::{ColdStorageBackend, StreamParams};
@@ -691,25 +692,9 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         filter.resolve_range(None)?;
         // Taken before the setup read, so wait_shutdown also waits for setups (hazard H4).
         let queued = inner.tracker.token();
-        // Without an explicit end the range ends at the latest block *now*; its header hash
-        // is the anchor the producer must still find, so a truncation (or a reorg) between
-        // this setup and the production is reported instead of silently shortening the range.
-        let (latest, anchor) = match filter.to_block {
-            Some(_) => (None, None),
-            None => {
-                let timeout = inner.backend.timeouts().read;
-                rt::timeout(timeout, self.latest_with_hash())
-                    .await
-                    .map_err(|rt::Elapsed| ColdStorageError::DeadlineExceeded { timeout })??
-            }
-        };
-        let Some((from, to)) = filter.resolve_range(latest)? else {
+        let Some((from, to, anchor)) = self.stream_range(&filter).await? else {
             return Ok(LogStream::empty());
         };
-        debug_assert!(
-            anchor.is_none() || latest == Some(to),
-            "an anchor is always the latest block"
-        );
         // Planted bug (hazard B4): a read permit held while waiting for a stream permit.
         let held_read = if bugs::active(Bug::StreamSetupHoldsReadPermit) {
             Some(inner.acquire_read().await?)
@@ -734,7 +719,51 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             deadline,
             anchor,
         };
-        let hard_stop = deadline.checked_add(STREAM_GRACE).unwrap_or(deadline);
+        self.spawn_producer(filter, params, permit, overrun_slot, queued);
+        Ok(LogStream::new(receiver))
+    }
+
+    /// A stream's block range and anchor, `None` when the range is empty. Without an explicit
+    /// end the range ends at the latest block *now*; its header hash is the anchor the producer
+    /// must still find, so a truncation (or a reorg) between this setup and the production is
+    /// reported instead of silently shortening the range.
+    async fn stream_range(&self, filter: &Filter) -> ColdResult<Option<(u64, u64, Option<B256>)>> {
+        let (latest, anchor) = match filter.to_block {
+            Some(_) => (None, None),
+            None => {
+                let timeout = self.inner.backend.timeouts().read;
+                rt::timeout(timeout, self.latest_with_hash())
+                    .await
+                    .map_err(|rt::Elapsed| ColdStorageError::DeadlineExceeded { timeout })??
+            }
+        };
+        let Some((from, to)) = filter.resolve_range(latest)? else {
+            return Ok(None);
+        };
+        debug_assert!(
+            anchor.is_none() || latest == Some(to),
+            "an anchor is always the latest block"
+        );
+        Ok(Some((from, to, anchor)))
+    }
+
+    /// Spawns the producer of a stream, holding its stream `permit` until the backend's
+    /// producer returns or is cut off at the deadline plus a grace; a cut-off producer's
+    /// stream ends with the deadline error in the handle's own `overrun_slot`. `queued`, the
+    /// setup's tracker token, is released once the producer is tracked.
+    fn spawn_producer(
+        &self,
+        filter: Filter,
+        params: StreamParams,
+        permit: OwnedSemaphorePermit,
+        overrun_slot: mpsc::OwnedPermit<ColdResult<RpcLog>>,
+        queued: TaskTrackerToken,
+    ) {
+        let inner = &self.inner;
+        let hard_stop = params
+            .deadline
+            .checked_add(STREAM_GRACE)
+            .unwrap_or(params.deadline);
         let owner = Arc::clone(inner);
         let task = inner.tracker.track_future(
             async move {
@@ -757,6 +786,5 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         );
         drop(queued);
         drop(rt::spawn(task));
-        Ok(LogStream::new(receiver))
     }
 }

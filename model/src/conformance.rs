@@ -1039,6 +1039,7 @@ impl<B: ColdStorageBackend> Suite<B> {
         self.finish().await;
     }
 }
+
 /// An invalid append for each way block numbering can be wrong (latest is 10): the name, the
 /// op, and the answer it must get.
 fn invalid_numbering() -> Vec<(&'static str, Op, Outcome)> {

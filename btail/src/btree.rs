@@ -56,6 +56,21 @@ pub enum BTreeError {
     },
 }
 
+/// Checks bucket `b` with coverage `ccov`: reached once, keys strictly ascending and inside
+/// its coverage.
+fn check_bucket(b: &MemBucket, ccov: KeyRange, seen: &mut BTreeSet<Oid>) -> Result<(), BTreeError> {
+    if b.oid.is_valid() && !seen.insert(b.oid) {
+        return invariant(b.oid, "reachable twice");
+    }
+    if b.entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return invariant(b.oid, "bucket keys not strictly ascending");
+    }
+    if let Some((k, _)) = b.entries.iter().find(|(k, _)| !ccov.has(*k)) {
+        return invariant(b.oid, format!("key {k} outside the keycov {ccov}"));
+    }
+    Ok(())
+}
+
 fn invariant<T>(oid: Oid, what: impl Into<String>) -> Result<T, BTreeError> {
     Err(BTreeError::Invariant {
         oid,
@@ -97,7 +112,8 @@ pub struct MemBucket {
 pub struct BucketInfo {
     /// The bucket's oid; INVALID for an embedded bucket, an empty or a deleted tree.
     pub oid: Oid,
-    /// The keys the bucket covers by position (§1 keycov).
+    /// The keys the bucket covers by its position in the tree (its keycov: the range its
+    /// parents' separators give it, whatever keys it holds).
     pub keycov: KeyRange,
     /// Oids from the root to the bucket (ending in INVALID for an embedded bucket, an empty or
     /// a deleted tree).
@@ -411,6 +427,27 @@ impl MemTree {
             }
             return Ok(());
         }
+        self.check_separators(cov)?;
+        for (i, child) in self.children.iter().enumerate() {
+            let ccov = child_keycov(&self.keys, cov, i);
+            match child {
+                MemNode::Tree(t) => t.check_rec(ccov, false, seen)?,
+                MemNode::Bucket(b) => {
+                    let embedded = is_root && self.children.len() == 1;
+                    if !b.oid.is_valid() && !embedded {
+                        return invariant(oid, format!("child {i} is a bucket without an oid"));
+                    }
+                    check_bucket(b, ccov, seen)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a non-empty Tree's separators against its children and its coverage `cov`, and
+    /// that its children are all Trees or all Buckets.
+    fn check_separators(&self, cov: KeyRange) -> Result<(), BTreeError> {
+        let oid = self.oid;
         if self.keys.len() + 1 != self.children.len() {
             return invariant(
                 oid,
@@ -442,27 +479,6 @@ impl MemTree {
             .count();
         if trees != 0 && trees != self.children.len() {
             return invariant(oid, "children are a mix of Trees and Buckets");
-        }
-        for (i, child) in self.children.iter().enumerate() {
-            let ccov = child_keycov(&self.keys, cov, i);
-            match child {
-                MemNode::Tree(t) => t.check_rec(ccov, false, seen)?,
-                MemNode::Bucket(b) => {
-                    let embedded = is_root && self.children.len() == 1;
-                    if !b.oid.is_valid() && !embedded {
-                        return invariant(oid, format!("child {i} is a bucket without an oid"));
-                    }
-                    if b.oid.is_valid() && !seen.insert(b.oid) {
-                        return invariant(b.oid, "reachable twice");
-                    }
-                    if b.entries.windows(2).any(|w| w[0].0 >= w[1].0) {
-                        return invariant(b.oid, "bucket keys not strictly ascending");
-                    }
-                    if let Some((k, _)) = b.entries.iter().find(|(k, _)| !ccov.has(*k)) {
-                        return invariant(b.oid, format!("key {k} outside the keycov {ccov}"));
-                    }
-                }
-            }
         }
         Ok(())
     }

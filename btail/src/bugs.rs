@@ -1,5 +1,6 @@
 //! Planted bugs: switches that re-introduce known bug classes into ΔBtail, so the simulator
-//! can show that it finds each of them.
+//! can show that it finds each of them. docs/hazards.md describes each one: its symptom, the
+//! invariant that prevents it and the monitor that reports it.
 //!
 //! The switches exist only with the `planted-bugs` feature (off by default); without it
 //! [`active`] is a constant `false` and the compiler removes every planted path. With it, a bug

@@ -34,7 +34,8 @@ use tokio::sync::{Mutex, MutexGuard, Notify};
 use crate::blib::{KeyRange, PPTreeSubSet, RangedKeySet, RangedMap, norm_path};
 use crate::object::{Key, ObjectSource, Oid, Rev, TreeState};
 use crate::treediff::{
-    Conn, KVδ, NodeKind, RangeSplit, TreeDiffError, child_cov, treediff, δz_connect_tracked,
+    Conn, KVδ, NodeKind, RangeSplit, TreeDiff, TreeDiffError, child_cov, treediff,
+    δz_connect_tracked,
 };
 
 /// One tree's δ at one revision.
@@ -579,17 +580,7 @@ impl<S: ObjectSource> DBtail<S> {
         for d in diffs.values() {
             track_set.apply_delta(&d.δtrack);
         }
-        let mut rebuilt = Vec::new();
-        if δz.entries.len() > 1 {
-            for (&root, d) in &diffs {
-                if d.δtkeycov.is_empty() {
-                    continue;
-                }
-                let mut tn = PPTreeSubSet::new();
-                let cov = widen_track_new(src, root, &mut tn, &d.δtkeycov, rev).await?;
-                rebuilt.push((root, vδt_build(src, root, tn, cov, &δz).await?));
-            }
-        }
+        let rebuilt = rebuild_widened(src, &diffs, &δz, rev).await?;
 
         st.δz = δz;
         st.track_set = track_set;
@@ -605,17 +596,7 @@ impl<S: ObjectSource> DBtail<S> {
         for (root, (vδt_new, tn)) in rebuilt {
             merge_rebuilt(st, root, vδt_new, &tn);
         }
-        let mut δb = ΔB {
-            rev,
-            by_root: BTreeMap::new(),
-        };
-        for (&root, tt) in &st.by_root {
-            if let Some(last) = tt.vδt.last()
-                && last.rev == rev
-            {
-                δb.by_root.insert(root, last.kv.clone());
-            }
-        }
+        let δb = δb_at(st, rev);
         debug_check(st);
         Ok(UpdateReport { δb, δtkeycov })
     }
@@ -921,6 +902,44 @@ async fn rebuild_all_locked<S: ObjectSource>(src: &S, st: &mut State) -> Result<
     }
     debug_check(st);
     Ok(())
+}
+
+/// For every tree whose tracked coverage `diffs` widened (none on the first entry of `δz`),
+/// the history of the keys that came into coverage, rebuilt over `δz`.
+async fn rebuild_widened<S: ObjectSource>(
+    src: &S,
+    diffs: &BTreeMap<Oid, TreeDiff>,
+    δz: &ΔZtail,
+    rev: Rev,
+) -> Result<Vec<(Oid, (Vec<ΔTree>, PPTreeSubSet))>, TreeDiffError> {
+    let mut rebuilt = Vec::new();
+    if δz.entries.len() > 1 {
+        for (&root, d) in diffs {
+            if d.δtkeycov.is_empty() {
+                continue;
+            }
+            let mut tn = PPTreeSubSet::new();
+            let cov = widen_track_new(src, root, &mut tn, &d.δtkeycov, rev).await?;
+            rebuilt.push((root, vδt_build(src, root, tn, cov, δz).await?));
+        }
+    }
+    Ok(rebuilt)
+}
+
+/// δB of revision `rev`: every tree's vδT entry at `rev`.
+fn δb_at(st: &State, rev: Rev) -> ΔB {
+    let mut δb = ΔB {
+        rev,
+        by_root: BTreeMap::new(),
+    };
+    for (&root, tt) in &st.by_root {
+        if let Some(last) = tt.vδt.last()
+            && last.rev == rev
+        {
+            δb.by_root.insert(root, last.kv.clone());
+        }
+    }
+    δb
 }
 
 /// Publishes a rebuilt history for `root` (copy-update) and marks its nodes handled.

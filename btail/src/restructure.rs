@@ -177,18 +177,7 @@ pub fn restructure_writes(
     if !topo.is_valued() {
         return Err(RestructureError::KeyOnly(topo.to_string()));
     }
-    topo.check_keys()?;
-    let value_oid = |v: &Value| {
-        value_oids
-            .get(v)
-            .copied()
-            .ok_or_else(|| RestructureError::UnknownValue(v.clone()))
-    };
-    let kv = topo
-        .kv()
-        .iter()
-        .map(|(k, v)| Ok((*k, value_oid(v)?)))
-        .collect::<Result<BTreeMap<Key, Oid>, RestructureError>>()?;
+    let kv = topology_kv(topo, value_oids)?;
 
     // Step 1: native content change; a deleted tree starts over empty with the same root.
     let mut tree = current.unwrap_or_else(|| MemTree::empty(root));
@@ -197,6 +186,43 @@ pub fn restructure_writes(
     collect_pool(&tree, KeyRange::ALL, 0, &mut pool_trees, &mut pool_buckets);
 
     // Step 2: assign the new topology's nodes to pool nodes.
+    let oids = assign_oids(topo, root, &pool_trees, &mut pool_buckets);
+
+    let mut shaped = shape(troot, &oids, &kv);
+    debug_assert_eq!(
+        shaped.entries(),
+        kv.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()
+    );
+    Ok(shaped.persist(store))
+}
+
+/// The topology's keys with the oids of their values, after checking its keys.
+fn topology_kv(
+    topo: &Topology,
+    value_oids: &BTreeMap<Value, Oid>,
+) -> Result<BTreeMap<Key, Oid>, RestructureError> {
+    topo.check_keys()?;
+    let value_oid = |v: &Value| {
+        value_oids
+            .get(v)
+            .copied()
+            .ok_or_else(|| RestructureError::UnknownValue(v.clone()))
+    };
+    topo.kv()
+        .iter()
+        .map(|(k, v)| Ok((*k, value_oid(v)?)))
+        .collect()
+}
+
+/// The oid of every node of `topo` (by level-order index): `root` for the root, a pool node's
+/// for a node assigned to it (Trees depth by depth, buckets over all depths), INVALID for a
+/// node that needs a new object.
+fn assign_oids(
+    topo: &Topology,
+    root: Oid,
+    pool_trees: &[PoolNode],
+    pool_buckets: &mut [PoolNode],
+) -> Vec<Oid> {
     let mut oids = vec![Oid::INVALID; topo.len()];
     oids[0] = root;
     let mut new_trees: Vec<(usize, usize, Span)> = Vec::new();
@@ -233,8 +259,12 @@ pub fn restructure_writes(
             oids[b.0] = pool_buckets[p].oid;
         }
     }
+    oids
+}
 
-    let mut shaped = match build(troot, &oids, &kv) {
+/// The new tree: `troot` built with the assigned oids and the values' oids.
+fn shape(troot: Node<'_>, oids: &[Oid], kv: &BTreeMap<Key, Oid>) -> MemTree {
+    let mut shaped = match build(troot, oids, kv) {
         MemNode::Tree(t) => t,
         MemNode::Bucket(_) => unreachable!("root checked to be a Tree"),
     };
@@ -244,11 +274,7 @@ pub fn restructure_writes(
         // `T/B:` is the empty tree.
         shaped.children.clear();
     }
-    debug_assert_eq!(
-        shaped.entries(),
-        kv.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()
-    );
-    Ok(shaped.persist(store))
+    shaped
 }
 
 /// The image of topology node `node`, with the oids assigned to the level-order indexes.

@@ -155,7 +155,7 @@ impl<'a> Node<'a> {
     }
 }
 
-/// The coverage of child `i` of a Tree with separators `keys` covering `cov` (§1 keycov):
+/// The coverage of child `i` of a Tree with separators `keys` covering `cov` (its keycov):
 /// `[lo if i == 0 else keys[i-1], hi_ if i is last else keys[i] - 1]`.
 pub fn child_keycov(keys: &[Key], cov: KeyRange, i: usize) -> KeyRange {
     assert!(i <= keys.len());

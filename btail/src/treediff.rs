@@ -593,127 +593,190 @@ async fn diff_t<S: ObjectSource>(
     let atop = a.unwrap_or_else(Node::artificial_empty_tree);
     let btop = b.unwrap_or_else(Node::artificial_empty_tree);
     let prefix = ab_path[..ab_path.len() - 1].to_vec();
-    let mut av = RangeSplit::new(prefix.clone(), ab_cov, atop);
-    let mut bv = RangeSplit::new(prefix, ab_cov, btop);
-
-    // B nodes seen so far: oid -> (path, keycov).
-    let mut b_idx: BTreeMap<Oid, (Vec<Oid>, KeyRange)> = BTreeMap::new();
+    let mut d = DiffT {
+        δztc,
+        track_set,
+        old,
+        new,
+        av: RangeSplit::new(prefix.clone(), ab_cov, atop),
+        bv: RangeSplit::new(prefix, ab_cov, btop),
+        b_idx: BTreeMap::new(),
+        ak: Todo::default(),
+        bk: Todo::default(),
+        adel: RangedKeySet::new(),
+        badd: RangedKeySet::new(),
+        out,
+    };
     if !b_empty {
-        let n = bv.at(0);
-        b_idx.insert(n.node.oid, (n.path(), n.keycov));
+        let n = d.bv.at(0);
+        d.b_idx.insert(n.node.oid, (n.path(), n.keycov));
     }
-    let mut ak = Todo::default();
-    let mut bk = Todo::default();
-    let mut adel = RangedKeySet::new();
-    let mut badd = RangedKeySet::new();
+    d.expand_changed_a().await?;
+    d.make_consistent().await?;
+    d.out.δtkeycov = d.badd.difference(&d.adel);
+    Ok(d.out)
+}
 
-    // Phase 1: expand A along the changed tracked nodes.
-    let mut aq: Vec<NodeInRange> = vec![av.at(0).clone()];
-    while let Some(ra) = aq.pop() {
-        let i = av.get(ra.keycov.lo)?;
-        debug_assert_eq!(av.v[i].node.oid, ra.node.oid, "phase 1 node moved in Av");
-        match ra.node.kind() {
-            NodeKind::Bucket(bucket) => {
-                δ_merge(&mut out.δt, diff_b(Some(bucket), None))?;
-                out.δtrack.del.add_path(&ra.path())?;
-                adel.add_range(ra.keycov);
-                bk.push(ra.keycov);
-                av.v[i].done = true;
-            }
-            NodeKind::Tree(TreeState::Empty) => {
-                out.δtrack.del.add_path(&ra.path())?;
-                adel.add_range(ra.keycov);
-                bk.push(ra.keycov);
-                av.v[i].done = true;
-            }
-            NodeKind::Tree(_) => {
-                let children = av.expand(old, i).await?;
-                for ci in children {
-                    let ac = av.v[ci].clone();
-                    let oid = ac.node.oid;
-                    if oid.is_valid() && !track_set.has(oid) {
-                        continue;
-                    }
-                    // A tracked subtree that did not change and sits at the same coverage in
-                    // B contributes nothing; only its path may have moved.
-                    if oid.is_valid()
-                        && !δztc.contains(&oid)
-                        && let Some((bpath, bcov)) =
-                            find_in_b(&mut bv, &mut b_idx, new, oid, ac.keycov).await?
-                        && bcov == ac.keycov
-                    {
-                        let apath = ac.path();
-                        if apath != bpath {
-                            out.δtrack.del.add_path(&apath)?;
-                            out.δtrack.add.add_path(&bpath)?;
-                            let nchild = track_set.get(oid).map_or(0, |n| n.nchild);
-                            if nchild != 0 {
-                                out.δtrack.dnchild_non_leafs.insert(oid, nchild);
-                            }
+/// The state of one `diffT`: both sides split into ranges, the key ranges each side still has
+/// to visit, and the diff so far.
+struct DiffT<'c, 'a, S> {
+    δztc: &'c BTreeSet<Oid>,
+    track_set: &'c PPTreeSubSet,
+    old: &'c Conn<'a, S>,
+    new: &'c Conn<'a, S>,
+    av: RangeSplit,
+    bv: RangeSplit,
+    /// B nodes seen so far: oid -> (path, keycov).
+    b_idx: BTreeMap<Oid, (Vec<Oid>, KeyRange)>,
+    /// Key ranges A still has to visit.
+    ak: Todo,
+    /// Key ranges B still has to visit.
+    bk: Todo,
+    /// Keys covered by tracked A leaves that were removed.
+    adel: RangedKeySet,
+    /// Keys covered by B leaves that were added.
+    badd: RangedKeySet,
+    out: TreeDiff,
+}
+
+impl<S: ObjectSource> DiffT<'_, '_, S> {
+    /// Phase 1: expands A along the changed tracked nodes; every A leaf reached is removed and
+    /// its range queued for B.
+    async fn expand_changed_a(&mut self) -> Result<(), TreeDiffError> {
+        let mut aq: Vec<NodeInRange> = vec![self.av.at(0).clone()];
+        while let Some(ra) = aq.pop() {
+            let i = self.av.get(ra.keycov.lo)?;
+            debug_assert_eq!(
+                self.av.v[i].node.oid, ra.node.oid,
+                "phase 1 node moved in Av"
+            );
+            match ra.node.kind() {
+                NodeKind::Bucket(bucket) => {
+                    δ_merge(&mut self.out.δt, diff_b(Some(bucket), None))?;
+                    self.remove_a_leaf(i, &ra)?;
+                }
+                NodeKind::Tree(TreeState::Empty) => self.remove_a_leaf(i, &ra)?,
+                NodeKind::Tree(_) => {
+                    for ci in self.av.expand(self.old, i).await? {
+                        let ac = self.av.v[ci].clone();
+                        let oid = ac.node.oid;
+                        if oid.is_valid() && !self.track_set.has(oid) {
+                            continue;
                         }
-                        continue;
+                        if !self.moved_unchanged(&ac).await? {
+                            aq.push(ac);
+                        }
                     }
-                    aq.push(ac);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase 1's removal of the A leaf `ra` (at index `i` of Av).
+    fn remove_a_leaf(&mut self, i: usize, ra: &NodeInRange) -> Result<(), TreeDiffError> {
+        self.out.δtrack.del.add_path(&ra.path())?;
+        self.adel.add_range(ra.keycov);
+        self.bk.push(ra.keycov);
+        self.av.v[i].done = true;
+        Ok(())
+    }
+
+    /// Whether the tracked A child `ac` is a subtree that did not change and sits at the same
+    /// coverage in B: it contributes nothing, only its path may have moved (recorded here).
+    async fn moved_unchanged(&mut self, ac: &NodeInRange) -> Result<bool, TreeDiffError> {
+        let oid = ac.node.oid;
+        if !oid.is_valid() || self.δztc.contains(&oid) {
+            return Ok(false);
+        }
+        let found = find_in_b(&mut self.bv, &mut self.b_idx, self.new, oid, ac.keycov).await?;
+        let Some((bpath, bcov)) = found else {
+            return Ok(false);
+        };
+        if bcov != ac.keycov {
+            return Ok(false);
+        }
+        let apath = ac.path();
+        if apath != bpath {
+            self.out.δtrack.del.add_path(&apath)?;
+            self.out.δtrack.add.add_path(&bpath)?;
+            let nchild = self.track_set.get(oid).map_or(0, |n| n.nchild);
+            if nchild != 0 {
+                self.out.δtrack.dnchild_non_leafs.insert(oid, nchild);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Phase 2: makes A and B consistent over every range removed on either side, until
+    /// neither side has a range left to visit.
+    async fn make_consistent(&mut self) -> Result<(), TreeDiffError> {
+        while !self.bk.queue.is_empty() {
+            let ranges: Vec<KeyRange> = self.bk.queue.ranges().collect();
+            self.bk.queue.clear();
+            for r in ranges {
+                self.add_b_leaves(r).await?;
+            }
+            let ranges: Vec<KeyRange> = self.ak.queue.ranges().collect();
+            self.ak.queue.clear();
+            for r in ranges {
+                self.remove_a_leaves(r).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds every B leaf over `r` not added yet, and queues its range for A.
+    async fn add_b_leaves(&mut self, r: KeyRange) -> Result<(), TreeDiffError> {
+        let mut lo = r.lo;
+        loop {
+            let i = self.bv.get_to_leaf(self.new, lo).await?;
+            let leaf = self.bv.at(i).clone();
+            if !leaf.done {
+                if let NodeKind::Bucket(bucket) = leaf.node.kind() {
+                    δ_merge(&mut self.out.δt, diff_b(None, Some(bucket)))?;
+                }
+                self.out.δtrack.add.add_path(&leaf.path())?;
+                self.badd.add_range(leaf.keycov);
+                self.bk.done.add_range(leaf.keycov);
+                self.ak.push(leaf.keycov);
+                self.bv.v[i].done = true;
+            }
+            match leaf.keycov.next_lo() {
+                Some(next) if leaf.keycov.hi_ < r.hi_ => lo = next,
+                _ => return Ok(()),
             }
         }
     }
 
-    // Phase 2: make A and B consistent over every range removed on either side.
-    while !bk.queue.is_empty() {
-        let ranges: Vec<KeyRange> = bk.queue.ranges().collect();
-        bk.queue.clear();
-        for r in ranges {
-            let mut lo = r.lo;
-            loop {
-                let i = bv.get_to_leaf(new, lo).await?;
-                let leaf = bv.at(i).clone();
-                if !leaf.done {
-                    if let NodeKind::Bucket(bucket) = leaf.node.kind() {
-                        δ_merge(&mut out.δt, diff_b(None, Some(bucket)))?;
-                    }
-                    out.δtrack.add.add_path(&leaf.path())?;
-                    badd.add_range(leaf.keycov);
-                    bk.done.add_range(leaf.keycov);
-                    ak.push(leaf.keycov);
-                    bv.v[i].done = true;
+    /// Removes every A leaf over `r` not removed yet, and queues its range for B.
+    async fn remove_a_leaves(&mut self, r: KeyRange) -> Result<(), TreeDiffError> {
+        let mut lo = r.lo;
+        loop {
+            let i = self.av.get_to_leaf(self.old, lo).await?;
+            let leaf = self.av.at(i).clone();
+            if !leaf.done {
+                if let NodeKind::Bucket(bucket) = leaf.node.kind() {
+                    δ_merge(&mut self.out.δt, diff_b(Some(bucket), None))?;
                 }
-                match leaf.keycov.next_lo() {
-                    Some(next) if leaf.keycov.hi_ < r.hi_ => lo = next,
-                    _ => break,
+                let path = leaf.path();
+                self.out.δtrack.del.add_path(&path)?;
+                let tracked = norm_path(&path)
+                    .last()
+                    .is_some_and(|&o| self.track_set.has(o));
+                if tracked {
+                    self.adel.add_range(leaf.keycov);
                 }
+                self.ak.done.add_range(leaf.keycov);
+                self.bk.push(leaf.keycov);
+                self.av.v[i].done = true;
             }
-        }
-        let ranges: Vec<KeyRange> = ak.queue.ranges().collect();
-        ak.queue.clear();
-        for r in ranges {
-            let mut lo = r.lo;
-            loop {
-                let i = av.get_to_leaf(old, lo).await?;
-                let leaf = av.at(i).clone();
-                if !leaf.done {
-                    if let NodeKind::Bucket(bucket) = leaf.node.kind() {
-                        δ_merge(&mut out.δt, diff_b(Some(bucket), None))?;
-                    }
-                    let path = leaf.path();
-                    out.δtrack.del.add_path(&path)?;
-                    let tracked = norm_path(&path).last().is_some_and(|&o| track_set.has(o));
-                    if tracked {
-                        adel.add_range(leaf.keycov);
-                    }
-                    ak.done.add_range(leaf.keycov);
-                    bk.push(leaf.keycov);
-                    av.v[i].done = true;
-                }
-                match leaf.keycov.next_lo() {
-                    Some(next) if leaf.keycov.hi_ < r.hi_ => lo = next,
-                    _ => break,
-                }
+            match leaf.keycov.next_lo() {
+                Some(next) if leaf.keycov.hi_ < r.hi_ => lo = next,
+                _ => return Ok(()),
             }
         }
     }
-    out.δtkeycov = badd.difference(&adel);
-    Ok(out)
 }
 
 /// Finds the B node with `oid` by expanding B trees that cover all of `keycov` alone; returns

@@ -1,5 +1,6 @@
-//! ΔBtail API-level tests (reference §6.9): GetAt, SliceByRootRev aliasing and unchanged old
-//! slices, ForgetPast aliasing, Clone, the vδT merge, SliceByRev, and bad-input errors.
+//! ΔBtail API-level tests (vectors of the original ΔBtail's API tests): GetAt, SliceByRootRev
+//! aliasing and unchanged old slices, ForgetPast aliasing, Clone, the vδT merge, SliceByRev, and
+//! bad-input errors.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

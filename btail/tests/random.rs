@@ -1,4 +1,4 @@
-//! Random ΔBtail testing (reference §6.7, approach "b", scaled down): walks over
+//! Random ΔBtail testing (the original ΔBtail random test's approach, scaled down): walks over
 //! AllStructs-sampled topologies of random key sets with the Update check on every transition
 //! and the rebuild check on every three consecutive states.
 //!

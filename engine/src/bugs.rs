@@ -9,23 +9,24 @@
 /// A planted engine bug.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Bug {
-    /// The cache fast path answers without looking at the write in progress (B1).
+    /// The cache fast path answers without looking at the write in progress (hazard B1 of
+    /// docs/hazards.md, where every planted bug is described).
     CacheBypassesDrain,
     /// The cache is invalidated only after a removing write succeeded, so a truncate that
     /// failed or timed out after committing leaves removed blocks in the cache.
     StaleCacheAfterFailedTruncate,
     /// The shutdown coordinator holds a strong reference, so dropping every handle without
-    /// cancelling never drops the backend (B2).
+    /// cancelling never drops the backend (hazard B2).
     CoordinatorStrongRef,
-    /// Stream setup takes a read permit and holds it while waiting for a stream permit (B4).
+    /// Stream setup takes a read permit and holds it while waiting for a stream permit (hazard B4).
     StreamSetupHoldsReadPermit,
     /// The remote backend releases a request at its deadline without waiting for the worker to
-    /// give the work up (B5), so the handle's permits stop matching the work in flight.
+    /// give the work up (hazard B5), so the handle's permits stop matching the work in flight.
     RemoteTimeoutReleasesPermit,
     /// The drain barrier takes one read permit too few, so one read can overlap a write.
     DrainOnePermitShort,
     /// A stream's terminal error is sent without a deadline, so a consumer that never polls
-    /// pins the producer forever (H1).
+    /// pins the producer forever (hazard H1).
     UnboundedTerminalSend,
 }
 

@@ -5,10 +5,10 @@
 //! specifiers. Appends never invalidate: a cached entry is always of a block that exists, and an
 //! append only adds blocks above the latest.
 //!
-//! **Invariant (I5):** a hit never returns an entry of a block that a removing write (truncate
-//! or drain) has started committing to remove, whatever that write's outcome; and no hit at all
-//! is served while any write is committing (appends mark the cache through [`Cache::write`]).
-//! It holds because, under the one cache mutex:
+//! **Invariant (I5 of docs/hazards.md):** a hit never returns an entry of a block that a
+//! removing write (truncate or drain) has started committing to remove, whatever that write's
+//! outcome; and no hit at all is served while any write is committing (appends mark the cache
+//! through [`Cache::write`]). It holds because, under the one cache mutex:
 //! 1. a removing write calls [`Cache::begin_removal`] *before* its backend call: it invalidates
 //!    every entry above the truncation point, bumps the epoch and marks a removal in progress;
 //! 2. while a removal is in progress every lookup misses (the caller falls back to the permit
@@ -51,7 +51,7 @@ pub struct Epoch(u64);
 
 impl State {
     fn serving(&self) -> bool {
-        // Planted bug B1: the fast path ignores the write in progress.
+        // Planted bug (hazard B1): the fast path ignores the write in progress.
         self.removals_in_progress == 0 || bugs::active(Bug::CacheBypassesDrain)
     }
 

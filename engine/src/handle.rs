@@ -2,19 +2,21 @@
 //!
 //! Every permit is taken here, in one place per kind (`Inner::acquire_read`,
 //! `Inner::acquire_write`, `Inner::acquire_stream`), right before the work is spawned, and
-//! the spawned task holds it for the real duration of the backend call (fixes B3, B5):
+//! the spawned task holds it for the real duration of the backend call (fixes hazards B3 and
+//! B5; the hazard codes are those of docs/hazards.md):
 //! - a read takes one of `max_reads` read permits;
 //! - a write takes the single write permit, then *all* `max_reads` read permits (the drain
 //!   barrier), so no gated read runs while a write commits; the semaphores are FIFO, so readers
 //!   arriving after a queued writer run after it;
-//! - a stream takes one stream permit and no read permit (fixes B4); its `to` is resolved first,
-//!   bounded by the backend's read timeout, so a stuck backend cannot pin stream permits.
+//! - a stream takes one stream permit and no read permit (fixes hazard B4); its `to` is
+//!   resolved first, bounded by the backend's read timeout, so a stuck backend cannot pin
+//!   stream permits.
 //!
 //! Input is validated before any permit. Shutdown: an op first checks the token, then takes a
 //! tracker token, then its permits, then re-checks the token, so no task starts after
-//! [`ColdStorage::wait_shutdown`] returned (fixes H4). The cache fast path
+//! [`ColdStorage::wait_shutdown`] returned (fixes hazard H4). The cache fast path
 //! (`ColdStorage::fast_path`) answers number / (block, index) lookups without a permit;
-//! [`crate::cache`] explains why it never serves a removed block (fixes B1).
+//! [`crate::cache`] explains why it never serves a removed block (fixes hazard B1).
 
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -24,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 
 use crate::backend::{ColdStorageBackend, StreamParams};
@@ -182,7 +185,7 @@ struct Inner<B> {
     stream_sem: Arc<Semaphore>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
-    /// Cancels `shutdown` when the last reference goes, waking the coordinator (fixes B2).
+    /// Cancels `shutdown` when the last reference goes, waking the coordinator (fixes hazard B2).
     _wake_coordinator: DropGuard,
 }
 
@@ -357,7 +360,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let span = tracing::debug_span!("cold_op", op);
         let result = async {
             self.inner.ensure_open()?;
-            // Taken before any permit, so wait_shutdown cannot return while we queue (H4).
+            // Taken before any permit, so wait_shutdown cannot return while we queue (hazard H4).
             let queued = self.inner.tracker.token();
             let permits = match access {
                 Access::Read => self.inner.acquire_read().await?,
@@ -666,7 +669,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     }
 
     /// The latest block and its header hash, read for stream setup outside every permit (see
-    /// B4): a block that vanishes between the two reads was truncated concurrently.
+    /// hazard B4): a block that vanishes between the two reads was truncated concurrently.
     async fn latest_with_hash(&self) -> ColdResult<(Option<u64>, Option<B256>)> {
         let backend = &self.inner.backend;
         let Some(latest) = backend.get_latest_block().await? else {
@@ -687,28 +690,12 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let inner = &self.inner;
         inner.ensure_open()?;
         filter.resolve_range(None)?;
-        // Taken before the setup read, so wait_shutdown also waits for setups (H4).
+        // Taken before the setup read, so wait_shutdown also waits for setups (hazard H4).
         let queued = inner.tracker.token();
-        // Without an explicit end the range ends at the latest block *now*; its header hash
-        // is the anchor the producer must still find, so a truncation (or a reorg) between
-        // this setup and the production is reported instead of silently shortening the range.
-        let (latest, anchor) = match filter.to_block {
-            Some(_) => (None, None),
-            None => {
-                let timeout = inner.backend.timeouts().read;
-                rt::timeout(timeout, self.latest_with_hash())
-                    .await
-                    .map_err(|rt::Elapsed| ColdStorageError::DeadlineExceeded { timeout })??
-            }
-        };
-        let Some((from, to)) = filter.resolve_range(latest)? else {
+        let Some((from, to, anchor)) = self.stream_range(&filter).await? else {
             return Ok(LogStream::empty());
         };
-        debug_assert!(
-            anchor.is_none() || latest == Some(to),
-            "an anchor is always the latest block"
-        );
-        // Planted bug B4: a read permit held while waiting for a stream permit.
+        // Planted bug (hazard B4): a read permit held while waiting for a stream permit.
         let held_read = if bugs::active(Bug::StreamSetupHoldsReadPermit) {
             Some(inner.acquire_read().await?)
         } else {
@@ -732,13 +719,58 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             deadline,
             anchor,
         };
-        let hard_stop = deadline.checked_add(STREAM_GRACE).unwrap_or(deadline);
+        self.spawn_producer(filter, params, permit, overrun_slot, queued);
+        Ok(LogStream::new(receiver))
+    }
+
+    /// A stream's block range and anchor, `None` when the range is empty. Without an explicit
+    /// end the range ends at the latest block *now*; its header hash is the anchor the producer
+    /// must still find, so a truncation (or a reorg) between this setup and the production is
+    /// reported instead of silently shortening the range.
+    async fn stream_range(&self, filter: &Filter) -> ColdResult<Option<(u64, u64, Option<B256>)>> {
+        let (latest, anchor) = match filter.to_block {
+            Some(_) => (None, None),
+            None => {
+                let timeout = self.inner.backend.timeouts().read;
+                rt::timeout(timeout, self.latest_with_hash())
+                    .await
+                    .map_err(|rt::Elapsed| ColdStorageError::DeadlineExceeded { timeout })??
+            }
+        };
+        let Some((from, to)) = filter.resolve_range(latest)? else {
+            return Ok(None);
+        };
+        debug_assert!(
+            anchor.is_none() || latest == Some(to),
+            "an anchor is always the latest block"
+        );
+        Ok(Some((from, to, anchor)))
+    }
+
+    /// Spawns the producer of a stream, holding its stream `permit` until the backend's
+    /// producer returns or is cut off at the deadline plus a grace; a cut-off producer's
+    /// stream ends with the deadline error in the handle's own `overrun_slot`. `queued`, the
+    /// setup's tracker token, is released once the producer is tracked.
+    fn spawn_producer(
+        &self,
+        filter: Filter,
+        params: StreamParams,
+        permit: OwnedSemaphorePermit,
+        overrun_slot: mpsc::OwnedPermit<ColdResult<RpcLog>>,
+        queued: TaskTrackerToken,
+    ) {
+        let inner = &self.inner;
+        let hard_stop = params
+            .deadline
+            .checked_add(STREAM_GRACE)
+            .unwrap_or(params.deadline);
         let owner = Arc::clone(inner);
         let task = inner.tracker.track_future(
             async move {
                 let _in_flight = owner.metrics.in_flight(Work::Stream);
                 let _permit = permit;
-                // Planted bug H1: no hard stop, the producer's own sends are all that bound it.
+                // Planted bug (hazard H1): no hard stop, the producer's own sends are all that
+                // bound it.
                 let produced = if bugs::active(Bug::UnboundedTerminalSend) {
                     owner.backend.produce_log_stream(&filter, params).await;
                     Ok(())
@@ -754,6 +786,5 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         );
         drop(queued);
         drop(rt::spawn(task));
-        Ok(LogStream::new(receiver))
     }
 }

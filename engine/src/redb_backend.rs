@@ -1067,7 +1067,8 @@ impl ColdStorageRead for RedbBackend {
 
     async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
         if crate::bugs::active(crate::bugs::Bug::UnboundedTerminalSend) {
-            // Planted bug H1: no reserved slot; the terminal error waits for the consumer.
+            // Planted bug (hazard H1 of docs/hazards.md): no reserved slot; the terminal error
+            // waits for the consumer.
             if let Err(Some(error)) = self.stream_from_snapshot(filter, &params).await {
                 let _ = params.sender.send(Err(error)).await;
             }

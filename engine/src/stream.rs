@@ -2,16 +2,16 @@
 //! producer ([`produce_default`]) for backends without a snapshot of their own.
 //!
 //! Guarantees, whatever the consumer does:
-//! - **Bounded in time** (fixes H1 of the reference): every data send waits at most until the
-//!   stream deadline, and the terminal error never waits at all: the producer reserves one
-//!   channel slot for it before sending any data.
+//! - **Bounded in time** (fixes hazard H1; the codes are those of docs/hazards.md): every data
+//!   send waits at most until the stream deadline, and the terminal error never waits at all:
+//!   the producer reserves one channel slot for it before sending any data.
 //! - **At most one error, and it is last**: the producer returns right after sending it, and
 //!   [`LogStream`] additionally stops after the first error it yields.
 //! - **Same answer as `get_logs`** when there is no concurrent write: the stream emits whole
 //!   blocks in order while they fit within `max_logs`; when the next block with matches would
 //!   overflow it ends with `TooManyLogs { limit: max_logs }` — also when exactly `max_logs`
-//!   have been sent and any further match exists (fixes H3).
-//! - **Reorgs are detected** (fixes H2): the anchor is the header of the last block of the
+//!   have been sent and any further match exists (fixes hazard H3).
+//! - **Reorgs are detected** (fixes hazard H2): the anchor is the header of the last block of the
 //!   stream's range at its start; its hash is re-checked after *every* read, the last one
 //!   included, before any log of that read is sent.
 //!
@@ -133,7 +133,8 @@ pub async fn produce_default<B: ColdStorageRead + ?Sized>(
         anchor,
     } = params;
     if crate::bugs::active(crate::bugs::Bug::UnboundedTerminalSend) {
-        // Planted bug H1: no reserved slot; the terminal error waits for the consumer forever.
+        // Planted bug (hazard H1): no reserved slot; the terminal error waits for the consumer
+        // forever.
         let producer = Producer {
             backend,
             filter,

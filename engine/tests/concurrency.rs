@@ -1,4 +1,4 @@
-//! Concurrency properties of the handle (reference §5.2–5.3 and the §4 bugs), driven through
+//! Concurrency properties of the handle (and the hazards of docs/hazards.md), driven through
 //! a gated Mem backend on tokio's paused clock: permits cap without deadlock, the drain
 //! barrier, FIFO writer fairness, shutdown, streams, and the cache under removal.
 
@@ -459,8 +459,8 @@ async fn cache_is_consistent_through_truncate() {
     assert!(handle.get_header_by_number(5).await.unwrap().is_some());
 }
 
-/// Fails under bug B1: a fast-path hit while the truncate's backend call has committed but
-/// not returned.
+/// Fails under hazard B1 (docs/hazards.md): a fast-path hit while the truncate's backend call
+/// has committed but not returned.
 #[tokio::test(start_paused = true)]
 async fn no_cache_hit_of_a_removed_block_while_the_truncate_commits() {
     let (handle, controls, _cancel) = gated_handle();

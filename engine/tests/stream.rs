@@ -1,5 +1,6 @@
 //! The default stream producer and `LogStream`, driven directly: reorg detection on the last
-//! block (H2), a bounded terminal error on a full channel (H1), and at most one error, last.
+//! block (hazard H2 in docs/hazards.md), a bounded terminal error on a full channel (hazard H1),
+//! and at most one error, last.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

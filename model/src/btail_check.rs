@@ -1,4 +1,4 @@
-//! The ΔBtail Update check and rebuild check (reference §6.5–6.6).
+//! The ΔBtail Update check and rebuild check.
 //!
 //! Both checks compare a real [`DBtail`] against an oracle built only from the trees' bucket
 //! listings: KAdj ([`crate::kadj`]) says which untracked keys may legitimately show up next to
@@ -276,15 +276,7 @@ async fn update1(
 ) -> Result<(), String> {
     let db = DBtail::new(ctx.store.clone(), t1.rev);
     ctx.track(&db, t1, tracked).await?;
-    let tracked_δz: BTreeSet<Key> = tracked
-        .iter()
-        .copied()
-        .filter(|&k| {
-            let (l1, l2) = (leaf(t1, k), leaf(t2, k));
-            let in_δz = |b: &BucketInfo| leaf_oid(b).is_some_and(|o| changed.contains(&o));
-            in_δz(l1) || in_δz(l2) || l1.keycov != l2.keycov
-        })
-        .collect();
+    let tracked_δz = tracked_δz(t1, t2, tracked, changed, leaf_oid);
     let kadj_tracked_δz = kmap(kadj12, &tracked_δz);
     if !tracked_δz.is_subset(&kadj_tracked_δz) {
         fails.push(format!(
@@ -299,17 +291,7 @@ async fn update1(
     let tkeycov2 = keycov_of(t2, &tracked2);
     let track_set2 = pp_of(t2, &tracked2);
 
-    let v = db.inspect().await;
-    check_roots(fails, &v);
-    expect(
-        fails,
-        "trackSet before Update",
-        &v.track_set,
-        &PPTreeSubSet::new(),
-    );
-    let (tn, ktn) = track_new_of(&v, root);
-    expect(fails, "trackNew before Update", &tn, &pp_of(t1, tracked));
-    expect(fails, "ktrackNew before Update", &ktn, &tkeycov1);
+    check_before_update(fails, &db.inspect().await, root, t1, tracked, &tkeycov1);
 
     let r = db
         .update_detailed(t2.rev, &t2.changed)
@@ -340,6 +322,47 @@ async fn update1(
     let want_vδt = want.map(|d| vec![(t2.rev, d)]).unwrap_or_default();
     expect(fails, "vδT", &ctx.named_vδt(v.vδt.get(&root)), &want_vδt);
     Ok(())
+}
+
+/// Before the Update, `tracked` is all in trackNew (keys and nodes) and trackSet is empty.
+fn check_before_update(
+    fails: &mut Vec<String>,
+    v: &DBtailView,
+    root: Oid,
+    t1: &TreeCommit,
+    tracked: &BTreeSet<Key>,
+    tkeycov1: &RangedKeySet,
+) {
+    check_roots(fails, v);
+    expect(
+        fails,
+        "trackSet before Update",
+        &v.track_set,
+        &PPTreeSubSet::new(),
+    );
+    let (tn, ktn) = track_new_of(v, root);
+    expect(fails, "trackNew before Update", &tn, &pp_of(t1, tracked));
+    expect(fails, "ktrackNew before Update", &ktn, tkeycov1);
+}
+
+/// TrackedδZ: the tracked keys whose bucket changed in `t1 → t2` (its object is in δZ on
+/// either side) or whose bucket's coverage changed.
+fn tracked_δz(
+    t1: &TreeCommit,
+    t2: &TreeCommit,
+    tracked: &BTreeSet<Key>,
+    changed: &BTreeSet<Oid>,
+    leaf_oid: &dyn Fn(&BucketInfo) -> Option<Oid>,
+) -> BTreeSet<Key> {
+    tracked
+        .iter()
+        .copied()
+        .filter(|&k| {
+            let (l1, l2) = (leaf(t1, k), leaf(t2, k));
+            let in_δz = |b: &BucketInfo| leaf_oid(b).is_some_and(|o| changed.contains(&o));
+            in_δz(l1) || in_δz(l2) || l1.keycov != l2.keycov
+        })
+        .collect()
 }
 
 /// Rebuild check of `t0 → t1 → t2` (consecutive commits of `env`) over every `keys1` and,

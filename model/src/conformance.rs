@@ -332,31 +332,8 @@ impl<B: ColdStorageBackend> Suite<B> {
         let txs = block.transactions.clone();
         self.append(block).await;
         for (index, tx) in txs.iter().enumerate() {
-            let got = self
-                .op(Op::GetTransaction(TransactionSpecifier::Hash(tx.hash())))
+            self.confirmed_by_hash(tx, (600, block_hash, index as u64))
                 .await;
-            let Outcome::Transaction(Ok(Some(confirmed))) = got else {
-                self.fail(&format!("tx {index} by hash: {got:?}"))
-            };
-            assert_eq!(confirmed.meta.block_number, 600);
-            assert_eq!(confirmed.meta.block_hash, block_hash);
-            assert_eq!(confirmed.meta.transaction_index, index as u64);
-            assert_eq!(confirmed.inner.sender, tx.sender);
-            let got = self
-                .op(Op::GetReceipt(ReceiptSpecifier::TxHash(tx.hash())))
-                .await;
-            let Outcome::Receipt(Ok(Some(receipt))) = got else {
-                self.fail(&format!("receipt {index} by tx hash: {got:?}"))
-            };
-            assert_eq!(
-                (
-                    receipt.block_number,
-                    receipt.block_hash,
-                    receipt.transaction_index
-                ),
-                (600, block_hash, index as u64)
-            );
-            assert_eq!((receipt.tx_hash, receipt.sender), (tx.hash(), tx.sender));
         }
         let by_index = self
             .op(Op::GetTransaction(TransactionSpecifier::BlockAndIndex {
@@ -400,6 +377,37 @@ impl<B: ColdStorageBackend> Suite<B> {
                 .await,
             Outcome::Receipt(Ok(None))
         );
+    }
+
+    /// `tx`, looked up by its hash as a transaction and as a receipt, carries `location`:
+    /// (block number, block hash, index).
+    async fn confirmed_by_hash(&mut self, tx: &Transaction, location: (u64, B256, u64)) {
+        let (number, block_hash, index) = location;
+        let got = self
+            .op(Op::GetTransaction(TransactionSpecifier::Hash(tx.hash())))
+            .await;
+        let Outcome::Transaction(Ok(Some(confirmed))) = got else {
+            self.fail(&format!("tx {index} by hash: {got:?}"))
+        };
+        assert_eq!(confirmed.meta.block_number, number);
+        assert_eq!(confirmed.meta.block_hash, block_hash);
+        assert_eq!(confirmed.meta.transaction_index, index);
+        assert_eq!(confirmed.inner.sender, tx.sender);
+        let got = self
+            .op(Op::GetReceipt(ReceiptSpecifier::TxHash(tx.hash())))
+            .await;
+        let Outcome::Receipt(Ok(Some(receipt))) = got else {
+            self.fail(&format!("receipt {index} by tx hash: {got:?}"))
+        };
+        assert_eq!(
+            (
+                receipt.block_number,
+                receipt.block_hash,
+                receipt.transaction_index
+            ),
+            location
+        );
+        assert_eq!((receipt.tx_hash, receipt.sender), (tx.hash(), tx.sender));
     }
 
     async fn cold_receipt_metadata(&mut self) {
@@ -634,6 +642,15 @@ impl<B: ColdStorageBackend> Suite<B> {
 
     async fn every_specifier(mut self) {
         self.case = "every_specifier";
+        let (hash5, tx_hash) = self.blocks_with_a_duplicate_transaction().await;
+        self.wrappers_agree(hash5, tx_hash).await;
+        self.specifier_mix(hash5, tx_hash).await;
+        self.finish().await;
+    }
+
+    /// Appends blocks 5 and 7, 7 repeating 5's transactions; returns 5's hash and the hash of
+    /// the repeated transaction at index 1.
+    async fn blocks_with_a_duplicate_transaction(&mut self) -> (B256, B256) {
         self.append(block_with_logs(5, 3, 1)).await;
         // A duplicate transaction hash: lookups by hash name the lowest location.
         let block7 = block_with_logs(5, 3, 1);
@@ -657,6 +674,12 @@ impl<B: ColdStorageBackend> Suite<B> {
         };
         let tx_hash = block7.transactions[1].hash();
         self.append(block7).await;
+        (hash5, tx_hash)
+    }
+
+    /// The handle's convenience wrappers answer as the specifiers they stand for; a duplicate
+    /// transaction hash names its lowest location.
+    async fn wrappers_agree(&mut self, hash5: B256, tx_hash: B256) {
         let h = &self.handle;
         let by_number = h.get_header_by_number(5).await;
         let by_hash = h.get_header_by_hash(hash5).await;
@@ -681,6 +704,10 @@ impl<B: ColdStorageBackend> Suite<B> {
             "index past the end"
         );
         assert_eq!(h.get_tx_by_block_and_index(5, u64::MAX).await, Ok(None));
+    }
+
+    /// Every specifier, through the cache fast path and around a truncation.
+    async fn specifier_mix(&mut self, hash5: B256, tx_hash: B256) {
         // Cache fast path then specifier mix.
         self.op(Op::GetTransaction(TransactionSpecifier::BlockAndIndex {
             block: 7,
@@ -725,96 +752,12 @@ impl<B: ColdStorageBackend> Suite<B> {
             index: 0,
         }))
         .await;
-        self.finish().await;
     }
 
     async fn invalid_input(mut self) {
         self.case = "invalid_input";
         self.append(empty_block(10)).await;
-        let invalid = |e: InvalidInput| Outcome::Done(Err(ColdStorageError::InvalidInput(e)));
-        let cases: Vec<(&str, Op, Outcome)> = vec![
-            (
-                "equal number",
-                Op::AppendBlock(empty_block(10)),
-                invalid(InvalidInput::NotAscending {
-                    block: 10,
-                    latest: 10,
-                }),
-            ),
-            (
-                "lower number",
-                Op::AppendBlock(empty_block(3)),
-                invalid(InvalidInput::NotAscending {
-                    block: 3,
-                    latest: 10,
-                }),
-            ),
-            (
-                "empty batch",
-                Op::AppendBlocks(Vec::new()),
-                invalid(InvalidInput::EmptyBatch),
-            ),
-            (
-                "batch not ascending",
-                Op::AppendBlocks(vec![empty_block(12), empty_block(11)]),
-                invalid(InvalidInput::BatchNotAscending {
-                    previous: 12,
-                    block: 11,
-                }),
-            ),
-            (
-                "batch repeats a number",
-                Op::AppendBlocks(vec![empty_block(12), empty_block(12)]),
-                invalid(InvalidInput::BatchNotAscending {
-                    previous: 12,
-                    block: 12,
-                }),
-            ),
-            (
-                "batch below latest",
-                Op::AppendBlocks(vec![empty_block(9), empty_block(11)]),
-                invalid(InvalidInput::NotAscending {
-                    block: 9,
-                    latest: 10,
-                }),
-            ),
-            (
-                "length mismatch",
-                Op::AppendBlock(length_mismatch(11)),
-                invalid(InvalidInput::LengthMismatch {
-                    block: 11,
-                    transactions: 1,
-                    receipts: 0,
-                }),
-            ),
-            (
-                "length mismatch in a batch",
-                Op::AppendBlocks(vec![empty_block(11), length_mismatch(12)]),
-                invalid(InvalidInput::LengthMismatch {
-                    block: 12,
-                    transactions: 1,
-                    receipts: 0,
-                }),
-            ),
-            (
-                "gas decreases",
-                Op::AppendBlock(gas_decreases(11)),
-                invalid(InvalidInput::GasDecreases {
-                    block: 11,
-                    index: 1,
-                }),
-            ),
-            (
-                "too many topics",
-                Op::AppendBlock(too_many_topics(11)),
-                invalid(InvalidInput::TooManyTopics {
-                    block: 11,
-                    index: 0,
-                    topics: 5,
-                }),
-            ),
-        ];
-        for (name, op, expected) in cases {
+        for (name, op, expected) in invalid_appends() {
             let got = self.op(op).await;
             assert_eq!(got, expected, "case invalid_input: {name}");
             assert_eq!(
@@ -824,6 +767,12 @@ impl<B: ColdStorageBackend> Suite<B> {
             );
             assert_eq!(self.header(HeaderSpecifier::Number(11)).await, None);
         }
+        self.invalid_ranges().await;
+        self.finish().await;
+    }
+
+    /// Ranges with `from > to`, given or implied (`from` above the latest block 10).
+    async fn invalid_ranges(&mut self) {
         let empty_range =
             ColdStorageError::InvalidInput(InvalidInput::EmptyRange { from: 5, to: 4 });
         assert_eq!(
@@ -855,11 +804,19 @@ impl<B: ColdStorageBackend> Suite<B> {
             expected,
             "case invalid_input: from above latest"
         );
-        self.finish().await;
     }
 
     async fn max_edges(mut self) {
         self.case = "max_edges";
+        self.writes_at_max().await;
+        self.reads_at_max().await;
+        self.removals_below_max().await;
+        self.finish().await;
+    }
+
+    /// Truncating and draining above `u64::MAX` remove nothing; blocks up to `u64::MAX` can be
+    /// appended, and nothing after the block `u64::MAX`.
+    async fn writes_at_max(&mut self) {
         self.append(block_with_logs(5, 1, 1)).await;
         assert_eq!(
             self.op(Op::TruncateAbove(u64::MAX)).await,
@@ -897,6 +854,10 @@ impl<B: ColdStorageBackend> Suite<B> {
             self.op(above_max).await,
             Outcome::Done(Err(expected.into()))
         );
+    }
+
+    /// Logs, streams and lookups over ranges reaching `u64::MAX` (blocks 5, MAX - 1, MAX).
+    async fn reads_at_max(&mut self) {
         assert_eq!(
             self.logs(Filter::range(u64::MAX - 1, u64::MAX), 10)
                 .await
@@ -930,6 +891,10 @@ impl<B: ColdStorageBackend> Suite<B> {
             index: 1,
         }))
         .await;
+    }
+
+    /// Truncating below `u64::MAX`, then draining every block over the gap.
+    async fn removals_below_max(&mut self) {
         assert_eq!(
             self.op(Op::TruncateAbove(u64::MAX - 1)).await,
             Outcome::Done(Ok(()))
@@ -945,7 +910,6 @@ impl<B: ColdStorageBackend> Suite<B> {
             "case max_edges: drain_above(0) over gappy blocks"
         );
         assert_eq!(self.latest().await, None);
-        self.finish().await;
     }
 
     async fn log_limits(mut self) {
@@ -988,7 +952,8 @@ impl<B: ColdStorageBackend> Suite<B> {
             (6, None),
             "case stream_limits: exactly max"
         );
-        // Exactly max_logs at a block boundary with more matches later: TooManyLogs (H3).
+        // Exactly max_logs at a block boundary with more matches later: TooManyLogs (hazard H3
+        // of docs/hazards.md).
         let (logs, error) = self.stream(Filter::range(1, 3), 4).await;
         assert_eq!(
             error,
@@ -1073,6 +1038,111 @@ impl<B: ColdStorageBackend> Suite<B> {
         );
         self.finish().await;
     }
+}
+
+/// An invalid append for each way block numbering can be wrong (latest is 10): the name, the
+/// op, and the answer it must get.
+fn invalid_numbering() -> Vec<(&'static str, Op, Outcome)> {
+    vec![
+        (
+            "equal number",
+            Op::AppendBlock(empty_block(10)),
+            invalid(InvalidInput::NotAscending {
+                block: 10,
+                latest: 10,
+            }),
+        ),
+        (
+            "lower number",
+            Op::AppendBlock(empty_block(3)),
+            invalid(InvalidInput::NotAscending {
+                block: 3,
+                latest: 10,
+            }),
+        ),
+        (
+            "empty batch",
+            Op::AppendBlocks(Vec::new()),
+            invalid(InvalidInput::EmptyBatch),
+        ),
+        (
+            "batch not ascending",
+            Op::AppendBlocks(vec![empty_block(12), empty_block(11)]),
+            invalid(InvalidInput::BatchNotAscending {
+                previous: 12,
+                block: 11,
+            }),
+        ),
+        (
+            "batch repeats a number",
+            Op::AppendBlocks(vec![empty_block(12), empty_block(12)]),
+            invalid(InvalidInput::BatchNotAscending {
+                previous: 12,
+                block: 12,
+            }),
+        ),
+        (
+            "batch below latest",
+            Op::AppendBlocks(vec![empty_block(9), empty_block(11)]),
+            invalid(InvalidInput::NotAscending {
+                block: 9,
+                latest: 10,
+            }),
+        ),
+    ]
+}
+
+/// An invalid append for each way a block's contents can be wrong.
+fn invalid_contents() -> Vec<(&'static str, Op, Outcome)> {
+    vec![
+        (
+            "length mismatch",
+            Op::AppendBlock(length_mismatch(11)),
+            invalid(InvalidInput::LengthMismatch {
+                block: 11,
+                transactions: 1,
+                receipts: 0,
+            }),
+        ),
+        (
+            "length mismatch in a batch",
+            Op::AppendBlocks(vec![empty_block(11), length_mismatch(12)]),
+            invalid(InvalidInput::LengthMismatch {
+                block: 12,
+                transactions: 1,
+                receipts: 0,
+            }),
+        ),
+        (
+            "gas decreases",
+            Op::AppendBlock(gas_decreases(11)),
+            invalid(InvalidInput::GasDecreases {
+                block: 11,
+                index: 1,
+            }),
+        ),
+        (
+            "too many topics",
+            Op::AppendBlock(too_many_topics(11)),
+            invalid(InvalidInput::TooManyTopics {
+                block: 11,
+                index: 0,
+                topics: 5,
+            }),
+        ),
+    ]
+}
+
+/// Every invalid append of the `invalid_input` case, in order.
+fn invalid_appends() -> Vec<(&'static str, Op, Outcome)> {
+    let mut cases = invalid_numbering();
+    cases.extend(invalid_contents());
+    cases
+}
+
+/// The answer to an append refused as `e`.
+fn invalid(e: InvalidInput) -> Outcome {
+    Outcome::Done(Err(ColdStorageError::InvalidInput(e)))
 }
 
 fn length_mismatch(number: u64) -> BlockData {

@@ -4,10 +4,10 @@
 //! with `k` for the transition t1 → t2: starting from the buckets covering `k` in both trees,
 //! alternate between the trees, each time taking every bucket whose keycov overlaps the ranges
 //! reached so far in the other tree, until nothing new is reached; the keys inside all buckets
-//! reached are adjacent to `k`. Bucket keycovs are positional (§1), so the oracle needs only
-//! each tree's bucket keycovs, left to right. A deleted or empty tree is one bucket covering
-//! everything. The test key set is every key of both trees plus ∞ (`KEY_MAX`, "the size
-//! query").
+//! reached are adjacent to `k`. Bucket keycovs are positional (set by the separators above a
+//! bucket, not by the keys it holds), so the oracle needs only each tree's bucket keycovs, left
+//! to right. A deleted or empty tree is one bucket covering everything. The test key set is
+//! every key of both trees plus ∞ (`KEY_MAX`, "the size query").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -469,42 +469,9 @@ impl OpSpec {
             OpSpec::HeaderByHash(sel) => {
                 Op::GetHeader(HeaderSpecifier::Hash(header_hash(model, sel)))
             }
-            OpSpec::Headers(sels) => Op::GetHeaders(
-                sels.iter()
-                    .enumerate()
-                    .map(|(i, sel)| {
-                        if i % 2 == 0 {
-                            HeaderSpecifier::Number(sel.resolve(model))
-                        } else {
-                            HeaderSpecifier::Hash(header_hash(model, sel))
-                        }
-                    })
-                    .collect(),
-            ),
-            OpSpec::Transaction(sel) => Op::GetTransaction(match sel {
-                TxSel::Hash(sender, nonce, payload) => {
-                    TransactionSpecifier::Hash(transaction(*sender, *nonce, &[*payload]).hash())
-                }
-                TxSel::BlockAndIndex(block, index) => TransactionSpecifier::BlockAndIndex {
-                    block: block.resolve(model),
-                    index: *index,
-                },
-                TxSel::BlockHashAndIndex(block, index) => TransactionSpecifier::BlockHashAndIndex {
-                    block_hash: header_hash(model, block),
-                    index: *index,
-                },
-            }),
-            OpSpec::Receipt(sel) => Op::GetReceipt(match sel {
-                TxSel::Hash(sender, nonce, payload) => {
-                    ReceiptSpecifier::TxHash(transaction(*sender, *nonce, &[*payload]).hash())
-                }
-                TxSel::BlockAndIndex(block, index) | TxSel::BlockHashAndIndex(block, index) => {
-                    ReceiptSpecifier::BlockAndIndex {
-                        block: block.resolve(model),
-                        index: *index,
-                    }
-                }
-            }),
+            OpSpec::Headers(sels) => Op::GetHeaders(header_specs(model, sels)),
+            OpSpec::Transaction(sel) => Op::GetTransaction(sel.transaction_spec(model)),
+            OpSpec::Receipt(sel) => Op::GetReceipt(sel.receipt_spec(model)),
             OpSpec::TransactionsInBlock(sel) => Op::GetTransactionsInBlock(sel.resolve(model)),
             OpSpec::TransactionCount(sel) => Op::GetTransactionCount(sel.resolve(model)),
             OpSpec::ReceiptsInBlock(sel) => Op::GetReceiptsInBlock(sel.resolve(model)),
@@ -522,20 +489,79 @@ impl OpSpec {
                 Op::AppendBlock(blocks.remove(0))
             }
             OpSpec::AppendBatch(placement, flaw, specs) => {
-                let mut blocks = place(model, *placement, specs);
-                match flaw {
-                    BatchFlaw::None => {}
-                    BatchFlaw::Empty => blocks.clear(),
-                    BatchFlaw::Repeat => {
-                        if blocks.len() >= 2 {
-                            blocks[1] = specs[1].build(blocks[0].number());
-                        }
-                    }
-                }
-                Op::AppendBlocks(blocks)
+                Op::AppendBlocks(batch(model, *placement, *flaw, specs))
             }
             OpSpec::Truncate(sel) => Op::TruncateAbove(sel.resolve(model)),
             OpSpec::Drain(sel) => Op::DrainAbove(sel.resolve(model)),
+        }
+    }
+}
+
+/// Header specifiers for `sels`, alternating by number and by hash.
+fn header_specs(model: &BlockStoreModel, sels: &[BlockSel]) -> Vec<HeaderSpecifier> {
+    sels.iter()
+        .enumerate()
+        .map(|(i, sel)| {
+            if i % 2 == 0 {
+                HeaderSpecifier::Number(sel.resolve(model))
+            } else {
+                HeaderSpecifier::Hash(header_hash(model, sel))
+            }
+        })
+        .collect()
+}
+
+/// The blocks of a batch append, placed, with its flaw applied (emptied, or its second block
+/// numbered as its first).
+fn batch(
+    model: &BlockStoreModel,
+    placement: Placement,
+    flaw: BatchFlaw,
+    specs: &[BlockSpec],
+) -> Vec<BlockData> {
+    let mut blocks = place(model, placement, specs);
+    match flaw {
+        BatchFlaw::None => {}
+        BatchFlaw::Empty => blocks.clear(),
+        BatchFlaw::Repeat => {
+            if blocks.len() >= 2 {
+                blocks[1] = specs[1].build(blocks[0].number());
+            }
+        }
+    }
+    blocks
+}
+
+impl TxSel {
+    /// The transaction specifier this selector names against the model's current state.
+    fn transaction_spec(&self, model: &BlockStoreModel) -> TransactionSpecifier {
+        match self {
+            TxSel::Hash(sender, nonce, payload) => {
+                TransactionSpecifier::Hash(transaction(*sender, *nonce, &[*payload]).hash())
+            }
+            TxSel::BlockAndIndex(block, index) => TransactionSpecifier::BlockAndIndex {
+                block: block.resolve(model),
+                index: *index,
+            },
+            TxSel::BlockHashAndIndex(block, index) => TransactionSpecifier::BlockHashAndIndex {
+                block_hash: header_hash(model, block),
+                index: *index,
+            },
+        }
+    }
+
+    /// The receipt specifier this selector names (a block hash selects by its number).
+    fn receipt_spec(&self, model: &BlockStoreModel) -> ReceiptSpecifier {
+        match self {
+            TxSel::Hash(sender, nonce, payload) => {
+                ReceiptSpecifier::TxHash(transaction(*sender, *nonce, &[*payload]).hash())
+            }
+            TxSel::BlockAndIndex(block, index) | TxSel::BlockHashAndIndex(block, index) => {
+                ReceiptSpecifier::BlockAndIndex {
+                    block: block.resolve(model),
+                    index: *index,
+                }
+            }
         }
     }
 }

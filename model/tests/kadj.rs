@@ -1,5 +1,5 @@
-//! KAdj: the public vector annotations (forward and back), §6.8, composition, and a naive
-//! fixpoint model.
+//! KAdj: the public vector annotations (forward and back), the original KAdj test's annotated
+//! walk, composition, and a naive fixpoint model.
 
 use std::collections::BTreeSet;
 
@@ -54,7 +54,7 @@ fn public_vector_annotations_hold_both_ways() {
 }
 
 #[test]
-fn reference_section_6_8_vectors() {
+fn annotated_walk_vectors() {
     let cases = [
         ("T/B:", "T/B1:a", "1:1,oo oo:1,oo"),
         ("T/B1:a", "T/B1:a,2:b", "1:1,2,oo 2:1,2,oo oo:1,2,oo"),

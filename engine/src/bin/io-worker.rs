@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{ArgGroup, Parser};
 use engine::Timeouts;
 use engine::redb_backend::RedbBackend;
 use engine::remote::spawner::remove_stale;
@@ -20,67 +21,51 @@ use engine::remote::worker::{Worker, WorkerConfig};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Debug, Default)]
+/// Serves a redb store over a Unix socket or loopback TCP.
+#[derive(Debug, Parser)]
+#[command(name = "io-worker")]
+#[command(group(ArgGroup::new("endpoint").required(true).args(["unix", "tcp"])))]
 struct Args {
-    db: Option<PathBuf>,
+    /// The redb store to serve (created if missing).
+    #[arg(long, value_name = "PATH")]
+    db: PathBuf,
+    /// Listen on this Unix socket (a stale socket file is replaced).
+    #[arg(long, value_name = "PATH")]
     unix: Option<PathBuf>,
+    /// Listen on this TCP address (port 0 picks one; the ready line names it).
+    #[arg(long, value_name = "ADDR")]
     tcp: Option<std::net::SocketAddr>,
-    timeouts: Timeouts,
+    /// The store's read timeout in milliseconds (the backend's default if absent).
+    #[arg(long, value_name = "N")]
+    read_timeout_ms: Option<u64>,
+    /// The store's write timeout in milliseconds (the backend's default if absent).
+    #[arg(long, value_name = "N")]
+    write_timeout_ms: Option<u64>,
+    /// Requests served at once over all connections (0 counts as 1).
+    #[arg(long, value_name = "N")]
     max_concurrent: Option<usize>,
+    /// Stop when stdin closes: how a spawned worker notices that its parent died.
+    #[arg(long)]
     exit_on_stdin_close: bool,
 }
 
-const USAGE: &str = "usage: io-worker --db PATH (--unix PATH | --tcp ADDR) [--read-timeout-ms N] \
-[--write-timeout-ms N] [--max-concurrent N] [--exit-on-stdin-close]";
-
-fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args = Args::default();
-    while let Some(flag) = argv.next() {
-        let mut value = |name: &str| argv.next().ok_or_else(|| format!("{name} needs a value"));
-        let number =
-            |name: &str, v: String| v.parse::<u64>().map_err(|e| format!("{name} {v:?}: {e}"));
-        match flag.as_str() {
-            "--db" => args.db = Some(PathBuf::from(value("--db")?)),
-            "--unix" => args.unix = Some(PathBuf::from(value("--unix")?)),
-            "--tcp" => {
-                let v = value("--tcp")?;
-                args.tcp = Some(v.parse().map_err(|e| format!("--tcp {v:?}: {e}"))?);
-            }
-            "--read-timeout-ms" => {
-                let v = value("--read-timeout-ms")?;
-                args.timeouts.read = Duration::from_millis(number("--read-timeout-ms", v)?);
-            }
-            "--write-timeout-ms" => {
-                let v = value("--write-timeout-ms")?;
-                args.timeouts.write = Duration::from_millis(number("--write-timeout-ms", v)?);
-            }
-            "--max-concurrent" => {
-                let v = value("--max-concurrent")?;
-                let n = number("--max-concurrent", v)?;
-                args.max_concurrent = Some(usize::try_from(n).map_err(|e| e.to_string())?.max(1));
-            }
-            "--exit-on-stdin-close" => args.exit_on_stdin_close = true,
-            "--help" | "-h" => return Err(USAGE.to_string()),
-            other => return Err(format!("unknown argument {other:?}")),
+impl Args {
+    /// The store's timeouts: the defaults, with the ones given on the command line.
+    fn timeouts(&self) -> Timeouts {
+        let mut timeouts = Timeouts::default();
+        if let Some(ms) = self.read_timeout_ms {
+            timeouts.read = Duration::from_millis(ms);
         }
+        if let Some(ms) = self.write_timeout_ms {
+            timeouts.write = Duration::from_millis(ms);
+        }
+        timeouts
     }
-    if args.db.is_none() {
-        return Err("--db is required".into());
-    }
-    if args.unix.is_some() == args.tcp.is_some() {
-        return Err("give exactly one of --unix and --tcp".into());
-    }
-    Ok(args)
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("io-worker: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors exit 2 with the usage line; `--help` prints help and exits 0.
+    let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -102,16 +87,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let db = args.db.clone().unwrap_or_default();
+    let db = &args.db;
     // The store first: a second worker on the same file fails here (redb locks it), before it
     // could touch the first one's socket.
     let backend = RedbBackend::builder()
-        .timeouts(args.timeouts)
-        .open_file(&db)
+        .timeouts(args.timeouts())
+        .open_file(db)
         .map_err(|e| format!("cannot open store {}: {e}", db.display()))?;
     let mut config = WorkerConfig::default();
     if let Some(max) = args.max_concurrent {
-        config = config.with_max_concurrent_requests(max);
+        config = config.with_max_concurrent_requests(max.max(1));
     }
     let worker = Worker::new(backend, config);
     let shutdown = worker.shutdown_token();

@@ -552,8 +552,9 @@ fn released_unanswered(op: &'static str, budget: Duration, deadline: Instant) {
     );
 }
 
-/// How long a request is held: until the worker has certainly given it up. (The planted bug
-/// B5 releases it at the deadline itself, while the worker may still be working on it.)
+/// How long a request is held: until the worker has certainly given it up. (Hazard B5 of
+/// docs/hazards.md, planted, releases it at the deadline itself, while the worker may still be
+/// working on it.)
 fn hold_until(deadline: Instant, config: &RemoteConfig) -> Instant {
     if crate::bugs::active(crate::bugs::Bug::RemoteTimeoutReleasesPermit) {
         return deadline;
@@ -570,9 +571,6 @@ fn lost(op: &'static str, is_write: bool) -> ColdStorageError {
     }
 }
 
-/// Sends a stream's terminal error, bounded by the deadline: past it the error is delivered
-/// only if the channel has room at once, so a consumer that never polls cannot hold the
-/// stream open.
 /// Stops the worker's side of stream `id` and returns once the worker reports its producer
 /// ended (or at `hold_until`, or when the connection is lost and `hold_until` passed): until
 /// then the producer may still run there, and returning frees the handle's stream permit.
@@ -599,6 +597,9 @@ async fn stop_worker_stream(
     }
 }
 
+/// Sends a stream's terminal error, bounded by the deadline: past it the error is delivered
+/// only if the channel has room at once, so a consumer that never polls cannot hold the
+/// stream open.
 async fn send_terminal(
     sender: &mpsc::Sender<ColdResult<RpcLog>>,
     error: ColdStorageError,
@@ -677,27 +678,40 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
     }
 
     async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
-        let StreamParams {
-            from,
-            to,
-            max_logs,
-            sender,
-            deadline,
-            anchor,
-        } = params;
-        let config = &self.inner.config;
-        let hold_until = hold_until(deadline, config);
-        let budget = deadline.saturating_duration_since(rt::now());
-        if let Err(e) = self.inner.orphans.wait(deadline, budget).await {
-            return send_terminal(&sender, e, deadline).await;
+        let deadline = params.deadline;
+        let hold_until = hold_until(deadline, &self.inner.config);
+        match self.open_stream(filter, &params).await {
+            Ok(open) => open.relay(params.sender, deadline, hold_until).await,
+            Err(e) => send_terminal(&params.sender, e, deadline).await,
         }
-        let connection = match self.connection(deadline, budget).await {
-            Ok(connection) => connection,
-            Err(e) => return send_terminal(&sender, e, deadline).await,
-        };
+    }
+}
+
+/// A stream the worker was asked to produce: its connection, request id, the events the
+/// worker sends, and the credit it was granted.
+struct OpenStream {
+    connection: Arc<Connection>,
+    id: u64,
+    events: mpsc::Receiver<StreamEvent>,
+    credit: u32,
+}
+
+impl<C: Connector> RemoteBackend<C> {
+    /// Asks the worker for the stream `params` describes: waits out orphans, gets a
+    /// connection, registers the stream's waiter and sends the request.
+    async fn open_stream(
+        &self,
+        filter: &Filter,
+        params: &StreamParams,
+    ) -> Result<OpenStream, ColdStorageError> {
+        let config = &self.inner.config;
+        let deadline = params.deadline;
+        let budget = deadline.saturating_duration_since(rt::now());
+        self.inner.orphans.wait(deadline, budget).await?;
+        let connection = self.connection(deadline, budget).await?;
         let credit = config.stream_credit_items.max(2);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (events_tx, mut events) = mpsc::channel(credit as usize + 1);
+        let (events_tx, events) = mpsc::channel(credit as usize + 1);
         connection
             .waiters()
             .insert(id, WaiterSlot(Waiter::Stream(events_tx)));
@@ -708,11 +722,11 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
         let budget = remaining - config.clock_skew_allowance.min(remaining / 2);
         let op = Request::StreamLogs {
             filter: filter.clone(),
-            from,
-            to,
-            max_logs: max_logs as u64,
+            from: params.from,
+            to: params.to,
+            max_logs: params.max_logs as u64,
             initial_credit: credit,
-            anchor,
+            anchor: params.anchor,
         };
         let frame = ClientFrame::Request {
             id,
@@ -721,8 +735,33 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
         };
         if connection.frames.send(frame).await.is_err() {
             connection.forget(id);
-            return send_terminal(&sender, lost("stream_logs", false), deadline).await;
+            return Err(lost("stream_logs", false));
         }
+        Ok(OpenStream {
+            connection,
+            id,
+            events,
+            credit,
+        })
+    }
+}
+
+impl OpenStream {
+    /// Relays the worker's items to `sender`, each send bounded by `deadline`, granting the
+    /// worker more credit as items are consumed, until the worker's end frame, the consumer's
+    /// departure (the worker is then stopped too) or `hold_until`.
+    async fn relay(
+        self,
+        sender: mpsc::Sender<ColdResult<RpcLog>>,
+        deadline: Instant,
+        hold_until: Instant,
+    ) {
+        let OpenStream {
+            connection,
+            id,
+            mut events,
+            credit,
+        } = self;
         let refill = credit / 2;
         let mut consumed = 0u32;
         loop {
@@ -735,46 +774,37 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
                 Err(_) => {
                     connection.cancel(id);
                     connection.dead.cancel();
-                    return send_terminal(
-                        &sender,
-                        ColdStorageError::StreamDeadlineExceeded,
-                        deadline,
-                    )
-                    .await;
+                    let e = ColdStorageError::StreamDeadlineExceeded;
+                    return send_terminal(&sender, e, deadline).await;
                 }
             };
-            match event {
-                StreamEvent::Item(log) => {
-                    match rt::timeout_at(deadline, sender.send(Ok(log))).await {
-                        Ok(Ok(())) => {}
-                        // The consumer is gone: stop the worker's side too.
-                        Ok(Err(_)) => {
-                            return stop_worker_stream(&connection, id, events, hold_until).await;
-                        }
-                        Err(_) => {
-                            send_terminal(
-                                &sender,
-                                ColdStorageError::StreamDeadlineExceeded,
-                                deadline,
-                            )
-                            .await;
-                            drop(sender);
-                            return stop_worker_stream(&connection, id, events, hold_until).await;
-                        }
-                    }
-                    consumed += 1;
-                    if consumed == refill {
-                        consumed = 0;
-                        let _ = connection
-                            .frames
-                            .send(ClientFrame::Credit { id, items: refill })
-                            .await;
-                    }
-                }
+            let log = match event {
+                StreamEvent::Item(log) => log,
                 StreamEvent::End(None) => return,
                 StreamEvent::End(Some(error)) => {
                     return send_terminal(&sender, error.into_cold("stream_logs"), deadline).await;
                 }
+            };
+            match rt::timeout_at(deadline, sender.send(Ok(log))).await {
+                Ok(Ok(())) => {}
+                // The consumer is gone: stop the worker's side too.
+                Ok(Err(_)) => {
+                    return stop_worker_stream(&connection, id, events, hold_until).await;
+                }
+                Err(_) => {
+                    let e = ColdStorageError::StreamDeadlineExceeded;
+                    send_terminal(&sender, e, deadline).await;
+                    drop(sender);
+                    return stop_worker_stream(&connection, id, events, hold_until).await;
+                }
+            }
+            consumed += 1;
+            if consumed == refill {
+                consumed = 0;
+                let _ = connection
+                    .frames
+                    .send(ClientFrame::Credit { id, items: refill })
+                    .await;
             }
         }
     }

@@ -264,30 +264,10 @@ impl<B: ColdStorageBackend> Worker<B> {
     }
 
     async fn admit(&self, connection: &Connection, id: u64, budget: Duration, op: Request) {
-        let config = &self.inner.config;
-        if matches!(op, Request::Shutdown) {
-            self.inner.shutdown.cancel();
+        if let Some(result) = self.answer_at_once(connection, &op) {
             let _ = connection
                 .replies
-                .send(ServerFrame::Reply {
-                    id,
-                    result: Ok(Reply::Done),
-                })
-                .await;
-            return;
-        }
-        let admitted = connection.lock().len() < config.max_requests_per_connection;
-        if !admitted {
-            let error = WireError::Backend(format!(
-                "worker overloaded: more than {} requests in flight on this connection",
-                config.max_requests_per_connection
-            ));
-            let _ = connection
-                .replies
-                .send(ServerFrame::Reply {
-                    id,
-                    result: Err(error),
-                })
+                .send(ServerFrame::Reply { id, result })
                 .await;
             return;
         }
@@ -336,6 +316,26 @@ impl<B: ColdStorageBackend> Worker<B> {
         );
     }
 
+    /// The answer to a request that is not run: a shutdown request (which stops the worker),
+    /// or one over the connection's limit of requests in flight.
+    fn answer_at_once(
+        &self,
+        connection: &Connection,
+        op: &Request,
+    ) -> Option<Result<Reply, WireError>> {
+        if matches!(op, Request::Shutdown) {
+            self.inner.shutdown.cancel();
+            return Some(Ok(Reply::Done));
+        }
+        let limit = self.inner.config.max_requests_per_connection;
+        if connection.lock().len() >= limit {
+            return Some(Err(WireError::Backend(format!(
+                "worker overloaded: more than {limit} requests in flight on this connection"
+            ))));
+        }
+        None
+    }
+
     /// Runs one request; returns the frame that ends it. A stream comes with its credit and
     /// its stop token.
     async fn run(
@@ -362,8 +362,7 @@ impl<B: ColdStorageBackend> Worker<B> {
                 ));
             }
         };
-        let op_name = op.op_name();
-        let outcome = match op {
+        let frame = match op {
             Request::StreamLogs {
                 filter,
                 from,
@@ -372,8 +371,6 @@ impl<B: ColdStorageBackend> Worker<B> {
                 anchor,
                 ..
             } => {
-                let (credits, stop) = stream
-                    .unwrap_or_else(|| (Arc::new(Semaphore::new(0)), CancellationToken::new()));
                 let spec = StreamSpec {
                     filter,
                     from,
@@ -381,52 +378,82 @@ impl<B: ColdStorageBackend> Worker<B> {
                     max_logs,
                     anchor,
                 };
-                // Stopped by the client: the producer is dropped here, before the end frame
-                // tells the client it no longer runs.
-                let error = tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => Some(ColdStorageError::TaskTerminated),
-                    error = self.stream(id, spec, deadline, credits, replies) => error,
-                };
-                drop(permit);
-                return Some(ServerFrame::StreamEnd {
-                    id,
-                    error: error.map(WireError::from),
-                });
+                self.run_stream(id, spec, stream, deadline, replies).await
             }
-            op if op.is_write() => {
-                // Refusing before the commit starts is a determinate answer; once it starts
-                // the commit is authoritative and runs to the end.
-                let drained = rt::timeout_at(deadline.at(), self.inner.drain.write()).await;
-                if deadline.expired() || drained.is_err() {
-                    Err(ColdStorageError::DeadlineExceeded { timeout: budget })
-                } else {
-                    let result = execute(&self.inner.backend, op).await;
-                    drop(drained);
-                    if deadline.expired() {
-                        tracing::warn!(
-                            id,
-                            op = op_name,
-                            ?budget,
-                            "write finished past its deadline"
-                        );
-                    }
-                    result
-                }
-            }
-            op => {
-                let read = async {
-                    let _shared = self.inner.drain.read().await;
-                    execute(&self.inner.backend, op).await
-                };
-                match rt::timeout_at(deadline.at(), read).await {
-                    Ok(result) => result,
-                    Err(_) => Err(ColdStorageError::DeadlineExceeded { timeout: budget }),
-                }
-            }
+            op if op.is_write() => reply(id, self.run_write(id, op, deadline, budget).await),
+            op => reply(id, self.run_read(op, deadline, budget).await),
         };
         drop(permit);
-        Some(reply(id, outcome))
+        Some(frame)
+    }
+
+    /// Runs a stream request until its end or the client's stop; returns its end frame.
+    async fn run_stream(
+        &self,
+        id: u64,
+        spec: StreamSpec,
+        stream: Option<(Arc<Semaphore>, CancellationToken)>,
+        deadline: Deadline,
+        replies: &mpsc::Sender<ServerFrame>,
+    ) -> ServerFrame {
+        let (credits, stop) =
+            stream.unwrap_or_else(|| (Arc::new(Semaphore::new(0)), CancellationToken::new()));
+        // Stopped by the client: the producer is dropped here, before the end frame tells the
+        // client it no longer runs.
+        let error = tokio::select! {
+            biased;
+            _ = stop.cancelled() => Some(ColdStorageError::TaskTerminated),
+            error = self.stream(id, spec, deadline, credits, replies) => error,
+        };
+        ServerFrame::StreamEnd {
+            id,
+            error: error.map(WireError::from),
+        }
+    }
+
+    /// Runs a write behind the worker's drain barrier.
+    async fn run_write(
+        &self,
+        id: u64,
+        op: Request,
+        deadline: Deadline,
+        budget: Duration,
+    ) -> ColdResult<Reply> {
+        let op_name = op.op_name();
+        // Refusing before the commit starts is a determinate answer; once it starts the commit
+        // is authoritative and runs to the end.
+        let drained = rt::timeout_at(deadline.at(), self.inner.drain.write()).await;
+        if deadline.expired() || drained.is_err() {
+            return Err(ColdStorageError::DeadlineExceeded { timeout: budget });
+        }
+        let result = execute(&self.inner.backend, op).await;
+        drop(drained);
+        if deadline.expired() {
+            tracing::warn!(
+                id,
+                op = op_name,
+                ?budget,
+                "write finished past its deadline"
+            );
+        }
+        result
+    }
+
+    /// Runs a read sharing the worker's drain barrier, bounded by its deadline.
+    async fn run_read(
+        &self,
+        op: Request,
+        deadline: Deadline,
+        budget: Duration,
+    ) -> ColdResult<Reply> {
+        let read = async {
+            let _shared = self.inner.drain.read().await;
+            execute(&self.inner.backend, op).await
+        };
+        match rt::timeout_at(deadline.at(), read).await {
+            Ok(result) => result,
+            Err(_) => Err(ColdStorageError::DeadlineExceeded { timeout: budget }),
+        }
     }
 
     /// Runs a stream, forwarding items only as far as the client's credit allows; returns

@@ -6,7 +6,7 @@
 //! starts while a write is committing, or a write starts while gated reads are in flight.
 //!
 //! Stream setup reads (the latest block and its header) run outside the drain barrier by
-//! design (they must not take a read permit, see bug B4), and so do stream producers; the
+//! design (a read permit there is hazard B4 of docs/hazards.md), and so do producers; the
 //! probe counts them apart. It tells setup reads from gated ones by task: setup runs in the
 //! caller's task, which the harness marks with [`outside_handle`], while gated work runs in
 //! tasks the handle spawns, which do not inherit the mark. At a worker every read arrives as a

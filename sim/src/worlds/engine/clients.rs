@@ -414,7 +414,7 @@ pub(super) async fn stream<B: ColdStorageBackend>(
 }
 
 /// Opens far more streams than there are stream permits and never polls them, while the
-/// other clients go on reading: their reads must not starve (bug B4 would make them).
+/// other clients go on reading: their reads must not starve (docs/hazards.md, hazard B4).
 pub(super) async fn storm<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: &ColdStorage<ProbeBackend<B>>,

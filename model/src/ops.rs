@@ -21,6 +21,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 use crate::block_store::{BlockStoreModel, StreamAnswer};
+use crate::enrich;
 
 /// Deadline given to streams run by [`apply_handle`]: long enough never to matter.
 pub const STREAM_DEADLINE: Duration = Duration::from_secs(30);
@@ -482,9 +483,9 @@ impl OpSpec {
                     .collect(),
             ),
             OpSpec::Transaction(sel) => Op::GetTransaction(match sel {
-                TxSel::Hash(sender, nonce, payload) => {
-                    TransactionSpecifier::Hash(transaction(*sender, *nonce, &[*payload]).hash())
-                }
+                TxSel::Hash(sender, nonce, payload) => TransactionSpecifier::Hash(
+                    enrich::transaction_hash(&transaction(*sender, *nonce, &[*payload])),
+                ),
                 TxSel::BlockAndIndex(block, index) => TransactionSpecifier::BlockAndIndex {
                     block: block.resolve(model),
                     index: *index,
@@ -495,9 +496,9 @@ impl OpSpec {
                 },
             }),
             OpSpec::Receipt(sel) => Op::GetReceipt(match sel {
-                TxSel::Hash(sender, nonce, payload) => {
-                    ReceiptSpecifier::TxHash(transaction(*sender, *nonce, &[*payload]).hash())
-                }
+                TxSel::Hash(sender, nonce, payload) => ReceiptSpecifier::TxHash(
+                    enrich::transaction_hash(&transaction(*sender, *nonce, &[*payload])),
+                ),
                 TxSel::BlockAndIndex(block, index) | TxSel::BlockHashAndIndex(block, index) => {
                     ReceiptSpecifier::BlockAndIndex {
                         block: block.resolve(model),

@@ -7,6 +7,7 @@
 //! - [`kv`]: the KV-per-revision model of a BTree and KVDiff.
 //! - [`kadj`]: the KAdj adjacency oracle.
 //! - [`btail_check`]: the ΔBtail Update check and rebuild check.
+//! - [`track_sets`]: plain forms of ΔBtail's tracked sets and the checks' own set algebra.
 
 pub mod block_store;
 pub mod btail_check;
@@ -15,3 +16,4 @@ pub mod enrich;
 pub mod kadj;
 pub mod kv;
 pub mod ops;
+pub mod track_sets;

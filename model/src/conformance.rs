@@ -335,7 +335,7 @@ impl<B: ColdStorageBackend> Suite<B> {
         for (index, tx) in txs.iter().enumerate() {
             let got = self
                 .op(Op::GetTransaction(TransactionSpecifier::Hash(
-                    enrich::transaction_hash(&tx),
+                    enrich::transaction_hash(tx),
                 )))
                 .await;
             let Outcome::Transaction(Ok(Some(confirmed))) = got else {
@@ -347,7 +347,7 @@ impl<B: ColdStorageBackend> Suite<B> {
             assert_eq!(confirmed.inner.sender, tx.sender);
             let got = self
                 .op(Op::GetReceipt(ReceiptSpecifier::TxHash(
-                    enrich::transaction_hash(&tx),
+                    enrich::transaction_hash(tx),
                 )))
                 .await;
             let Outcome::Receipt(Ok(Some(receipt))) = got else {
@@ -363,7 +363,7 @@ impl<B: ColdStorageBackend> Suite<B> {
             );
             assert_eq!(
                 (receipt.tx_hash, receipt.sender),
-                (enrich::transaction_hash(&tx), tx.sender)
+                (enrich::transaction_hash(tx), tx.sender)
             );
         }
         let by_index = self

@@ -133,7 +133,7 @@ pub fn transaction_at(block: &BlockData, index: u64) -> Option<Confirmed<Transac
 
 /// Whether `log` matches the address and topic parts of `filter`.
 pub fn log_matches(filter: &Filter, log: &Log) -> bool {
-    if !filter.addresses.is_empty() && !filter.addresses.iter().any(|a| *a == log.address) {
+    if !filter.addresses.is_empty() && !filter.addresses.contains(&log.address) {
         return false;
     }
     for position in 0..MAX_TOPICS {
@@ -142,7 +142,7 @@ pub fn log_matches(filter: &Filter, log: &Log) -> bool {
             continue;
         }
         match log.topics.get(position) {
-            Some(topic) if wanted.iter().any(|w| w == topic) => {}
+            Some(topic) if wanted.contains(topic) => {}
             _ => return false,
         }
     }

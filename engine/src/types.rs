@@ -327,7 +327,8 @@ pub struct ColdReceipt {
 
 impl BlockData {
     /// The enriched receipts of this block, in order: the one definition of enrichment that
-    /// every backend and the model share.
+    /// every backend shares. The model (`model::enrich`) keeps its own on purpose, so a bug
+    /// here is a difference from it rather than an answer both agree on.
     pub fn cold_receipts(&self) -> Vec<ColdReceipt> {
         (0..self.receipts.len())
             .filter_map(|index| self.cold_receipt(index))

@@ -28,6 +28,10 @@ pub enum Bug {
     /// A stream's terminal error is sent without a deadline, so a consumer that never polls
     /// pins the producer forever (hazard H1).
     UnboundedTerminalSend,
+    /// `get_logs` and streams number a matching log by its place among the block's matching
+    /// logs instead of among all the block's logs, so its `log_index` is too low whenever the
+    /// filter leaves out an earlier log of the same block (receipts stay right).
+    LogIndexCountsMatches,
 }
 
 impl Bug {
@@ -40,6 +44,7 @@ impl Bug {
         Bug::RemoteTimeoutReleasesPermit,
         Bug::DrainOnePermitShort,
         Bug::UnboundedTerminalSend,
+        Bug::LogIndexCountsMatches,
     ];
 
     /// The name used on the command line.
@@ -52,6 +57,7 @@ impl Bug {
             Bug::RemoteTimeoutReleasesPermit => "remote-timeout-releases-permit",
             Bug::DrainOnePermitShort => "drain-one-permit-short",
             Bug::UnboundedTerminalSend => "unbounded-terminal-send",
+            Bug::LogIndexCountsMatches => "log-index-counts-matches",
         }
     }
 

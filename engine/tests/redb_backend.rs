@@ -10,6 +10,7 @@ use engine::{
     ColdStorageWrite, Filter, Header, HeaderSpecifier, InvalidInput, Log, Receipt,
     ReceiptSpecifier, Timeouts, Transaction, TransactionSpecifier, rt,
 };
+use model::enrich;
 
 /// Block `n` with `txs` transactions; transaction `i` emits `i % 3` logs from address `i % 2`.
 fn block(n: u64, txs: u64) -> BlockData {
@@ -77,14 +78,14 @@ async fn assert_block_readable(backend: &RedbBackend, expected: &BlockData) {
     );
     assert_eq!(
         backend.get_receipts_in_block(n).await.unwrap(),
-        expected.cold_receipts()
+        enrich::enriched_receipts(expected)
     );
     for (i, tx) in expected.transactions.iter().enumerate() {
         let confirmed = backend
             .get_transaction(TransactionSpecifier::Hash(tx.hash()))
             .await
             .unwrap();
-        assert_eq!(confirmed, expected.confirmed_transaction(i));
+        assert_eq!(confirmed, enrich::transaction_at(expected, i as u64));
         let by_hash_index = backend
             .get_transaction(TransactionSpecifier::BlockHashAndIndex {
                 block_hash: expected.header.hash(),
@@ -92,12 +93,12 @@ async fn assert_block_readable(backend: &RedbBackend, expected: &BlockData) {
             })
             .await
             .unwrap();
-        assert_eq!(by_hash_index, expected.confirmed_transaction(i));
+        assert_eq!(by_hash_index, enrich::transaction_at(expected, i as u64));
         let receipt = backend
             .get_receipt(ReceiptSpecifier::TxHash(tx.hash()))
             .await
             .unwrap();
-        assert_eq!(receipt, expected.cold_receipt(i));
+        assert_eq!(receipt, enrich::receipt_at(expected, i as u64));
     }
 }
 
@@ -126,7 +127,7 @@ async fn round_trip_on_simdisk_and_on_a_file() {
         let logs = backend.get_logs(&Filter::range(0, 100), 100).await.unwrap();
         let expected: Vec<_> = blocks
             .iter()
-            .flat_map(|b| b.matching_logs(&Filter::default()).collect::<Vec<_>>())
+            .flat_map(|b| enrich::block_matches(b, &Filter::default()))
             .collect();
         assert_eq!(logs, expected);
         assert!(!logs.is_empty());
@@ -217,7 +218,10 @@ async fn truncate_and_drain_edges() {
     let drained = backend.drain_above(3).await.unwrap();
     assert_eq!(
         drained,
-        vec![block(4, 2).cold_receipts(), block(5, 2).cold_receipts()]
+        vec![
+            enrich::enriched_receipts(&block(4, 2)),
+            enrich::enriched_receipts(&block(5, 2))
+        ]
     );
     assert_eq!(backend.get_latest_block().await.unwrap(), Some(3));
     assert!(backend.drain_above(3).await.unwrap().is_empty());

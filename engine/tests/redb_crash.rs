@@ -16,6 +16,7 @@ use engine::{
     Address, B256, BlockData, ColdReceipt, ColdStorageBackend, ColdStorageError, ColdStorageRead,
     ColdStorageWrite, Header, HeaderSpecifier, Log, Receipt, Transaction, TransactionSpecifier,
 };
+use model::enrich;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -101,7 +102,7 @@ impl Op {
             }
             Op::Drain(n) => {
                 let removed = after.split_off(&(n + 1));
-                drained = removed.values().map(BlockData::cold_receipts).collect();
+                drained = removed.values().map(enrich::enriched_receipts).collect();
             }
         }
         (after, drained)
@@ -165,7 +166,7 @@ async fn matches(backend: &RedbBackend, state: &State, candidates: &State) -> Re
         if let Some(expected) = state.get(n) {
             let txs = backend.get_transactions_in_block(*n).await?;
             let receipts = backend.get_receipts_in_block(*n).await?;
-            if txs != expected.transactions || receipts != expected.cold_receipts() {
+            if txs != expected.transactions || receipts != enrich::enriched_receipts(expected) {
                 return Err(Mismatch::Differs(format!("body {n}")));
             }
         }
@@ -176,8 +177,8 @@ async fn matches(backend: &RedbBackend, state: &State, candidates: &State) -> Re
             let want = state.iter().find_map(|(_, s)| {
                 s.transactions
                     .iter()
-                    .position(|t| t.hash() == tx.hash())
-                    .and_then(|i| s.confirmed_transaction(i))
+                    .position(|t| enrich::transaction_hash(t) == enrich::transaction_hash(tx))
+                    .and_then(|i| enrich::transaction_at(s, i as u64))
             });
             if found != want {
                 return Err(Mismatch::Differs(format!("tx index in block {n}")));

@@ -1,12 +1,12 @@
 //! The block-store model: the expected state and the exact expected answer of every engine op.
 //!
-//! The state is a `BTreeMap` of blocks; every answer is computed from it directly, with the
-//! engine's own enrichment helpers ([`BlockData::cold_receipts`],
-//! [`BlockData::confirmed_transaction`], [`BlockData::matching_logs`]) so the model and every
-//! backend share one definition of the enriched forms.
+//! The state is a `BTreeMap` of the blocks as appended; every answer is computed from it
+//! directly with the model's own definitions ([`crate::enrich`]: hashes, enriched receipts and
+//! logs, filter matching, range resolution, validation), never with the engine's, so a wrong
+//! enrichment in the engine is a difference here and not an agreed-upon answer.
 //!
 //! Semantics the model pins down (and every backend must match):
-//! - appends: batch checks first ([`BlockData::validate_batch`]: empty, then per block its
+//! - appends: batch checks first ([`crate::enrich::check_append`]: empty, then per block its
 //!   validity and ascending order), then the first block must go above the latest
 //!   (`NotAscending`); a failed append changes nothing;
 //! - a transaction hash names its lowest (block, index) location;
@@ -25,6 +25,8 @@ use engine::{
     ReceiptSpecifier, RpcLog, SealedHeader, Transaction, TransactionSpecifier,
 };
 
+use crate::enrich;
+
 /// The expected contents of a block store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockStoreModel {
@@ -36,10 +38,6 @@ pub type StreamAnswer = (Vec<RpcLog>, Option<ColdStorageError>);
 
 fn above(block: u64) -> (Bound<u64>, Bound<u64>) {
     (Bound::Excluded(block), Bound::Unbounded)
-}
-
-fn index_usize(index: u64) -> usize {
-    usize::try_from(index).unwrap_or(usize::MAX)
 }
 
 impl BlockStoreModel {
@@ -59,18 +57,19 @@ impl BlockStoreModel {
     }
 
     fn block_by_hash(&self, hash: B256) -> Option<&BlockData> {
-        self.blocks.values().find(|b| b.header.hash() == hash)
+        self.blocks.values().find(|b| enrich::block_hash(b) == hash)
     }
 
     /// The lowest (block, index) holding a transaction with this hash.
-    fn tx_location(&self, hash: B256) -> Option<(&BlockData, usize)> {
-        self.blocks.values().find_map(|block| {
-            block
-                .transactions
-                .iter()
-                .position(|tx| tx.hash() == hash)
-                .map(|index| (block, index))
-        })
+    fn tx_location(&self, hash: B256) -> Option<(&BlockData, u64)> {
+        for block in self.blocks.values() {
+            for (index, tx) in (0u64..).zip(&block.transactions) {
+                if enrich::transaction_hash(tx) == hash {
+                    return Some((block, index));
+                }
+            }
+        }
+        None
     }
 
     /// Expected `get_header`.
@@ -92,13 +91,13 @@ impl BlockStoreModel {
         let (block, index) = match spec {
             TransactionSpecifier::Hash(hash) => self.tx_location(hash)?,
             TransactionSpecifier::BlockAndIndex { block, index } => {
-                (self.blocks.get(&block)?, index_usize(index))
+                (self.blocks.get(&block)?, index)
             }
             TransactionSpecifier::BlockHashAndIndex { block_hash, index } => {
-                (self.block_by_hash(block_hash)?, index_usize(index))
+                (self.block_by_hash(block_hash)?, index)
             }
         };
-        block.confirmed_transaction(index)
+        enrich::transaction_at(block, index)
     }
 
     /// Expected `get_transactions_in_block`.
@@ -120,18 +119,16 @@ impl BlockStoreModel {
     pub fn get_receipt(&self, spec: ReceiptSpecifier) -> Option<ColdReceipt> {
         let (block, index) = match spec {
             ReceiptSpecifier::TxHash(hash) => self.tx_location(hash)?,
-            ReceiptSpecifier::BlockAndIndex { block, index } => {
-                (self.blocks.get(&block)?, index_usize(index))
-            }
+            ReceiptSpecifier::BlockAndIndex { block, index } => (self.blocks.get(&block)?, index),
         };
-        block.cold_receipt(index)
+        enrich::receipt_at(block, index)
     }
 
     /// Expected `get_receipts_in_block`.
     pub fn get_receipts_in_block(&self, block: u64) -> Vec<ColdReceipt> {
         self.blocks
             .get(&block)
-            .map(BlockData::cold_receipts)
+            .map(enrich::enriched_receipts)
             .unwrap_or_default()
     }
 
@@ -147,13 +144,13 @@ impl BlockStoreModel {
 
     /// The matching logs of each block of the filter's range that has any, in order.
     fn logs_by_block(&self, filter: &Filter) -> ColdResult<Vec<Vec<RpcLog>>> {
-        let Some((from, to)) = filter.resolve_range(self.get_latest_block())? else {
+        let Some((from, to)) = enrich::filter_range(filter, self.get_latest_block())? else {
             return Ok(Vec::new());
         };
         Ok(self
             .blocks
             .range(from..=to)
-            .map(|(_, block)| block.matching_logs(filter).collect::<Vec<_>>())
+            .map(|(_, block)| enrich::block_matches(block, filter))
             .filter(|logs| !logs.is_empty())
             .collect())
     }
@@ -185,10 +182,9 @@ impl BlockStoreModel {
 
     /// Applies `append_blocks`: all blocks or, with the first error, none.
     pub fn append_blocks(&mut self, blocks: Vec<BlockData>) -> ColdResult<()> {
-        BlockData::validate_batch(&blocks)?;
-        BlockData::check_above(self.get_latest_block(), blocks[0].number())?;
+        enrich::check_append(&blocks, self.get_latest_block())?;
         for block in blocks {
-            self.blocks.insert(block.number(), block);
+            self.blocks.insert(block.header.header().number, block);
         }
         Ok(())
     }
@@ -209,7 +205,7 @@ impl BlockStoreModel {
         Ok(removed
             .into_iter()
             .filter_map(|n| self.blocks.remove(&n))
-            .map(|b| b.cold_receipts())
+            .map(|b| enrich::enriched_receipts(&b))
             .collect())
     }
 }

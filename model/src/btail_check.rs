@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use btail::blib::{PPTreeSubSet, RangedKeySet, norm_path};
 use btail::btree::BucketInfo;
 use btail::dbtail::{DBtail, DBtailView, ΔTree};
 use btail::restructure::{RestructureError, TreeCommit, TreeEnv};
@@ -30,6 +29,9 @@ use btail::{KEY_MAX, Key, Oid, Rev};
 
 use crate::kadj::{KAdj, kadj, keycovs};
 use crate::kv::{KvDiff, ValueChange, kv_diff};
+use crate::track_sets::{
+    Keys, Nodes, keys_in, keys_minus, keys_of, keys_within, nodes_of, nodes_on, path_ends, trimmed,
+};
 
 /// A key's change by value name (`None` = absent).
 pub type NamedΔ = KvDiff;
@@ -106,19 +108,28 @@ fn leaf(c: &TreeCommit, k: Key) -> &BucketInfo {
         .expect("the bucket listing covers every key")
 }
 
-/// PP set of the leaf paths of `keys` in `c`.
-fn pp_of(c: &TreeCommit, keys: &BTreeSet<Key>) -> PPTreeSubSet {
-    let mut s = PPTreeSubSet::new();
-    for &k in keys {
-        s.add_path(&leaf(c, k).path)
-            .expect("paths of one tree state are consistent");
-    }
-    s
+/// The nodes on the leaf paths of `keys` in `c`.
+fn pp_of(c: &TreeCommit, keys: &BTreeSet<Key>) -> Nodes {
+    nodes_on(keys.iter().map(|&k| leaf(c, k).path.as_slice()))
+}
+
+/// The nodes on the leaf paths of `keys` in `c` whose bucket is not one of `others`' buckets:
+/// a node set minus another is the set of the first's leaves that are not the second's.
+fn pp_minus(c: &TreeCommit, keys: &BTreeSet<Key>, others: &BTreeSet<Key>) -> Nodes {
+    let taken = path_ends(others.iter().map(|&k| leaf(c, k).path.as_slice()));
+    nodes_on(
+        keys.iter()
+            .map(|&k| leaf(c, k).path.as_slice())
+            .filter(|p| trimmed(p).last().is_none_or(|end| !taken.contains(end))),
+    )
 }
 
 /// Key coverage of the leaves of `keys` in `c`.
-fn keycov_of(c: &TreeCommit, keys: &BTreeSet<Key>) -> RangedKeySet {
-    keys.iter().map(|&k| leaf(c, k).keycov).collect()
+fn keycov_of(c: &TreeCommit, keys: &BTreeSet<Key>) -> Keys {
+    keys_in(keys.iter().map(|&k| {
+        let r = leaf(c, k).keycov;
+        (r.lo, r.hi_)
+    }))
 }
 
 fn restrict(d: &NamedΔ, keys: &BTreeSet<Key>) -> NamedΔ {
@@ -191,10 +202,11 @@ impl Ctx<'_> {
     }
 }
 
-fn track_new_of(v: &DBtailView, root: Oid) -> (PPTreeSubSet, RangedKeySet) {
+/// ΔBtail's trackNew and ktrackNew of `root`, as plain data.
+fn track_new_of(v: &DBtailView, root: Oid) -> (Nodes, Keys) {
     (
-        v.track_new.get(&root).cloned().unwrap_or_default(),
-        v.ktrack_new.get(&root).cloned().unwrap_or_default(),
+        v.track_new.get(&root).map(nodes_of).unwrap_or_default(),
+        v.ktrack_new.get(&root).map(keys_of).unwrap_or_default(),
     )
 }
 
@@ -243,7 +255,7 @@ pub async fn check_update(env: &TreeEnv, t1: &TreeCommit, t2: &TreeCommit) -> Ch
     };
     let d12 = kv_diff(&t1.kv, &t2.kv);
     let changed: BTreeSet<Oid> = t2.changed.iter().copied().collect();
-    let leaf_oid = |b: &BucketInfo| norm_path(&b.path).last().copied();
+    let leaf_oid = |b: &BucketInfo| trimmed(&b.path).last().copied();
     for tracked in subsets(&all) {
         rep.cases += 1;
         let mut fails = Vec::new();
@@ -297,24 +309,29 @@ async fn update1(
         .update_detailed(t2.rev, &t2.changed)
         .await
         .map_err(|e| format!("Update: {e}"))?;
-    let δtkeycov = r.δtkeycov.get(&root).cloned().unwrap_or_default();
+    let δtkeycov = r.δtkeycov.get(&root).map(keys_of).unwrap_or_default();
     expect(
         fails,
         "δtkeycov",
         &δtkeycov,
-        &tkeycov2.difference(&tkeycov1),
+        &keys_minus(&tkeycov2, &tkeycov1),
     );
-    if !tkeycov1.is_subset(&tkeycov2) {
+    if !keys_within(&tkeycov1, &tkeycov2) {
         fails.push(format!(
             "oracle: tkeyCov1 {tkeycov1:?} ⊄ tkeyCov2 {tkeycov2:?}"
         ));
     }
     let v = db.inspect().await;
     check_roots(fails, &v);
-    expect(fails, "trackSet after Update", &v.track_set, &track_set2);
+    expect(
+        fails,
+        "trackSet after Update",
+        &nodes_of(&v.track_set),
+        &track_set2,
+    );
     let (tn, ktn) = track_new_of(&v, root);
-    expect(fails, "trackNew after Update", &tn, &PPTreeSubSet::new());
-    expect(fails, "ktrackNew after Update", &ktn, &RangedKeySet::new());
+    expect(fails, "trackNew after Update", &tn, &Nodes::new());
+    expect(fails, "ktrackNew after Update", &ktn, &Keys::new());
     expect(fails, "δB.rev", &r.δb.rev, &t2.rev);
     let got = r.δb.by_root.get(&root).map(|kv| ctx.named(kv));
     let want = (!δt_ok.is_empty()).then_some(δt_ok);
@@ -331,14 +348,14 @@ fn check_before_update(
     root: Oid,
     t1: &TreeCommit,
     tracked: &BTreeSet<Key>,
-    tkeycov1: &RangedKeySet,
+    tkeycov1: &Keys,
 ) {
     check_roots(fails, v);
     expect(
         fails,
         "trackSet before Update",
-        &v.track_set,
-        &PPTreeSubSet::new(),
+        &nodes_of(&v.track_set),
+        &Nodes::new(),
     );
     let (tn, ktn) = track_new_of(v, root);
     expect(fails, "trackNew before Update", &tn, &pp_of(t1, tracked));
@@ -450,8 +467,8 @@ async fn rebuild1(
         expect(
             f,
             "trackSet after Track@t1",
-            &v.track_set,
-            &PPTreeSubSet::new(),
+            &nodes_of(&v.track_set),
+            &Nodes::new(),
         );
         let (tn, ktn) = track_new_of(&v, root);
         expect(f, "trackNew after Track@t1", &tn, &pp_of(t1, keys1));
@@ -465,7 +482,7 @@ async fn rebuild1(
         expect(
             f,
             "trackSet after rebuild@t1",
-            &v.track_set,
+            &nodes_of(&v.track_set),
             &pp_of(t1, &keys1r1),
         );
         expect(
@@ -485,7 +502,7 @@ async fn rebuild1(
         expect(
             f,
             "trackSet after Update t1→t2",
-            &v.track_set,
+            &nodes_of(&v.track_set),
             &pp_of(t2, &keys1r2),
         );
         let want = hist(&keys1r2);
@@ -524,7 +541,7 @@ async fn rebuild1(
             expect(
                 f,
                 &format!("{tag}: trackSet after Track@t2"),
-                &v.track_set,
+                &nodes_of(&v.track_set),
                 &pp1r2,
             );
             let (tn, ktn) = track_new_of(&v, root);
@@ -532,13 +549,13 @@ async fn rebuild1(
                 f,
                 &format!("{tag}: trackNew after Track@t2"),
                 &tn,
-                &pp_of(t2, &keys2).difference(&pp1r2),
+                &pp_minus(t2, &keys2, &keys1r2),
             );
             expect(
                 f,
                 &format!("{tag}: ktrackNew after Track@t2"),
                 &ktn,
-                &keycov_of(t2, &keys2).difference(&keycov_of(t2, &keys1r2)),
+                &keys_minus(&keycov_of(t2, &keys2), &keycov_of(t2, &keys1r2)),
             );
             c.rebuild_all()
                 .await
@@ -549,7 +566,7 @@ async fn rebuild1(
             expect(
                 f,
                 &format!("{tag}: trackSet after rebuild@t2"),
-                &v.track_set,
+                &nodes_of(&v.track_set),
                 &pp_of(t2, &keys12r2),
             );
             expect(

@@ -26,6 +26,7 @@ use engine::{
 use tokio_util::sync::CancellationToken;
 
 use crate::block_store::{BlockStoreModel, StreamAnswer};
+use crate::enrich;
 use crate::ops::{Op, Outcome, address, apply_handle, apply_model, block, log, topic, transaction};
 
 /// Topic letters of the log cases.
@@ -252,7 +253,7 @@ impl<B: ColdStorageBackend> Suite<B> {
     async fn append_and_read_header(&mut self) {
         self.case = "append_and_read_header";
         let block = empty_block(100);
-        let hash = block.header.hash();
+        let hash = enrich::block_hash(&block);
         self.append(block).await;
         let header = self.header(HeaderSpecifier::Number(100)).await;
         if header.map(|h| h.hash()) != Some(hash) {
@@ -263,7 +264,7 @@ impl<B: ColdStorageBackend> Suite<B> {
     async fn header_hash_lookup(&mut self) {
         self.case = "header_hash_lookup";
         let block = empty_block(101);
-        let hash = block.header.hash();
+        let hash = enrich::block_hash(&block);
         self.append(block).await;
         let header = self.header(HeaderSpecifier::Hash(hash)).await;
         assert_eq!(
@@ -328,7 +329,7 @@ impl<B: ColdStorageBackend> Suite<B> {
     async fn confirmation_metadata(&mut self) {
         self.case = "confirmation_metadata";
         let block = block_with_logs(600, 3, 0);
-        let block_hash = block.header.hash();
+        let block_hash = enrich::block_hash(&block);
         let txs = block.transactions.clone();
         self.append(block).await;
         for (index, tx) in txs.iter().enumerate() {
@@ -366,7 +367,7 @@ impl<B: ColdStorageBackend> Suite<B> {
         let Outcome::Receipt(Ok(Some(receipt))) = receipt else {
             self.fail("receipt (600, 2) missing")
         };
-        assert_eq!(receipt.tx_hash, txs[2].hash());
+        assert_eq!(receipt.tx_hash, enrich::transaction_hash(&txs[2]));
         assert_eq!(
             self.op(Op::GetTransaction(TransactionSpecifier::Hash(B256::ZERO)))
                 .await,
@@ -383,8 +384,9 @@ impl<B: ColdStorageBackend> Suite<B> {
     /// (block number, block hash, index).
     async fn confirmed_by_hash(&mut self, tx: &Transaction, location: (u64, B256, u64)) {
         let (number, block_hash, index) = location;
+        let tx_hash = enrich::transaction_hash(tx);
         let got = self
-            .op(Op::GetTransaction(TransactionSpecifier::Hash(tx.hash())))
+            .op(Op::GetTransaction(TransactionSpecifier::Hash(tx_hash)))
             .await;
         let Outcome::Transaction(Ok(Some(confirmed))) = got else {
             self.fail(&format!("tx {index} by hash: {got:?}"))
@@ -394,7 +396,7 @@ impl<B: ColdStorageBackend> Suite<B> {
         assert_eq!(confirmed.meta.transaction_index, index);
         assert_eq!(confirmed.inner.sender, tx.sender);
         let got = self
-            .op(Op::GetReceipt(ReceiptSpecifier::TxHash(tx.hash())))
+            .op(Op::GetReceipt(ReceiptSpecifier::TxHash(tx_hash)))
             .await;
         let Outcome::Receipt(Ok(Some(receipt))) = got else {
             self.fail(&format!("receipt {index} by tx hash: {got:?}"))
@@ -407,7 +409,7 @@ impl<B: ColdStorageBackend> Suite<B> {
             ),
             location
         );
-        assert_eq!((receipt.tx_hash, receipt.sender), (tx.hash(), tx.sender));
+        assert_eq!((receipt.tx_hash, receipt.sender), (tx_hash, tx.sender));
     }
 
     async fn cold_receipt_metadata(&mut self) {
@@ -421,8 +423,12 @@ impl<B: ColdStorageBackend> Suite<B> {
                 tx_with(2, 3, 63_000, logs(1)),
             ],
         );
-        let hash = block.header.hash();
-        let tx_hashes: Vec<B256> = block.transactions.iter().map(Transaction::hash).collect();
+        let hash = enrich::block_hash(&block);
+        let tx_hashes: Vec<B256> = block
+            .transactions
+            .iter()
+            .map(enrich::transaction_hash)
+            .collect();
         self.append(block).await;
         let Outcome::Receipts(Ok(receipts)) = self.op(Op::GetReceiptsInBlock(700)).await else {
             self.fail("receipts_in_block(700) failed")
@@ -601,7 +607,7 @@ impl<B: ColdStorageBackend> Suite<B> {
             ],
         );
         let b902 = block_with(902, vec![tx_with(2, 902, 10_000, logs(1))]);
-        let (h901, h902) = (b901.header.hash(), b902.header.hash());
+        let (h901, h902) = (enrich::block_hash(&b901), enrich::block_hash(&b902));
         let tx901: Vec<Transaction> = b901.transactions.clone();
         self.append(b901).await;
         self.append(b902).await;
@@ -614,7 +620,7 @@ impl<B: ColdStorageBackend> Suite<B> {
             assert_eq!((receipt.block_number, receipt.block_hash), (901, h901));
             assert_eq!(receipt.block_timestamp, 901 * 12);
             assert_eq!(receipt.transaction_index, i as u64);
-            assert_eq!(receipt.tx_hash, tx901[i].hash());
+            assert_eq!(receipt.tx_hash, enrich::transaction_hash(&tx901[i]));
             assert_eq!(receipt.sender, tx901[i].sender);
             assert_eq!(receipt.gas_used, 21_000);
         }
@@ -672,7 +678,7 @@ impl<B: ColdStorageBackend> Suite<B> {
         let Some(hash5) = hash5 else {
             self.fail("header 5 missing")
         };
-        let tx_hash = block7.transactions[1].hash();
+        let tx_hash = enrich::transaction_hash(&block7.transactions[1]);
         self.append(block7).await;
         (hash5, tx_hash)
     }

@@ -21,6 +21,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 use crate::block_store::{BlockStoreModel, StreamAnswer};
+use crate::enrich;
 
 /// Deadline given to streams run by [`apply_handle`]: long enough never to matter.
 pub const STREAM_DEADLINE: Duration = Duration::from_secs(30);
@@ -537,7 +538,11 @@ impl TxSel {
     fn transaction_spec(&self, model: &BlockStoreModel) -> TransactionSpecifier {
         match self {
             TxSel::Hash(sender, nonce, payload) => {
-                TransactionSpecifier::Hash(transaction(*sender, *nonce, &[*payload]).hash())
+                TransactionSpecifier::Hash(enrich::transaction_hash(&transaction(
+                    *sender,
+                    *nonce,
+                    &[*payload],
+                )))
             }
             TxSel::BlockAndIndex(block, index) => TransactionSpecifier::BlockAndIndex {
                 block: block.resolve(model),
@@ -554,7 +559,11 @@ impl TxSel {
     fn receipt_spec(&self, model: &BlockStoreModel) -> ReceiptSpecifier {
         match self {
             TxSel::Hash(sender, nonce, payload) => {
-                ReceiptSpecifier::TxHash(transaction(*sender, *nonce, &[*payload]).hash())
+                ReceiptSpecifier::TxHash(enrich::transaction_hash(&transaction(
+                    *sender,
+                    *nonce,
+                    &[*payload],
+                )))
             }
             TxSel::BlockAndIndex(block, index) | TxSel::BlockHashAndIndex(block, index) => {
                 ReceiptSpecifier::BlockAndIndex {

@@ -113,3 +113,13 @@ fn unbounded_terminal_stream_send() {
         &["liveness"],
     );
 }
+
+#[test]
+fn log_index_counting_only_matches() {
+    found(
+        Bug::LogIndexCountsMatches,
+        "engine-mem-mixed",
+        10,
+        &["history"],
+    );
+}

@@ -43,7 +43,9 @@ pub(crate) async fn check_store_holds<B: ColdStorageRead>(
             let receipts = store.get_receipts_in_block(*number).await;
             match (header, receipts) {
                 (Ok(header), Ok(receipts)) => {
-                    if header.as_ref() != Some(&block.header) || receipts != block.cold_receipts() {
+                    if header.as_ref() != Some(&block.header)
+                        || receipts != model.get_receipts_in_block(*number)
+                    {
                         return Err(Violation::new(
                             Invariant::Durability,
                             format!(

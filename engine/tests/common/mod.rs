@@ -41,18 +41,20 @@ impl Gate {
         if !self.enabled.load(Ordering::SeqCst) {
             return;
         }
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Counted::enter(&self.waiting);
         self.permits
             .acquire()
             .await
             .expect("gates never close")
             .forget();
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Closes the gate for callers that arrive from now on.
+    /// Closes the gate for callers that arrive from now on, also after [`Gate::open`]: passes
+    /// released and not yet used are withdrawn (callers already let through keep theirs).
     pub fn close(&self) {
         self.enabled.store(true, Ordering::SeqCst);
+        self.permits
+            .forget_permits(self.permits.available_permits());
     }
 
     /// Lets `n` parked or future callers through.
@@ -69,6 +71,24 @@ impl Gate {
     /// Callers parked at the gate.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a caller in `counter` until dropped, so a caller whose future is dropped midway
+/// (its op cancelled) is counted out too.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    /// Counts one more until the guard drops.
+    fn enter(counter: &'a AtomicUsize) -> Counted<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -155,20 +175,19 @@ impl Gated {
     async fn read<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         self.maybe_panic();
         // Counted from arrival, so reads parked at the gate are inside the backend too.
-        let inside = self.probe.reads_inside.fetch_add(1, Ordering::SeqCst) + 1;
+        let _inside = Counted::enter(&self.probe.reads_inside);
+        let inside = self.probe.reads_inside.load(Ordering::SeqCst);
         self.probe.reads_max.fetch_max(inside, Ordering::SeqCst);
         if self.probe.writes_active.load(Ordering::SeqCst) > 0 {
             self.probe.overlaps.fetch_add(1, Ordering::SeqCst);
         }
         self.reads.pass().await;
-        let out = f.await;
-        self.probe.reads_inside.fetch_sub(1, Ordering::SeqCst);
-        out
+        f.await
     }
 
     async fn write<T>(&self, f: impl std::future::Future<Output = ColdResult<T>>) -> ColdResult<T> {
         self.maybe_panic();
-        self.probe.writes_active.fetch_add(1, Ordering::SeqCst);
+        let active = Counted::enter(&self.probe.writes_active);
         if self.probe.reads_inside.load(Ordering::SeqCst) > 0 {
             self.probe.overlaps.fetch_add(1, Ordering::SeqCst);
         }
@@ -177,7 +196,7 @@ impl Gated {
             self.probe.writes_committed.fetch_add(1, Ordering::SeqCst);
         }
         self.after_commit.pass().await;
-        self.probe.writes_active.fetch_sub(1, Ordering::SeqCst);
+        drop(active);
         let failure = self.fail_after_commit.lock().unwrap().clone();
         if let Some(error) = failure {
             return Err(error);
@@ -404,7 +423,11 @@ pub async fn assert_every_permit_back(
     for read in reads {
         read.await.expect("no panic").expect("the read succeeds");
     }
-    write.await.expect("no panic").expect("the write succeeds");
+    tokio::time::timeout(Duration::from_secs(60), write)
+        .await
+        .expect("the write gets its permits")
+        .expect("no panic")
+        .expect("the write succeeds");
     assert_eq!(controls.probe.overlaps.load(Ordering::SeqCst), 0);
     controls.streams.close();
     let streams: Vec<_> = (0..8)
@@ -425,7 +448,10 @@ pub async fn assert_every_permit_back(
     .await;
     controls.streams.open();
     for stream in streams {
-        let (_, error) = stream.await.expect("no panic");
+        let (_, error) = tokio::time::timeout(Duration::from_secs(60), stream)
+            .await
+            .expect("the stream ends")
+            .expect("no panic");
         assert_eq!(error, None);
     }
 }

@@ -30,24 +30,13 @@ const MAX_POLLS: usize = 64;
 
 type Op = Pin<Box<dyn Future<Output = ColdResult<()>> + Send>>;
 
-/// Every op kind of the handle, by name.
-const OPS: &[&str] = &[
-    "get_header",
-    "get_headers",
-    "get_transaction",
-    "get_transactions_in_block",
-    "get_transaction_count",
-    "get_receipt",
-    "get_receipts_in_block",
-    "get_latest_block",
-    "get_logs",
-    "append_block",
-    "append_blocks",
-    "truncate_above",
-    "drain_above",
-    "stream_logs",
-    "stream_logs_to_latest",
-];
+/// Every op kind the handle reports (a new one makes [`op`] panic until it is added there),
+/// and a stream whose end is resolved by a setup read.
+fn op_names() -> impl Iterator<Item = &'static str> {
+    engine::metrics::OPS
+        .into_iter()
+        .chain(["stream_logs_to_latest"])
+}
 
 /// The op `name` on `handle`; a stream is read to its end, so dropping it covers the consumer.
 fn op(name: &str, handle: &ColdStorage<Gated>) -> Op {
@@ -203,7 +192,7 @@ async fn check_after_drop(handle: ColdStorage<Gated>, controls: &Controls, what:
 
 #[tokio::test(start_paused = true)]
 async fn dropping_the_caller_at_every_await_point_leaves_the_handle_whole() {
-    for name in OPS {
+    for name in op_names() {
         let mut completed = false;
         for polls in 0..=MAX_POLLS {
             let (handle, controls, _cancel) = gated_handle();

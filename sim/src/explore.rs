@@ -177,7 +177,7 @@ fn summarize(
             failures.push(FailureLine {
                 scenario: r.scenario,
                 seed: r.derived.seed,
-                invariant: v.invariant,
+                invariant: v.invariant.name(),
                 reproduce: r.repro_command(),
             });
             seeds_to_find

@@ -13,30 +13,24 @@
 //! Module map:
 //! - [`seeding`]: seeded sub-streams of randomness and seeded op generation.
 //! - [`trace`]: events with simulated time, the digest, `--trace` files.
-//! - [`probe`]: the backend wrapper that checks permits and the drain barrier where work runs.
-//! - [`monitor`]: monitors fed by the engine's tracing events (cache hits).
-//! - [`history`]: the recorded history and its linearizability check against the model.
-//! - [`engine_world`]: the in-process engine worlds (Mem, redb on SimDisk with crashes).
+//! - [`monitors`]: the invariants (`Invariant`), the run's one violation sink, and one module
+//!   per family: permits and drain at a backend, cache hits, history, durability, panics.
+//! - `worlds`: the `World` trait and its one dispatch; the in-process engine worlds, the
+//!   remote engine world and the ΔBtail world, each in a module of its own.
 //! - [`net`]: the simulated network (latency, ticks, partitions, holds, crashes, flow control).
-//! - [`remote_world`]: the network engine world (IO worker host, node host, fault driver).
-//! - [`btail_world`]: the ΔBtail world (zstor, wcfs, clients; model monitors).
 //! - [`bugs`]: the planted bugs by name.
 //! - [`run`]: one seed, and the determinism check.
 //! - [`explore`]: many seeds in parallel, with the summary.
 //! - [`report`]: violations and the failure report.
 //! - [`vectors`]: the ΔBtail vector-file runner (`sim vectors FILE`).
 
-pub mod btail_world;
 pub mod bugs;
-pub mod engine_world;
 pub mod explore;
-pub mod history;
-pub mod monitor;
+pub mod monitors;
 pub mod net;
-pub mod probe;
-pub mod remote_world;
 pub mod report;
 pub mod run;
 pub mod seeding;
 pub mod trace;
 pub mod vectors;
+mod worlds;

@@ -1,35 +1,10 @@
 //! What a run found: violations, and the report printed for every result.
 
-use std::fmt;
 use std::time::Duration;
 
 use scenarios::Derived;
 
-/// A broken invariant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// The invariant's name (`permits`, `drain`, `cache`, `history`, `durability`, `liveness`,
-    /// `btail`).
-    pub invariant: &'static str,
-    /// What exactly was observed.
-    pub detail: String,
-}
-
-impl Violation {
-    /// A violation of `invariant`.
-    pub fn new(invariant: &'static str, detail: impl Into<String>) -> Violation {
-        Violation {
-            invariant,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.invariant, self.detail)
-    }
-}
+pub use crate::monitors::{Invariant, Violation};
 
 /// Figures of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,13 +52,14 @@ impl RunReport {
             return String::new();
         };
         let mut out = format!(
-            "FAIL scenario={} seed={} {}\n  config:    {}\n  invariant: {}\n  detail:    {}\n  at:        {:.6}s simulated, trace digest {}\n  last events:\n",
+            "FAIL scenario={} seed={} {}\n  config:    {}\n  invariant: {}\n  detail:    {}\n  at:        {:.6}s simulated (first violation; the run ended at {:.6}s), trace digest {}\n  last events:\n",
             self.scenario,
             self.derived.seed,
             self.bug.map(|b| format!("bug={b}")).unwrap_or_default(),
             self.derived,
             v.invariant,
             v.detail,
+            v.at.as_secs_f64(),
             self.stats.simulated.as_secs_f64(),
             self.digest,
         );

@@ -3,13 +3,15 @@
 
 use std::time::Duration;
 
-use scenarios::{Scenario, World};
+use scenarios::Scenario;
 
 use crate::bugs::PlantedBug;
-use crate::engine_world;
-use crate::probe::{Limits, Probe};
+use crate::monitors::panics::Capture;
+use crate::monitors::probe::{Limits, Probe};
+use crate::monitors::{Invariant, Sink, Violation};
 use crate::report::RunReport;
 use crate::trace::{self, Keep, Recording};
+use crate::worlds::{self, RunEnv};
 
 /// How to run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,29 +61,30 @@ pub fn run_one(
             format!("scenario={} {derived}", scenario.name),
         );
     };
-    let (violation, stats, recording) = match scenario.world {
-        World::EngineMem | World::EngineRedb | World::EngineRemote => {
-            let probe = Probe::new(Limits::default());
-            let subscriber = crate::monitor::subscriber(probe.clone());
-            tracing::subscriber::with_default(subscriber, || {
-                runtime.block_on(async {
-                    start();
-                    let (violation, stats) = if scenario.world == World::EngineRemote {
-                        crate::remote_world::run(&derived, probe).await
-                    } else {
-                        let out = engine_world::run(scenario, &derived, probe).await;
-                        (out.violation, out.stats)
-                    };
-                    (violation, stats, trace::finish())
-                })
-            })
-        }
-        World::Btail => runtime.block_on(async {
-            start();
-            let (violation, stats) = crate::btail_world::run(&derived).await;
-            (violation, stats, trace::finish())
-        }),
+    let sink = Sink::default();
+    let env = RunEnv {
+        derived: derived.clone(),
+        sink: sink.clone(),
+        probe: Probe::new(Limits::default(), sink.clone()),
     };
+    let capture = Capture::start();
+    // Cache hits reach the handle's probe through the engine's tracing events, in every world.
+    let subscriber = crate::monitors::cache::subscriber(env.probe.clone());
+    let (stats, recording) = tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            start();
+            let stats = worlds::run(scenario.world, &env).await;
+            if let Some((detail, at)) = capture.finish() {
+                sink.violate(Violation {
+                    invariant: Invariant::Panic,
+                    detail,
+                    at,
+                });
+            }
+            (stats, trace::finish())
+        })
+    });
+    let violation = sink.first();
     drop(bug_guard);
     let report = RunReport {
         scenario: scenario.name,

@@ -141,6 +141,15 @@ pub fn now() -> Duration {
     })
 }
 
+/// [`now`] for a panic hook: the panic may have struck while the recorder was borrowed, so
+/// this never borrows it twice (zero then).
+pub(crate) fn now_in_hook() -> Duration {
+    RECORDER.with(|r| match r.try_borrow().ok().as_deref() {
+        Some(Some(recorder)) => engine::rt::now().saturating_duration_since(recorder.start),
+        _ => Duration::ZERO,
+    })
+}
+
 /// Records an event (a no-op outside a recording).
 pub fn record(actor: &str, name: &str, detail: impl Into<String>) {
     record_event(actor, name, detail.into(), None);

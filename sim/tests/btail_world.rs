@@ -64,7 +64,7 @@ fn first_find(bug: &str) -> (u64, &'static str) {
                 "seed {seed} fails without the bug too: {}",
                 clean.failure_text()
             );
-            return (seed, v.invariant);
+            return (seed, v.invariant.name());
         }
     }
     panic!("{} not found in {SEED_BUDGET} seeds", bug.name());

@@ -34,7 +34,7 @@ fn found(bug: Bug, scenario_name: &str, budget: u64, invariants: &[&str]) {
     let (with_bug, _) = run_one(scenario, seed, options);
     let violation = with_bug.violation.clone().expect("the finding reproduces");
     assert!(
-        invariants.contains(&violation.invariant),
+        invariants.contains(&violation.invariant.name()),
         "{}",
         with_bug.failure_text()
     );

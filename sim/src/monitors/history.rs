@@ -19,7 +19,7 @@ use engine::{B256, ColdStorageError};
 use model::block_store::BlockStoreModel;
 use model::ops::{Op, Outcome, apply_model};
 
-use crate::report::Violation;
+use crate::monitors::{Invariant, Violation};
 
 /// One read and what it saw.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ impl History {
         let ok = outcome_is_ok(observed);
         if ok && !outcome_is_ok(&expected) {
             return Err(Violation::new(
-                "history",
+                Invariant::History,
                 format!(
                     "{} succeeded but the model refuses it: {expected:?}",
                     op_name(op)
@@ -107,7 +107,7 @@ impl History {
         }
         if ok && *observed != expected {
             return Err(Violation::new(
-                "history",
+                Invariant::History,
                 format!("{} answered {observed:?}, model {expected:?}", op_name(op)),
             ));
         }
@@ -116,7 +116,7 @@ impl History {
             && outcome_error(&expected) != Some(error)
         {
             return Err(Violation::new(
-                "history",
+                Invariant::History,
                 format!("{} refused as {error:?}; model {expected:?}", op_name(op)),
             ));
         }
@@ -147,7 +147,7 @@ impl History {
             (false, true) => (unchanged, false),
             (false, false) => {
                 return Err(Violation::new(
-                    "history",
+                    Invariant::History,
                     format!(
                         "after maybe-applied {} the store's tip is {store:?}: neither {:?} (applied) nor {:?} (not applied)",
                         op_name(op),
@@ -159,7 +159,7 @@ impl History {
         };
         if was_applied && claims_rolled_back {
             return Err(Violation::new(
-                "history",
+                Invariant::History,
                 format!(
                     "{} reported DeadlineExceeded (rolled back) but was applied",
                     op_name(op)
@@ -208,9 +208,9 @@ impl History {
                     apply_model(&mut state, &read.op)
                 };
                 let invariant = if is_cacheable(&read.op) {
-                    "cache"
+                    Invariant::Cache
                 } else {
-                    "history"
+                    Invariant::History
                 };
                 return Err(Violation::new(
                     invariant,

@@ -28,7 +28,7 @@ use engine::{
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::report::Violation;
+use crate::monitors::{Invariant, Sink, Violation};
 use crate::trace;
 
 tokio::task_local! {
@@ -89,7 +89,7 @@ struct ProbeState {
     writes_started: AtomicU64,
     writes_finished: AtomicU64,
     drops: AtomicU32,
-    violation: Mutex<Option<Violation>>,
+    sink: Sink,
     ack_loss: Mutex<Option<(f64, ChaCha8Rng)>>,
     latency: Mutex<Option<(std::time::Duration, ChaCha8Rng)>>,
     /// Rare long stalls: probability per op and the longest stall.
@@ -97,8 +97,8 @@ struct ProbeState {
 }
 
 impl Probe {
-    /// A probe enforcing `limits`.
-    pub fn new(limits: Limits) -> Probe {
+    /// A probe enforcing `limits`, reporting to `sink`.
+    pub fn new(limits: Limits, sink: Sink) -> Probe {
         Probe {
             inner: Arc::new(ProbeState {
                 limits,
@@ -110,7 +110,7 @@ impl Probe {
                 writes_started: AtomicU64::new(0),
                 writes_finished: AtomicU64::new(0),
                 drops: AtomicU32::new(0),
-                violation: Mutex::new(None),
+                sink,
                 ack_loss: Mutex::new(None),
                 latency: Mutex::new(None),
                 spikes: Mutex::new(None),
@@ -182,24 +182,9 @@ impl Probe {
         }
     }
 
-    /// Records a violation (the first one is kept).
+    /// Reports a violation to the run's sink.
     pub fn violate(&self, violation: Violation) {
-        trace::record("monitor", "violation", violation.to_string());
-        let mut slot = self
-            .inner
-            .violation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        slot.get_or_insert(violation);
-    }
-
-    /// The first violation seen, if any.
-    pub fn violation(&self) -> Option<Violation> {
-        self.inner
-            .violation
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.inner.sink.violate(violation);
     }
 
     /// Backend writes that have started.
@@ -236,7 +221,7 @@ impl Probe {
     pub fn on_cache_hit(&self, what: &str) {
         if self.write_in_flight() {
             self.violate(Violation::new(
-                "drain",
+                Invariant::Drain,
                 format!("cache hit ({what}) while a write is committing"),
             ));
         }
@@ -252,13 +237,13 @@ impl Probe {
         s.max_reads.fetch_max(now, Ordering::SeqCst);
         if now > s.limits.reads {
             self.violate(Violation::new(
-                "permits",
+                Invariant::Permits,
                 format!("{now} reads at the backend (limit {})", s.limits.reads),
             ));
         }
         if s.writes.load(Ordering::SeqCst) > 0 {
             self.violate(Violation::new(
-                "drain",
+                Invariant::Drain,
                 format!("backend read {op} started while a write is committing"),
             ));
         }
@@ -281,7 +266,7 @@ impl Probe {
         let now = s.streams.fetch_add(1, Ordering::SeqCst) + 1;
         if now > s.limits.streams {
             self.violate(Violation::new(
-                "permits",
+                Invariant::Permits,
                 format!("{now} streams at the backend (limit {})", s.limits.streams),
             ));
         }
@@ -297,14 +282,14 @@ impl Probe {
         s.writes_started.fetch_add(1, Ordering::SeqCst);
         if now > s.limits.writes {
             self.violate(Violation::new(
-                "permits",
+                Invariant::Permits,
                 format!("{now} writes at the backend (limit {})", s.limits.writes),
             ));
         }
         let reads = s.reads.load(Ordering::SeqCst);
         if reads > 0 {
             self.violate(Violation::new(
-                "drain",
+                Invariant::Drain,
                 format!("backend write {op} started while {reads} reads are in flight"),
             ));
         }
@@ -447,7 +432,7 @@ impl<B: ColdStorageRead> ColdStorageRead for ProbeBackend<B> {
         let late = engine::rt::now().saturating_duration_since(deadline);
         if late > STREAM_OVERRUN_SLACK {
             self.probe.violate(Violation::new(
-                "liveness",
+                Invariant::Liveness,
                 format!("a stream producer ran {late:?} past its deadline"),
             ));
         }

@@ -22,12 +22,14 @@ use engine::simdisk::SimDisk;
 use rand::RngExt;
 use scenarios::{Derived, Fault};
 
-use crate::engine_world::{self, Ctx, lock};
+use crate::monitors::probe::{Limits, Probe};
+use crate::monitors::{Invariant, Violation};
 use crate::net::{self, Net, SimStream};
-use crate::probe::{Limits, Probe};
-use crate::report::{RunStats, Violation};
+use crate::report::RunStats;
 use crate::seeding;
 use crate::trace;
+use crate::worlds::engine::{self as engine_world, Ctx, lock};
+use crate::worlds::{RunEnv, World};
 
 const PORT: u16 = 7400;
 const WORKER: &str = "worker";
@@ -184,40 +186,42 @@ fn boot_worker(boot: Boot) -> Host {
     let ctx = boot.ctx.clone();
     host.spawn(async move {
         if let Err(e) = worker(boot).await {
-            ctx.violate(Violation::new("liveness", e));
+            ctx.violate(Violation::new(Invariant::Liveness, e));
         }
     });
     host
 }
 
-/// Runs one seed of the network world on the current runtime; `node_probe` observes the
-/// RemoteBackend as the handle calls it (and sees the handle's cache hits).
-pub(crate) async fn run(derived: &Derived, node_probe: Probe) -> (Option<Violation>, RunStats) {
-    let start = rt::now();
-    let outcome = rt::timeout(MAX_SIMULATED, run_world(derived, node_probe)).await;
-    let (violation, ops) = match outcome {
-        Ok(done) => done,
-        Err(rt::Elapsed) => (
-            Some(Violation::new(
-                "liveness",
+/// The handle over a RemoteBackend on host `node`, the IO worker on host `worker`.
+#[derive(Debug)]
+pub(crate) struct RemoteWorld;
+
+impl World for RemoteWorld {
+    async fn run(env: &RunEnv) -> RunStats {
+        let start = rt::now();
+        let outcome = rt::timeout(MAX_SIMULATED, run_world(env)).await;
+        let ops = outcome.unwrap_or_else(|rt::Elapsed| {
+            env.sink.violate(Violation::new(
+                Invariant::Liveness,
                 format!("the run did not finish within {MAX_SIMULATED:?} of simulated time"),
-            )),
-            0,
-        ),
-    };
-    let stats = RunStats {
-        ops,
-        simulated: rt::now() - start,
-    };
-    (violation, stats)
+            ));
+            0
+        });
+        RunStats {
+            ops,
+            simulated: rt::now() - start,
+        }
+    }
 }
 
-async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, u64) {
+async fn run_world(env: &RunEnv) -> u64 {
+    let derived = &env.derived;
     // The worker sees the handle's stream-setup reads as plain requests.
-    let worker_probe = Probe::new(Limits {
+    let limits = Limits {
         setup_reads_by_kind: true,
         ..Limits::default()
-    });
+    };
+    let worker_probe = Probe::new(limits, env.sink.clone());
     if derived.has(Fault::BackendLatency) {
         // Mostly fast, sometimes stalled past a request's deadline: what makes a remote
         // timeout's permit accounting matter.
@@ -228,7 +232,7 @@ async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, 
     if derived.has(Fault::DiskErrors) {
         engine_world::lose_acks(derived, &worker_probe);
     }
-    let ctx = Ctx::new(derived, worker_probe.clone(), node_probe.clone());
+    let ctx = Ctx::new(env, worker_probe.clone());
     let net = Net::for_seed(derived);
     let mut boot = Boot {
         ctx: ctx.clone(),
@@ -258,12 +262,12 @@ async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, 
         tokio::select! {
             biased;
             done = &mut clients => break done.unwrap_or_else(|e| {
-                Err(Violation::new("panic", format!("the node's clients: {e}")))
+                Err(Violation::new(Invariant::Panic, format!("the node's clients: {e}")))
             }),
             _ = rt::sleep_until(heal_at), if next_heal.is_some() => {}
             _ = ops.changed(), if planned.peek().is_some() => {}
         }
-        if let Some(v) = ctx.probe_violation() {
+        if let Some(v) = ctx.first_violation() {
             break Err(v);
         }
         let now = rt::now();
@@ -320,6 +324,6 @@ async fn run_world(derived: &Derived, node_probe: Probe) -> (Option<Violation>, 
     // The run is over: nothing of it may run on.
     worker.kill();
     node.kill();
-    let violation = ctx.probe_violation().or(result.err());
-    (violation, ctx.ops())
+    env.sink.check(result);
+    ctx.ops()
 }

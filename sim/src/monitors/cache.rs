@@ -8,7 +8,7 @@ use tracing::Subscriber;
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
-use crate::probe::Probe;
+use crate::monitors::probe::Probe;
 
 /// The tracing target of cache-hit events.
 pub const CACHE_TARGET: &str = "engine::cache";

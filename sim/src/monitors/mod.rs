@@ -1,0 +1,158 @@
+//! Monitors: what a run checks, and the one place its violations go.
+//!
+//! A monitor checks one invariant family where it is enforced, even when another layer would
+//! already hide the symptom (a worker's drain barrier is checked at the worker, not only at the
+//! handle). Every monitor reports to the run's one [`Sink`], which keeps the *first* violation
+//! with the simulated time it was seen: the failure report starts there, not at the end of the
+//! run.
+//!
+//! Families, one module each:
+//! - [`probe`]: permits and the drain barrier at a backend (the handle's, or the worker's);
+//! - [`cache`]: cache hits, seen through the engine's tracing events;
+//! - [`history`]: every answer against the block-store model (linearizability);
+//! - [`durability`]: the store after every restart holds every acknowledged write;
+//! - [`panics`]: a panic anywhere in the run;
+//! - liveness: bounds on every call, stream and shutdown, checked where the worlds wait;
+//! - btail: ΔBtail's answers against the KV model (in the btail world's `checks`).
+
+pub mod cache;
+pub mod durability;
+pub mod history;
+pub mod panics;
+pub mod probe;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::trace;
+
+/// The invariants a run checks. Their names are stable: reports, JSON and tests use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    /// More reads, writes or streams at a backend than the handle's permits allow.
+    Permits,
+    /// A read overlapped a committing write (the drain barrier), at a backend or in the cache.
+    Drain,
+    /// An answer differs from the model in every state of its interval.
+    History,
+    /// A read the cache can answer differs from the model in every state of its interval.
+    Cache,
+    /// A restarted store lost or half-applied an acknowledged write, or never opens again.
+    Durability,
+    /// A call, stream, shutdown or the whole run did not finish within its bound.
+    Liveness,
+    /// ΔBtail answered differently from the KV-per-revision model, or broke its own state.
+    Btail,
+    /// A slice ΔBtail handed out changed afterwards.
+    Snapshot,
+    /// Something in the system under test (or the harness) panicked.
+    Panic,
+    /// The harness itself could not set the world up.
+    Harness,
+}
+
+impl Invariant {
+    /// Every invariant, in report order.
+    pub const ALL: &'static [Invariant] = &[
+        Invariant::Permits,
+        Invariant::Drain,
+        Invariant::History,
+        Invariant::Cache,
+        Invariant::Durability,
+        Invariant::Liveness,
+        Invariant::Btail,
+        Invariant::Snapshot,
+        Invariant::Panic,
+        Invariant::Harness,
+    ];
+
+    /// The stable name printed in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::Permits => "permits",
+            Invariant::Drain => "drain",
+            Invariant::History => "history",
+            Invariant::Cache => "cache",
+            Invariant::Durability => "durability",
+            Invariant::Liveness => "liveness",
+            Invariant::Btail => "btail",
+            Invariant::Snapshot => "snapshot",
+            Invariant::Panic => "panic",
+            Invariant::Harness => "harness",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: Invariant,
+    /// What exactly was observed.
+    pub detail: String,
+    /// Simulated time since the run started when it was observed.
+    pub at: Duration,
+}
+
+impl Violation {
+    /// A violation of `invariant`, observed now.
+    pub fn new(invariant: Invariant, detail: impl Into<String>) -> Violation {
+        Violation {
+            invariant,
+            detail: detail.into(),
+            at: trace::now(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)
+    }
+}
+
+/// The run's one violation sink: keeps the earliest violation any monitor reports (by
+/// simulated time; the first reported among equals); clone-cheap.
+#[derive(Debug, Clone, Default)]
+pub struct Sink {
+    first: Arc<Mutex<Option<Violation>>>,
+}
+
+impl Sink {
+    /// Records `violation` in the trace, and keeps it if it is the earliest so far.
+    pub fn violate(&self, violation: Violation) {
+        trace::record("monitor", "violation", violation.to_string());
+        let mut first = self.lock();
+        if first.as_ref().is_none_or(|f| violation.at < f.at) {
+            *first = Some(violation);
+        }
+    }
+
+    /// Records `result`'s violation, if it has one.
+    pub fn check(&self, result: Result<(), Violation>) {
+        if let Err(v) = result {
+            self.violate(v);
+        }
+    }
+
+    /// The first violation, if any.
+    pub fn first(&self) -> Option<Violation> {
+        self.lock().clone()
+    }
+
+    /// Whether anything was reported.
+    pub fn failed(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Violation>> {
+        self.first.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,249 @@
+//! Client hosts: Track, GetAt and slices on wcfs's ΔBtail, each answer checked.
+
+use super::*;
+
+pub(super) async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
+    let actor = format!("client-{idx}");
+    let mut rng = seeding::rng(sh.derived.seed, "btail-client", u64::from(idx));
+    sh.wait_until(|sh| lock(&sh.dbtail).is_some()).await;
+    let Started { db, at0, .. } = lock(&sh.dbtail).clone().expect("waited for wcfs to start");
+    // Most clients start after a few commits: tracking the initial empty tree covers every
+    // key at once, which would leave nothing for rebuilds to widen. Counted from the start
+    // revision, not from the head seen first: updates may arrive in a burst (a held δZ
+    // stream), and a head past the last commit would never come (seed 4253 hung so).
+    let start_after = rng.random_range(2..=MAX_START_AFTER);
+    sh.wait_until(|sh| {
+        lock(&sh.dbtail)
+            .as_ref()
+            .is_some_and(|started| started.head.0 >= at0.0 + start_after)
+    })
+    .await;
+    // Spread the ops over about the time the commits take.
+    let ops = sh.derived.ops_per_client;
+    let max_gap_ms = (40 * 22 / u64::from(ops).max(1)).max(2);
+    for _ in 0..ops {
+        if sh.violated() {
+            break;
+        }
+        rt::sleep(Duration::from_millis(rng.random_range(1..=max_gap_ms))).await;
+        let tracked = !lock(&sh.requested).is_empty();
+        let pick = if tracked { rng.random_range(0..10) } else { 0 };
+        match pick {
+            0..=2 => op_track(&sh, &db, &mut rng, &actor).await,
+            3..=6 => op_get_at(&sh, &db, &mut rng, &actor).await,
+            7..=8 => op_slice_root(&sh, &db, &mut rng, &actor).await,
+            _ => op_slice_rev(&sh, &db, &mut rng, &actor).await,
+        }
+        sh.count_op();
+    }
+    sh.advance(|sh| *lock(&sh.clients_done) += 1);
+    Ok(())
+}
+
+pub(super) fn random_rev(rng: &mut ChaCha8Rng, lo: Rev, hi: Rev) -> Rev {
+    Rev(rng.random_range(lo.0..=hi.0))
+}
+
+pub(super) async fn op_track(
+    sh: &Shared,
+    db: &DBtail<NetSource>,
+    rng: &mut ChaCha8Rng,
+    actor: &str,
+) {
+    for _attempt in 0..3 {
+        let (_, head) = db.bounds().await;
+        let present: Vec<Key> = {
+            let model = lock(&sh.model);
+            sh.universe
+                .iter()
+                .copied()
+                .filter(|k| value_oid(&model, *k, head).is_valid())
+                .collect()
+        };
+        // Mostly keys not tracked yet: those make ΔBtail rebuild history.
+        let fresh: Vec<Key> = {
+            let requested = lock(&sh.requested);
+            present
+                .iter()
+                .copied()
+                .filter(|k| !requested.contains(k))
+                .collect()
+        };
+        let key = if !fresh.is_empty() && rng.random_bool(0.8) {
+            fresh[rng.random_range(0..fresh.len())]
+        } else if !present.is_empty() && rng.random_bool(0.7) {
+            present[rng.random_range(0..present.len())]
+        } else {
+            sh.universe[rng.random_range(0..sh.universe.len())]
+        };
+        let listing = match btree::bucket_listing(&sh.store, sh.root, head) {
+            Ok(l) => l,
+            Err(e) => {
+                return sh.violate(
+                    Invariant::Btail,
+                    format!("tree @{} unreadable: {e}", head.0),
+                );
+            }
+        };
+        let Some(leaf) = listing.into_iter().find(|b| b.keycov.has(key)) else {
+            return sh.violate(
+                Invariant::Btail,
+                format!("no bucket covers {key} @{}", head.0),
+            );
+        };
+        match db.track(&leaf.path, leaf.keycov).await {
+            Ok(()) => {
+                let keys: Vec<Key> = sh
+                    .universe
+                    .iter()
+                    .copied()
+                    .filter(|k| leaf.keycov.has(*k))
+                    .collect();
+                lock(&sh.requested).extend(keys.iter().copied());
+                trace::record(
+                    actor,
+                    "track",
+                    format!(
+                        "key={key} head={} path={:?} keys={keys:?}",
+                        head.0, leaf.path
+                    ),
+                );
+                return;
+            }
+            Err(DBtailError::BadTrackPath { .. }) if db.bounds().await.1 != head => {
+                trace::record(actor, "track.retry", format!("key={key} head moved"));
+            }
+            Err(e) => {
+                return sh.violate(
+                    Invariant::Btail,
+                    format!("track of key {key} @{}: {e}", head.0),
+                );
+            }
+        }
+    }
+}
+
+pub(super) async fn op_get_at(
+    sh: &Shared,
+    db: &DBtail<NetSource>,
+    rng: &mut ChaCha8Rng,
+    actor: &str,
+) {
+    let key = {
+        let requested = lock(&sh.requested);
+        let n = rng.random_range(0..requested.len());
+        *requested.iter().nth(n).expect("chosen within the set")
+    };
+    let (tail, head) = db.bounds().await;
+    let at = random_rev(rng, tail, head);
+    match db.get_at(sh.root, key, at).await {
+        Ok(r) => {
+            let (tail_after, _) = db.bounds().await;
+            trace::record(actor, "get_at", format!("key={key} at={} → {r:?}", at.0));
+            let res = check_get_at(&lock(&sh.model), key, at, r, tail_after, head);
+            if let Err(e) = res {
+                sh.violate(
+                    Invariant::Btail,
+                    format!("GetAt(key {key}, @{}) = {r:?}: {e}", at.0),
+                );
+            }
+        }
+        Err(DBtailError::AtOutOfRange { .. }) => {}
+        Err(e) => sh.violate(
+            Invariant::Btail,
+            format!("GetAt(key {key}, @{}): {e}", at.0),
+        ),
+    }
+}
+
+pub(super) fn random_window(rng: &mut ChaCha8Rng, tail: Rev, head: Rev) -> (Rev, Rev) {
+    let lo = random_rev(rng, tail, head);
+    (lo, random_rev(rng, lo, head))
+}
+
+pub(super) async fn op_slice_root(
+    sh: &Shared,
+    db: &DBtail<NetSource>,
+    rng: &mut ChaCha8Rng,
+    actor: &str,
+) {
+    let (tail, head) = db.bounds().await;
+    let (lo, hi) = random_window(rng, tail, head);
+    let keys = lock(&sh.requested).clone();
+    match db.slice_by_root_rev(sh.root, lo, hi).await {
+        Ok(slice) => {
+            let (tail_after, _) = db.bounds().await;
+            let copy = slice.to_vec();
+            trace::record(
+                actor,
+                "slice_root",
+                format!("({}, {}] → {} entries", lo.0, hi.0, copy.len()),
+            );
+            let res = check_entries(&lock(&sh.model), &copy, lo, hi, tail_after, &keys);
+            if let Err(e) = res {
+                sh.violate(
+                    Invariant::Btail,
+                    format!("SliceByRootRev({}, {}]: {e}", lo.0, hi.0),
+                );
+            }
+            lock(&sh.snapshots).push(Snapshot {
+                slice,
+                copy,
+                what: format!("SliceByRootRev({}, {}] by {actor}", lo.0, hi.0),
+            });
+        }
+        Err(DBtailError::SliceOutOfRange { .. }) => {}
+        Err(e) => sh.violate(
+            Invariant::Btail,
+            format!("SliceByRootRev({}, {}]: {e}", lo.0, hi.0),
+        ),
+    }
+}
+
+pub(super) async fn op_slice_rev(
+    sh: &Shared,
+    db: &DBtail<NetSource>,
+    rng: &mut ChaCha8Rng,
+    actor: &str,
+) {
+    let (tail, head) = db.bounds().await;
+    let (lo, hi) = random_window(rng, tail, head);
+    let keys = lock(&sh.requested).clone();
+    match db.slice_by_rev(lo, hi).await {
+        Ok(δbs) => {
+            let (tail_after, _) = db.bounds().await;
+            trace::record(
+                actor,
+                "slice_rev",
+                format!("({}, {}] → {} entries", lo.0, hi.0, δbs.len()),
+            );
+            let mut entries = Vec::with_capacity(δbs.len());
+            for δb in δbs {
+                if let Some(other) = δb.by_root.keys().find(|r| **r != sh.root) {
+                    return sh.violate(
+                        Invariant::Btail,
+                        format!("SliceByRev names unknown root {other:?}"),
+                    );
+                }
+                if let Some(kv) = δb.by_root.get(&sh.root) {
+                    entries.push(ΔTree {
+                        rev: δb.rev,
+                        kv: kv.clone(),
+                    });
+                }
+            }
+            let res = check_entries(&lock(&sh.model), &entries, lo, hi, tail_after, &keys);
+            if let Err(e) = res {
+                sh.violate(
+                    Invariant::Btail,
+                    format!("SliceByRev({}, {}]: {e}", lo.0, hi.0),
+                );
+            }
+        }
+        Err(DBtailError::SliceOutOfRange { .. }) => {}
+        Err(e) => sh.violate(
+            Invariant::Btail,
+            format!("SliceByRev({}, {}]: {e}", lo.0, hi.0),
+        ),
+    }
+}

@@ -1,0 +1,227 @@
+//! Host `wcfs`: ΔBtail fed by δZ, loading nodes from zstor, checking its own state.
+
+use super::*;
+
+pub(super) async fn loader(sh: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<LoadReq>>>) {
+    let mut conn: Option<SimStream> = None;
+    loop {
+        let req = rx.lock().await.recv().await;
+        let Some(req) = req else { return };
+        *lock(&sh.loads) += 1;
+        let res = load_over(&sh.net, &mut conn, req.oid, req.at).await;
+        let _ = req.reply.send(res);
+    }
+}
+
+pub(super) async fn load_over(
+    net: &Net,
+    conn: &mut Option<SimStream>,
+    oid: Oid,
+    at: Rev,
+) -> Result<Option<Arc<Object>>, LoadError> {
+    let unavailable = |e: String| LoadError::Unavailable(format!("zstor: {e}"));
+    if conn.is_none() {
+        let s = net
+            .connect(WCFS, ZSTOR, LOAD_PORT)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        *conn = Some(s);
+    }
+    let stream = conn.as_mut().expect("connected above");
+    let exchange = async {
+        wire::write_frame(stream, &wire::load_request(oid, at)).await?;
+        wire::read_frame(stream).await
+    };
+    match exchange.await {
+        Ok(Some(buf)) => wire::decode_load_response(&buf).map_err(unavailable)?,
+        Ok(None) => {
+            *conn = None;
+            Err(unavailable("connection closed".into()))
+        }
+        Err(e) => {
+            *conn = None;
+            Err(unavailable(e.to_string()))
+        }
+    }
+}
+
+pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
+    let mut listener = sh.net.bind(WCFS, DZ_PORT)?;
+    let (tx, rx) = mpsc::channel(LOAD_QUEUE);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    for _ in 0..LOADERS {
+        rt::spawn(loader(sh.clone(), rx.clone()));
+    }
+    let mut dz = listener.accept().await?;
+    let next = |buf: Option<Vec<u8>>| -> Result<wire::DzMsg, String> {
+        wire::decode_dz(&buf.ok_or("δZ stream ended without End")?)
+    };
+    let wire::DzMsg::Hello { at0 } = next(wire::read_frame(&mut dz).await?)? else {
+        return Err("δZ stream does not start with hello".into());
+    };
+    let db = Arc::new(DBtail::new(Arc::new(NetSource { tx }), at0));
+    sh.advance(|sh| {
+        *lock(&sh.dbtail) = Some(Started {
+            db: db.clone(),
+            at0,
+            head: at0,
+        })
+    });
+    trace::record("wcfs", "start", format!("at0={}", at0.0));
+    let mut rng = seeding::rng(sh.derived.seed, "wcfs", 0);
+    loop {
+        match next(wire::read_frame(&mut dz).await?)? {
+            wire::DzMsg::Commit { rev, changed } => {
+                match db.update(rev, &changed).await {
+                    Ok(δb) => {
+                        trace::record(
+                            "wcfs",
+                            "update",
+                            format!("rev={} δb={:?}", rev.0, δb.by_root),
+                        );
+                        sh.advance(|sh| {
+                            *lock(&sh.dbtail) = Some(Started {
+                                db: db.clone(),
+                                at0,
+                                head: rev,
+                            })
+                        });
+                    }
+                    Err(e) => sh.violate(Invariant::Btail, format!("update @{}: {e}", rev.0)),
+                }
+                if let Err(e) = check_state(&sh, &db, false).await {
+                    sh.violate(Invariant::Btail, format!("after update @{}: {e}", rev.0));
+                }
+                if rng.random_bool(0.25) {
+                    rt::sleep(Duration::from_millis(rng.random_range(0..=20))).await;
+                    let (tail, head) = db.bounds().await;
+                    let cut = Rev(tail.0 + rng.random_range(0..=(head.0 - tail.0) * 2 / 3));
+                    match db.forget_past(cut).await {
+                        Ok(()) => trace::record("wcfs", "forget", format!("cut={}", cut.0)),
+                        Err(e) => {
+                            sh.violate(Invariant::Btail, format!("forget_past({}): {e}", cut.0))
+                        }
+                    }
+                }
+            }
+            wire::DzMsg::End => break,
+            wire::DzMsg::Hello { .. } => return Err("second hello on the δZ stream".into()),
+        }
+        if sh.violated() {
+            return Ok(());
+        }
+    }
+    // The loaders live in this host: stay until every client is done with them.
+    sh.wait_until(|sh| *lock(&sh.clients_done) >= sh.clients)
+        .await;
+    if let Err(e) = db.rebuild_all().await {
+        sh.violate(Invariant::Btail, format!("final rebuild: {e}"));
+    }
+    if let Err(e) = check_state(&sh, &db, true).await {
+        sh.violate(Invariant::Btail, format!("at the end: {e}"));
+    }
+    check_snapshots(&sh);
+    trace::record(
+        "wcfs",
+        "done",
+        format!(
+            "loads={} snapshots={}",
+            *lock(&sh.loads),
+            lock(&sh.snapshots).len()
+        ),
+    );
+    Ok(())
+}
+
+/// The key coverage of the node at the end of `path` in the tree as of `at`, read from the
+/// store directly (the monitor's own view, not ΔBtail's).
+pub(super) fn path_cov(store: &MemStore, path: &[Oid], at: Rev) -> Result<KeyRange, String> {
+    let mut cov = KeyRange::ALL;
+    for w in path.windows(2) {
+        let (parent, child) = (w[0], w[1]);
+        let obj = store
+            .get(parent, at)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("tracked {parent:?} does not exist @{}", at.0))?;
+        let Object::Tree(TreeState::Node { keys, children }) = &*obj else {
+            return Err(format!("tracked {parent:?} has no children @{}", at.0));
+        };
+        let j = children
+            .iter()
+            .position(|&c| c == child)
+            .ok_or_else(|| format!("tracked {child:?} is not a child of {parent:?}"))?;
+        let lo = if j == 0 { KEY_MIN } else { keys[j - 1] };
+        let hi_ = keys.get(j).map_or(KEY_MAX, |&k| k - 1);
+        cov = cov.intersect(&KeyRange::new(lo, hi_));
+    }
+    Ok(cov)
+}
+
+/// Checks ΔBtail's state: vδBroots against vδT, and vδT complete and exact over `(tail, head]`
+/// for every key covered by trackSet at head; `at_end` also requires every key ever tracked to
+/// be covered.
+pub(super) async fn check_state(
+    sh: &Shared,
+    db: &DBtail<NetSource>,
+    at_end: bool,
+) -> Result<(), String> {
+    let view = db.inspect().await;
+    let mut revs: BTreeMap<Rev, BTreeSet<Oid>> = BTreeMap::new();
+    for (root, v) in &view.vδt {
+        for e in v {
+            revs.entry(e.rev).or_default().insert(*root);
+        }
+    }
+    if revs != view.vδb_roots {
+        return Err(format!(
+            "vδBroots {:?} differ from the vδT revisions {revs:?}",
+            view.vδb_roots
+        ));
+    }
+    let mut covered = BTreeSet::new();
+    for leaf in view.track_set.leaves() {
+        let path = view
+            .track_set
+            .path(leaf)
+            .ok_or_else(|| format!("trackSet leaf {leaf:?} has no path"))?;
+        if path[0] != sh.root {
+            return Err(format!("trackSet holds foreign root {:?}", path[0]));
+        }
+        let cov = path_cov(&sh.store, &path, view.head)?;
+        covered.extend(sh.universe.iter().copied().filter(|k| cov.has(*k)));
+    }
+    let entries = view.vδt.get(&sh.root).cloned().unwrap_or_default();
+    {
+        let model = lock(&sh.model);
+        check_entries(&model, &entries, view.tail, view.head, view.tail, &covered)
+            .map_err(|e| format!("vδT vs trackSet coverage {covered:?}: {e}"))?;
+    }
+    if at_end {
+        let requested = lock(&sh.requested).clone();
+        if let Some(k) = requested.difference(&covered).next() {
+            return Err(format!(
+                "tracked key {k} is no longer covered by trackSet (covered: {covered:?})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compares every kept slice with the copy taken when it was returned.
+pub(super) fn check_snapshots(sh: &Shared) {
+    let snapshots = std::mem::take(&mut *lock(&sh.snapshots));
+    for s in &snapshots {
+        // A slice whose storage was trimmed under it may not even index any more.
+        let now = std::panic::catch_unwind(AssertUnwindSafe(|| s.slice.to_vec()));
+        let changed = match now {
+            Ok(now) if now == s.copy => continue,
+            Ok(now) => format!("now {} entries: {now:?}", now.len()),
+            Err(_) => "its storage no longer holds its range".to_string(),
+        };
+        sh.violate(
+            Invariant::Snapshot,
+            format!("{} changed after it was returned: {changed}", s.what),
+        );
+        return;
+    }
+}

@@ -1,0 +1,460 @@
+//! The engine worlds' clients: one writer, readers, streams and storms, each call bounded.
+
+use super::*;
+
+/// A read must finish within this once started (read timeout 500 ms plus backend latency).
+pub(super) const READ_LIVENESS: Duration = Duration::from_secs(10);
+/// A write must finish within this.
+pub(super) const WRITE_LIVENESS: Duration = Duration::from_secs(30);
+/// Streams are opened with this deadline.
+pub(super) const STREAM_DEADLINE: Duration = Duration::from_secs(2);
+/// A stream must end within its deadline plus this, whatever its consumer does.
+pub(super) const STREAM_SLACK: Duration = Duration::from_secs(1);
+/// Streams opened at once by a storm: far more than the 8 stream permits.
+pub(super) const STORM_STREAMS: usize = 80;
+
+/// Runs the clients of one phase to their end, or until the crash point.
+pub(super) async fn run_clients<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+    phase: u32,
+    phases: u32,
+    crash_at: Option<u32>,
+    shutdown_at: Option<u32>,
+) -> Result<(), Violation> {
+    let ops = ops_per_phase(ctx, phases);
+    let (progress_tx, mut progress) = watch::channel(0u32);
+    let mut tasks = Vec::new();
+    {
+        let (ctx, handle) = (ctx.clone(), handle.clone());
+        tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
+            async move { writer(&ctx, &handle, phase, ops, progress_tx).await },
+        )));
+    }
+    for client in 1..ctx.derived.clients {
+        let (ctx, handle) = (ctx.clone(), handle.clone());
+        tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
+            async move { reader(&ctx, &handle, phase, client, ops).await },
+        )));
+    }
+    let trigger = crash_at.or(shutdown_at);
+    if let Some(at) = trigger {
+        // Wait until the writer starts op `at`, then let it run a random little while.
+        while *progress.borrow() < at {
+            if progress.changed().await.is_err() {
+                break;
+            }
+        }
+        let mut rng = seeding::rng(ctx.derived.seed, "trigger", u64::from(phase));
+        let pause = Duration::from_micros(rng.random_range(0..2_000));
+        engine::rt::sleep(pause).await;
+        if crash_at.is_some() {
+            trace::record(
+                "world",
+                "fault.kill-clients",
+                format!("phase={phase} writer_op={at}"),
+            );
+            for task in &tasks {
+                task.abort();
+            }
+        } else {
+            trace::record("world", "fault.shutdown", format!("writer_op={at}"));
+            handle.shutdown();
+        }
+    }
+    for task in tasks {
+        match task.await {
+            Ok(result) => result?,
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => {
+                return Err(Violation::new(
+                    Invariant::Panic,
+                    format!("a client panicked: {e}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether an answer is certain (the write is applied iff it succeeded).
+pub(super) fn definite(outcome: &Outcome) -> Option<bool> {
+    let error = match outcome {
+        Outcome::Done(r) => r.as_ref().err(),
+        Outcome::Drained(r) => r.as_ref().err(),
+        _ => None,
+    };
+    match error {
+        None => Some(true),
+        Some(ColdStorageError::InvalidInput(_) | ColdStorageError::TaskTerminated) => Some(false),
+        Some(_) => None,
+    }
+}
+
+pub(super) fn is_terminated(outcome: &Outcome) -> bool {
+    matches!(
+        crate::monitors::history::outcome_error(outcome),
+        Some(ColdStorageError::TaskTerminated)
+    )
+}
+
+/// Runs `op` through the handle within `bound`; `None` if the client abandoned it.
+pub(super) async fn call<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+    op: &Op,
+    bound: Duration,
+    rng: &mut ChaCha8Rng,
+) -> Result<Option<Outcome>, Violation> {
+    ctx.count_ops(1);
+    if ctx.fault(Fault::ClientCancel) && rng.random_bool(ctx.derived.cancel_rate) {
+        let patience = Duration::from_micros(rng.random_range(0..3_000));
+        return Ok(engine::rt::timeout(patience, apply_handle(handle, op))
+            .await
+            .ok());
+    }
+    match engine::rt::timeout(bound, apply_handle(handle, op)).await {
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(_) => Err(Violation::new(
+            Invariant::Liveness,
+            format!("{op:?} did not finish within {bound:?}"),
+        )),
+    }
+}
+
+pub(super) async fn writer<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+    phase: u32,
+    ops: u32,
+    progress: watch::Sender<u32>,
+) -> Result<(), Violation> {
+    let specs = seeding::op_specs(
+        seeding::sub_seed(ctx.derived.seed, "writer", u64::from(phase)),
+        true,
+        ops,
+    );
+    let mut rng = seeding::rng(ctx.derived.seed, "writer-faults", u64::from(phase));
+    for (i, spec) in (1..=ops).zip(&specs) {
+        let _ = progress.send(i);
+        let (op, tip_before) = {
+            let history = lock(&ctx.history);
+            let current = history.current();
+            (
+                spec.instantiate(current),
+                crate::monitors::history::tip_of(current).0,
+            )
+        };
+        let before = ctx.probe.writes_started();
+        *lock(&ctx.pending) = Some((op.clone(), before));
+        let started = trace::now();
+        let outcome = call(ctx, handle, &op, WRITE_LIVENESS, &mut rng).await?;
+        // An abandoned call does not stop the write the handle spawned: let it finish.
+        let settle = engine::rt::timeout(WRITE_LIVENESS, async {
+            // A caller that gave up in the instant its permits came leaves a spawned task not
+            // yet polled, which would look like no write at all: sleep once before the first
+            // look (ready tasks run before the paused clock moves, so the task is then at the
+            // backend or done). In the network world the request may still be on its way to
+            // the worker: wait for the handle's call too (it ends only when the worker is done).
+            if outcome.is_none() {
+                engine::rt::sleep(Duration::from_micros(100)).await;
+            }
+            while ctx.handle_probe.write_in_flight() || ctx.probe.write_in_flight() {
+                engine::rt::sleep(Duration::from_micros(100)).await;
+            }
+        });
+        if settle.await.is_err() {
+            return Err(Violation::new(
+                Invariant::Liveness,
+                format!("backend write of {op:?} still running after {WRITE_LIVENESS:?}"),
+            ));
+        }
+        let reached = ctx.probe.writes_started() > before;
+        let certain = outcome.as_ref().and_then(definite);
+        trace::record_span(
+            "writer",
+            "op",
+            format!(
+                "op={} outcome={}",
+                op_text(&op),
+                outcome_label(outcome.as_ref())
+            ),
+            started,
+        );
+        match (&outcome, certain) {
+            (Some(o), Some(_)) => lock(&ctx.history).record_write(&op, o, reached)?,
+            _ if !reached => {}
+            (o, None | Some(_)) => {
+                let rolled_back = matches!(
+                    o,
+                    Some(Outcome::Done(Err(
+                        ColdStorageError::DeadlineExceeded { .. }
+                    )))
+                );
+                let tip = read_tip(handle.backend().inner()).await?;
+                let applied = lock(&ctx.history).resolve_write(&op, tip, rolled_back)?;
+                trace::record(
+                    "writer",
+                    "resolve",
+                    format!("op={} applied={applied}", op_text(&op)),
+                );
+                if applied {
+                    read_back_removed(ctx, handle, &op, tip_before, &mut rng).await?;
+                }
+            }
+        }
+        *lock(&ctx.pending) = None;
+        if outcome.as_ref().is_some_and(is_terminated) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The client number of the writer's own reads in the history (readers count from 1).
+pub(super) const WRITER_CLIENT: u32 = 0;
+
+/// After a removal that failed or was abandoned yet took effect, reads back (by number, the
+/// reads the cache answers) up to four of the blocks it removed: the moment a cache that kept
+/// entries of a removal it thought failed would serve a removed block.
+pub(super) async fn read_back_removed<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+    op: &Op,
+    tip_before: Option<u64>,
+    rng: &mut ChaCha8Rng,
+) -> Result<(), Violation> {
+    let (Op::TruncateAbove(above) | Op::DrainAbove(above)) = op else {
+        return Ok(());
+    };
+    let Some(tip) = tip_before else {
+        return Ok(());
+    };
+    for number in (above.saturating_add(1)..=tip).take(4) {
+        let read = Op::GetHeader(HeaderSpecifier::Number(number));
+        let finished = ctx.probe.writes_finished();
+        let outcome = call(ctx, handle, &read, READ_LIVENESS, rng).await?;
+        let responded = ctx.probe.writes_started();
+        trace::record(
+            "writer",
+            "read-back",
+            format!("block={number} outcome={}", outcome_label(outcome.as_ref())),
+        );
+        if let Some(outcome) = outcome {
+            lock(&ctx.history).record_read(WRITER_CLIENT, read, outcome, finished, responded);
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn reader<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+    phase: u32,
+    client: u32,
+    ops: u32,
+) -> Result<(), Violation> {
+    let index = u64::from(phase) << 32 | u64::from(client);
+    let specs = seeding::op_specs(
+        seeding::sub_seed(ctx.derived.seed, "reader", index),
+        false,
+        ops,
+    );
+    let mut rng = seeding::rng(ctx.derived.seed, "reader-faults", index);
+    let storm_at =
+        (client == 1 && ctx.fault(Fault::SlowConsumers)).then(|| rng.random_range(1..=ops));
+    let actor = format!("client-{client}");
+    for (i, spec) in (1..=ops).zip(&specs) {
+        if storm_at == Some(i) {
+            storm(ctx, handle).await?;
+        }
+        let op = spec.instantiate(lock(&ctx.history).current());
+        let finished = ctx.probe.writes_finished();
+        let started = trace::now();
+        let outcome = match &op {
+            Op::StreamLogs { filter, max_logs } => {
+                stream(ctx, handle, filter.clone(), *max_logs, &mut rng).await?
+            }
+            _ => call(ctx, handle, &op, READ_LIVENESS, &mut rng).await?,
+        };
+        let responded = ctx.probe.writes_started();
+        trace::record_span(
+            &actor,
+            "op",
+            format!(
+                "op={} outcome={}",
+                op_label(&op),
+                outcome_label(outcome.as_ref())
+            ),
+            started,
+        );
+        let Some(outcome) = outcome else { continue };
+        let stop = is_terminated(&outcome);
+        lock(&ctx.history).record_read(client, op, outcome, finished, responded);
+        if stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Opens a stream and consumes it as the seed says: normally, slowly, or never.
+pub(super) async fn stream<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+    filter: engine::Filter,
+    max_logs: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Option<Outcome>, Violation> {
+    ctx.count_ops(1);
+    // Setup waits its turn for one of 8 stream permits (FIFO), each held up to a deadline.
+    let bound = storm_bound();
+    let opened =
+        engine::rt::timeout(bound, handle.stream_logs(filter, max_logs, STREAM_DEADLINE)).await;
+    let stream = match opened {
+        Err(_) => {
+            return Err(Violation::new(
+                Invariant::Liveness,
+                format!("stream setup did not finish within {bound:?}"),
+            ));
+        }
+        Ok(Err(e)) => return Ok(Some(Outcome::Stream(Err(e)))),
+        Ok(Ok(stream)) => stream,
+    };
+    let slow = ctx.fault(Fault::SlowConsumers) && rng.random_bool(ctx.derived.slow_consumer_rate);
+    if slow && rng.random_bool(0.5) {
+        // Never polled: held past its deadline, then dropped. Nothing to check here; the
+        // liveness monitors see a producer that does not end.
+        engine::rt::sleep(STREAM_DEADLINE + STREAM_SLACK).await;
+        return Ok(None);
+    }
+    let pause = if slow {
+        Duration::from_millis(rng.random_range(1..=50))
+    } else {
+        Duration::ZERO
+    };
+    let consume = async move {
+        let mut stream = stream;
+        let mut logs = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(log) => logs.push(log),
+                Err(e) => return (logs, Some(e)),
+            }
+            if !pause.is_zero() {
+                engine::rt::sleep(pause).await;
+            }
+        }
+        (logs, None)
+    };
+    match engine::rt::timeout(STREAM_DEADLINE + STREAM_SLACK + pause, consume).await {
+        Ok(answer) => Ok(Some(Outcome::Stream(Ok(answer)))),
+        Err(_) => Err(Violation::new(
+            Invariant::Liveness,
+            format!("a stream did not end within its {STREAM_DEADLINE:?} deadline"),
+        )),
+    }
+}
+
+/// Opens far more streams than there are stream permits and never polls them, while the
+/// other clients go on reading: their reads must not starve (bug B4 would make them).
+pub(super) async fn storm<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+) -> Result<(), Violation> {
+    trace::record(
+        "client-1",
+        "storm.start",
+        format!("streams={STORM_STREAMS}"),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..STORM_STREAMS {
+        let handle = handle.clone();
+        tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
+            async move {
+                let latest = handle.get_latest_block().await.ok().flatten().unwrap_or(0);
+                let opened = handle
+                    .stream_logs(
+                        engine::Filter::range(0, latest),
+                        usize::MAX,
+                        STREAM_DEADLINE,
+                    )
+                    .await;
+                // Held unpolled past the deadline, then dropped.
+                engine::rt::sleep(STREAM_DEADLINE + STREAM_SLACK).await;
+                drop(opened);
+            },
+        )));
+    }
+    ctx.count_ops(STORM_STREAMS as u64);
+    let bound = storm_bound();
+    for task in tasks {
+        match engine::rt::timeout(bound, task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.is_cancelled() => {}
+            Ok(Err(e)) => {
+                return Err(Violation::new(
+                    Invariant::Panic,
+                    format!("a storm stream panicked: {e}"),
+                ));
+            }
+            Err(_) => {
+                return Err(Violation::new(
+                    Invariant::Liveness,
+                    format!("a storm stream did not end within {bound:?}"),
+                ));
+            }
+        }
+    }
+    trace::record("client-1", "storm.end", "");
+    Ok(())
+}
+
+/// How long a stream may wait for a permit and then run: the whole storm queue ahead of it
+/// (8 streams at a time, each up to its deadline) plus its own run.
+pub(super) fn storm_bound() -> Duration {
+    (STREAM_DEADLINE + STREAM_SLACK).mul_f64((STORM_STREAMS / 8 + 2) as f64) + READ_LIVENESS
+}
+
+/// The op's kind, and for writes the block numbers they touch.
+pub(super) fn op_text(op: &Op) -> String {
+    match op {
+        Op::AppendBlock(b) => format!("AppendBlock({})", b.number()),
+        Op::AppendBlocks(bs) => {
+            let numbers: Vec<String> = bs.iter().map(|b| b.number().to_string()).collect();
+            format!("AppendBlocks({})", numbers.join(","))
+        }
+        Op::TruncateAbove(n) => format!("TruncateAbove({n})"),
+        Op::DrainAbove(n) => format!("DrainAbove({n})"),
+        other => op_label(other).to_string(),
+    }
+}
+
+pub(super) fn op_label(op: &Op) -> &'static str {
+    match op {
+        Op::GetHeader(_) => "GetHeader",
+        Op::GetHeaders(_) => "GetHeaders",
+        Op::GetTransaction(_) => "GetTransaction",
+        Op::GetTransactionsInBlock(_) => "GetTransactionsInBlock",
+        Op::GetTransactionCount(_) => "GetTransactionCount",
+        Op::GetReceipt(_) => "GetReceipt",
+        Op::GetReceiptsInBlock(_) => "GetReceiptsInBlock",
+        Op::GetLatestBlock => "GetLatestBlock",
+        Op::GetLogs { .. } => "GetLogs",
+        Op::StreamLogs { .. } => "StreamLogs",
+        Op::AppendBlock(_) => "AppendBlock",
+        Op::AppendBlocks(_) => "AppendBlocks",
+        Op::TruncateAbove(_) => "TruncateAbove",
+        Op::DrainAbove(_) => "DrainAbove",
+    }
+}
+
+pub(super) fn outcome_label(outcome: Option<&Outcome>) -> String {
+    match outcome {
+        None => "abandoned".into(),
+        Some(outcome) => match crate::monitors::history::outcome_error(outcome) {
+            None => "ok".into(),
+            Some(e) => format!("err:{}", e.kind()),
+        },
+    }
+}

@@ -1,0 +1,347 @@
+//! The engine worlds in process: the handle over Mem, or over redb on SimDisk, on a paused
+//! tokio clock (one thread, tasks run in a fixed order, time jumps to the next timer).
+//!
+//! One writer client issues writes; reader clients issue every kind of read and stream, with
+//! normal, slow and never-polling consumers, storms of streams, abandoned calls and shutdown
+//! while calls are in flight, as the seed's configuration says. In the redb world the process
+//! crashes mid-run: clients are killed, the disk keeps only what it synced (torn at sector
+//! granularity), the store reopens from that image, and the durability monitor compares it
+//! with the model before the next phase.
+//!
+//! Monitors: permits and drain (the probe, at the backend, and cache hits via tracing),
+//! history (linearizability against the model; cache answers included), durability after
+//! every restart, and liveness (every call finishes within its bound, `wait_shutdown`
+//! returns, the backend is dropped after the last handle).
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use engine::handle::{ColdStorage, Config};
+use engine::mem::MemBackend;
+use engine::redb_backend::RedbBackend;
+use engine::simdisk::SimDisk;
+use engine::{ColdStorageBackend, ColdStorageError, HeaderSpecifier, Timeouts};
+use model::ops::{Op, Outcome, apply_handle};
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use scenarios::{Derived, Fault};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+mod clients;
+mod store;
+
+use clients::*;
+pub(crate) use store::{lose_acks, open_redb, retry_open, sim_disk};
+
+pub(crate) use crate::monitors::durability::{check_store_holds, read_tip};
+use crate::monitors::history::History;
+use crate::monitors::probe::{Probe, ProbeBackend};
+use crate::monitors::{Invariant, Sink, Violation};
+use crate::report::RunStats;
+use crate::seeding;
+use crate::trace;
+use crate::worlds::{RunEnv, World};
+
+/// `wait_shutdown` must return within this.
+const SHUTDOWN_LIVENESS: Duration = Duration::from_secs(30);
+/// Locks `m`; a panic elsewhere is reported as a violation of its own, so a poisoned lock's
+/// data is still what the run left there.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Shared state of one run.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    derived: Derived,
+    /// The run's one violation sink.
+    sink: Sink,
+    /// Observes the backend where the work really runs (the worker's, in the network world):
+    /// the history's write counts come from it.
+    probe: Probe,
+    /// Observes the backend as the handle calls it (the same probe in process).
+    handle_probe: Probe,
+    history: Arc<Mutex<History>>,
+    /// The writer's op in flight, for resolving it after a crash.
+    /// With the backend's write count before it: only a write that reached the backend can
+    /// have changed the store.
+    pending: Arc<Mutex<Option<(Op, u64)>>>,
+    /// Operations issued so far; a network world's fault driver waits on it.
+    ops: Arc<watch::Sender<u64>>,
+}
+
+impl Ctx {
+    /// A context for an in-process run: the work runs at the handle's backend, which loses
+    /// acknowledgements of commits when the seed has disk errors.
+    fn for_env(env: &RunEnv) -> Ctx {
+        if env.derived.has(Fault::DiskErrors) {
+            lose_acks(&env.derived, &env.probe);
+        }
+        Ctx::new(env, env.probe.clone())
+    }
+
+    /// A context for one run whose work runs at `probe`'s backend (the worker's).
+    pub(crate) fn new(env: &RunEnv, probe: Probe) -> Ctx {
+        Ctx {
+            derived: env.derived.clone(),
+            sink: env.sink.clone(),
+            probe,
+            handle_probe: env.probe.clone(),
+            history: Arc::new(Mutex::new(History::new())),
+            pending: Arc::new(Mutex::new(None)),
+            ops: Arc::new(watch::Sender::new(0)),
+        }
+    }
+
+    fn fault(&self, fault: Fault) -> bool {
+        self.derived.has(fault)
+    }
+
+    /// The seed's configuration.
+    pub(crate) fn derived(&self) -> &Derived {
+        &self.derived
+    }
+
+    /// Operations issued so far.
+    pub(crate) fn ops(&self) -> u64 {
+        *self.ops.borrow()
+    }
+
+    /// Follows [`Ctx::ops`]: `changed()` returns after every operation issued. For one
+    /// receiver only: tokio wakes a watch's receivers in a random order.
+    pub(crate) fn watch_ops(&self) -> watch::Receiver<u64> {
+        self.ops.subscribe()
+    }
+
+    fn count_ops(&self, issued: u64) {
+        self.ops.send_modify(|ops| *ops += issued);
+    }
+
+    /// Records a violation seen outside the clients (a worker boot, a driver).
+    pub(crate) fn violate(&self, violation: Violation) {
+        self.sink.violate(violation);
+    }
+
+    /// The probe at the backend where the work runs.
+    pub(crate) fn worker_probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    /// The earliest violation any monitor reported so far.
+    pub(crate) fn first_violation(&self) -> Option<Violation> {
+        self.sink.first()
+    }
+
+    /// The run's figures so far.
+    pub(crate) fn stats(&self) -> RunStats {
+        RunStats {
+            ops: self.ops(),
+            simulated: trace::now(),
+        }
+    }
+
+    /// The model's current state and the write in flight, for checking a store after a crash.
+    pub(crate) fn expected_store(&self) -> (model::block_store::BlockStoreModel, Option<Op>) {
+        (
+            lock(&self.history).current().clone(),
+            lock(&self.pending).as_ref().map(|(op, _)| op.clone()),
+        )
+    }
+}
+
+/// The handle over Mem, in process.
+#[derive(Debug)]
+pub(crate) struct MemWorld;
+
+impl World for MemWorld {
+    async fn run(env: &RunEnv) -> RunStats {
+        let ctx = Ctx::for_env(env);
+        if ctx.fault(Fault::BackendLatency) {
+            let seed = seeding::sub_seed(env.derived.seed, "latency", 0);
+            ctx.probe.set_latency(env.derived.backend_latency, seed);
+        }
+        let timeouts = Timeouts::default();
+        let open =
+            |_phase: u32, _attempt: u32| Ok(MemBackend::builder().timeouts(timeouts).build());
+        env.sink.check(drive(&ctx, open, || {}, 0).await);
+        ctx.stats()
+    }
+}
+
+/// The handle over redb on SimDisk, in process, with crashes of the process.
+#[derive(Debug)]
+pub(crate) struct RedbWorld;
+
+impl World for RedbWorld {
+    async fn run(env: &RunEnv) -> RunStats {
+        let ctx = Ctx::for_env(env);
+        let derived = &env.derived;
+        let disk = Arc::new(Mutex::new(sim_disk(derived, "disk", 0, None)));
+        let opener = Arc::clone(&disk);
+        let open = move |phase: u32, attempt: u32| {
+            open_redb(derived, &opener, "disk", phase == 0, attempt)
+        };
+        let crasher = Arc::clone(&disk);
+        let mut generation = 0;
+        let crash = move || {
+            generation += 1;
+            let mut disk = lock(&crasher);
+            let image = disk.crash();
+            trace::record(
+                "world",
+                "fault.crash",
+                format!("generation={generation} image_bytes={}", image.len_bytes()),
+            );
+            *disk = sim_disk(derived, "disk", generation, Some(image));
+        };
+        let crashes = if ctx.fault(Fault::Crash) {
+            derived.crashes
+        } else {
+            0
+        };
+        env.sink.check(drive(&ctx, open, crash, crashes).await);
+        ctx.stats()
+    }
+}
+
+fn handle_config() -> Config {
+    // A small stream channel makes a never-polled stream fill up at once.
+    Config::builder().stream_channel_capacity(4).build()
+}
+
+/// Runs the clients of the network world against `backend` (a remote one) to the end.
+pub(crate) async fn run_remote<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    backend: B,
+) -> Result<(), Violation> {
+    let mut taken = Some(backend);
+    let open =
+        move |_phase: u32, _attempt: u32| taken.take().ok_or_else(|| "opened twice".to_string());
+    drive(ctx, open, || {}, 0).await
+}
+
+/// Runs the phases of a world: open, (check durability,) run clients, crash or finish.
+async fn drive<B, O, C>(ctx: &Ctx, mut open: O, mut crash: C, crashes: u32) -> Result<(), Violation>
+where
+    B: ColdStorageBackend,
+    O: FnMut(u32, u32) -> Result<B, String>,
+    C: FnMut(),
+{
+    let phases = crashes + 1;
+    let mut rng = seeding::rng(ctx.derived.seed, "phases", 0);
+    let end_by_drop = rng.random_bool(0.5);
+    for phase in 0..phases {
+        let what = format!("after crash {phase}");
+        let backend = retry_open("world", "", &what, Duration::ZERO, |attempt| {
+            open(phase, attempt)
+        })
+        .await?;
+        let backend = ctx.handle_probe.wrap(backend);
+        if phase > 0 {
+            check_durable(ctx, &backend).await?;
+        }
+        trace::record("world", "phase.start", format!("phase={phase}"));
+        let handle = ColdStorage::new(backend, CancellationToken::new(), handle_config());
+        let last = phase + 1 == phases;
+        let crash_at = (!last).then(|| rng.random_range(1..=ops_per_phase(ctx, phases)));
+        let shutdown_at = (last && ctx.fault(Fault::ShutdownInFlight))
+            .then(|| rng.random_range(1..=ops_per_phase(ctx, phases)));
+        run_clients(ctx, &handle, phase, phases, crash_at, shutdown_at).await?;
+        if let Some(v) = ctx.first_violation() {
+            return Err(v);
+        }
+        if last {
+            return finish(ctx, handle, !end_by_drop || shutdown_at.is_some()).await;
+        }
+        crash();
+        handle.shutdown();
+        if engine::rt::timeout(SHUTDOWN_LIVENESS, handle.wait_shutdown())
+            .await
+            .is_err()
+        {
+            return Err(Violation::new(
+                Invariant::Liveness,
+                "wait_shutdown did not return after the crash",
+            ));
+        }
+        drop(handle);
+    }
+    Ok(())
+}
+
+fn ops_per_phase(ctx: &Ctx, phases: u32) -> u32 {
+    (ctx.derived.ops_per_client / phases).max(1)
+}
+
+/// After a restart: the store must hold exactly what the model says (the writer's op that was
+/// in flight at the crash may or may not be there); that op is resolved here.
+async fn check_durable<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    backend: &ProbeBackend<B>,
+) -> Result<(), Violation> {
+    let store = backend.inner();
+    let tip = read_tip(store).await?;
+    let pending = lock(&ctx.pending).take();
+    // A write the crash stopped before it reached the backend changed nothing: no state to add
+    // (the check below still verifies the store).
+    if let Some((op, before)) = pending.filter(|(_, before)| ctx.probe.writes_started() > *before) {
+        debug_assert_eq!(
+            ctx.probe.writes_started(),
+            before + 1,
+            "one writer, one write at a time"
+        );
+        let applied = lock(&ctx.history)
+            .resolve_write(&op, tip, false)
+            .map_err(|v| Violation::new(Invariant::Durability, v.detail))?;
+        trace::record(
+            "world",
+            "resolve-crashed-write",
+            format!("op={} applied={applied}", op_text(&op)),
+        );
+    }
+    let model = lock(&ctx.history).current().clone();
+    check_store_holds(store, &model, None).await
+}
+
+/// The end of the last phase: the history check, then shutdown or dropping every handle.
+async fn finish<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: ColdStorage<ProbeBackend<B>>,
+    end_by_shutdown: bool,
+) -> Result<(), Violation> {
+    let checked = lock(&ctx.history).check_reads()?;
+    trace::record("monitor", "history.ok", format!("reads_checked={checked}"));
+    if end_by_shutdown {
+        handle.shutdown();
+        if engine::rt::timeout(SHUTDOWN_LIVENESS, handle.wait_shutdown())
+            .await
+            .is_err()
+        {
+            return Err(Violation::new(
+                Invariant::Liveness,
+                format!("wait_shutdown did not return within {SHUTDOWN_LIVENESS:?}"),
+            ));
+        }
+        let after = handle.get_latest_block().await;
+        if after != Err(ColdStorageError::TaskTerminated) {
+            return Err(Violation::new(
+                Invariant::Liveness,
+                format!("an op after shutdown answered {after:?}, not TaskTerminated"),
+            ));
+        }
+        trace::record("world", "shutdown.ok", "");
+    }
+    let drops = ctx.handle_probe.drops();
+    drop(handle);
+    // Producers of never-polled streams may hold the storage until their deadline.
+    engine::rt::sleep(STREAM_DEADLINE + STREAM_SLACK).await;
+    if ctx.handle_probe.drops() == drops {
+        return Err(Violation::new(
+            Invariant::Liveness,
+            "the backend was not dropped after the last handle was",
+        ));
+    }
+    trace::record("world", "dropped.ok", "");
+    Ok(())
+}

@@ -366,13 +366,17 @@ impl<B: ColdStorageBackend> Worker<B> {
         let mut guard = connection.lock();
         let crash = self.clone();
         let handle = rt::spawn(async move {
-            match rt::catch_unwind(task).await {
+            // Kept until the crash is recorded: the request's tracker token goes with it, so
+            // `serve` cannot finish waiting for the work before it learns of the crash.
+            let mut caught = rt::catch_unwind(task);
+            match (&mut caught).await {
                 Ok(()) => {
                     lock(&in_flight).remove(&id);
                 }
                 // No frame answers it: the connection closes with the whole worker.
                 Err(panic) => crash.crash(panic),
             }
+            drop(caught);
         });
         let abort = (!is_write).then(|| handle.abort_handle());
         guard.insert(

@@ -23,7 +23,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -349,7 +349,9 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     }
 
     /// Runs `work` in a spawned, tracked task holding the permits of `access` for its whole
-    /// duration; the caller waits for it, but dropping the caller does not stop it.
+    /// duration; the caller waits for it, but dropping the caller does not stop it. A panic in
+    /// `work` continues in the caller once the task has released its permits; only a task
+    /// cancelled by the runtime is `TaskTerminated`.
     async fn run<T, F, Fut>(&self, op: &'static str, access: Access, work: F) -> ColdResult<T>
     where
         F: FnOnce(Arc<Inner<B>>) -> Fut + Send + 'static,
@@ -377,7 +379,8 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
                 .in_current_span(),
             );
             drop(queued);
-            rt::spawn(task).await.map_err(terminated)?
+            // A panic in the work is resumed here, in the caller: it is a bug, not an outcome.
+            rt::join(rt::spawn(task)).await.map_err(terminated)?
         }
         .instrument(span)
         .await;
@@ -719,8 +722,8 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             deadline,
             anchor,
         };
-        self.spawn_producer(filter, params, permit, overrun_slot, queued);
-        Ok(LogStream::new(receiver))
+        let producer_panic = self.spawn_producer(filter, params, permit, overrun_slot, queued);
+        Ok(LogStream::produced_by(receiver, producer_panic))
     }
 
     /// A stream's block range and anchor, `None` when the range is empty. Without an explicit
@@ -750,7 +753,8 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     /// Spawns the producer of a stream, holding its stream `permit` until the backend's
     /// producer returns or is cut off at the deadline plus a grace; a cut-off producer's
     /// stream ends with the deadline error in the handle's own `overrun_slot`. `queued`, the
-    /// setup's tracker token, is released once the producer is tracked.
+    /// setup's tracker token, is released once the producer is tracked. Returns where the
+    /// producer's panic, if it panics, is handed to the stream's consumer.
     fn spawn_producer(
         &self,
         filter: Filter,
@@ -758,33 +762,44 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         permit: OwnedSemaphorePermit,
         overrun_slot: mpsc::OwnedPermit<ColdResult<RpcLog>>,
         queued: TaskTrackerToken,
-    ) {
+    ) -> oneshot::Receiver<rt::Panic> {
         let inner = &self.inner;
         let hard_stop = params
             .deadline
             .checked_add(STREAM_GRACE)
             .unwrap_or(params.deadline);
         let owner = Arc::clone(inner);
+        let produce = async move {
+            let _in_flight = owner.metrics.in_flight(Work::Stream);
+            let _permit = permit;
+            // Planted bug (hazard H1, docs/hazards.md): no hard stop; the producer's own sends
+            // are all that bound it.
+            let produced = if bugs::active(Bug::UnboundedTerminalSend) {
+                owner.backend.produce_log_stream(&filter, params).await;
+                Ok(())
+            } else {
+                rt::timeout_at(hard_stop, owner.backend.produce_log_stream(&filter, params)).await
+            };
+            if produced.is_err() {
+                overrun_slot.send(Err(ColdStorageError::StreamDeadlineExceeded));
+            }
+        };
+        let (panic_tx, panic_rx) = oneshot::channel();
         let task = inner.tracker.track_future(
             async move {
-                let _in_flight = owner.metrics.in_flight(Work::Stream);
-                let _permit = permit;
-                // Planted bug (hazard H1): no hard stop, the producer's own sends are all that
-                // bound it.
-                let produced = if bugs::active(Bug::UnboundedTerminalSend) {
-                    owner.backend.produce_log_stream(&filter, params).await;
-                    Ok(())
-                } else {
-                    rt::timeout_at(hard_stop, owner.backend.produce_log_stream(&filter, params))
-                        .await
-                };
-                if produced.is_err() {
-                    overrun_slot.send(Err(ColdStorageError::StreamDeadlineExceeded));
+                // Nobody joins the producer: its panic goes to the consumer, before the
+                // producer's senders drop (when `caught` does), so the consumer, seeing the
+                // channel end, finds the panic instead of taking a cut stream for a whole one.
+                let mut caught = rt::catch_unwind(produce);
+                if let Err(panic) = (&mut caught).await {
+                    let _ = panic_tx.send(panic);
                 }
+                drop(caught);
             }
             .in_current_span(),
         );
         drop(queued);
         drop(rt::spawn(task));
+        panic_rx
     }
 }

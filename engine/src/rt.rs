@@ -9,7 +9,11 @@
 //! It also owns [`Host`]: a group of tasks that dies together, which is how a simulation that
 //! runs several "processes" on one runtime crashes one of them.
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 #[cfg(madsim)]
@@ -42,6 +46,86 @@ where
 tokio::task_local! {
     /// The host the current task belongs to, inherited by everything it spawns.
     static HOST: Host;
+}
+
+/// What a panicking task unwound with.
+pub type Panic = Box<dyn Any + Send>;
+
+/// A spawned task that ended without its output: it was cancelled (aborted, or the runtime shut
+/// down). A task that panicked is never this: see [`join`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+/// Waits for a spawned task. A panic in the task is a bug, so it continues in the joining task
+/// (the caller) instead of becoming an ordinary failure; only a cancelled task is `Err`.
+pub async fn join<T>(task: JoinHandle<T>) -> Result<T, Cancelled> {
+    match task.await {
+        Ok(out) => Ok(out),
+        Err(error) => Err(resume_panic(error)),
+    }
+}
+
+#[cfg(not(madsim))]
+fn resume_panic(error: JoinError) -> Cancelled {
+    match error.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(_) => Cancelled,
+    }
+}
+
+/// madsim re-raises a task's panic out of the whole simulation, so a join error is always a
+/// cancellation there.
+#[cfg(madsim)]
+fn resume_panic(_: JoinError) -> Cancelled {
+    Cancelled
+}
+
+/// Runs `future`, catching a panic in any of its polls: `Err` carries the panic, to be resumed
+/// where someone can see it (for a task whose join handle nobody awaits). After a panic the
+/// future is never polled again, but it is dropped only with the returned [`CatchUnwind`], so
+/// what it owns (channel senders, permits) is released after the catcher has passed the panic
+/// on.
+pub fn catch_unwind<F: Future>(future: F) -> CatchUnwind<F> {
+    CatchUnwind {
+        future: Box::pin(future),
+        panicked: false,
+    }
+}
+
+/// The future of [`catch_unwind`].
+#[derive(Debug)]
+pub struct CatchUnwind<F> {
+    future: Pin<Box<F>>,
+    panicked: bool,
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Panic>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        assert!(!self.panicked, "a future that panicked is not polled again");
+        // Unwind safety: the future is never polled again after a panic (above), and the
+        // panic itself is passed on by the caller, so no broken state is observed silently.
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| self.future.as_mut().poll(cx)));
+        match polled {
+            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => {
+                self.panicked = true;
+                Poll::Ready(Err(panic))
+            }
+        }
+    }
+}
+
+/// The message a panic was raised with, for logs (`"<non-text panic>"` when it carries none).
+pub fn panic_message(panic: &Panic) -> &str {
+    if let Some(message) = panic.downcast_ref::<&'static str>() {
+        return message;
+    }
+    panic
+        .downcast_ref::<String>()
+        .map_or("<non-text panic>", String::as_str)
 }
 
 /// A simulated process: a group of tasks that dies together.

@@ -24,7 +24,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{ColdStorageRead, StreamParams};
 use crate::error::{ColdResult, ColdStorageError};
@@ -39,6 +39,8 @@ pub const MIN_STREAM_CHANNEL_CAPACITY: usize = 3;
 #[derive(Debug)]
 pub struct LogStream {
     receiver: Option<mpsc::Receiver<ColdResult<RpcLog>>>,
+    /// Where the producer's task puts its panic, if it panics.
+    producer_panic: Option<oneshot::Receiver<rt::Panic>>,
 }
 
 impl LogStream {
@@ -46,12 +48,29 @@ impl LogStream {
     pub fn new(receiver: mpsc::Receiver<ColdResult<RpcLog>>) -> LogStream {
         LogStream {
             receiver: Some(receiver),
+            producer_panic: None,
+        }
+    }
+
+    /// A stream over `receiver` whose producer's task sends its panic to `producer_panic`
+    /// before it drops its senders. When the channel ends, the panic (if any) continues in the
+    /// consumer: a producer that panicked must not pass for one that finished.
+    pub fn produced_by(
+        receiver: mpsc::Receiver<ColdResult<RpcLog>>,
+        producer_panic: oneshot::Receiver<rt::Panic>,
+    ) -> LogStream {
+        LogStream {
+            receiver: Some(receiver),
+            producer_panic: Some(producer_panic),
         }
     }
 
     /// A stream that is already over.
     pub fn empty() -> LogStream {
-        LogStream { receiver: None }
+        LogStream {
+            receiver: None,
+            producer_panic: None,
+        }
     }
 
     /// The next item; `None` once the stream is over.
@@ -88,6 +107,11 @@ impl LogStream {
             }
             Poll::Ready(None) => {
                 self.receiver = None;
+                if let Some(mut producer_panic) = self.producer_panic.take()
+                    && let Ok(panic) = producer_panic.try_recv()
+                {
+                    std::panic::resume_unwind(panic);
+                }
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,

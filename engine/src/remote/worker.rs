@@ -14,11 +14,19 @@
 //! unknown version is answered with `ProtocolError` and skipped; an oversized or truncated one
 //! closes that connection. When a connection ends, its reads and streams are cancelled; its
 //! writes finish.
+//!
+//! A panic while serving (in the backend or in the worker's own code) is a bug, never an answer:
+//! no frame reports it, since an error frame would pass for an ordinary backend failure. The
+//! worker crashes instead: the panic is logged, the worker shuts down (every connection closes,
+//! so each client sees what a crashed worker process shows it, a lost connection: reads fail,
+//! writes are indeterminate), and [`Worker::serve`] and [`Worker::serve_connection`] panic
+//! with its message once their connections' work has ended, so the worker's owner (the
+//! `io-worker` process, a simulation) dies of it too.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -140,6 +148,8 @@ struct WorkerInner<B> {
     drain: tokio::sync::RwLock<()>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// The message of the first panic while serving; set once, when the worker crashes.
+    crashed: OnceLock<String>,
 }
 
 impl<B: ColdStorageBackend> Worker<B> {
@@ -159,6 +169,7 @@ impl<B: ColdStorageBackend> Worker<B> {
                 drain: tokio::sync::RwLock::new(()),
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
+                crashed: OnceLock::new(),
             }),
         }
     }
@@ -189,7 +200,10 @@ impl<B: ColdStorageBackend> Worker<B> {
                         Ok(stream) => {
                             let worker = self.clone();
                             let task = self.inner.tracker.track_future(async move {
-                                worker.serve_connection(stream).await
+                                let served = rt::catch_unwind(worker.serve_one(stream)).await;
+                                if let Err(panic) = served {
+                                    worker.crash(panic);
+                                }
                             });
                             rt::spawn(task);
                         }
@@ -202,11 +216,40 @@ impl<B: ColdStorageBackend> Worker<B> {
         }
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
+        self.resume_crash();
         Ok(())
     }
 
     /// Serves one connection until it closes, breaks, or the worker shuts down.
+    ///
+    /// # Panics
+    /// When the worker crashed (a panic while serving, see the module docs).
     pub async fn serve_connection<S>(&self, stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        if let Err(panic) = rt::catch_unwind(self.serve_one(stream)).await {
+            self.crash(panic);
+        }
+        self.resume_crash();
+    }
+
+    /// A panic while serving: logged, kept, and the worker shuts down (module docs).
+    fn crash(&self, panic: rt::Panic) {
+        let message = rt::panic_message(&panic).to_owned();
+        tracing::error!(%message, "panic while serving; the worker crashes");
+        let _ = self.inner.crashed.set(message);
+        self.inner.shutdown.cancel();
+    }
+
+    /// Panics when the worker crashed, so its owner learns of it.
+    fn resume_crash(&self) {
+        if let Some(message) = self.inner.crashed.get() {
+            panic!("the worker crashed: a panic while serving: {message}");
+        }
+    }
+
+    async fn serve_one<S>(&self, stream: S)
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -301,9 +344,19 @@ impl<B: ColdStorageBackend> Worker<B> {
         // Insert under the lock the task needs for its removal, so a task that finishes at
         // once cannot remove its entry before it exists.
         let mut guard = connection.lock();
+        let crash = self.clone();
         let handle = rt::spawn(async move {
-            task.await;
-            lock(&in_flight).remove(&id);
+            // Kept until the crash is recorded: the request's tracker token goes with it, so
+            // `serve` cannot finish waiting for the work before it learns of the crash.
+            let mut caught = rt::catch_unwind(task);
+            match (&mut caught).await {
+                Ok(()) => {
+                    lock(&in_flight).remove(&id);
+                }
+                // No frame answers it: the connection closes with the whole worker.
+                Err(panic) => crash.crash(panic),
+            }
+            drop(caught);
         });
         let abort = (!is_write).then(|| handle.abort_handle());
         guard.insert(

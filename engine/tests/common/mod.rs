@@ -41,18 +41,20 @@ impl Gate {
         if !self.enabled.load(Ordering::SeqCst) {
             return;
         }
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Counted::enter(&self.waiting);
         self.permits
             .acquire()
             .await
             .expect("gates never close")
             .forget();
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Closes the gate for callers that arrive from now on.
+    /// Closes the gate for callers that arrive from now on, also after [`Gate::open`]: passes
+    /// released and not yet used are withdrawn (callers already let through keep theirs).
     pub fn close(&self) {
         self.enabled.store(true, Ordering::SeqCst);
+        self.permits
+            .forget_permits(self.permits.available_permits());
     }
 
     /// Lets `n` parked or future callers through.
@@ -69,6 +71,24 @@ impl Gate {
     /// Callers parked at the gate.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a caller in `counter` until dropped, so a caller whose future is dropped midway
+/// (its op cancelled) is counted out too.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    /// Counts one more until the guard drops.
+    fn enter(counter: &'a AtomicUsize) -> Counted<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -95,7 +115,12 @@ pub struct Gated {
     pub probe: Arc<Probe>,
     /// When set, writes report this error after committing.
     pub fail_after_commit: Arc<Mutex<Option<ColdStorageError>>>,
+    /// When set, the next backend call (read, write or stream producer) panics.
+    pub panic_next: Arc<AtomicBool>,
 }
+
+/// The message of the panic [`Controls::arm_panic`] plants.
+pub const PLANTED_PANIC: &str = "planted backend panic";
 
 /// The test's side of a [`Gated`] backend.
 #[derive(Debug, Clone)]
@@ -106,6 +131,14 @@ pub struct Controls {
     pub streams: Arc<Gate>,
     pub probe: Arc<Probe>,
     pub fail_after_commit: Arc<Mutex<Option<ColdStorageError>>>,
+    pub panic_next: Arc<AtomicBool>,
+}
+
+impl Controls {
+    /// Makes the next backend call panic with [`PLANTED_PANIC`].
+    pub fn arm_panic(&self) {
+        self.panic_next.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Gated {
@@ -118,6 +151,7 @@ impl Gated {
             streams: Arc::new(Gate::new(false)),
             probe: Arc::new(Probe::default()),
             fail_after_commit: Arc::new(Mutex::new(None)),
+            panic_next: Arc::new(AtomicBool::new(false)),
         };
         let controls = Controls {
             inner: gated.inner.clone(),
@@ -126,25 +160,34 @@ impl Gated {
             streams: gated.streams.clone(),
             probe: gated.probe.clone(),
             fail_after_commit: gated.fail_after_commit.clone(),
+            panic_next: gated.panic_next.clone(),
         };
         (gated, controls)
     }
 
+    /// Panics if the test armed a panic.
+    fn maybe_panic(&self) {
+        if self.panic_next.swap(false, Ordering::SeqCst) {
+            panic!("{PLANTED_PANIC}");
+        }
+    }
+
     async fn read<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.maybe_panic();
         // Counted from arrival, so reads parked at the gate are inside the backend too.
-        let inside = self.probe.reads_inside.fetch_add(1, Ordering::SeqCst) + 1;
+        let _inside = Counted::enter(&self.probe.reads_inside);
+        let inside = self.probe.reads_inside.load(Ordering::SeqCst);
         self.probe.reads_max.fetch_max(inside, Ordering::SeqCst);
         if self.probe.writes_active.load(Ordering::SeqCst) > 0 {
             self.probe.overlaps.fetch_add(1, Ordering::SeqCst);
         }
         self.reads.pass().await;
-        let out = f.await;
-        self.probe.reads_inside.fetch_sub(1, Ordering::SeqCst);
-        out
+        f.await
     }
 
     async fn write<T>(&self, f: impl std::future::Future<Output = ColdResult<T>>) -> ColdResult<T> {
-        self.probe.writes_active.fetch_add(1, Ordering::SeqCst);
+        self.maybe_panic();
+        let active = Counted::enter(&self.probe.writes_active);
         if self.probe.reads_inside.load(Ordering::SeqCst) > 0 {
             self.probe.overlaps.fetch_add(1, Ordering::SeqCst);
         }
@@ -153,7 +196,7 @@ impl Gated {
             self.probe.writes_committed.fetch_add(1, Ordering::SeqCst);
         }
         self.after_commit.pass().await;
-        self.probe.writes_active.fetch_sub(1, Ordering::SeqCst);
+        drop(active);
         let failure = self.fail_after_commit.lock().unwrap().clone();
         if let Some(error) = failure {
             return Err(error);
@@ -207,6 +250,7 @@ impl ColdStorageRead for Gated {
     }
     async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
         self.streams.pass().await;
+        self.maybe_panic();
         self.inner.produce_log_stream(filter, params).await
     }
 }
@@ -341,4 +385,73 @@ pub async fn settle() {
         tokio::task::yield_now().await;
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// Checks that every permit of a default-config handle is back and the drain barrier holds:
+/// 64 reads get into the backend at once, a write then commits with none of them inside, and
+/// 8 stream producers get into the backend at once. `next_block` is the block the write
+/// appends (one above the latest).
+pub async fn assert_every_permit_back(
+    handle: &ColdStorage<Gated>,
+    controls: &Controls,
+    next_block: u64,
+) {
+    controls.reads.close();
+    let reads: Vec<_> = (0..64)
+        .map(|_| {
+            let h = handle.clone();
+            tokio::spawn(async move { h.get_latest_block().await })
+        })
+        .collect();
+    until("64 reads are inside the backend", || {
+        controls.reads.waiting() == 64
+    })
+    .await;
+    let h = handle.clone();
+    let number = next_block;
+    let write = tokio::spawn(async move {
+        h.append_block(model::conformance::sample_block(number, 1, 1))
+            .await
+    });
+    settle().await;
+    assert_eq!(
+        controls.probe.writes_active.load(Ordering::SeqCst),
+        0,
+        "the write must wait for the 64 reads to drain"
+    );
+    controls.reads.open();
+    for read in reads {
+        read.await.expect("no panic").expect("the read succeeds");
+    }
+    tokio::time::timeout(Duration::from_secs(60), write)
+        .await
+        .expect("the write gets its permits")
+        .expect("no panic")
+        .expect("the write succeeds");
+    assert_eq!(controls.probe.overlaps.load(Ordering::SeqCst), 0);
+    controls.streams.close();
+    let streams: Vec<_> = (0..8)
+        .map(|_| {
+            let h = handle.clone();
+            tokio::spawn(async move {
+                h.stream_logs(Filter::range(0, number), 1_000, Duration::from_secs(5))
+                    .await
+                    .expect("the stream starts")
+                    .collect_all()
+                    .await
+            })
+        })
+        .collect();
+    until("8 stream producers are inside the backend", || {
+        controls.streams.waiting() == 8
+    })
+    .await;
+    controls.streams.open();
+    for stream in streams {
+        let (_, error) = tokio::time::timeout(Duration::from_secs(60), stream)
+            .await
+            .expect("the stream ends")
+            .expect("no panic");
+        assert_eq!(error, None);
+    }
 }

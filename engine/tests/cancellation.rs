@@ -1,0 +1,227 @@
+//! Cancellation at every await point of the handle: for each op kind, the caller's future is
+//! dropped after k polls, for k = 0, 1, 2, ... until the op completes within k polls, while a
+//! blocker holds the permits the op needs and gated backend calls advance one step between
+//! polls. After each drop, once the spawned work has ended: every permit is back (64 reads at
+//! once, a write draining them, 8 streams at once), no read ever overlapped a write, and
+//! `wait_shutdown` returns. Runs on tokio's paused clock, so every k is one fixed schedule.
+
+mod common;
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::Duration;
+
+use common::{Controls, Gated, assert_every_permit_back, gated_handle, settle, until};
+use engine::backend::ColdStorageRead;
+use engine::{
+    ColdResult, ColdStorage, Filter, HeaderSpecifier, ReceiptSpecifier, TransactionSpecifier,
+};
+use model::conformance::sample_block;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// Blocks stored before each run: 0..=LAST.
+const LAST: u64 = 3;
+
+/// Most polls any op may need; past it the op is taken as stuck.
+const MAX_POLLS: usize = 64;
+
+type Op = Pin<Box<dyn Future<Output = ColdResult<()>> + Send>>;
+
+/// Every op kind the handle reports (a new one makes [`op`] panic until it is added there),
+/// and a stream whose end is resolved by a setup read.
+fn op_names() -> impl Iterator<Item = &'static str> {
+    engine::metrics::OPS
+        .into_iter()
+        .chain(["stream_logs_to_latest"])
+}
+
+/// The op `name` on `handle`; a stream is read to its end, so dropping it covers the consumer.
+fn op(name: &str, handle: &ColdStorage<Gated>) -> Op {
+    let h = handle.clone();
+    let hash = sample_block(1, 1, 1).header.hash();
+    match name {
+        "get_header" => {
+            Box::pin(async move { h.get_header(HeaderSpecifier::Hash(hash)).await.map(drop) })
+        }
+        "get_headers" => Box::pin(async move {
+            h.get_headers(vec![HeaderSpecifier::Number(1)])
+                .await
+                .map(drop)
+        }),
+        "get_transaction" => Box::pin(async move {
+            let spec = TransactionSpecifier::BlockHashAndIndex {
+                block_hash: hash,
+                index: 0,
+            };
+            h.get_transaction(spec).await.map(drop)
+        }),
+        "get_transactions_in_block" => {
+            Box::pin(async move { h.get_transactions_in_block(1).await.map(drop) })
+        }
+        "get_transaction_count" => {
+            Box::pin(async move { h.get_transaction_count(1).await.map(drop) })
+        }
+        "get_receipt" => Box::pin(async move {
+            let spec = ReceiptSpecifier::BlockAndIndex { block: 1, index: 0 };
+            h.get_receipt(spec).await.map(drop)
+        }),
+        "get_receipts_in_block" => {
+            Box::pin(async move { h.get_receipts_in_block(1).await.map(drop) })
+        }
+        "get_latest_block" => Box::pin(async move { h.get_latest_block().await.map(drop) }),
+        "get_logs" => {
+            Box::pin(async move { h.get_logs(Filter::range(0, LAST), 100).await.map(drop) })
+        }
+        "append_block" => {
+            Box::pin(async move { h.append_block(sample_block(LAST + 1, 1, 1)).await })
+        }
+        "append_blocks" => Box::pin(async move {
+            h.append_blocks(vec![
+                sample_block(LAST + 1, 1, 1),
+                sample_block(LAST + 2, 1, 1),
+            ])
+            .await
+        }),
+        "truncate_above" => Box::pin(async move { h.truncate_above(1).await }),
+        "drain_above" => Box::pin(async move { h.drain_above(1).await.map(drop) }),
+        "stream_logs" => Box::pin(stream(h, Filter::range(0, LAST))),
+        "stream_logs_to_latest" => Box::pin(stream(
+            h,
+            Filter {
+                from_block: Some(0),
+                ..Filter::default()
+            },
+        )),
+        other => panic!("unknown op {other}"),
+    }
+}
+
+async fn stream(handle: ColdStorage<Gated>, filter: Filter) -> ColdResult<()> {
+    let (_, error) = handle
+        .stream_logs(filter, 100, LONG)
+        .await?
+        .collect_all()
+        .await;
+    error.map_or(Ok(()), Err)
+}
+
+/// Holds what the op needs: a write parked after its commit (holding the drain) for a read; a
+/// read parked in the backend and a write queued behind it for a write (so the op waits for the
+/// write permit, then for the drain); all 8 stream permits, parked, for a stream. Returns how
+/// many blockers park in the backend.
+async fn block(name: &str, handle: &ColdStorage<Gated>) -> usize {
+    let write = matches!(
+        name,
+        "append_block" | "append_blocks" | "truncate_above" | "drain_above"
+    );
+    // A truncate of nothing: it still takes the write permit and the drain.
+    let h = handle.clone();
+    let truncate_nothing: Op = Box::pin(async move { h.truncate_above(LAST).await });
+    if name.starts_with("stream") {
+        for _ in 0..8 {
+            tokio::spawn(op("stream_logs", handle));
+        }
+        8
+    } else if write {
+        tokio::spawn(op("get_latest_block", handle));
+        settle().await;
+        tokio::spawn(truncate_nothing);
+        settle().await;
+        1
+    } else {
+        tokio::spawn(truncate_nothing);
+        1
+    }
+}
+
+/// One step of the world between two polls: the first gate with a caller parked at it (in a
+/// fixed order) lets one through.
+async fn step(controls: &Controls) {
+    let gates = [&controls.after_commit, &controls.reads, &controls.streams];
+    if let Some(gate) = gates.into_iter().find(|gate| gate.waiting() > 0) {
+        gate.release(1);
+    }
+    settle().await;
+}
+
+/// Polls `op` at most `polls` times, one world step after each; true when it completed.
+async fn poll_then_drop(mut op: Op, polls: usize, controls: &Controls) -> bool {
+    for _ in 0..polls {
+        let polled = poll_fn(|cx| Poll::Ready(op.as_mut().poll(cx))).await;
+        if let Poll::Ready(result) = polled {
+            result.expect("a completed op succeeds");
+            return true;
+        }
+        step(controls).await;
+    }
+    drop(op);
+    false
+}
+
+/// The invariants after the drop, once every gate is open and the spawned work ended.
+async fn check_after_drop(handle: ColdStorage<Gated>, controls: &Controls, what: &str) {
+    // A read arriving while the dropped op's work may still be in the backend: it must not get
+    // in beside a write the drop left running.
+    let h = handle.clone();
+    let late_read = tokio::spawn(async move { h.get_latest_block().await });
+    settle().await;
+    controls.reads.open();
+    controls.after_commit.open();
+    controls.streams.open();
+    settle().await;
+    late_read
+        .await
+        .expect("no panic")
+        .expect("the late read succeeds");
+    assert_eq!(
+        controls.probe.overlaps.load(Ordering::SeqCst),
+        0,
+        "{what}: a read overlapped a write"
+    );
+    let latest = controls.inner.get_latest_block().await.expect("mem read");
+    let next = latest.map_or(0, |n| n + 1);
+    assert_every_permit_back(&handle, controls, next).await;
+    handle.shutdown();
+    tokio::time::timeout(LONG, handle.wait_shutdown())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: wait_shutdown never returned"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_caller_at_every_await_point_leaves_the_handle_whole() {
+    for name in op_names() {
+        let mut completed = false;
+        for polls in 0..=MAX_POLLS {
+            let (handle, controls, _cancel) = gated_handle();
+            for n in 0..=LAST {
+                handle
+                    .append_block(sample_block(n, 1, 1))
+                    .await
+                    .expect("fill");
+            }
+            controls.reads.close();
+            controls.after_commit.close();
+            controls.streams.close();
+            let blockers = block(name, &handle).await;
+            let parked = || {
+                controls.reads.waiting()
+                    + controls.after_commit.waiting()
+                    + controls.streams.waiting()
+            };
+            until("the blockers are parked in the backend", || {
+                parked() == blockers
+            })
+            .await;
+            completed = poll_then_drop(op(name, &handle), polls, &controls).await;
+            let what = format!("{name} dropped after {polls} polls");
+            check_after_drop(handle, &controls, &what).await;
+            if completed {
+                break;
+            }
+        }
+        assert!(completed, "{name} never completed within {MAX_POLLS} polls");
+    }
+}

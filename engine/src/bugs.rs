@@ -27,6 +27,9 @@ pub enum Bug {
     /// A stream's terminal error is sent without a deadline, so a consumer that never polls
     /// pins the producer forever (H1).
     UnboundedTerminalSend,
+    /// The redb backend creates its store in place, with no recovery of a creation a crash or
+    /// an I/O error interrupted: the half-written file is "not a redb database" for ever after.
+    CreationNotAtomic,
 }
 
 impl Bug {
@@ -39,6 +42,7 @@ impl Bug {
         Bug::RemoteTimeoutReleasesPermit,
         Bug::DrainOnePermitShort,
         Bug::UnboundedTerminalSend,
+        Bug::CreationNotAtomic,
     ];
 
     /// The name used on the command line.
@@ -51,6 +55,7 @@ impl Bug {
             Bug::RemoteTimeoutReleasesPermit => "remote-timeout-releases-permit",
             Bug::DrainOnePermitShort => "drain-one-permit-short",
             Bug::UnboundedTerminalSend => "unbounded-terminal-send",
+            Bug::CreationNotAtomic => "creation-not-atomic",
         }
     }
 

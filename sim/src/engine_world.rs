@@ -97,11 +97,6 @@ impl Ctx {
         self.derived.has(fault)
     }
 
-    /// The seed's configuration.
-    pub(crate) fn derived(&self) -> &Derived {
-        &self.derived
-    }
-
     /// Operations issued so far.
     pub(crate) fn ops(&self) -> u64 {
         *self.ops.borrow()
@@ -175,9 +170,7 @@ pub(crate) async fn run(scenario: &Scenario, derived: &Derived, probe: Probe) ->
         World::EngineRedb => {
             let disk = Arc::new(Mutex::new(sim_disk(derived, "disk", 0, None)));
             let opener = Arc::clone(&disk);
-            let open = move |phase: u32, attempt: u32| {
-                open_redb(derived, &opener, "disk", phase == 0, attempt)
-            };
+            let open = move |_phase: u32, _attempt: u32| open_redb(&opener);
             let crasher = Arc::clone(&disk);
             let mut generation = 0;
             let crash = move || {
@@ -244,20 +237,10 @@ pub(crate) async fn retry_open<B>(
     }
 }
 
-/// redb on the disk in `disk`, for attempt `attempt` of opening it. On a `first_boot` a failed
-/// attempt left a half-created store that nothing was ever acknowledged in, so each retry
-/// starts over on a blank disk (drawn from the seed's `stream`).
-pub(crate) fn open_redb(
-    derived: &Derived,
-    disk: &Mutex<SimDisk>,
-    stream: &str,
-    first_boot: bool,
-    attempt: u32,
-) -> Result<RedbBackend, String> {
-    let mut disk = lock(disk);
-    if first_boot && attempt > 1 {
-        *disk = sim_disk(derived, stream, 1_000 + u64::from(attempt), None);
-    }
+/// redb on the disk in `disk`. A retry reopens the same disk: an attempt that an I/O error
+/// broke, creation included, leaves nothing the next open cannot take up.
+pub(crate) fn open_redb(disk: &Mutex<SimDisk>) -> Result<RedbBackend, String> {
+    let disk = lock(disk);
     RedbBackend::builder()
         .timeouts(Timeouts::default())
         .open_sim(disk.clone())

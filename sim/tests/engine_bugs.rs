@@ -112,3 +112,14 @@ fn unbounded_terminal_stream_send() {
         &["liveness"],
     );
 }
+
+#[test]
+fn store_creation_not_crash_atomic() {
+    // An I/O error while the store is created: the retry finds a half-written file.
+    found(
+        Bug::CreationNotAtomic,
+        "engine-redb-crash",
+        60,
+        &["durability"],
+    );
+}

@@ -32,6 +32,9 @@ pub enum Bug {
     /// logs instead of among all the block's logs, so its `log_index` is too low whenever the
     /// filter leaves out an earlier log of the same block (receipts stay right).
     LogIndexCountsMatches,
+    /// The redb backend creates its store in place, with no recovery of a creation a crash or
+    /// an I/O error interrupted: the half-written file is "not a redb database" for ever after.
+    CreationNotAtomic,
 }
 
 impl Bug {
@@ -45,6 +48,7 @@ impl Bug {
         Bug::DrainOnePermitShort,
         Bug::UnboundedTerminalSend,
         Bug::LogIndexCountsMatches,
+        Bug::CreationNotAtomic,
     ];
 
     /// The name used on the command line.
@@ -58,6 +62,7 @@ impl Bug {
             Bug::DrainOnePermitShort => "drain-one-permit-short",
             Bug::UnboundedTerminalSend => "unbounded-terminal-send",
             Bug::LogIndexCountsMatches => "log-index-counts-matches",
+            Bug::CreationNotAtomic => "creation-not-atomic",
         }
     }
 

@@ -49,6 +49,34 @@
 //! view from before recovery and a transient error never closes the store for good.
 //! Corrupt data is never served.
 //!
+//! # Creating a store
+//! Creation is crash-atomic: whatever point of creating a store a crash (or an I/O error)
+//! interrupts, the next open finds either the complete empty store (every table created in a
+//! durable commit) or nothing, and creates it. Never a half-written file that no open accepts.
+//! Every open (the first, a retry, a reopen after an I/O error, a restarted worker's) runs the
+//! same steps, so each of them is covered, repairs included.
+//! - **A real file** ([`RedbBackend::open_file`]) is created whole under a temporary name
+//!   (`NAME.creating`, a leftover one deleted first), its tables committed and synced by redb,
+//!   then renamed into place, and the directory synced so the rename itself is durable. The
+//!   path so names a complete store or nothing; a file that is there is opened, never
+//!   initialized in place (an empty or foreign file there is an error, not overwritten).
+//! - **A single-file storage** ([`RedbBackend::open_sim`], [`RedbBackend::open_storage`]) has no
+//!   name to rename. It relies on redb's own creation order instead: redb sizes the empty file,
+//!   writes and syncs a header without its signature, and writes the signature (the first
+//!   bytes of the header) last. So the states a crash can leave are: an empty file; a file
+//!   without the signature whose every byte past the header is zero (an interrupted creation:
+//!   it is truncated, synced and created again); a signed redb file (opened; redb repairs it
+//!   from its checksummed commit slots, and the table commit that follows every open completes
+//!   a creation stopped before it). A file without the signature that holds anything past the
+//!   header is not one this backend created (or it was damaged): it is refused, never wiped,
+//!   since every commit writes pages past the header.
+//!
+//! A future schema change stays atomic the same way: one redb write transaction that creates
+//! or reshapes the tables and records the schema version beside them commits all of it or
+//! nothing, and runs on every open like the table creation (a no-op once done). A change too
+//! big for one transaction builds the new store beside the old one under a temporary name and
+//! renames it into place, as creation does.
+//!
 //! # Time
 //! Calls into redb run inline on the calling task (no `spawn_blocking`: it hangs simulated
 //! runtimes). Over a [`SimDisk`] the virtual latency the disk accumulated is slept on the runtime
@@ -56,7 +84,8 @@
 //! shows in simulated time and can trip deadlines.
 
 use std::cell::OnceCell;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::{
@@ -129,41 +158,168 @@ impl RedbBackendBuilder {
         self
     }
 
-    /// Opens (or creates) a database file.
+    /// Opens (or creates, crash-atomically) a database file.
     pub fn open_file(self, path: impl AsRef<Path>) -> ColdResult<RedbBackend> {
-        let path = path.as_ref().to_path_buf();
-        let cache_bytes = self.cache_bytes;
-        let opener = move || {
-            redb_builder(cache_bytes)
-                .create(&path)
-                .map_err(|e| format!("redb file {}: {e}", path.display()))
-        };
-        RedbBackend::open_with(Box::new(opener), self.timeouts, None)
+        let opener = file_opener(path.as_ref().to_path_buf(), self.cache_bytes);
+        RedbBackend::open_with(opener, self.timeouts, None)
     }
 
-    /// Opens (or creates) a database on a [`SimDisk`]; its virtual latency is slept on the
-    /// runtime clock.
+    /// Opens (or creates, crash-atomically) a database on a [`SimDisk`]; its virtual latency
+    /// is slept on the runtime clock.
     pub fn open_sim(self, disk: SimDisk) -> ColdResult<RedbBackend> {
-        let cache_bytes = self.cache_bytes;
-        let storage = disk.clone();
-        let opener = move || {
-            redb_builder(cache_bytes)
-                .create_with_backend(storage.clone())
-                .map_err(|e| format!("redb on simdisk: {e}"))
-        };
-        RedbBackend::open_with(Box::new(opener), self.timeouts, Some(disk))
+        let opener = storage_opener(disk.clone(), self.cache_bytes, "redb on simdisk");
+        RedbBackend::open_with(opener, self.timeouts, Some(disk))
     }
 
-    /// Opens (or creates) a database on any cloneable redb storage backend (no virtual
-    /// latency); a clone of `storage` serves each reopen after an I/O error.
+    /// Opens (or creates, crash-atomically) a database on any cloneable redb storage backend
+    /// (no virtual latency); a clone of `storage` serves each reopen after an I/O error.
     pub fn open_storage(self, storage: impl StorageBackend + Clone) -> ColdResult<RedbBackend> {
-        let cache_bytes = self.cache_bytes;
-        let opener = move || {
-            redb_builder(cache_bytes)
-                .create_with_backend(storage.clone())
-                .map_err(|e| format!("redb: {e}"))
-        };
-        RedbBackend::open_with(Box::new(opener), self.timeouts, None)
+        let opener = storage_opener(storage, self.cache_bytes, "redb");
+        RedbBackend::open_with(opener, self.timeouts, None)
+    }
+}
+
+/// Opens a single-file storage, first making a creation that was interrupted start over.
+fn storage_opener(
+    storage: impl StorageBackend + Clone,
+    cache_bytes: Option<usize>,
+    what: &'static str,
+) -> Opener {
+    Box::new(move || {
+        if !crate::bugs::active(crate::bugs::Bug::CreationNotAtomic) {
+            restart_interrupted_creation(&storage).map_err(|e| format!("{what}: {e}"))?;
+        }
+        redb_builder(cache_bytes)
+            .create_with_backend(storage.clone())
+            .map_err(|e| format!("{what}: {e}"))
+    })
+}
+
+/// Opens a database file, creating it first (whole, then renamed into place) if absent.
+fn file_opener(path: PathBuf, cache_bytes: Option<usize>) -> Opener {
+    Box::new(move || {
+        let failed = |e: &dyn std::fmt::Display| format!("redb file {}: {e}", path.display());
+        if crate::bugs::active(crate::bugs::Bug::CreationNotAtomic) {
+            return redb_builder(cache_bytes)
+                .create(&path)
+                .map_err(|e| failed(&e));
+        }
+        create_file_atomically(&path, cache_bytes).map_err(|e| failed(&e))?;
+        redb_builder(cache_bytes)
+            .open(&path)
+            .map_err(|e| failed(&e))
+    })
+}
+
+/// redb's file signature: the first bytes of every redb file, written last by its creation.
+const REDB_SIGNATURE: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+/// The size of redb's file header, the only bytes its creation writes before the signature.
+const REDB_HEADER_BYTES: u64 = 320;
+/// How much of a file one read of the zero scan covers.
+const SCAN_CHUNK: u64 = 64 * 1024;
+
+/// What a single-file storage holds before redb opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contents {
+    /// Nothing: redb creates the store.
+    Empty,
+    /// redb's signature: a store (redb repairs it if a commit was interrupted).
+    Signed,
+    /// No signature and nothing past the header: a creation that never finished.
+    InterruptedCreation,
+    /// No signature yet data past the header: not a store this backend created.
+    Foreign,
+}
+
+fn inspect(storage: &impl StorageBackend) -> io::Result<Contents> {
+    let len = storage.len()?;
+    if len == 0 {
+        return Ok(Contents::Empty);
+    }
+    let mut signature = [0u8; REDB_SIGNATURE.len()];
+    if len >= signature.len() as u64 {
+        storage.read(0, &mut signature)?;
+        if signature == REDB_SIGNATURE {
+            return Ok(Contents::Signed);
+        }
+    }
+    let mut offset = REDB_HEADER_BYTES.min(len);
+    let mut chunk = vec![0u8; SCAN_CHUNK as usize];
+    while offset < len {
+        let size = (len - offset).min(SCAN_CHUNK) as usize;
+        storage.read(offset, &mut chunk[..size])?;
+        if chunk[..size].iter().any(|b| *b != 0) {
+            return Ok(Contents::Foreign);
+        }
+        offset += size as u64;
+    }
+    Ok(Contents::InterruptedCreation)
+}
+
+/// Empties a storage whose creation was interrupted (durably, so a crash now leaves it empty
+/// or as it was), so redb creates the store anew; refuses a file it did not create.
+fn restart_interrupted_creation(storage: &impl StorageBackend) -> Result<(), String> {
+    match inspect(storage).map_err(|e| format!("I/O error: {e}"))? {
+        Contents::Empty | Contents::Signed => Ok(()),
+        Contents::InterruptedCreation => {
+            tracing::warn!("redb: a creation of the store was interrupted; creating it again");
+            storage
+                .set_len(0)
+                .and_then(|()| storage.sync_data())
+                .map_err(|e| format!("I/O error while restarting an interrupted creation: {e}"))
+        }
+        Contents::Foreign => {
+            Err("not a redb store (no signature, data past the header): left untouched".to_string())
+        }
+    }
+}
+
+/// The name a file is created under before it is renamed into place.
+fn creating_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".creating");
+    PathBuf::from(name)
+}
+
+/// Creates the store at `path` if nothing is there: whole under a temporary name (tables
+/// committed, so synced, by redb), then renamed into place, then the directory synced.
+fn create_file_atomically(path: &Path, cache_bytes: Option<usize>) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let creating = creating_path(path);
+    match std::fs::remove_file(&creating) {
+        Ok(()) => tracing::warn!(path = %creating.display(), "removed an interrupted creation"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("removing {}: {e}", creating.display())),
+    }
+    let db = redb_builder(cache_bytes)
+        .create(&creating)
+        .map_err(|e| format!("creating {}: {e}", creating.display()))?;
+    create_tables(&db).map_err(|e| e.to_string())?;
+    drop(db);
+    std::fs::rename(&creating, path).map_err(|e| format!("renaming into place: {e}"))?;
+    sync_parent_dir(path).map_err(|e| format!("syncing the directory: {e}"))
+}
+
+/// Makes a rename in `path`'s directory durable.
+fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    #[cfg(unix)]
+    {
+        std::fs::File::open(parent)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        // Elsewhere a directory cannot be opened to sync it; the rename is as durable as the
+        // file system makes it.
+        let _ = parent;
+        Ok(())
     }
 }
 
@@ -712,6 +868,12 @@ impl RedbBackend {
 /// Opens the database and creates every table, so readers never meet a missing table.
 fn open_database(opener: &Opener) -> ColdResult<Database> {
     let db = opener().map_err(|e| ColdStorageError::backend("open", e))?;
+    create_tables(&db)?;
+    Ok(db)
+}
+
+/// Creates every missing table in one durable commit (a no-op commit when all exist).
+fn create_tables(db: &Database) -> ColdResult<()> {
     let txn = db.begin_write().map_err(|e| redb_error("open", e))?;
     {
         txn.open_table(HEADERS).map_err(|e| redb_error("open", e))?;
@@ -721,8 +883,7 @@ fn open_database(opener: &Opener) -> ColdResult<Database> {
         txn.open_table(TX_HASHES)
             .map_err(|e| redb_error("open", e))?;
     }
-    txn.commit().map_err(|e| redb_error("open", e))?;
-    Ok(db)
+    txn.commit().map_err(|e| redb_error("open", e))
 }
 
 /// Whether a staged write changed anything (and so needs a commit).

@@ -20,6 +20,12 @@
 //!   operations of a kind deterministically. A failed write is torn: each of its sectors lands in
 //!   the volatile image or not. A failed sync makes a random subset of the dirty sectors durable
 //!   and leaves the rest dirty (the kernel may have written some pages before the error).
+//! - **Fault points**: [`SimDisk::crash_after_ops`] crashes the disk right after its next `n`-th
+//!   mutating operation (write, length change or sync, whatever its outcome), and
+//!   [`SimDisk::fail_after_ops`] fails the operation after the next `n`; a test walks a
+//!   multi-step protocol (creating a store, say) through every point a crash or an error can
+//!   hit it. The mutating operations are all the steps the redb backend's crash-atomic creation
+//!   relies on: growing and truncating the file (length changes), writes and syncs.
 //! - **Latency**: redb calls its backend synchronously, so the disk cannot sleep. Each operation
 //!   instead adds its latency (per kind, plus a random jitter) to an *owed* virtual-time counter.
 //!   The caller that drives redb ([`crate::redb_backend`]) takes the owed amount after each piece
@@ -283,6 +289,10 @@ struct State {
     latency_owed: Duration,
     /// Every `fail_next_ops` failure; consumed before the per-kind counters.
     fail_next_any: u64,
+    /// Mutating operations left before the disk crashes (`crash_after_ops`).
+    crash_countdown: Option<u64>,
+    /// Mutating operations left to pass before one fails (`fail_after_ops`).
+    failure_countdown: Option<u64>,
     stats: SimDiskStats,
 }
 
@@ -336,6 +346,8 @@ impl SimDisk {
             crashed: None,
             latency_owed: Duration::ZERO,
             fail_next_any: 0,
+            crash_countdown: None,
+            failure_countdown: None,
             stats: SimDiskStats::default(),
         };
         SimDisk {
@@ -353,13 +365,7 @@ impl SimDisk {
     /// makes this instance (and its clones) refuse every further operation. Calling it again
     /// returns the same image.
     pub fn crash(&self) -> DiskImage {
-        let mut state = self.lock();
-        if let Some(image) = &state.crashed {
-            return image.clone();
-        }
-        let image = state.surviving_image();
-        state.crashed = Some(image.clone());
-        image
+        self.lock().crash()
     }
 
     /// Crashes and reopens from the surviving image with the same configuration; the new disk's
@@ -414,9 +420,63 @@ impl SimDisk {
     pub fn fail_next_syncs(&self, n: u64) {
         self.lock().config.sync.fail_next = n;
     }
+
+    /// Crashes the disk (as [`SimDisk::crash`]) right after the `n`-th mutating operation
+    /// from now (write, length change or sync, counted whether it succeeds or fails); the
+    /// operation itself returns normally, every later one fails. `n` must be at least 1.
+    pub fn crash_after_ops(&self, n: u64) {
+        assert!(
+            n > 0,
+            "simdisk: crash_after_ops needs at least one operation"
+        );
+        self.lock().crash_countdown = Some(n);
+    }
+
+    /// Lets `n` mutating operations pass, then fails the next one with an injected error (a
+    /// write torn, a sync partly done, a length change not done).
+    pub fn fail_after_ops(&self, n: u64) {
+        self.lock().failure_countdown = Some(n);
+    }
 }
 
 impl State {
+    /// The surviving image, drawn once; the disk refuses every operation from then on.
+    fn crash(&mut self) -> DiskImage {
+        if let Some(image) = &self.crashed {
+            return image.clone();
+        }
+        let image = self.surviving_image();
+        self.crashed = Some(image.clone());
+        image
+    }
+
+    /// Counts a mutating operation that ran (successfully or not) towards `crash_after_ops`.
+    fn mutation_done(&mut self) {
+        match self.crash_countdown {
+            Some(left) if left <= 1 => {
+                self.crash_countdown = None;
+                self.crash();
+            }
+            Some(left) => self.crash_countdown = Some(left - 1),
+            None => {}
+        }
+    }
+
+    /// Whether `fail_after_ops` fails this mutating operation.
+    fn scheduled_failure(&mut self) -> bool {
+        match self.failure_countdown {
+            Some(0) => {
+                self.failure_countdown = None;
+                true
+            }
+            Some(left) => {
+                self.failure_countdown = Some(left - 1);
+                false
+            }
+            None => false,
+        }
+    }
+
     /// Charges latency, then decides whether the operation fails. `Err` for a crashed disk;
     /// `Ok(true)` when an error is injected.
     fn begin(&mut self, kind: OpKind) -> io::Result<bool> {
@@ -429,9 +489,12 @@ impl State {
         } else {
             Duration::from_micros(self.rng.random_range(0..=jitter_us))
         };
+        let latency = self.config.kind_mut(kind).latency + jitter;
+        let scheduled = kind != OpKind::Read && self.scheduled_failure();
         let per_kind = self.config.kind_mut(kind);
-        let latency = per_kind.latency + jitter;
-        let forced = if self.fail_next_any > 0 {
+        let forced = if scheduled {
+            true
+        } else if self.fail_next_any > 0 {
             self.fail_next_any -= 1;
             true
         } else if per_kind.fail_next > 0 {
@@ -582,6 +645,17 @@ impl State {
         Ok(())
     }
 
+    /// Runs a mutating operation, then counts it towards a scheduled crash (one that found the
+    /// disk crashed already did not run).
+    fn mutate(&mut self, op: impl FnOnce(&mut State) -> io::Result<()>) -> io::Result<()> {
+        let crashed_before = self.crashed.is_some();
+        let result = op(self);
+        if !crashed_before {
+            self.mutation_done();
+        }
+        result
+    }
+
     /// The image a crash leaves: durable bytes, each dirty sector drawn to survive or not.
     fn surviving_image(&mut self) -> DiskImage {
         let survive = self.config.sector_survival_probability;
@@ -614,14 +688,14 @@ impl redb::StorageBackend for SimDisk {
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.lock().set_len(len)
+        self.lock().mutate(|state| state.set_len(len))
     }
 
     fn sync_data(&self) -> Result<(), io::Error> {
-        self.lock().sync()
+        self.lock().mutate(State::sync)
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.lock().write(offset, data)
+        self.lock().mutate(|state| state.write(offset, data))
     }
 }

@@ -683,3 +683,76 @@ async fn works_over_real_loopback_tcp() {
     worker.shutdown_token().cancel();
     server.await.unwrap().unwrap();
 }
+
+/// A worker boot that opens its store on `disk`, serving over an in-memory pipe, or the open's
+/// error (the boot then dies, as the worker process does).
+fn boot_worker(disk: SimDisk) -> Result<Worker<RedbBackend>, ColdStorageError> {
+    RedbBackend::open_sim(disk).map(|store| Worker::new(store, WorkerConfig::default()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_first_boot_crashed_while_creating_its_store_serves_after_a_restart() {
+    let mut walked = 0;
+    for k in 1..=200 {
+        let disk = SimDisk::builder()
+            .seed(k)
+            .sector_survival_probability(0.5)
+            .build();
+        disk.crash_after_ops(k);
+        let first = boot_worker(disk.clone());
+        if first.is_ok() && !disk.is_crashed() {
+            break;
+        }
+        walked = k;
+        drop(first);
+        // The supervisor starts the worker again on what the crash left.
+        let restarted = SimDisk::builder()
+            .seed(k + 1000)
+            .image(disk.crash())
+            .build();
+        let worker = boot_worker(restarted.clone()).unwrap_or_else(|e| {
+            panic!("crash after operation {k} of creation: the restarted worker's store: {e}")
+        });
+        let client = remote(&worker, Timeouts::default());
+        assert_eq!(client.get_latest_block().await, Ok(None), "crash after {k}");
+        client.append_block(block(1, 1)).await.unwrap();
+        worker.shutdown_token().cancel();
+        // And once more: the acknowledged block is there at the next boot.
+        let again = SimDisk::builder()
+            .seed(k + 2000)
+            .image(restarted.crash())
+            .build();
+        let worker = boot_worker(again).unwrap();
+        let client = remote(&worker, Timeouts::default());
+        assert_eq!(
+            client.get_latest_block().await,
+            Ok(Some(1)),
+            "crash after {k}"
+        );
+    }
+    assert!(walked > 3, "creation crashed at only {walked} points");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_store_creation_hit_an_io_error_serves_on_its_retry() {
+    for k in 0..8 {
+        let disk = SimDisk::builder().seed(k).build();
+        disk.fail_after_ops(k);
+        let first = boot_worker(disk.clone());
+        assert!(
+            first.is_err(),
+            "the injected error at operation {} failed the open",
+            k + 1
+        );
+        // The worker exits; its next boot opens the same disk, no crash in between.
+        let worker = boot_worker(disk).unwrap_or_else(|e| {
+            panic!(
+                "I/O error at operation {} of creation: the retry: {e}",
+                k + 1
+            )
+        });
+        let client = remote(&worker, Timeouts::default());
+        assert_eq!(client.get_latest_block().await, Ok(None));
+        client.append_block(block(1, 1)).await.unwrap();
+    }
+}

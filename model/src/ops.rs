@@ -537,13 +537,9 @@ impl TxSel {
     /// The transaction specifier this selector names against the model's current state.
     fn transaction_spec(&self, model: &BlockStoreModel) -> TransactionSpecifier {
         match self {
-            TxSel::Hash(sender, nonce, payload) => {
-                TransactionSpecifier::Hash(enrich::transaction_hash(&transaction(
-                    *sender,
-                    *nonce,
-                    &[*payload],
-                )))
-            }
+            TxSel::Hash(sender, nonce, payload) => TransactionSpecifier::Hash(
+                enrich::transaction_hash(&transaction(*sender, *nonce, &[*payload])),
+            ),
             TxSel::BlockAndIndex(block, index) => TransactionSpecifier::BlockAndIndex {
                 block: block.resolve(model),
                 index: *index,
@@ -558,13 +554,9 @@ impl TxSel {
     /// The receipt specifier this selector names (a block hash selects by its number).
     fn receipt_spec(&self, model: &BlockStoreModel) -> ReceiptSpecifier {
         match self {
-            TxSel::Hash(sender, nonce, payload) => {
-                ReceiptSpecifier::TxHash(enrich::transaction_hash(&transaction(
-                    *sender,
-                    *nonce,
-                    &[*payload],
-                )))
-            }
+            TxSel::Hash(sender, nonce, payload) => ReceiptSpecifier::TxHash(
+                enrich::transaction_hash(&transaction(*sender, *nonce, &[*payload])),
+            ),
             TxSel::BlockAndIndex(block, index) | TxSel::BlockHashAndIndex(block, index) => {
                 ReceiptSpecifier::BlockAndIndex {
                     block: block.resolve(model),

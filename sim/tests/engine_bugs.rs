@@ -123,3 +123,14 @@ fn log_index_counting_only_matches() {
         &["history"],
     );
 }
+
+#[test]
+fn store_creation_not_crash_atomic() {
+    // An I/O error while the store is created: the retry finds a half-written file.
+    found(
+        Bug::CreationNotAtomic,
+        "engine-redb-crash",
+        60,
+        &["durability"],
+    );
+}

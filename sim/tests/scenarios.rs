@@ -38,6 +38,21 @@ const REGRESSIONS: &[(&str, u64, &str)] = &[
         1010,
         "a write outlived its connection (lost in a partition) and the next one's reads ran beside it",
     ),
+    (
+        "engine-remote",
+        3307,
+        "an I/O error interrupted the store's creation, a crash followed: never opened again",
+    ),
+    (
+        "engine-remote",
+        5118,
+        "an I/O error interrupted the store's creation, a crash followed: never opened again",
+    ),
+    (
+        "engine-remote",
+        8833,
+        "an I/O error interrupted the store's creation, a crash followed: never opened again",
+    ),
 ];
 
 #[test]

@@ -59,8 +59,7 @@ struct Boot {
     net: Net,
     /// The worker backend's injected faults (shared by every boot).
     faults: BackendFaults,
-    /// Shared with the driver, which crashes it; a first boot that cannot create the store on
-    /// a failing disk starts over on a blank one.
+    /// Shared with the driver, which crashes it.
     disk: Arc<Mutex<SimDisk>>,
     /// 1 for the first boot.
     number: u64,
@@ -76,9 +75,8 @@ fn disk(derived: &Derived, generation: u64, image: Option<engine::simdisk::DiskI
 async fn open_store(boot: &Boot) -> Result<RedbBackend, Violation> {
     let tag = format!("boot={} ", boot.number);
     let what = format!("at worker boot {}", boot.number);
-    engine_world::retry_open(WORKER, &tag, &what, OPEN_RETRY, |attempt| {
-        let derived = boot.ctx.derived();
-        engine_world::open_redb(derived, &boot.disk, WORKER_DISK, boot.number == 1, attempt)
+    engine_world::retry_open(WORKER, &tag, &what, OPEN_RETRY, |_attempt| {
+        engine_world::open_redb(&boot.disk)
     })
     .await
 }

@@ -180,9 +180,7 @@ impl World for RedbWorld {
         let derived = &env.derived;
         let disk = Arc::new(Mutex::new(sim_disk(derived, "disk", 0, None)));
         let opener = Arc::clone(&disk);
-        let open = move |phase: u32, attempt: u32| {
-            open_redb(derived, &opener, "disk", phase == 0, attempt)
-        };
+        let open = move |_phase: u32, _attempt: u32| open_redb(&opener);
         let crasher = Arc::clone(&disk);
         let mut generation = 0;
         let crash = move || {

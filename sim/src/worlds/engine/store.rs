@@ -39,20 +39,10 @@ pub(crate) async fn retry_open<B>(
     }
 }
 
-/// redb on the disk in `disk`, for attempt `attempt` of opening it. On a `first_boot` a failed
-/// attempt left a half-created store that nothing was ever acknowledged in, so each retry
-/// starts over on a blank disk (drawn from the seed's `stream`).
-pub(crate) fn open_redb(
-    derived: &Derived,
-    disk: &Mutex<SimDisk>,
-    stream: &str,
-    first_boot: bool,
-    attempt: u32,
-) -> Result<RedbBackend, String> {
-    let mut disk = lock(disk);
-    if first_boot && attempt > 1 {
-        *disk = crate::faults::disk::sim_disk(derived, stream, 1_000 + u64::from(attempt), None);
-    }
+/// redb on the disk in `disk`. A retry reopens the same disk: an attempt that an I/O error
+/// broke, creation included, leaves nothing the next open cannot take up.
+pub(crate) fn open_redb(disk: &Mutex<SimDisk>) -> Result<RedbBackend, String> {
+    let disk = lock(disk);
     RedbBackend::builder()
         .timeouts(Timeouts::default())
         .open_sim(disk.clone())

@@ -223,6 +223,10 @@ pub struct Disk {
     pub sector_survival: f64,
     /// Probability of an injected I/O error per disk operation (when [`Fault::DiskErrors`]).
     pub error_rate: f64,
+    /// The mutating operation of the run's first disk that fails for certain (0: none; when
+    /// [`Fault::DiskErrors`] is on, half the seeds): a disk that fails while the store is being
+    /// created, which a per-operation rate reaches too rarely.
+    pub fail_at_op: u32,
     /// Latency per backend or disk operation (when [`Fault::BackendLatency`] is on).
     pub latency: Duration,
 }
@@ -242,6 +246,10 @@ pub struct ClientFaults {
     /// Probability a stream consumer is slow or never reads (when [`Fault::SlowConsumers`]).
     pub slow_consumer_rate: f64,
 }
+
+/// The latest mutating operation of a run's first disk that may be made to fail: creating a
+/// redb store takes fewer.
+pub const MAX_FAIL_AT_OP: u32 = 24;
 
 /// Fewest reads of a burst.
 pub const MIN_BURST: u32 = 8;
@@ -306,7 +314,12 @@ impl Fault {
             }
             Fault::Crash => derived.process.crashes = rng.random_range(1..=3),
             Fault::TornWrites => derived.disk.sector_survival = rng.random_range(0.0..1.0),
-            Fault::DiskErrors => derived.disk.error_rate = rng.random_range(0.0005..0.01),
+            Fault::DiskErrors => {
+                derived.disk.error_rate = rng.random_range(0.0005..0.01);
+                if rng.random_bool(0.5) {
+                    derived.disk.fail_at_op = rng.random_range(1..=MAX_FAIL_AT_OP);
+                }
+            }
             Fault::BackendLatency => {
                 derived.disk.latency = Duration::from_micros(rng.random_range(10..=5_000));
             }
@@ -362,6 +375,7 @@ impl Scenario {
             disk: Disk {
                 sector_survival: 0.0,
                 error_rate: 0.0,
+                fail_at_op: 0,
                 latency: Duration::ZERO,
             },
             process: Process { crashes: 0 },
@@ -425,6 +439,9 @@ impl fmt::Display for Derived {
         }
         if self.has(Fault::DiskErrors) {
             write!(f, " disk_error_rate={:.4}", self.disk.error_rate)?;
+            if self.disk.fail_at_op > 0 {
+                write!(f, " disk_fail_at_op={}", self.disk.fail_at_op)?;
+            }
         }
         if self.has(Fault::BackendLatency) {
             write!(f, " backend_latency_us={}", self.disk.latency.as_micros())?;

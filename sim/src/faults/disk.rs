@@ -33,8 +33,15 @@ pub(crate) fn sim_disk(
             .write_latency(derived.disk.latency / 4)
             .sync_latency(derived.disk.latency);
     }
+    let first = image.is_none() && generation == 0;
     if let Some(image) = image {
         builder = builder.image(image);
     }
-    builder.build()
+    let disk = builder.build();
+    if first && derived.disk.fail_at_op > 0 {
+        // The first disk of the run fails at a chosen operation: mostly while the store is
+        // being created.
+        disk.fail_after_ops(u64::from(derived.disk.fail_at_op - 1));
+    }
+    disk
 }

@@ -272,7 +272,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
                     if let Some(d) = divergence {
                         diverged += 1;
                         say!(
-                            "NONDETERMINISTIC scenario={} seed={seed} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --release -p sim -- check-determinism {} --seeds 1 --start {seed}",
+                            "NONDETERMINISTIC scenario={} seed={seed} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --profile sim -p sim -- check-determinism {} --seeds 1 --start {seed}",
                             scenario.name,
                             d.event,
                             d.first.unwrap_or_else(|| "(no event)".into()),

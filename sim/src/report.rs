@@ -41,7 +41,7 @@ impl RunReport {
     pub fn repro_command(&self) -> String {
         let bug = self.bug.map(|b| format!(" --bug {b}")).unwrap_or_default();
         format!(
-            "cargo run --release -p sim -- run {} --seed {}{bug}",
+            "cargo run --profile sim -p sim -- run {} --seed {}{bug}",
             self.scenario, self.derived.seed
         )
     }

@@ -10,6 +10,7 @@ use scenarios::Scenario;
 use serde::Serialize;
 
 use crate::bugs::PlantedBug;
+use crate::monitors::coverage::{self, Goal};
 use crate::report::RunReport;
 use crate::run::{self, RunOptions};
 
@@ -79,6 +80,11 @@ pub struct Summary {
     pub seeds_per_second: f64,
     /// Figures per world.
     pub worlds: BTreeMap<&'static str, WorldFigures>,
+    /// Per scenario, per coverage goal of its world, how many seeds reached it.
+    pub coverage: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    /// `scenario:goal` for every goal no seed reached (only from `coverage::MIN_SEEDS` seeds
+    /// per scenario on): the exploration fails naming them.
+    pub unreached: Vec<String>,
 }
 
 /// Runs every seed of every scenario; returns the summary and the failing reports.
@@ -185,6 +191,7 @@ fn summarize(
                 .or_insert(r.derived.seed - options.start + 1);
         }
     }
+    let (coverage, unreached) = coverage_table(scenarios, options, reports);
     for figures in worlds.values_mut() {
         figures.speedup = figures.simulated_seconds / figures.run_wall_seconds.max(1e-9);
     }
@@ -204,5 +211,85 @@ fn summarize(
         wall_seconds: wall.as_secs_f64(),
         seeds_per_second: reports.len() as f64 / wall.as_secs_f64().max(1e-9),
         worlds,
+        coverage,
+        unreached,
+    }
+}
+
+/// Per scenario and goal of its world, the seeds that reached it; and the goals none did.
+type CoverageTable = BTreeMap<&'static str, BTreeMap<&'static str, u64>>;
+
+fn coverage_table(
+    scenarios: &[&'static Scenario],
+    options: ExploreOptions,
+    reports: &[RunReport],
+) -> (CoverageTable, Vec<String>) {
+    let mut table = CoverageTable::new();
+    let mut unreached = Vec::new();
+    for scenario in scenarios {
+        let runs: Vec<&RunReport> = reports
+            .iter()
+            .filter(|r| r.scenario == scenario.name)
+            .collect();
+        let goals = table.entry(scenario.name).or_default();
+        for &goal in Goal::of(scenario.world) {
+            let seeds = runs.iter().filter(|r| r.coverage.contains(&goal)).count() as u64;
+            goals.insert(goal.name(), seeds);
+            if seeds == 0 && options.seeds >= coverage::MIN_SEEDS {
+                unreached.push(format!("{}:{}", scenario.name, goal.name()));
+            }
+        }
+    }
+    (table, unreached)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(scenario: &'static Scenario, seed: u64, coverage: Vec<Goal>) -> RunReport {
+        RunReport {
+            scenario: scenario.name,
+            bug: None,
+            derived: scenario.derive(seed),
+            violation: None,
+            stats: Default::default(),
+            wall: Duration::ZERO,
+            digest: String::new(),
+            tail: Vec::new(),
+            coverage,
+        }
+    }
+
+    fn options(seeds: u64) -> ExploreOptions {
+        ExploreOptions {
+            start: 0,
+            seeds,
+            jobs: 1,
+            bug: None,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn a_goal_no_seed_reached_is_named_once_enough_seeds_ran() {
+        let scenario = scenarios::find("btail-tracking").expect("in the catalog");
+        let [first, rest @ ..] = Goal::of(scenario.world) else {
+            panic!("the btail world declares goals")
+        };
+        let reports: Vec<RunReport> = (0..coverage::MIN_SEEDS)
+            .map(|seed| report(scenario, seed, rest.to_vec()))
+            .collect();
+        let (table, unreached) =
+            coverage_table(&[scenario], options(coverage::MIN_SEEDS), &reports);
+        assert_eq!(table[scenario.name][first.name()], 0);
+        assert_eq!(table[scenario.name][rest[0].name()], coverage::MIN_SEEDS);
+        assert_eq!(
+            unreached,
+            vec![format!("{}:{}", scenario.name, first.name())]
+        );
+        // Too few seeds prove nothing either way.
+        let (_, unreached) = coverage_table(&[scenario], options(3), &reports[..3]);
+        assert!(unreached.is_empty());
     }
 }

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use scenarios::{CATALOG, Scenario};
 use sim::bugs::PlantedBug;
-use sim::explore::{ExploreOptions, explore};
+use sim::explore::{ExploreOptions, Summary, explore};
+use sim::report::RunReport;
 use sim::run::{RunOptions, check_determinism, run_one, speedup};
 use sim::trace::Keep;
 
@@ -67,6 +68,9 @@ enum Command {
         /// Print one JSON summary object on stdout.
         #[arg(long)]
         json: bool,
+        /// Print how many seeds reached each coverage goal.
+        #[arg(long)]
+        coverage: bool,
     },
     /// Run each seed twice and compare trace digests.
     CheckDeterminism {
@@ -167,42 +171,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
             seed,
             bug,
             trace,
-        } => {
-            let scenario = scenarios_named(&scenario)?;
-            let [scenario] = scenario[..] else {
-                return Err(Usage("`run` takes one scenario, not all".into()));
-            };
-            let bug = bug_named(bug.as_deref())?;
-            let keep = Keep {
-                all: trace.is_some(),
-                prefix_digests: false,
-            };
-            let (report, recording) = run_one(scenario, seed, RunOptions { bug, keep });
-            if let Some(path) = trace {
-                match sim::trace::write_files(&path, &recording.all) {
-                    Ok(chrome) => eprintln!("trace: {} and {}", path.display(), chrome.display()),
-                    Err(e) => {
-                        return Err(Usage(format!("cannot write trace {}: {e}", path.display())));
-                    }
-                }
-            }
-            if report.violation.is_some() {
-                say_raw!("{}", report.failure_text());
-                ExitCode::from(1)
-            } else {
-                say!(
-                    "PASS scenario={} seed={seed} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}",
-                    report.scenario,
-                    report.stats.ops,
-                    report.stats.simulated.as_secs_f64(),
-                    report.wall.as_secs_f64(),
-                    speedup(&report),
-                    report.digest,
-                    report.derived
-                );
-                ExitCode::SUCCESS
-            }
-        }
+        } => run(&scenario, seed, bug.as_deref(), trace)?,
         Command::Explore {
             scenario,
             seeds,
@@ -210,94 +179,191 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
             jobs,
             bug,
             json,
+            coverage,
         } => {
-            let scenarios = scenarios_named(&scenario)?;
-            let bug = bug_named(bug.as_deref())?;
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let options = ExploreOptions {
-                start,
-                seeds,
-                jobs,
-                bug,
-                progress: !json,
-            };
-            let (summary, failing) = explore(&scenarios, options);
-            if json {
-                say!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary)
-                        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-                );
-            } else {
-                for report in failing.iter().take(3) {
-                    say_raw!("{}", report.failure_text());
-                }
-                if failing.len() > 3 {
-                    say!("… and {} more failing seeds", failing.len() - 3);
-                }
-                say!(
-                    "{} runs, {} failures, {:.1} simulated s in {:.2} wall s ({:.1} seeds/s)",
-                    summary.runs,
-                    summary.failures.len(),
-                    summary.simulated_seconds,
-                    summary.wall_seconds,
-                    summary.seeds_per_second
-                );
-                for (world, f) in &summary.worlds {
-                    say!(
-                        "  {world:<14} {} runs, {:.1} simulated s, {:.0}x real time",
-                        f.runs,
-                        f.simulated_seconds,
-                        f.speedup
-                    );
-                }
-            }
-            if summary.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            let output = Output { json, coverage };
+            explore_command(&scenario, seeds, start, jobs, bug.as_deref(), output)?
         }
         Command::CheckDeterminism {
             scenario,
             seeds,
             start,
-        } => {
-            let mut diverged = 0;
-            let scenarios = scenarios_named(&scenario)?;
-            for scenario in &scenarios {
-                for seed in start..start.saturating_add(seeds) {
-                    let (report, divergence) = check_determinism(scenario, seed, None);
-                    if let Some(d) = divergence {
-                        diverged += 1;
-                        say!(
-                            "NONDETERMINISTIC scenario={} seed={seed} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --profile sim -p sim -- check-determinism {} --seeds 1 --start {seed}",
-                            scenario.name,
-                            d.event,
-                            d.first.unwrap_or_else(|| "(no event)".into()),
-                            d.second.unwrap_or_else(|| "(no event)".into()),
-                            scenario.name
-                        );
-                    } else if report.violation.is_some() {
-                        // Deterministic, but failing: say so; the explore run reports details.
-                        say!(
-                            "deterministic but failing: scenario={} seed={seed}",
-                            scenario.name
-                        );
-                    }
-                }
-            }
-            say!(
-                "{} scenarios x {seeds} seeds checked, {diverged} diverged",
-                scenarios.len()
-            );
-            if diverged == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
+        } => check_determinism_command(&scenario, seeds, start)?,
         Command::Vectors { file } => sim::vectors::run_file(&file),
     })
+}
+
+/// `sim run`: one seed, its report, and the trace files when asked.
+fn run(
+    scenario: &str,
+    seed: u64,
+    bug: Option<&str>,
+    trace: Option<PathBuf>,
+) -> Result<ExitCode, Usage> {
+    Ok({
+        let scenario = scenarios_named(scenario)?;
+        let [scenario] = scenario[..] else {
+            return Err(Usage("`run` takes one scenario, not all".into()));
+        };
+        let bug = bug_named(bug)?;
+        let keep = Keep {
+            all: trace.is_some(),
+            prefix_digests: false,
+        };
+        let (report, recording) = run_one(scenario, seed, RunOptions { bug, keep });
+        if let Some(path) = trace {
+            match sim::trace::write_files(&path, &recording.all) {
+                Ok(chrome) => eprintln!("trace: {} and {}", path.display(), chrome.display()),
+                Err(e) => {
+                    return Err(Usage(format!("cannot write trace {}: {e}", path.display())));
+                }
+            }
+        }
+        if report.violation.is_some() {
+            say_raw!("{}", report.failure_text());
+            ExitCode::from(1)
+        } else {
+            say!(
+                "PASS scenario={} seed={seed} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}",
+                report.scenario,
+                report.stats.ops,
+                report.stats.simulated.as_secs_f64(),
+                report.wall.as_secs_f64(),
+                speedup(&report),
+                report.digest,
+                report.derived
+            );
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// What `sim explore` prints.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    /// One JSON object instead of text.
+    json: bool,
+    /// The whole coverage table.
+    coverage: bool,
+}
+
+/// `sim explore`: many seeds, the summary, and the first failures.
+fn explore_command(
+    scenario: &str,
+    seeds: u64,
+    start: u64,
+    jobs: Option<usize>,
+    bug: Option<&str>,
+    output: Output,
+) -> Result<ExitCode, Usage> {
+    Ok({
+        let scenarios = scenarios_named(scenario)?;
+        let bug = bug_named(bug)?;
+        let jobs =
+            jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let options = ExploreOptions {
+            start,
+            seeds,
+            jobs,
+            bug,
+            progress: !output.json,
+        };
+        let (summary, failing) = explore(&scenarios, options);
+        if output.json {
+            say!(
+                "{}",
+                serde_json::to_string_pretty(&summary)
+                    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+            );
+        } else {
+            print_summary(&summary, &failing, output.coverage);
+        }
+        if summary.failures.is_empty() && summary.unreached.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    })
+}
+
+/// `sim check-determinism`: each seed twice, the first divergence named.
+fn check_determinism_command(scenario: &str, seeds: u64, start: u64) -> Result<ExitCode, Usage> {
+    Ok({
+        let mut diverged = 0;
+        let scenarios = scenarios_named(scenario)?;
+        for scenario in &scenarios {
+            for seed in start..start.saturating_add(seeds) {
+                let (report, divergence) = check_determinism(scenario, seed, None);
+                if let Some(d) = divergence {
+                    diverged += 1;
+                    say!(
+                        "NONDETERMINISTIC scenario={} seed={seed} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --profile sim -p sim -- check-determinism {} --seeds 1 --start {seed}",
+                        scenario.name,
+                        d.event,
+                        d.first.unwrap_or_else(|| "(no event)".into()),
+                        d.second.unwrap_or_else(|| "(no event)".into()),
+                        scenario.name
+                    );
+                } else if report.violation.is_some() {
+                    // Deterministic, but failing: say so; the explore run reports details.
+                    say!(
+                        "deterministic but failing: scenario={} seed={seed}",
+                        scenario.name
+                    );
+                }
+            }
+        }
+        say!(
+            "{} scenarios x {seeds} seeds checked, {diverged} diverged",
+            scenarios.len()
+        );
+        if diverged == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    })
+}
+
+/// The text summary of an exploration: the first failures, the figures, the coverage.
+fn print_summary(summary: &Summary, failing: &[RunReport], whole_table: bool) {
+    for report in failing.iter().take(3) {
+        say_raw!("{}", report.failure_text());
+    }
+    if failing.len() > 3 {
+        say!("… and {} more failing seeds", failing.len() - 3);
+    }
+    say!(
+        "{} runs, {} failures, {:.1} simulated s in {:.2} wall s ({:.1} seeds/s)",
+        summary.runs,
+        summary.failures.len(),
+        summary.simulated_seconds,
+        summary.wall_seconds,
+        summary.seeds_per_second
+    );
+    for (world, f) in &summary.worlds {
+        say!(
+            "  {world:<14} {} runs, {:.1} simulated s, {:.0}x real time",
+            f.runs,
+            f.simulated_seconds,
+            f.speedup
+        );
+    }
+    let seeds_per_goal = summary.coverage.values().flat_map(|g| g.values());
+    let (goals, reached) =
+        seeds_per_goal.fold((0, 0), |(n, r), seeds| (n + 1, r + usize::from(*seeds > 0)));
+    say!("coverage: {reached} of {goals} goals reached (--coverage for the table)");
+    if whole_table {
+        for (scenario, goals) in &summary.coverage {
+            for (goal, seeds) in goals {
+                say!(
+                    "  {scenario:<20} {goal:<38} {seeds} of {} seeds",
+                    summary.seeds
+                );
+            }
+        }
+    }
+    for name in &summary.unreached {
+        say!("UNREACHED coverage goal {name}: no seed reached it");
+    }
 }

@@ -34,6 +34,8 @@ pub struct RunReport {
     pub digest: String,
     /// The last events of the trace.
     pub tail: Vec<String>,
+    /// The coverage goals the run reached.
+    pub coverage: Vec<crate::monitors::coverage::Goal>,
 }
 
 impl RunReport {

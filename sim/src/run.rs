@@ -6,6 +6,7 @@ use std::time::Duration;
 use scenarios::Scenario;
 
 use crate::bugs::PlantedBug;
+use crate::monitors::coverage;
 use crate::monitors::events::RemoteDeadlines;
 use crate::monitors::panics::Capture;
 use crate::monitors::probe::{Limits, Probe};
@@ -69,6 +70,7 @@ pub fn run_one(
         probe: Probe::new(Limits::default(), sink.clone()),
     };
     let capture = Capture::start();
+    coverage::start();
     // What the engine decides without a backend reaches the monitors through its tracing
     // events, in every world.
     let remote = RemoteDeadlines {
@@ -101,6 +103,7 @@ pub fn run_one(
         wall: wall_start.elapsed(),
         digest: recording.digest_hex(),
         tail: recording.tail.clone(),
+        coverage: coverage::finish(),
     };
     (report, recording)
 }

@@ -75,7 +75,7 @@ fn coordinator_holding_a_strong_reference() {
 fn stream_setup_holding_a_read_permit() {
     found(
         Bug::StreamSetupHoldsReadPermit,
-        "engine-redb-crash",
+        "engine-mem-mixed",
         10,
         &["liveness"],
     );

@@ -21,16 +21,17 @@ pub(crate) enum Site {
     /// An in-memory backend in the handle's process: latency is injected here.
     Memory,
     /// A backend on a SimDisk in the handle's process: the disk is slow itself
-    /// ([`crate::faults::disk`]), so only acknowledgements are lost here.
+    /// ([`crate::faults::disk`]), and the backend's work is too (redb answers most reads from
+    /// its page cache, which no disk latency slows), so reads pile up behind permits.
     OnDisk,
     /// The IO worker's backend: latency, and now and then a stall past a request's deadline.
     Worker,
 }
 
-/// Probability that a worker's op stalls.
-const WORKER_STALL_PROBABILITY: f64 = 0.03;
-/// A worker's longest stall: long enough to outlast a request's deadline.
-const WORKER_STALL_MAX: Duration = Duration::from_millis(900);
+/// Probability that an op stalls (a slow period of the backend).
+const STALL_PROBABILITY: f64 = 0.03;
+/// The longest stall: long enough to outlast a request's deadline.
+const STALL_MAX: Duration = Duration::from_millis(900);
 
 /// A backend's injected faults, as the seed's configuration says; clone-cheap, shared by every
 /// incarnation of the backend over a run (the draws go on across restarts).
@@ -47,6 +48,8 @@ struct State {
     latency: Option<(Duration, ChaCha8Rng)>,
     /// Probability of a stall and the longest stall.
     stalls: Option<(f64, Duration)>,
+    /// Whether a delay past the op's timeout ends the op with `DeadlineExceeded`.
+    deadline_bound: bool,
 }
 
 impl BackendFaults {
@@ -60,15 +63,17 @@ impl BackendFaults {
         }
         let latency_stream = match site {
             Site::Memory => Some("latency"),
-            Site::OnDisk => None,
+            Site::OnDisk => Some("disk-backend-latency"),
             Site::Worker => Some("worker-latency"),
         };
         if let Some(stream) = latency_stream.filter(|_| derived.has(Fault::BackendLatency)) {
             let rng = ChaCha8Rng::seed_from_u64(seeding::sub_seed(seed, stream, 0));
             state.latency = Some((derived.disk.latency, rng));
-            if site == Site::Worker {
-                state.stalls = Some((WORKER_STALL_PROBABILITY, WORKER_STALL_MAX));
-            }
+            state.stalls = Some((STALL_PROBABILITY, STALL_MAX));
+            // In process the backend checks its own deadline while it works: a stall past
+            // it ends the op with `DeadlineExceeded` (a write rolled back). The worker's
+            // backend stalls past it (a stuck disk), so the client's deadline rule matters.
+            state.deadline_bound = site != Site::Worker;
         }
         BackendFaults {
             state: Arc::new(Mutex::new(state)),
@@ -95,6 +100,11 @@ impl BackendFaults {
             }
             _ => base,
         })
+    }
+
+    /// Whether a delay past an op's timeout ends it (see [`Site`]).
+    fn deadline_bound(&self) -> bool {
+        lock(&self.state).deadline_bound
     }
 
     /// Whether to lose this committed write's acknowledgement.
@@ -130,6 +140,16 @@ impl<B: ColdStorageBackend> Layer for FaultLayer<B> {
         work: impl Future<Output = ColdResult<T>> + Send,
     ) -> ColdResult<T> {
         if let Some(pause) = self.faults.delay() {
+            let timeouts = self.inner.timeouts();
+            let timeout = if kind.is_write() {
+                timeouts.write
+            } else {
+                timeouts.read
+            };
+            if self.faults.deadline_bound() && pause >= timeout {
+                engine::rt::sleep(timeout).await;
+                return Err(ColdStorageError::DeadlineExceeded { timeout });
+            }
             engine::rt::sleep(pause).await;
         }
         let result = work.await;

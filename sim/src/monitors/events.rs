@@ -14,6 +14,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
+use crate::monitors::coverage::{self, Goal};
 use crate::monitors::probe::Probe;
 use crate::monitors::{Invariant, Sink, Violation};
 
@@ -35,6 +36,7 @@ pub struct RemoteDeadlines {
 
 impl RemoteDeadlines {
     fn on_release(&self, op: &str, budget: Duration, waited: Duration) {
+        coverage::reach(Goal::RemoteRequestReleasedUnanswered);
         if waited < budget + self.skew {
             self.sink.violate(Violation::new(
                 Invariant::Permits,

@@ -7,6 +7,7 @@
 //! run.
 //!
 //! Families, one module each:
+//! - [`coverage`]: the interesting states each world must reach, counted per seed;
 //! - [`probe`]: permits and the drain barrier at a backend (the handle's, or the worker's);
 //! - [`events`]: what the engine decides without a backend, seen through its tracing events:
 //!   cache hits (none while a write commits), and the remote client's deadline + skew rule;
@@ -16,6 +17,7 @@
 //! - liveness: bounds on every call, stream and shutdown, checked where the worlds wait;
 //! - btail: ΔBtail's answers against the KV model (in the btail world's `checks`).
 
+pub mod coverage;
 pub mod durability;
 pub mod events;
 pub mod history;

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use engine::{ColdResult, ColdStorageBackend, Layer, Layered, OpKind};
 
+use crate::monitors::coverage::{self, Goal};
 use crate::monitors::{Invariant, Sink, Violation};
 
 tokio::task_local! {
@@ -78,6 +79,8 @@ struct ProbeState {
     writes: AtomicU64,
     streams: AtomicU64,
     max_reads: AtomicU64,
+    /// Whether the read pool was full since the last write started (a coverage goal).
+    pool_full: std::sync::atomic::AtomicBool,
     writes_started: AtomicU64,
     writes_finished: AtomicU64,
     drops: AtomicU32,
@@ -95,6 +98,7 @@ impl Probe {
                 writes: AtomicU64::new(0),
                 streams: AtomicU64::new(0),
                 max_reads: AtomicU64::new(0),
+                pool_full: std::sync::atomic::AtomicBool::new(false),
                 writes_started: AtomicU64::new(0),
                 writes_finished: AtomicU64::new(0),
                 drops: AtomicU32::new(0),
@@ -164,6 +168,10 @@ impl Probe {
         }
         let now = s.reads.fetch_add(1, Ordering::SeqCst) + 1;
         s.max_reads.fetch_max(now, Ordering::SeqCst);
+        if now == s.limits.reads {
+            coverage::reach(Goal::ReadsAtCap);
+            s.pool_full.store(true, Ordering::SeqCst);
+        }
         if now > s.limits.reads {
             self.violate(Violation::new(
                 Invariant::Permits,
@@ -196,6 +204,9 @@ impl Probe {
     fn begin_stream(&self) -> Guard<'_> {
         let s = &self.inner;
         let now = s.streams.fetch_add(1, Ordering::SeqCst) + 1;
+        if now == s.limits.streams {
+            coverage::reach(Goal::StreamsAtCap);
+        }
         if now > s.limits.streams {
             self.violate(Violation::new(
                 Invariant::Permits,
@@ -210,6 +221,9 @@ impl Probe {
 
     fn begin_write(&self, op: OpKind) -> Guard<'_> {
         let s = &self.inner;
+        if s.pool_full.swap(false, Ordering::SeqCst) {
+            coverage::reach(Goal::WriteDrainedFullPool);
+        }
         let now = s.writes.fetch_add(1, Ordering::SeqCst) + 1;
         s.writes_started.fetch_add(1, Ordering::SeqCst);
         if now > s.limits.writes {
@@ -282,7 +296,11 @@ impl<B: ColdStorageBackend> Layer for ProbeLayer<B> {
         } else {
             self.probe.begin_read(kind)
         };
-        work.await
+        let result = work.await;
+        if let Err(engine::ColdStorageError::DeadlineExceeded { .. }) = result {
+            coverage::reach(Goal::DeadlineExpiredMidWork);
+        }
+        result
     }
 
     async fn around_stream(

@@ -23,6 +23,7 @@ use scenarios::Derived;
 
 use crate::faults::backend::{BackendFaults, Site};
 use crate::faults::plan::{self, Schedule, Target};
+use crate::monitors::coverage::{self, Goal};
 use crate::monitors::probe::{Limits, Probe};
 use crate::monitors::{Invariant, Violation};
 use crate::net::{Net, SimStream};
@@ -218,10 +219,17 @@ impl Target for WorkerHost {
         if self.host.is_killed() {
             return false;
         }
+        let probe = self.boot.ctx.worker_probe();
+        if probe.reads_in_flight() > 0 || probe.write_in_flight() {
+            coverage::reach(Goal::WorkerCrashWithRequestsInFlight);
+        }
         self.host.kill();
         let boot = &mut self.boot;
         boot.number += 1;
         let mut current = lock(&boot.disk);
+        if current.dirty_sectors() > 0 {
+            coverage::reach(Goal::CrashWithUnsyncedWrites);
+        }
         let image = current.crash();
         *current = disk(boot.ctx.derived(), boot.number - 1, Some(image));
         true

@@ -1,6 +1,7 @@
 //! Client hosts: Track, GetAt and slices on wcfs's ΔBtail, each answer checked.
 
 use super::*;
+use crate::monitors::coverage::{self, Goal};
 
 pub(super) async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
     let actor = format!("client-{idx}");
@@ -136,6 +137,9 @@ pub(super) async fn op_get_at(
     };
     let (tail, head) = db.bounds().await;
     let at = random_rev(rng, tail, head);
+    if lock(&sh.model).change(key, at).is_some() {
+        coverage::reach(Goal::GetAtOnChangeRevision);
+    }
     match db.get_at(sh.root, key, at).await {
         Ok(r) => {
             let (tail_after, _) = db.bounds().await;
@@ -169,6 +173,7 @@ pub(super) async fn op_slice_root(
 ) {
     let (tail, head) = db.bounds().await;
     let (lo, hi) = random_window(rng, tail, head);
+    reach_if_change_revision(sh, lo);
     let keys = lock(&sh.requested).clone();
     match db.slice_by_root_rev(sh.root, lo, hi).await {
         Ok(slice) => {
@@ -208,6 +213,7 @@ pub(super) async fn op_slice_rev(
 ) {
     let (tail, head) = db.bounds().await;
     let (lo, hi) = random_window(rng, tail, head);
+    reach_if_change_revision(sh, lo);
     let keys = lock(&sh.requested).clone();
     match db.slice_by_rev(lo, hi).await {
         Ok(δbs) => {
@@ -245,5 +251,14 @@ pub(super) async fn op_slice_rev(
             Invariant::Btail,
             format!("SliceByRev({}, {}]: {e}", lo.0, hi.0),
         ),
+    }
+}
+
+/// Marks the coverage goal when a tracked key changed at `lo`, a slice's lower bound.
+fn reach_if_change_revision(sh: &Shared, lo: Rev) {
+    let requested = lock(&sh.requested);
+    let model = lock(&sh.model);
+    if requested.iter().any(|k| model.change(*k, lo).is_some()) {
+        coverage::reach(Goal::SliceBoundOnChangeRevision);
     }
 }

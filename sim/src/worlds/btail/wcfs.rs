@@ -96,6 +96,11 @@ pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
                     rt::sleep(Duration::from_millis(rng.random_range(0..=20))).await;
                     let (tail, head) = db.bounds().await;
                     let cut = Rev(tail.0 + rng.random_range(0..=(head.0 - tail.0) * 2 / 3));
+                    if cut == tail {
+                        crate::monitors::coverage::reach(
+                            crate::monitors::coverage::Goal::ForgetPastAtTail,
+                        );
+                    }
                     match db.forget_past(cut).await {
                         Ok(()) => trace::record("wcfs", "forget", format!("cut={}", cut.0)),
                         Err(e) => {

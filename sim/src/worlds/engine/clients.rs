@@ -1,6 +1,7 @@
 //! The engine worlds' clients: one writer, readers, streams and storms, each call bounded.
 
 use super::*;
+use crate::monitors::coverage::{self, Goal};
 
 /// A read must finish within this once started (read timeout 500 ms plus backend latency).
 pub(super) const READ_LIVENESS: Duration = Duration::from_secs(10);
@@ -46,7 +47,10 @@ pub(super) async fn run_clients<B: ColdStorageBackend>(
             }
         }
         let mut rng = seeding::rng(ctx.derived.seed, "trigger", u64::from(phase));
-        let pause = Duration::from_micros(rng.random_range(0..2_000));
+        // Long enough, with a slow backend and disk, to land inside the write's commit: a
+        // crash then finds unsynced sectors to lose or tear.
+        let latency_us = ctx.derived.disk.latency.as_micros() as u64;
+        let pause = Duration::from_micros(rng.random_range(0..2_000 + 8 * latency_us));
         engine::rt::sleep(pause).await;
         if crash_at.is_some() {
             trace::record(
@@ -59,6 +63,7 @@ pub(super) async fn run_clients<B: ColdStorageBackend>(
             }
         } else {
             trace::record("world", "fault.shutdown", format!("writer_op={at}"));
+            coverage::reach(Goal::ShutdownWithOpsInFlight);
             handle.shutdown();
         }
     }
@@ -199,6 +204,7 @@ pub(super) async fn writer<B: ColdStorageBackend>(
                     format!("op={} applied={applied}", op_text(&op)),
                 );
                 if applied {
+                    coverage::reach(Goal::IndeterminateWriteApplied);
                     read_back_removed(ctx, handle, &op, tip_before, &mut rng).await?;
                 }
             }
@@ -240,6 +246,7 @@ pub(super) async fn read_back_removed<B: ColdStorageBackend>(
             "read-back",
             format!("block={number} outcome={}", outcome_label(outcome.as_ref())),
         );
+        coverage::reach(Goal::RemovedBlocksReadBack);
         if let Some(outcome) = outcome {
             lock(&ctx.history).record_read(WRITER_CLIENT, read, outcome, finished, responded);
         }
@@ -392,6 +399,11 @@ pub(super) async fn stream<B: ColdStorageBackend>(
     };
     let consume = async move {
         let mut stream = stream;
+        let reached = |logs: &Vec<_>| {
+            if logs.len() == max_logs {
+                coverage::reach(Goal::StreamEndedAtMaxLogs);
+            }
+        };
         let mut logs = Vec::new();
         while let Some(item) = stream.next().await {
             match item {
@@ -402,6 +414,7 @@ pub(super) async fn stream<B: ColdStorageBackend>(
                 engine::rt::sleep(pause).await;
             }
         }
+        reached(&logs);
         (logs, None)
     };
     match engine::rt::timeout(STREAM_DEADLINE + STREAM_SLACK + pause, consume).await {

@@ -36,6 +36,7 @@ pub(crate) use store::{open_redb, retry_open};
 
 pub(crate) use crate::faults::backend::{BackendFaults, Site};
 use crate::faults::disk::sim_disk;
+use crate::monitors::coverage::{self, Goal};
 use crate::monitors::durability::{check_store_holds, read_tip};
 use crate::monitors::history::History;
 use crate::monitors::probe::{Probe, ProbeBackend};
@@ -186,6 +187,9 @@ impl World for RedbWorld {
         let crash = move || {
             generation += 1;
             let mut disk = lock(&crasher);
+            if disk.dirty_sectors() > 0 {
+                coverage::reach(Goal::CrashWithUnsyncedWrites);
+            }
             let image = disk.crash();
             trace::record(
                 "world",

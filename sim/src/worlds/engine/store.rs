@@ -27,11 +27,14 @@ pub(crate) async fn retry_open<B>(
                     format!("the store does not open {what} ({attempt} attempts): {e}"),
                 ));
             }
-            Err(e) => trace::record(
-                actor,
-                "open.retry",
-                format!("{tag}attempt={attempt} error={e}"),
-            ),
+            Err(e) => {
+                crate::monitors::coverage::reach(crate::monitors::coverage::Goal::OpenRetried);
+                trace::record(
+                    actor,
+                    "open.retry",
+                    format!("{tag}attempt={attempt} error={e}"),
+                );
+            }
         }
         if !pause.is_zero() {
             engine::rt::sleep(pause).await;

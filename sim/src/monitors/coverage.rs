@@ -1,0 +1,156 @@
+//! Coverage goals: the interesting states a world's workload must reach ("sometimes"
+//! assertions).
+//!
+//! An invariant that is never put to the test proves nothing: a drain barrier checked in runs
+//! where reads never fill the pool, or a durability check after crashes that never tore an
+//! unsynced sector, passes vacuously. Each world declares its goals ([`Goal::of`]); the code
+//! marks a goal where the state occurs ([`reach`]); `sim explore` counts, per goal, the seeds
+//! that reached it, and fails naming any goal of an explored world that no seed reached
+//! (from [`MIN_SEEDS`] seeds per scenario on: fewer seeds prove nothing either way).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use scenarios::World;
+
+/// Seeds per scenario from which a goal nobody reached fails the exploration.
+pub const MIN_SEEDS: u64 = 100;
+
+/// An interesting state a workload must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Goal {
+    /// 64 barrier-gated reads ran at the backend at once (the read permits' cap).
+    ReadsAtCap,
+    /// A write started at the backend after the read pool had been full since the last write:
+    /// the drain barrier emptied a full pool.
+    WriteDrainedFullPool,
+    /// 8 stream producers ran at the backend at once (the stream permits' cap).
+    StreamsAtCap,
+    /// A stream ended with exactly `max_logs` logs and no error.
+    StreamEndedAtMaxLogs,
+    /// A backend operation ran out of its deadline mid-work.
+    DeadlineExpiredMidWork,
+    /// A write whose outcome the caller could not know was found applied.
+    IndeterminateWriteApplied,
+    /// Blocks of a removal that failed yet took effect were read back.
+    RemovedBlocksReadBack,
+    /// Shutdown while operations were in flight.
+    ShutdownWithOpsInFlight,
+    /// A crash while the disk held unsynced writes (lost or torn).
+    CrashWithUnsyncedWrites,
+    /// An open of the store failed and was retried.
+    OpenRetried,
+    /// The IO worker crashed with requests in flight at its backend.
+    WorkerCrashWithRequestsInFlight,
+    /// The remote client gave up on a request the worker never answered.
+    RemoteRequestReleasedUnanswered,
+    /// A GetAt exactly at a revision where its key changed.
+    GetAtOnChangeRevision,
+    /// ForgetPast cut exactly at the tail (a no-op that must change nothing).
+    ForgetPastAtTail,
+    /// A slice whose lower bound is a revision where a tracked key changed.
+    SliceBoundOnChangeRevision,
+}
+
+impl Goal {
+    /// Every goal.
+    pub const ALL: &'static [Goal] = &[
+        Goal::ReadsAtCap,
+        Goal::WriteDrainedFullPool,
+        Goal::StreamsAtCap,
+        Goal::StreamEndedAtMaxLogs,
+        Goal::DeadlineExpiredMidWork,
+        Goal::IndeterminateWriteApplied,
+        Goal::RemovedBlocksReadBack,
+        Goal::ShutdownWithOpsInFlight,
+        Goal::CrashWithUnsyncedWrites,
+        Goal::OpenRetried,
+        Goal::WorkerCrashWithRequestsInFlight,
+        Goal::RemoteRequestReleasedUnanswered,
+        Goal::GetAtOnChangeRevision,
+        Goal::ForgetPastAtTail,
+        Goal::SliceBoundOnChangeRevision,
+    ];
+
+    /// The stable name printed in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Goal::ReadsAtCap => "reads-at-cap",
+            Goal::WriteDrainedFullPool => "write-drained-full-pool",
+            Goal::StreamsAtCap => "streams-at-cap",
+            Goal::StreamEndedAtMaxLogs => "stream-ended-at-max-logs",
+            Goal::DeadlineExpiredMidWork => "deadline-expired-mid-work",
+            Goal::IndeterminateWriteApplied => "indeterminate-write-applied",
+            Goal::RemovedBlocksReadBack => "removed-blocks-read-back",
+            Goal::ShutdownWithOpsInFlight => "shutdown-with-ops-in-flight",
+            Goal::CrashWithUnsyncedWrites => "crash-with-unsynced-writes",
+            Goal::OpenRetried => "open-retried",
+            Goal::WorkerCrashWithRequestsInFlight => "worker-crash-with-requests-in-flight",
+            Goal::RemoteRequestReleasedUnanswered => "remote-request-released-unanswered",
+            Goal::GetAtOnChangeRevision => "get-at-on-change-revision",
+            Goal::ForgetPastAtTail => "forget-past-at-tail",
+            Goal::SliceBoundOnChangeRevision => "slice-bound-on-change-revision",
+        }
+    }
+
+    /// The goals a world's workload must reach.
+    pub fn of(world: World) -> &'static [Goal] {
+        match world {
+            World::EngineMem => &[
+                Goal::ReadsAtCap,
+                Goal::WriteDrainedFullPool,
+                Goal::StreamsAtCap,
+                Goal::StreamEndedAtMaxLogs,
+                Goal::DeadlineExpiredMidWork,
+                Goal::IndeterminateWriteApplied,
+                Goal::RemovedBlocksReadBack,
+                Goal::ShutdownWithOpsInFlight,
+            ],
+            World::EngineRedb => &[
+                Goal::ReadsAtCap,
+                Goal::WriteDrainedFullPool,
+                Goal::StreamsAtCap,
+                Goal::StreamEndedAtMaxLogs,
+                Goal::IndeterminateWriteApplied,
+                Goal::RemovedBlocksReadBack,
+                Goal::CrashWithUnsyncedWrites,
+                Goal::OpenRetried,
+            ],
+            World::EngineRemote => &[
+                Goal::ReadsAtCap,
+                Goal::StreamsAtCap,
+                Goal::StreamEndedAtMaxLogs,
+                Goal::IndeterminateWriteApplied,
+                Goal::CrashWithUnsyncedWrites,
+                Goal::OpenRetried,
+                Goal::WorkerCrashWithRequestsInFlight,
+                Goal::RemoteRequestReleasedUnanswered,
+            ],
+            World::Btail => &[
+                Goal::GetAtOnChangeRevision,
+                Goal::ForgetPastAtTail,
+                Goal::SliceBoundOnChangeRevision,
+            ],
+        }
+    }
+}
+
+thread_local! {
+    /// The goals this thread's run has reached so far.
+    static REACHED: RefCell<BTreeSet<Goal>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// Marks `goal` reached by the run on this thread.
+pub fn reach(goal: Goal) {
+    REACHED.with(|r| r.borrow_mut().insert(goal));
+}
+
+/// Starts counting for a run on this thread.
+pub fn start() {
+    REACHED.with(|r| r.borrow_mut().clear());
+}
+
+/// The goals the run on this thread reached, in order.
+pub fn finish() -> Vec<Goal> {
+    REACHED.with(|r| std::mem::take(&mut *r.borrow_mut()).into_iter().collect())
+}

@@ -171,10 +171,7 @@ pub(super) async fn op_slice_root(
     rng: &mut ChaCha8Rng,
     actor: &str,
 ) {
-    let (tail, head) = db.bounds().await;
-    let (lo, hi) = random_window(rng, tail, head);
-    reach_if_change_revision(sh, lo);
-    let keys = lock(&sh.requested).clone();
+    let (lo, hi, keys) = slice_window(sh, db, rng).await;
     match db.slice_by_root_rev(sh.root, lo, hi).await {
         Ok(slice) => {
             let (tail_after, _) = db.bounds().await;
@@ -211,10 +208,7 @@ pub(super) async fn op_slice_rev(
     rng: &mut ChaCha8Rng,
     actor: &str,
 ) {
-    let (tail, head) = db.bounds().await;
-    let (lo, hi) = random_window(rng, tail, head);
-    reach_if_change_revision(sh, lo);
-    let keys = lock(&sh.requested).clone();
+    let (lo, hi, keys) = slice_window(sh, db, rng).await;
     match db.slice_by_rev(lo, hi).await {
         Ok(δbs) => {
             let (tail_after, _) = db.bounds().await;
@@ -254,11 +248,19 @@ pub(super) async fn op_slice_rev(
     }
 }
 
-/// Marks the coverage goal when a tracked key changed at `lo`, a slice's lower bound.
-fn reach_if_change_revision(sh: &Shared, lo: Rev) {
-    let requested = lock(&sh.requested);
+/// A slice's window `(lo, hi]` within the bounds, and the keys tracked when it was drawn;
+/// marks the coverage goal when a tracked key changed at `lo`.
+async fn slice_window(
+    sh: &Shared,
+    db: &DBtail<NetSource>,
+    rng: &mut ChaCha8Rng,
+) -> (Rev, Rev, BTreeSet<Key>) {
+    let (tail, head) = db.bounds().await;
+    let (lo, hi) = random_window(rng, tail, head);
+    let keys = lock(&sh.requested).clone();
     let model = lock(&sh.model);
-    if requested.iter().any(|k| model.change(*k, lo).is_some()) {
+    if keys.iter().any(|k| model.change(*k, lo).is_some()) {
         coverage::reach(Goal::SliceBoundOnChangeRevision);
     }
+    (lo, hi, keys)
 }

@@ -67,19 +67,7 @@ pub(super) async fn run_clients<B: ColdStorageBackend>(
             handle.shutdown();
         }
     }
-    for task in tasks {
-        match task.await {
-            Ok(result) => result?,
-            Err(e) if e.is_cancelled() => {}
-            Err(e) => {
-                return Err(Violation::new(
-                    Invariant::Panic,
-                    format!("a client panicked: {e}"),
-                ));
-            }
-        }
-    }
-    Ok(())
+    join_all(tasks, "a client").await
 }
 
 /// Whether an answer is certain (the write is applied iff it succeeded).
@@ -118,13 +106,9 @@ pub(super) async fn call<B: ColdStorageBackend>(
             .await
             .ok());
     }
-    match engine::rt::timeout(bound, apply_handle(handle, op)).await {
-        Ok(outcome) => Ok(Some(outcome)),
-        Err(_) => Err(Violation::new(
-            Invariant::Liveness,
-            format!("{op:?} did not finish within {bound:?}"),
-        )),
-    }
+    within(bound, || format!("{op:?}"), apply_handle(handle, op))
+        .await
+        .map(Some)
 }
 
 pub(super) async fn writer<B: ColdStorageBackend>(
@@ -345,18 +329,7 @@ async fn burst<B: ColdStorageBackend>(
             },
         )));
     }
-    for task in tasks {
-        match task.await {
-            Ok(result) => result?,
-            Err(e) if e.is_cancelled() => {}
-            Err(e) => {
-                return Err(Violation::new(
-                    Invariant::Panic,
-                    format!("a burst read: {e}"),
-                ));
-            }
-        }
-    }
+    join_all(tasks, "a burst read").await?;
     trace::record(&actor, "burst.end", "");
     Ok(())
 }
@@ -417,13 +390,9 @@ pub(super) async fn stream<B: ColdStorageBackend>(
         reached(&logs);
         (logs, None)
     };
-    match engine::rt::timeout(STREAM_DEADLINE + STREAM_SLACK + pause, consume).await {
-        Ok(answer) => Ok(Some(Outcome::Stream(Ok(answer)))),
-        Err(_) => Err(Violation::new(
-            Invariant::Liveness,
-            format!("a stream did not end within its {STREAM_DEADLINE:?} deadline"),
-        )),
-    }
+    let what = || format!("a stream with a {STREAM_DEADLINE:?} deadline");
+    let answer = within(STREAM_DEADLINE + STREAM_SLACK + pause, what, consume).await?;
+    Ok(Some(Outcome::Stream(Ok(answer))))
 }
 
 /// Opens far more streams than there are stream permits and never polls them, while the
@@ -440,8 +409,9 @@ pub(super) async fn storm<B: ColdStorageBackend>(
     let mut tasks = Vec::new();
     for _ in 0..STORM_STREAMS {
         let handle = handle.clone();
+        let bound = storm_bound();
         tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
-            async move {
+            within(bound, || "a storm stream".into(), async move {
                 let latest = handle.get_latest_block().await.ok().flatten().unwrap_or(0);
                 let opened = handle
                     .stream_logs(
@@ -453,29 +423,11 @@ pub(super) async fn storm<B: ColdStorageBackend>(
                 // Held unpolled past the deadline, then dropped.
                 engine::rt::sleep(STREAM_DEADLINE + STREAM_SLACK).await;
                 drop(opened);
-            },
+            }),
         )));
     }
     ctx.count_ops(STORM_STREAMS as u64);
-    let bound = storm_bound();
-    for task in tasks {
-        match engine::rt::timeout(bound, task).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if e.is_cancelled() => {}
-            Ok(Err(e)) => {
-                return Err(Violation::new(
-                    Invariant::Panic,
-                    format!("a storm stream panicked: {e}"),
-                ));
-            }
-            Err(_) => {
-                return Err(Violation::new(
-                    Invariant::Liveness,
-                    format!("a storm stream did not end within {bound:?}"),
-                ));
-            }
-        }
-    }
+    join_all(tasks, "a storm stream").await?;
     trace::record("client-1", "storm.end", "");
     Ok(())
 }
@@ -527,4 +479,34 @@ pub(super) fn outcome_label(outcome: Option<&Outcome>) -> String {
             Some(e) => format!("err:{}", e.kind()),
         },
     }
+}
+
+/// Runs `future` within `bound`: past it, a liveness violation naming `what`.
+pub(super) async fn within<T>(
+    bound: Duration,
+    what: impl FnOnce() -> String,
+    future: impl std::future::Future<Output = T>,
+) -> Result<T, Violation> {
+    engine::rt::timeout(bound, future).await.map_err(|_| {
+        Violation::new(
+            Invariant::Liveness,
+            format!("{} did not finish within {bound:?}", what()),
+        )
+    })
+}
+
+/// Waits for every task: the first violation one returned, or a panic, is the result; a task
+/// cancelled (killed by a crash) ended nothing.
+pub(super) async fn join_all(
+    tasks: Vec<engine::rt::JoinHandle<Result<(), Violation>>>,
+    what: &str,
+) -> Result<(), Violation> {
+    for task in tasks {
+        match task.await {
+            Ok(result) => result?,
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => return Err(Violation::new(Invariant::Panic, format!("{what}: {e}"))),
+        }
+    }
+    Ok(())
 }

@@ -259,15 +259,8 @@ where
         }
         crash();
         handle.shutdown();
-        if engine::rt::timeout(SHUTDOWN_LIVENESS, handle.wait_shutdown())
-            .await
-            .is_err()
-        {
-            return Err(Violation::new(
-                Invariant::Liveness,
-                "wait_shutdown did not return after the crash",
-            ));
-        }
+        let what = || "wait_shutdown after the crash".to_string();
+        within(SHUTDOWN_LIVENESS, what, handle.wait_shutdown()).await?;
         drop(handle);
     }
     Ok(())
@@ -317,15 +310,8 @@ async fn finish<B: ColdStorageBackend>(
     trace::record("monitor", "history.ok", format!("reads_checked={checked}"));
     if end_by_shutdown {
         handle.shutdown();
-        if engine::rt::timeout(SHUTDOWN_LIVENESS, handle.wait_shutdown())
-            .await
-            .is_err()
-        {
-            return Err(Violation::new(
-                Invariant::Liveness,
-                format!("wait_shutdown did not return within {SHUTDOWN_LIVENESS:?}"),
-            ));
-        }
+        let what = || "wait_shutdown".to_string();
+        within(SHUTDOWN_LIVENESS, what, handle.wait_shutdown()).await?;
         let after = handle.get_latest_block().await;
         if after != Err(ColdStorageError::TaskTerminated) {
             return Err(Violation::new(

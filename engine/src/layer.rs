@@ -73,7 +73,7 @@ impl OpKind {
     ];
 
     /// The operation's name (the backend method's), for errors, metrics and traces.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             OpKind::GetHeader => "get_header",
             OpKind::GetHeaders => "get_headers",

@@ -17,25 +17,19 @@ use std::collections::BTreeMap;
 use metrics::{Gauge, Histogram};
 
 use crate::error::{ColdResult, ColdStorageError};
+use crate::layer::OpKind;
 use crate::rt::{self, Instant};
 
 /// Every operation name the handle reports, so their histograms are registered up front.
-pub const OPS: [&str; 14] = [
-    "get_header",
-    "get_headers",
-    "get_transaction",
-    "get_transactions_in_block",
-    "get_transaction_count",
-    "get_receipt",
-    "get_receipts_in_block",
-    "get_latest_block",
-    "get_logs",
-    "stream_logs",
-    "append_block",
-    "append_blocks",
-    "truncate_above",
-    "drain_above",
-];
+pub const OPS: [&str; 14] = {
+    let mut names = [""; 14];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = OpKind::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// What kind of work an in-flight guard counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

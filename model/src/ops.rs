@@ -10,6 +10,7 @@
 //!   addresses, topics and transactions come from small alphabets so filters match and
 //!   transaction hashes repeat.
 
+use engine::OpKind;
 use std::time::Duration;
 
 use engine::{
@@ -70,12 +71,29 @@ pub enum Op {
 }
 
 impl Op {
+    /// The op's kind, whose name it is printed by.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::GetHeader(_) => OpKind::GetHeader,
+            Op::GetHeaders(_) => OpKind::GetHeaders,
+            Op::GetTransaction(_) => OpKind::GetTransaction,
+            Op::GetTransactionsInBlock(_) => OpKind::GetTransactionsInBlock,
+            Op::GetTransactionCount(_) => OpKind::GetTransactionCount,
+            Op::GetReceipt(_) => OpKind::GetReceipt,
+            Op::GetReceiptsInBlock(_) => OpKind::GetReceiptsInBlock,
+            Op::GetLatestBlock => OpKind::GetLatestBlock,
+            Op::GetLogs { .. } => OpKind::GetLogs,
+            Op::StreamLogs { .. } => OpKind::StreamLogs,
+            Op::AppendBlock(_) => OpKind::AppendBlock,
+            Op::AppendBlocks(_) => OpKind::AppendBlocks,
+            Op::TruncateAbove(_) => OpKind::TruncateAbove,
+            Op::DrainAbove(_) => OpKind::DrainAbove,
+        }
+    }
+
     /// Whether the op may change the store.
     pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Op::AppendBlock(_) | Op::AppendBlocks(_) | Op::TruncateAbove(_) | Op::DrainAbove(_)
-        )
+        self.kind().is_write()
     }
 }
 

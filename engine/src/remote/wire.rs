@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{ColdStorageError, InvalidInput};
+use crate::layer::OpKind;
 use crate::types::{
     B256, BlockData, ColdReceipt, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog,
     SealedHeader, Transaction, TransactionSpecifier,
@@ -111,36 +112,36 @@ pub enum Request {
 }
 
 impl Request {
+    /// The backend operation this request asks for (`None` for the worker's own
+    /// `Shutdown`).
+    pub fn kind(&self) -> Option<OpKind> {
+        Some(match self {
+            Request::GetHeader(_) => OpKind::GetHeader,
+            Request::GetHeaders(_) => OpKind::GetHeaders,
+            Request::GetTransaction(_) => OpKind::GetTransaction,
+            Request::GetTransactionsInBlock(_) => OpKind::GetTransactionsInBlock,
+            Request::GetTransactionCount(_) => OpKind::GetTransactionCount,
+            Request::GetReceipt(_) => OpKind::GetReceipt,
+            Request::GetReceiptsInBlock(_) => OpKind::GetReceiptsInBlock,
+            Request::GetLatestBlock => OpKind::GetLatestBlock,
+            Request::GetLogs { .. } => OpKind::GetLogs,
+            Request::StreamLogs { .. } => OpKind::StreamLogs,
+            Request::AppendBlock(_) => OpKind::AppendBlock,
+            Request::AppendBlocks(_) => OpKind::AppendBlocks,
+            Request::TruncateAbove(_) => OpKind::TruncateAbove,
+            Request::DrainAbove(_) => OpKind::DrainAbove,
+            Request::Shutdown => return None,
+        })
+    }
+
     /// The backend operation's name, for errors and metrics.
     pub fn op_name(&self) -> &'static str {
-        match self {
-            Request::GetHeader(_) => "get_header",
-            Request::GetHeaders(_) => "get_headers",
-            Request::GetTransaction(_) => "get_transaction",
-            Request::GetTransactionsInBlock(_) => "get_transactions_in_block",
-            Request::GetTransactionCount(_) => "get_transaction_count",
-            Request::GetReceipt(_) => "get_receipt",
-            Request::GetReceiptsInBlock(_) => "get_receipts_in_block",
-            Request::GetLatestBlock => "get_latest_block",
-            Request::GetLogs { .. } => "get_logs",
-            Request::StreamLogs { .. } => "stream_logs",
-            Request::AppendBlock(_) => "append_block",
-            Request::AppendBlocks(_) => "append_blocks",
-            Request::TruncateAbove(_) => "truncate_above",
-            Request::DrainAbove(_) => "drain_above",
-            Request::Shutdown => "shutdown",
-        }
+        self.kind().map_or("shutdown", OpKind::name)
     }
 
     /// Whether the operation changes the store (its outcome can be indeterminate).
     pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Request::AppendBlock(_)
-                | Request::AppendBlocks(_)
-                | Request::TruncateAbove(_)
-                | Request::DrainAbove(_)
-        )
+        self.kind().is_some_and(OpKind::is_write)
     }
 }
 

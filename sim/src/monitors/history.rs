@@ -101,14 +101,17 @@ impl History {
                 Invariant::History,
                 format!(
                     "{} succeeded but the model refuses it: {expected:?}",
-                    op_name(op)
+                    op.kind().name()
                 ),
             ));
         }
         if ok && *observed != expected {
             return Err(Violation::new(
                 Invariant::History,
-                format!("{} answered {observed:?}, model {expected:?}", op_name(op)),
+                format!(
+                    "{} answered {observed:?}, model {expected:?}",
+                    op.kind().name()
+                ),
             ));
         }
         if let Some(error) = outcome_error(observed)
@@ -117,7 +120,10 @@ impl History {
         {
             return Err(Violation::new(
                 Invariant::History,
-                format!("{} refused as {error:?}; model {expected:?}", op_name(op)),
+                format!(
+                    "{} refused as {error:?}; model {expected:?}",
+                    op.kind().name()
+                ),
             ));
         }
         if reached_backend {
@@ -150,7 +156,7 @@ impl History {
                     Invariant::History,
                     format!(
                         "after maybe-applied {} the store's tip is {store:?}: neither {:?} (applied) nor {:?} (not applied)",
-                        op_name(op),
+                        op.kind().name(),
                         tip_of(&applied),
                         tip_of(&unchanged)
                     ),
@@ -162,7 +168,7 @@ impl History {
                 Invariant::History,
                 format!(
                     "{} reported DeadlineExceeded (rolled back) but was applied",
-                    op_name(op)
+                    op.kind().name()
                 ),
             ));
         }
@@ -237,16 +243,6 @@ fn is_cacheable(op: &Op) -> bool {
             | Op::GetTransaction(TransactionSpecifier::BlockAndIndex { .. })
             | Op::GetReceipt(ReceiptSpecifier::BlockAndIndex { .. })
     )
-}
-
-fn op_name(op: &Op) -> &'static str {
-    match op {
-        Op::AppendBlock(_) => "append_block",
-        Op::AppendBlocks(_) => "append_blocks",
-        Op::TruncateAbove(_) => "truncate_above",
-        Op::DrainAbove(_) => "drain_above",
-        _ => "read",
-    }
 }
 
 /// The error an outcome carries (a stream's terminal error included), if any.

@@ -280,7 +280,7 @@ pub(super) async fn reader<B: ColdStorageBackend>(
             "op",
             format!(
                 "op={} outcome={}",
-                op_label(&op),
+                op.kind().name(),
                 outcome_label(outcome.as_ref())
             ),
             started,
@@ -448,26 +448,7 @@ pub(super) fn op_text(op: &Op) -> String {
         }
         Op::TruncateAbove(n) => format!("TruncateAbove({n})"),
         Op::DrainAbove(n) => format!("DrainAbove({n})"),
-        other => op_label(other).to_string(),
-    }
-}
-
-pub(super) fn op_label(op: &Op) -> &'static str {
-    match op {
-        Op::GetHeader(_) => "GetHeader",
-        Op::GetHeaders(_) => "GetHeaders",
-        Op::GetTransaction(_) => "GetTransaction",
-        Op::GetTransactionsInBlock(_) => "GetTransactionsInBlock",
-        Op::GetTransactionCount(_) => "GetTransactionCount",
-        Op::GetReceipt(_) => "GetReceipt",
-        Op::GetReceiptsInBlock(_) => "GetReceiptsInBlock",
-        Op::GetLatestBlock => "GetLatestBlock",
-        Op::GetLogs { .. } => "GetLogs",
-        Op::StreamLogs { .. } => "StreamLogs",
-        Op::AppendBlock(_) => "AppendBlock",
-        Op::AppendBlocks(_) => "AppendBlocks",
-        Op::TruncateAbove(_) => "TruncateAbove",
-        Op::DrainAbove(_) => "DrainAbove",
+        other => other.kind().name().to_string(),
     }
 }
 

@@ -103,6 +103,7 @@ impl Goal {
                     Goal::StreamsAtCap,
                     Goal::StreamEndedAtMaxLogs,
                     Goal::IndeterminateWriteApplied,
+                    Goal::ShutdownWithOpsInFlight,
                     $(Goal::$goal),*
                 ]
             };
@@ -111,8 +112,7 @@ impl Goal {
             World::EngineMem => engine_goals!(
                 WriteDrainedFullPool,
                 DeadlineExpiredMidWork,
-                RemovedBlocksReadBack,
-                ShutdownWithOpsInFlight
+                RemovedBlocksReadBack
             ),
             World::EngineRedb => engine_goals!(
                 WriteDrainedFullPool,

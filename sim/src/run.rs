@@ -71,6 +71,7 @@ pub fn run_one(
     };
     let capture = Capture::start();
     coverage::start();
+    crate::faults::schedule::start(seed);
     // What the engine decides without a backend reaches the monitors through its tracing
     // events, in every world.
     let remote = RemoteDeadlines {
@@ -92,6 +93,7 @@ pub fn run_one(
             (stats, trace::finish())
         })
     });
+    crate::faults::schedule::finish();
     let violation = sink.first();
     drop(bug_guard);
     let report = RunReport {

@@ -129,8 +129,9 @@ fn random_up_to(rng: &mut ChaCha8Rng, max: Duration) -> Duration {
 
 /// What a world lets the driver do to its store's host.
 pub(crate) trait Target {
-    /// The host crashes now: its tasks die, its disk keeps what it synced. False if it is
-    /// down already (nothing happens then).
+    /// The host crashes (now, or a little later as the world decides): its tasks die, its
+    /// connections reset (`Net::crash`), its disk keeps what it synced. False if it is down
+    /// already (nothing happens then).
     fn crash(&mut self) -> bool;
     /// The host starts again.
     fn restart(&mut self);
@@ -229,7 +230,6 @@ fn inject(
             if !target.crash() {
                 return None;
             }
-            net.crash(a);
             trace::record("driver", "fault.crash", format!("{a} down for {down:?}"));
             Some(now + down)
         }

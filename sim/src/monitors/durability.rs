@@ -73,11 +73,20 @@ pub(crate) async fn check_store_holds<B: ColdStorageRead>(
     Ok(())
 }
 
+/// Tries at reading the store's tip.
+const TIP_ATTEMPTS: u32 = 100;
+/// Between two tries: 100 of them outlast a worker's longest time down and its reopening.
+const TIP_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Reads the store's tip directly from the backend (not through the handle), retrying
 /// through injected read errors.
 pub(crate) async fn read_tip<B: ColdStorageRead>(backend: &B) -> Result<Tip, Violation> {
     let mut last_error = None;
-    for _ in 0..50 {
+    for attempt in 0..TIP_ATTEMPTS {
+        // A remote store may be down for a while (a worker restarting): wait between tries.
+        if attempt > 0 {
+            engine::rt::sleep(TIP_RETRY_PAUSE).await;
+        }
         let latest = match backend.get_latest_block().await {
             Ok(latest) => latest,
             Err(e) => {

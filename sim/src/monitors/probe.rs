@@ -291,6 +291,7 @@ impl<B: ColdStorageBackend> Layer for ProbeLayer<B> {
         kind: OpKind,
         work: impl Future<Output = ColdResult<T>> + Send,
     ) -> ColdResult<T> {
+        crate::faults::schedule::point().await;
         let _guard = if kind.is_write() {
             self.probe.begin_write(kind)
         } else {

@@ -54,10 +54,12 @@ pub(crate) fn network(env: &RunEnv) -> Result<Net, Violation> {
 
 /// Runs `env`'s seed in the world `kind`.
 pub(crate) async fn run(kind: scenarios::World, env: &RunEnv) -> RunStats {
+    // Boxed: a world's future is large (in debug builds especially), and the runtime's
+    // thread has an ordinary stack.
     match kind {
-        scenarios::World::EngineMem => engine::MemWorld::run(env).await,
-        scenarios::World::EngineRedb => engine::RedbWorld::run(env).await,
-        scenarios::World::EngineRemote => remote::RemoteWorld::run(env).await,
-        scenarios::World::Btail => btail::BtailWorld::run(env).await,
+        scenarios::World::EngineMem => Box::pin(engine::MemWorld::run(env)).await,
+        scenarios::World::EngineRedb => Box::pin(engine::RedbWorld::run(env)).await,
+        scenarios::World::EngineRemote => Box::pin(remote::RemoteWorld::run(env)).await,
+        scenarios::World::Btail => Box::pin(btail::BtailWorld::run(env)).await,
     }
 }

@@ -19,6 +19,8 @@ use engine::remote::client::{Connector, RemoteBackend, RemoteConfig};
 use engine::remote::worker::{Worker, WorkerConfig};
 use engine::rt::{self, Host};
 use engine::simdisk::SimDisk;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
 use scenarios::Derived;
 
 use crate::faults::backend::{BackendFaults, Site};
@@ -39,6 +41,8 @@ const NODE: &str = "node";
 const MAX_SIMULATED: Duration = Duration::from_secs(1_800);
 /// The seed's stream for the worker's disks.
 const WORKER_DISK: &str = "worker-disk";
+/// Most mutating disk operations before an armed disk crash strikes.
+const MAX_OPS_TO_DISK_CRASH: u64 = 6;
 /// How long a worker whose store did not open takes to be started again.
 const OPEN_RETRY: Duration = Duration::from_millis(10);
 
@@ -87,6 +91,9 @@ async fn open_store(boot: &Boot) -> Result<RedbBackend, Violation> {
 async fn worker(boot: Boot) -> Result<(), String> {
     let backend = match open_store(&boot).await {
         Ok(backend) => backend,
+        // A disk that crashed under the boot (a crash armed to strike mid-write) took the
+        // process with it: it waits to be restarted, nothing was refused.
+        Err(_) if lock(&boot.disk).is_crashed() => return Ok(()),
         Err(v) => {
             boot.ctx.violate(v);
             return Ok(());
@@ -178,6 +185,7 @@ async fn run_world(env: &RunEnv) -> u64 {
     let mut worker = WorkerHost {
         host: boot_worker(boot.clone()),
         boot,
+        rng: crate::seeding::rng(derived.seed, "worker-crash", 0),
     };
     let node = Host::new();
     let clients = {
@@ -212,18 +220,19 @@ struct WorkerHost {
     host: Host,
     /// What the next boot needs.
     boot: Boot,
+    /// Draws how each crash strikes.
+    rng: ChaCha8Rng,
 }
 
-impl Target for WorkerHost {
-    fn crash(&mut self) -> bool {
-        if self.host.is_killed() {
-            return false;
-        }
+impl WorkerHost {
+    /// The process dies now: its tasks, and every write its disk did not sync.
+    fn kill(&mut self) {
         let probe = self.boot.ctx.worker_probe();
         if probe.reads_in_flight() > 0 || probe.write_in_flight() {
             coverage::reach(Goal::WorkerCrashWithRequestsInFlight);
         }
         self.host.kill();
+        self.boot.net.crash(WORKER);
         let boot = &mut self.boot;
         boot.number += 1;
         let mut current = lock(&boot.disk);
@@ -232,10 +241,30 @@ impl Target for WorkerHost {
         }
         let image = current.crash();
         *current = disk(boot.ctx.derived(), boot.number - 1, Some(image));
+    }
+}
+
+impl Target for WorkerHost {
+    /// Half the crashes kill the worker now; the others strike its disk a few writes on,
+    /// mostly inside a commit (which writes and syncs without yielding, so a kill from outside
+    /// never lands there): the worker then fails on, and dies when it is restarted.
+    fn crash(&mut self) -> bool {
+        if self.host.is_killed() {
+            return false;
+        }
+        if self.rng.random_bool(0.5) {
+            let writes = self.rng.random_range(1..=MAX_OPS_TO_DISK_CRASH);
+            lock(&self.boot.disk).crash_after_ops(writes);
+        } else {
+            self.kill();
+        }
         true
     }
 
     fn restart(&mut self) {
+        if !self.host.is_killed() {
+            self.kill();
+        }
         self.host = boot_worker(self.boot.clone());
     }
 }

@@ -15,6 +15,9 @@ pub(super) const STREAM_SLACK: Duration = Duration::from_secs(1);
 pub(super) const STORM_STREAMS: usize = 80;
 
 /// Runs the clients of one phase to their end, or until the crash point.
+/// Most mutating disk operations before an armed disk crash strikes.
+const MAX_OPS_TO_DISK_CRASH: u64 = 6;
+
 pub(super) async fn run_clients<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: &ColdStorage<ProbeBackend<B>>,
@@ -47,10 +50,16 @@ pub(super) async fn run_clients<B: ColdStorageBackend>(
             }
         }
         let mut rng = seeding::rng(ctx.derived.seed, "trigger", u64::from(phase));
-        // Long enough, with a slow backend and disk, to land inside the write's commit: a
-        // crash then finds unsynced sectors to lose or tear.
         let latency_us = ctx.derived.disk.latency.as_micros() as u64;
         let pause = Duration::from_micros(rng.random_range(0..2_000 + 8 * latency_us));
+        // Half the crashes strike the disk itself a few writes on, mostly inside the write's
+        // commit (a commit writes and syncs synchronously, so no other task ever runs between
+        // its writes): unsynced sectors are lost or torn.
+        if let Some(disk) = ctx.disk.as_ref().filter(|_| crash_at.is_some())
+            && rng.random_bool(0.5)
+        {
+            lock(disk).crash_after_ops(rng.random_range(1..=MAX_OPS_TO_DISK_CRASH));
+        }
         engine::rt::sleep(pause).await;
         if crash_at.is_some() {
             trace::record(
@@ -106,6 +115,7 @@ pub(super) async fn call<B: ColdStorageBackend>(
             .await
             .ok());
     }
+    crate::faults::schedule::point().await;
     within(bound, || format!("{op:?}"), apply_handle(handle, op))
         .await
         .map(Some)
@@ -173,6 +183,9 @@ pub(super) async fn writer<B: ColdStorageBackend>(
         match (&outcome, certain) {
             (Some(o), Some(_)) => lock(&ctx.history).record_write(&op, o, reached)?,
             _ if !reached => {}
+            // The disk crashed under the write (the process dies next): the write stays
+            // pending, and is resolved against the store after the restart.
+            _ if ctx.disk_crashed() => break,
             (o, None | Some(_)) => {
                 let rolled_back = matches!(
                     o,

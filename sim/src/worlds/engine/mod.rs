@@ -67,6 +67,8 @@ pub(crate) struct Ctx {
     handle_probe: Probe,
     /// Faults injected at the handle's backend (none when it is a remote one).
     faults: BackendFaults,
+    /// The in-process store's disk, which a crash may strike mid-commit.
+    disk: Option<Arc<Mutex<SimDisk>>>,
     history: Arc<Mutex<History>>,
     /// The writer's op in flight, for resolving it after a crash.
     /// With the backend's write count before it: only a write that reached the backend can
@@ -94,6 +96,7 @@ impl Ctx {
             probe,
             handle_probe: env.probe.clone(),
             faults: BackendFaults::default(),
+            disk: None,
             history: Arc::new(Mutex::new(History::new())),
             pending: Arc::new(Mutex::new(None)),
             ops: Arc::new(watch::Sender::new(0)),
@@ -139,6 +142,11 @@ impl Ctx {
         self.sink.first()
     }
 
+    /// Whether the in-process store's disk crashed by itself (an armed crash struck).
+    pub(crate) fn disk_crashed(&self) -> bool {
+        self.disk.as_ref().is_some_and(|d| lock(d).is_crashed())
+    }
+
     /// The run's figures so far.
     pub(crate) fn stats(&self) -> RunStats {
         RunStats {
@@ -177,9 +185,12 @@ pub(crate) struct RedbWorld;
 
 impl World for RedbWorld {
     async fn run(env: &RunEnv) -> RunStats {
-        let ctx = Ctx::for_env(env, Site::OnDisk);
         let derived = &env.derived;
         let disk = Arc::new(Mutex::new(sim_disk(derived, "disk", 0, None)));
+        let ctx = Ctx {
+            disk: Some(Arc::clone(&disk)),
+            ..Ctx::for_env(env, Site::OnDisk)
+        };
         let opener = Arc::clone(&disk);
         let open = move |_phase: u32, _attempt: u32| open_redb(&opener);
         let crasher = Arc::clone(&disk);

@@ -44,12 +44,33 @@ fn runtime(derived: &scenarios::Derived) -> madsim::runtime::Runtime {
     madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())
 }
 
-/// Runs `seed` of `scenario` on this thread; returns the report and the trace recording.
+/// The stack of a run's thread. A world's futures are large in debug builds, and a poll of the
+/// outermost one descends through every layer (a madsim debug run overflowed the default
+/// 2 MiB); only the pages a run touches are ever committed.
+const RUN_STACK_BYTES: usize = 64 << 20;
+
+/// Runs `seed` of `scenario` on a thread of its own (see [`RUN_STACK_BYTES`]); returns the
+/// report and the trace recording. A panic of the harness outside the run's capture is
+/// resumed here.
 pub fn run_one(
     scenario: &'static Scenario,
     seed: u64,
     options: RunOptions,
 ) -> (RunReport, Recording) {
+    std::thread::scope(|scope| {
+        // det-ok: the whole run happens on this one thread, which shares nothing simulated.
+        let run = std::thread::Builder::new()
+            .name(format!("sim-{}-{seed}", scenario.name))
+            .stack_size(RUN_STACK_BYTES)
+            .spawn_scoped(scope, move || run_here(scenario, seed, options))
+            .expect("a thread for the run starts");
+        run.join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Runs `seed` of `scenario` on this thread.
+fn run_here(scenario: &'static Scenario, seed: u64, options: RunOptions) -> (RunReport, Recording) {
     let derived = scenario.derive(seed);
     // det-ok: wall time of the whole run, measured outside the simulation, for figures only.
     let wall_start = std::time::Instant::now();

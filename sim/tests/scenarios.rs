@@ -53,6 +53,16 @@ const REGRESSIONS: &[(&str, u64, &str)] = &[
         8833,
         "an I/O error interrupted the store's creation, a crash followed: never opened again",
     ),
+    (
+        "engine-redb-crash",
+        712,
+        "a crash during the read-back after a resolved write resolved it a second time",
+    ),
+    (
+        "engine-redb-crash",
+        1200,
+        "a crash during the read-back after a resolved write resolved it a second time",
+    ),
 ];
 
 #[test]

@@ -195,6 +195,9 @@ pub(super) async fn writer<B: ColdStorageBackend>(
                 );
                 let tip = read_tip(handle.backend().inner()).await?;
                 let applied = lock(&ctx.history).resolve_write(&op, tip, rolled_back)?;
+                // Resolved: a crash from here on (during the read-back) must not resolve it a
+                // second time against a model that already holds it.
+                *lock(&ctx.pending) = None;
                 trace::record(
                     "writer",
                     "resolve",

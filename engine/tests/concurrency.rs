@@ -548,7 +548,7 @@ async fn a_failed_or_timed_out_truncate_that_committed_leaves_no_stale_hit() {
 #[tokio::test(start_paused = true)]
 async fn a_truncate_that_timed_out_uncommitted_keeps_cache_and_backend_in_agreement() {
     let timeouts = Timeouts::default().with_write(Duration::ZERO);
-    let (gated, controls) = Gated::new(MemBackend::builder().timeouts(timeouts).build());
+    let (gated, controls) = common::gated(MemBackend::builder().timeouts(timeouts).build());
     let handle = ColdStorage::new(gated, CancellationToken::new(), Config::default());
     let seed = controls.inner.with_timeouts(Timeouts::default());
     let blocks: Vec<_> = (0..=20).map(|n| sample_block(n, 1, 1)).collect();

@@ -14,7 +14,7 @@ async fn mem_backend_conforms() {
 #[should_panic(expected = "conformance case")]
 async fn a_broken_backend_fails_conformance() {
     run_conformance(|timeouts| async move {
-        common::LossyBackend::new(MemBackend::builder().timeouts(timeouts).build())
+        common::lossy(MemBackend::builder().timeouts(timeouts).build())
     })
     .await;
 }

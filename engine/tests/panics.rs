@@ -103,7 +103,7 @@ async fn a_panic_at_the_worker_crashes_the_worker_instead_of_answering() {
         },
     ];
     for request in requests {
-        let (gated, controls) = common::Gated::new(MemBackend::new());
+        let (gated, controls) = common::gated(MemBackend::new());
         controls
             .inner
             .append_block(sample_block(0, 1, 1))

@@ -6,13 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use engine::backend::{
-    ColdStorageBackend, ColdStorageRead, ColdStorageWrite, StreamParams, Timeouts,
-};
+use engine::backend::{ColdStorageWrite, Timeouts};
 use engine::{
-    BlockData, ColdReceipt, ColdResult, ColdStorage, ColdStorageError, Config, Confirmed, Filter,
-    HeaderSpecifier, MemBackend, ReceiptSpecifier, RpcLog, SealedHeader, Transaction,
-    TransactionSpecifier,
+    BlockData, ColdResult, ColdStorage, ColdStorageError, Config, Filter, Layer, Layered,
+    MemBackend, OpKind,
 };
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -106,8 +103,11 @@ pub struct Probe {
 }
 
 /// A [`MemBackend`] with gates on reads, on writes after they commit, and on stream producers.
+pub type Gated = Layered<GateLayer>;
+
+/// The layer of a [`Gated`] backend.
 #[derive(Debug)]
-pub struct Gated {
+pub struct GateLayer {
     pub inner: MemBackend,
     pub reads: Arc<Gate>,
     pub after_commit: Arc<Gate>,
@@ -141,10 +141,15 @@ impl Controls {
     }
 }
 
-impl Gated {
+/// A gated backend over `inner`, all gates open, and the test's side of it.
+pub fn gated(inner: MemBackend) -> (Gated, Controls) {
+    GateLayer::new(inner)
+}
+
+impl GateLayer {
     /// All gates open.
-    pub fn new(inner: MemBackend) -> (Gated, Controls) {
-        let gated = Gated {
+    fn new(inner: MemBackend) -> (Gated, Controls) {
+        let gated = GateLayer {
             inner,
             reads: Arc::new(Gate::new(false)),
             after_commit: Arc::new(Gate::new(false)),
@@ -162,7 +167,7 @@ impl Gated {
             fail_after_commit: gated.fail_after_commit.clone(),
             panic_next: gated.panic_next.clone(),
         };
-        (gated, controls)
+        (Layered(gated), controls)
     }
 
     /// Panics if the test armed a panic.
@@ -205,146 +210,68 @@ impl Gated {
     }
 }
 
-impl Drop for Gated {
+impl Drop for GateLayer {
     fn drop(&mut self) {
         self.probe.drops.fetch_add(1, Ordering::SeqCst);
     }
 }
 
-impl ColdStorageRead for Gated {
-    fn timeouts(&self) -> Timeouts {
-        self.inner.timeouts()
+impl Layer for GateLayer {
+    type Inner = MemBackend;
+
+    fn inner(&self) -> &MemBackend {
+        &self.inner
     }
-    async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
-        self.read(self.inner.get_header(spec)).await
-    }
-    async fn get_headers(
+
+    async fn around<T: Send>(
         &self,
-        specs: Vec<HeaderSpecifier>,
-    ) -> ColdResult<Vec<Option<SealedHeader>>> {
-        self.read(self.inner.get_headers(specs)).await
+        kind: OpKind,
+        work: impl std::future::Future<Output = ColdResult<T>> + Send,
+    ) -> ColdResult<T> {
+        if kind.is_write() {
+            self.write(work).await
+        } else {
+            self.read(work).await
+        }
     }
-    async fn get_transaction(
+
+    async fn around_stream(
         &self,
-        spec: TransactionSpecifier,
-    ) -> ColdResult<Option<Confirmed<Transaction>>> {
-        self.read(self.inner.get_transaction(spec)).await
-    }
-    async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
-        self.read(self.inner.get_transactions_in_block(block)).await
-    }
-    async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
-        self.read(self.inner.get_transaction_count(block)).await
-    }
-    async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
-        self.read(self.inner.get_receipt(spec)).await
-    }
-    async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
-        self.read(self.inner.get_receipts_in_block(block)).await
-    }
-    async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
-        self.read(self.inner.get_latest_block()).await
-    }
-    async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
-        self.read(self.inner.get_logs(filter, max_logs)).await
-    }
-    async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
+        _deadline: engine::rt::Instant,
+        work: impl std::future::Future<Output = ()> + Send,
+    ) {
         self.streams.pass().await;
         self.maybe_panic();
-        self.inner.produce_log_stream(filter, params).await
-    }
-}
-
-impl ColdStorageWrite for Gated {
-    async fn append_block(&self, block: BlockData) -> ColdResult<()> {
-        self.write(self.inner.append_block(block)).await
-    }
-    async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
-        self.write(self.inner.append_blocks(blocks)).await
-    }
-    async fn truncate_above(&self, block: u64) -> ColdResult<()> {
-        self.write(self.inner.truncate_above(block)).await
-    }
-}
-
-impl ColdStorageBackend for Gated {
-    async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
-        self.write(self.inner.drain_above(block)).await
+        work.await
     }
 }
 
 /// A backend that silently loses appends of even block numbers: conformance must catch it.
+pub type LossyBackend = Layered<Lossy>;
+
+/// The layer of a [`LossyBackend`].
 #[derive(Debug)]
-pub struct LossyBackend {
+pub struct Lossy {
     inner: MemBackend,
 }
 
-impl LossyBackend {
-    pub fn new(inner: MemBackend) -> LossyBackend {
-        LossyBackend { inner }
-    }
+/// A lossy backend over `inner`.
+pub fn lossy(inner: MemBackend) -> LossyBackend {
+    Layered(Lossy { inner })
 }
 
-impl ColdStorageRead for LossyBackend {
-    fn timeouts(&self) -> Timeouts {
-        self.inner.timeouts()
-    }
-    async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
-        self.inner.get_header(spec).await
-    }
-    async fn get_headers(
-        &self,
-        specs: Vec<HeaderSpecifier>,
-    ) -> ColdResult<Vec<Option<SealedHeader>>> {
-        self.inner.get_headers(specs).await
-    }
-    async fn get_transaction(
-        &self,
-        spec: TransactionSpecifier,
-    ) -> ColdResult<Option<Confirmed<Transaction>>> {
-        self.inner.get_transaction(spec).await
-    }
-    async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
-        self.inner.get_transactions_in_block(block).await
-    }
-    async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
-        self.inner.get_transaction_count(block).await
-    }
-    async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
-        self.inner.get_receipt(spec).await
-    }
-    async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
-        self.inner.get_receipts_in_block(block).await
-    }
-    async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
-        self.inner.get_latest_block().await
-    }
-    async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
-        self.inner.get_logs(filter, max_logs).await
-    }
-    async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
-        self.inner.produce_log_stream(filter, params).await
-    }
-}
+impl Layer for Lossy {
+    type Inner = MemBackend;
 
-impl ColdStorageWrite for LossyBackend {
+    fn inner(&self) -> &MemBackend {
+        &self.inner
+    }
+
     async fn append_block(&self, block: BlockData) -> ColdResult<()> {
         if block.number().is_multiple_of(2) {
             return Ok(());
         }
         self.inner.append_block(block).await
-    }
-    async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
-        self.inner.append_blocks(blocks).await
-    }
-    async fn truncate_above(&self, block: u64) -> ColdResult<()> {
-        self.inner.truncate_above(block).await
-    }
-}
-
-impl ColdStorageBackend for LossyBackend {
-    async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
-        self.inner.drain_above(block).await
     }
 }
 
@@ -358,7 +285,7 @@ pub fn gated_handle_with(
     config: Config,
     timeouts: Timeouts,
 ) -> (ColdStorage<Gated>, Controls, CancellationToken) {
-    let (gated, controls) = Gated::new(MemBackend::builder().timeouts(timeouts).build());
+    let (gated, controls) = gated(MemBackend::builder().timeouts(timeouts).build());
     let cancel = CancellationToken::new();
     (
         ColdStorage::new(gated, cancel.clone(), config),

@@ -37,3 +37,10 @@ pub mod seeding;
 pub mod trace;
 pub mod vectors;
 mod worlds;
+
+/// Locks `m`. A panic while it was held is a `panic` violation of the run already (see
+/// `monitors::panics`), so a poisoned lock's data is still what the run left there, and the
+/// run goes on to its report.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -28,11 +28,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use engine::rt::{self, Instant};
+
+use crate::lock;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use scenarios::Network;
@@ -46,10 +48,6 @@ const BACKLOG: usize = 64;
 
 /// A host's name.
 pub type HostName = &'static str;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The network of one run; clones share it.
 #[derive(Debug, Clone)]

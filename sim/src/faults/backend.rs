@@ -11,9 +11,9 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scenarios::{Derived, Fault};
 
+use crate::lock;
 use crate::seeding;
 use crate::trace;
-use crate::worlds::engine::lock;
 
 /// Which backend the faults are injected at; each site draws from its own sub-stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

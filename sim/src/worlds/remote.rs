@@ -25,13 +25,14 @@ use scenarios::Derived;
 
 use crate::faults::backend::{BackendFaults, Site};
 use crate::faults::plan::{self, Schedule, Target};
+use crate::lock;
 use crate::monitors::coverage::{self, Goal};
 use crate::monitors::probe::{Limits, Probe};
 use crate::monitors::{Invariant, Violation};
 use crate::net::{Net, SimStream};
 use crate::report::RunStats;
 use crate::trace;
-use crate::worlds::engine::{self as engine_world, Ctx, lock};
+use crate::worlds::engine::{self as engine_world, Ctx};
 use crate::worlds::{RunEnv, World};
 
 const PORT: u16 = 7400;

@@ -32,7 +32,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use btail::allstructs;
@@ -64,6 +64,7 @@ use wcfs::*;
 use zstor::*;
 
 use crate::faults::plan::{self, NoCrashes, Schedule};
+use crate::lock;
 use crate::monitors::{Invariant, Sink, Violation};
 use crate::net::{Net, SimListener, SimStream};
 use crate::report::RunStats;
@@ -103,10 +104,6 @@ const VALUE_NAMES: &[&str] = &["a", "b", "c", "d", "e", "f"];
 
 /// How a host's main task ends.
 type HostResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The KV content of the tree at every revision, as value oids (absent keys are missing).
 type Model = KvModel<Oid>;

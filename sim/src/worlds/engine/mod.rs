@@ -13,7 +13,7 @@
 //! every restart, and liveness (every call finishes within its bound, `wait_shutdown`
 //! returns, the backend is dropped after the last handle).
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine::handle::{ColdStorage, Config};
@@ -34,8 +34,9 @@ mod store;
 use clients::*;
 pub(crate) use store::{open_redb, retry_open};
 
-pub(crate) use crate::faults::backend::{BackendFaults, Site};
+use crate::faults::backend::{BackendFaults, Site};
 use crate::faults::disk::sim_disk;
+pub(crate) use crate::lock;
 use crate::monitors::coverage::{self, Goal};
 use crate::monitors::durability::{check_store_holds, read_tip};
 use crate::monitors::history::History;
@@ -48,11 +49,6 @@ use crate::worlds::{RunEnv, World};
 
 /// `wait_shutdown` must return within this.
 const SHUTDOWN_LIVENESS: Duration = Duration::from_secs(30);
-/// Locks `m`; a panic elsewhere is reported as a violation of its own, so a poisoned lock's
-/// data is still what the run left there.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Shared state of one run.
 #[derive(Debug, Clone)]

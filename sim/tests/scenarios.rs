@@ -63,6 +63,16 @@ const REGRESSIONS: &[(&str, u64, &str)] = &[
         1200,
         "a crash during the read-back after a resolved write resolved it a second time",
     ),
+    (
+        "engine-remote",
+        756,
+        "a stream event for a consumer that had gone away was taken for a protocol violation: the client dropped a connection other requests shared",
+    ),
+    (
+        "engine-remote",
+        1091,
+        "a stream event for a consumer that had gone away was taken for a protocol violation: the client dropped a connection other requests shared",
+    ),
 ];
 
 #[test]

@@ -310,7 +310,7 @@ impl Connection {
                 self.stream_event(id, StreamEvent::End(error), true)
             }
             ServerFrame::ProtocolError { message } => {
-                tracing::warn!(%message, "worker reported a protocol error");
+                tracing::warn!(target: super::PROTOCOL_TARGET, detail = %message, "worker reported a protocol error");
                 true
             }
         }
@@ -322,8 +322,17 @@ impl Connection {
             return true;
         };
         // The channel holds the whole credit window; a full channel means the worker sent
-        // more than it was allowed.
-        let ok = tx.try_send(event).is_ok();
+        // more than it was allowed. A closed one only means nobody listens any more (the
+        // stream's consumer went away): not the worker's fault, and no reason to drop a
+        // connection other requests share.
+        let ok = match tx.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                waiters.remove(&id);
+                return true;
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+        };
         if last || !ok {
             waiters.remove(&id);
         }
@@ -438,13 +447,21 @@ impl<C: Connector> RemoteBackend<C> {
                 match frame {
                     Ok(frame) => {
                         if !routes.route(frame) {
-                            tracing::warn!("worker broke the protocol; dropping the connection");
+                            tracing::warn!(
+                                target: super::PROTOCOL_TARGET,
+                                detail = "a frame for no request or stream of this connection",
+                                "worker broke the protocol; dropping the connection"
+                            );
                             break;
                         }
                     }
                     Err(FrameError::Closed) => break,
                     Err(e) if e.is_recoverable() => {
-                        tracing::warn!(error = %e, "bad frame from worker")
+                        tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker")
+                    }
+                    Err(e) if e.is_protocol_violation() => {
+                        tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker");
+                        break;
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "connection to worker lost");

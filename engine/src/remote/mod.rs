@@ -12,4 +12,8 @@
 pub mod client;
 pub mod spawner;
 pub mod wire;
+
+/// The tracing target of every protocol violation either side sees, for monitors (a simulation
+/// fails on one; a deployment logs it).
+pub const PROTOCOL_TARGET: &str = "engine::protocol";
 pub mod worker;

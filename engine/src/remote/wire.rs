@@ -298,6 +298,18 @@ impl FrameError {
     pub fn is_recoverable(&self) -> bool {
         matches!(self, FrameError::UnknownVersion(_) | FrameError::Decode(_))
     }
+
+    /// Whether the peer broke the protocol (as opposed to the transport failing or the
+    /// connection ending).
+    pub fn is_protocol_violation(&self) -> bool {
+        matches!(
+            self,
+            FrameError::Oversized { .. }
+                | FrameError::Empty
+                | FrameError::UnknownVersion(_)
+                | FrameError::Decode(_)
+        )
+    }
 }
 
 /// Encodes `message` as one frame.

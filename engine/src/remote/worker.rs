@@ -288,7 +288,11 @@ impl<B: ColdStorageBackend> Worker<B> {
                 Ok(ClientFrame::Credit { id, items }) => connection.credit(id, items),
                 Err(FrameError::Closed) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "bad frame from client");
+                    if e.is_protocol_violation() {
+                        tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from client");
+                    } else {
+                        tracing::debug!(error = %e, "connection from client failed");
+                    }
                     let reply = ServerFrame::ProtocolError {
                         message: e.to_string(),
                     };

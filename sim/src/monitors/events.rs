@@ -1,8 +1,9 @@
 //! Monitors fed by the engine's own tracing events.
 //!
 //! Some of what the engine decides never reaches a backend, so no probe can see it: the handle
-//! answers cache hits itself, and the remote client gives up on requests the worker never
-//! answered. The engine emits a `trace` event for each (targets [`CACHE_TARGET`] and
+//! answers cache hits itself, the remote client gives up on requests the worker never
+//! answered, and either side of the wire may see the other break the protocol (a violation of
+//! its own, `protocol`, where a deployment only logs it). The engine emits a `trace` event for each (targets [`CACHE_TARGET`] and
 //! [`REMOTE_TARGET`]); this layer hands cache hits to the run's probe (no hit while a write
 //! commits) and releases to [`RemoteDeadlines`] (no request given up before its deadline plus
 //! the skew allowance).
@@ -22,6 +23,8 @@ use crate::monitors::{Invariant, Sink, Violation};
 pub const CACHE_TARGET: &str = "engine::cache";
 /// The tracing target of the remote client's events.
 pub const REMOTE_TARGET: &str = engine::remote::client::TRACE_TARGET;
+/// The tracing target of protocol violations, seen by either side of the wire.
+pub const PROTOCOL_TARGET: &str = engine::remote::PROTOCOL_TARGET;
 
 /// The remote client's deadline rule: a request the worker did not answer is held until its
 /// deadline plus the clock-skew allowance (until then the worker may still run it, and the
@@ -54,10 +57,11 @@ struct EngineEvents {
     remote: RemoteDeadlines,
 }
 
-/// The fields of a release event.
+/// The fields of a release event (and the message of a protocol violation).
 #[derive(Default)]
 struct Release {
     op: String,
+    detail: String,
     budget_us: u64,
     waited_us: u64,
 }
@@ -72,14 +76,18 @@ impl Visit for Release {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "op" {
-            self.op = value.to_string();
+        match field.name() {
+            "op" => self.op = value.to_string(),
+            "detail" => self.detail = value.to_string(),
+            _ => {}
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "op" {
-            self.op = format!("{value:?}");
+        match field.name() {
+            "op" => self.op = format!("{value:?}"),
+            "detail" => self.detail = format!("{value:?}"),
+            _ => {}
         }
     }
 }
@@ -88,6 +96,14 @@ impl<S: Subscriber> Layer<S> for EngineEvents {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         match event.metadata().target() {
             CACHE_TARGET => self.probe.on_cache_hit(event.metadata().name()),
+            PROTOCOL_TARGET => {
+                let mut fields = Release::default();
+                event.record(&mut fields);
+                self.remote.sink.violate(Violation::new(
+                    Invariant::Protocol,
+                    format!("a protocol violation on the wire: {}", fields.detail),
+                ));
+            }
             REMOTE_TARGET => {
                 let mut release = Release::default();
                 event.record(&mut release);
@@ -108,7 +124,54 @@ impl<S: Subscriber> Layer<S> for EngineEvents {
 /// is printed.
 pub fn subscriber(probe: Probe, remote: RemoteDeadlines) -> impl Subscriber + Send + Sync {
     let ours = tracing_subscriber::filter::filter_fn(|meta| {
-        meta.target() == CACHE_TARGET || meta.target() == REMOTE_TARGET
+        [CACHE_TARGET, REMOTE_TARGET, PROTOCOL_TARGET].contains(&meta.target())
     });
     tracing_subscriber::registry().with(EngineEvents { probe, remote }.with_filter(ours))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitors::probe::Limits;
+
+    /// The invariant of the first violation the events of `emit` cause, if any.
+    fn first_violation(emit: impl FnOnce()) -> Option<Invariant> {
+        let sink = Sink::default();
+        let remote = RemoteDeadlines {
+            skew: Duration::from_millis(100),
+            sink: sink.clone(),
+        };
+        let probe = Probe::new(Limits::default(), sink.clone());
+        tracing::subscriber::with_default(subscriber(probe, remote), emit);
+        sink.first().map(|v| v.invariant)
+    }
+
+    #[test]
+    fn a_protocol_violation_on_either_side_fails_the_run() {
+        let seen = first_violation(|| {
+            tracing::warn!(target: PROTOCOL_TARGET, detail = "undecodable payload", "bad frame");
+        });
+        assert_eq!(seen, Some(Invariant::Protocol));
+        assert_eq!(
+            first_violation(|| tracing::warn!("an ordinary warning")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_request_released_before_its_deadline_plus_skew_breaks_the_rule() {
+        let release = |waited_us: u64| {
+            first_violation(|| {
+                tracing::trace!(
+                    target: REMOTE_TARGET,
+                    op = "get_header",
+                    budget_us = 500_000u64,
+                    waited_us,
+                    "released unanswered"
+                );
+            })
+        };
+        assert_eq!(release(500_000), Some(Invariant::Permits));
+        assert_eq!(release(600_000), None);
+    }
 }

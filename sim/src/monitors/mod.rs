@@ -49,6 +49,8 @@ pub enum Invariant {
     Btail,
     /// A slice ΔBtail handed out changed afterwards.
     Snapshot,
+    /// A side of the wire protocol saw the other break it.
+    Protocol,
     /// Something in the system under test (or the harness) panicked.
     Panic,
     /// The harness itself could not set the world up.
@@ -66,6 +68,7 @@ impl Invariant {
         Invariant::Liveness,
         Invariant::Btail,
         Invariant::Snapshot,
+        Invariant::Protocol,
         Invariant::Panic,
         Invariant::Harness,
     ];
@@ -81,6 +84,7 @@ impl Invariant {
             Invariant::Liveness => "liveness",
             Invariant::Btail => "btail",
             Invariant::Snapshot => "snapshot",
+            Invariant::Protocol => "protocol",
             Invariant::Panic => "panic",
             Invariant::Harness => "harness",
         }

@@ -203,7 +203,7 @@ pub struct Workload {
 }
 
 /// The simulated network's knobs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Network {
     /// Messages between hosts are delivered at tick boundaries (timers inside a host fire at
     /// their exact time). Drawn per seed, so both fine and coarse interleavings are explored.
@@ -219,7 +219,7 @@ pub struct Network {
 }
 
 /// The disk's and the backend's knobs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Disk {
     /// Probability that an unsynced sector survives a crash (when [`Fault::TornWrites`] is on).
     pub sector_survival: f64,
@@ -234,14 +234,14 @@ pub struct Disk {
 }
 
 /// The store's process.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Process {
     /// Crashes of the worker or process over the run (when [`Fault::Crash`] is on).
     pub crashes: u32,
 }
 
 /// The clients' misbehaviour.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ClientFaults {
     /// Probability a client abandons an operation (when [`Fault::ClientCancel`] is on).
     pub cancel_rate: f64,
@@ -367,24 +367,14 @@ impl Scenario {
                     0
                 },
             },
+            // Every fault's knobs stay at zero unless the fault is on (drawn below).
             network: self.world.is_network().then(|| Network {
                 tick: draw_tick(&mut stream_rng(seed, scenario, "network")),
-                max_latency: Duration::ZERO,
-                partitions: 0,
-                holds: 0,
-                max_hold: Duration::ZERO,
+                ..Network::default()
             }),
-            disk: Disk {
-                sector_survival: 0.0,
-                error_rate: 0.0,
-                fail_at_op: 0,
-                latency: Duration::ZERO,
-            },
-            process: Process { crashes: 0 },
-            clients: ClientFaults {
-                cancel_rate: 0.0,
-                slow_consumer_rate: 0.0,
-            },
+            disk: Disk::default(),
+            process: Process::default(),
+            clients: ClientFaults::default(),
         };
         // Swarm: each allowed fault is on with probability ½, so every subset occurs; a fault
         // that is off keeps every knob at zero.

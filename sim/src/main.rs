@@ -200,42 +200,40 @@ fn run(
     bug: Option<&str>,
     trace: Option<PathBuf>,
 ) -> Result<ExitCode, Usage> {
-    Ok({
-        let scenario = scenarios_named(scenario)?;
-        let [scenario] = scenario[..] else {
-            return Err(Usage("`run` takes one scenario, not all".into()));
-        };
-        let bug = bug_named(bug)?;
-        let keep = Keep {
-            all: trace.is_some(),
-            prefix_digests: false,
-        };
-        let (report, recording) = run_one(scenario, seed, RunOptions { bug, keep });
-        if let Some(path) = trace {
-            match sim::trace::write_files(&path, &recording.all) {
-                Ok(chrome) => eprintln!("trace: {} and {}", path.display(), chrome.display()),
-                Err(e) => {
-                    return Err(Usage(format!("cannot write trace {}: {e}", path.display())));
-                }
+    let scenario = scenarios_named(scenario)?;
+    let [scenario] = scenario[..] else {
+        return Err(Usage("`run` takes one scenario, not all".into()));
+    };
+    let bug = bug_named(bug)?;
+    let keep = Keep {
+        all: trace.is_some(),
+        prefix_digests: false,
+    };
+    let (report, recording) = run_one(scenario, seed, RunOptions { bug, keep });
+    if let Some(path) = trace {
+        match sim::trace::write_files(&path, &recording.all) {
+            Ok(chrome) => eprintln!("trace: {} and {}", path.display(), chrome.display()),
+            Err(e) => {
+                return Err(Usage(format!("cannot write trace {}: {e}", path.display())));
             }
         }
-        if report.violation.is_some() {
-            say_raw!("{}", report.failure_text());
-            ExitCode::from(1)
-        } else {
-            say!(
-                "PASS scenario={} seed={seed} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}",
-                report.scenario,
-                report.stats.ops,
-                report.stats.simulated.as_secs_f64(),
-                report.wall.as_secs_f64(),
-                speedup(&report),
-                report.digest,
-                report.derived
-            );
-            ExitCode::SUCCESS
-        }
-    })
+    }
+    let failed = report.violation.is_some();
+    if failed {
+        say_raw!("{}", report.failure_text());
+    } else {
+        say!(
+            "PASS scenario={} seed={seed} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}",
+            report.scenario,
+            report.stats.ops,
+            report.stats.simulated.as_secs_f64(),
+            report.wall.as_secs_f64(),
+            speedup(&report),
+            report.digest,
+            report.derived
+        );
+    }
+    Ok(exit_code(failed))
 }
 
 /// What `sim explore` prints.
@@ -256,73 +254,62 @@ fn explore_command(
     bug: Option<&str>,
     output: Output,
 ) -> Result<ExitCode, Usage> {
-    Ok({
-        let scenarios = scenarios_named(scenario)?;
-        let bug = bug_named(bug)?;
-        let jobs =
-            jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let options = ExploreOptions {
-            start,
-            seeds,
-            jobs,
-            bug,
-            progress: !output.json,
-        };
-        let (summary, failing) = explore(&scenarios, options);
-        if output.json {
-            say!(
-                "{}",
-                serde_json::to_string_pretty(&summary)
-                    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-            );
-        } else {
-            print_summary(&summary, &failing, output.coverage);
-        }
-        if summary.failures.is_empty() && summary.unreached.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }
-    })
+    let scenarios = scenarios_named(scenario)?;
+    let bug = bug_named(bug)?;
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = ExploreOptions {
+        start,
+        seeds,
+        jobs,
+        bug,
+        progress: !output.json,
+    };
+    let (summary, failing) = explore(&scenarios, options);
+    if output.json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&summary)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        );
+    } else {
+        print_summary(&summary, &failing, output.coverage);
+    }
+    Ok(exit_code(
+        !summary.failures.is_empty() || !summary.unreached.is_empty(),
+    ))
 }
 
 /// `sim check-determinism`: each seed twice, the first divergence named.
 fn check_determinism_command(scenario: &str, seeds: u64, start: u64) -> Result<ExitCode, Usage> {
-    Ok({
-        let mut diverged = 0;
-        let scenarios = scenarios_named(scenario)?;
-        for scenario in &scenarios {
-            for seed in start..start.saturating_add(seeds) {
-                let (report, divergence) = check_determinism(scenario, seed, None);
-                if let Some(d) = divergence {
-                    diverged += 1;
-                    say!(
-                        "NONDETERMINISTIC scenario={} seed={seed} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --profile sim -p sim -- check-determinism {} --seeds 1 --start {seed}",
-                        scenario.name,
-                        d.event,
-                        d.first.unwrap_or_else(|| "(no event)".into()),
-                        d.second.unwrap_or_else(|| "(no event)".into()),
-                        scenario.name
-                    );
-                } else if report.violation.is_some() {
-                    // Deterministic, but failing: say so; the explore run reports details.
-                    say!(
-                        "deterministic but failing: scenario={} seed={seed}",
-                        scenario.name
-                    );
-                }
+    let mut diverged = 0;
+    let scenarios = scenarios_named(scenario)?;
+    for scenario in &scenarios {
+        for seed in start..start.saturating_add(seeds) {
+            let (report, divergence) = check_determinism(scenario, seed, None);
+            if let Some(d) = divergence {
+                diverged += 1;
+                say!(
+                    "NONDETERMINISTIC scenario={} seed={seed} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --profile sim -p sim -- check-determinism {} --seeds 1 --start {seed}",
+                    scenario.name,
+                    d.event,
+                    d.first.unwrap_or_else(|| "(no event)".into()),
+                    d.second.unwrap_or_else(|| "(no event)".into()),
+                    scenario.name
+                );
+            } else if report.violation.is_some() {
+                // Deterministic, but failing: say so; the explore run reports details.
+                say!(
+                    "deterministic but failing: scenario={} seed={seed}",
+                    scenario.name
+                );
             }
         }
-        say!(
-            "{} scenarios x {seeds} seeds checked, {diverged} diverged",
-            scenarios.len()
-        );
-        if diverged == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }
-    })
+    }
+    say!(
+        "{} scenarios x {seeds} seeds checked, {diverged} diverged",
+        scenarios.len()
+    );
+    Ok(exit_code(diverged > 0))
 }
 
 /// The text summary of an exploration: the first failures, the figures, the coverage.
@@ -365,5 +352,14 @@ fn print_summary(summary: &Summary, failing: &[RunReport], whole_table: bool) {
     }
     for name in &summary.unreached {
         say!("UNREACHED coverage goal {name}: no seed reached it");
+    }
+}
+
+/// Exit status 1 when something failed, 0 otherwise.
+fn exit_code(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -74,13 +74,7 @@ pub(crate) fn plan(
     schedule: Schedule,
 ) -> Vec<Planned> {
     let mut planned = Vec::new();
-    let network = derived.network.unwrap_or(scenarios::Network {
-        tick: Duration::ZERO,
-        max_latency: Duration::ZERO,
-        partitions: 0,
-        holds: 0,
-        max_hold: Duration::ZERO,
-    });
+    let network = derived.network.unwrap_or_default();
     let counts = [
         (Fault::Crash, derived.process.crashes),
         (Fault::Partition, network.partitions),

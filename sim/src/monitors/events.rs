@@ -57,16 +57,16 @@ struct EngineEvents {
     remote: RemoteDeadlines,
 }
 
-/// The fields of a release event (and the message of a protocol violation).
+/// The fields of a release event, or of a protocol violation.
 #[derive(Default)]
-struct Release {
+struct Fields {
     op: String,
     detail: String,
     budget_us: u64,
     waited_us: u64,
 }
 
-impl Visit for Release {
+impl Visit for Fields {
     fn record_u64(&mut self, field: &Field, value: u64) {
         match field.name() {
             "budget_us" => self.budget_us = value,
@@ -97,7 +97,7 @@ impl<S: Subscriber> Layer<S> for EngineEvents {
         match event.metadata().target() {
             CACHE_TARGET => self.probe.on_cache_hit(event.metadata().name()),
             PROTOCOL_TARGET => {
-                let mut fields = Release::default();
+                let mut fields = Fields::default();
                 event.record(&mut fields);
                 self.remote.sink.violate(Violation::new(
                     Invariant::Protocol,
@@ -105,13 +105,13 @@ impl<S: Subscriber> Layer<S> for EngineEvents {
                 ));
             }
             REMOTE_TARGET => {
-                let mut release = Release::default();
-                event.record(&mut release);
-                if release.budget_us > 0 {
+                let mut fields = Fields::default();
+                event.record(&mut fields);
+                if fields.budget_us > 0 {
                     self.remote.on_release(
-                        &release.op,
-                        Duration::from_micros(release.budget_us),
-                        Duration::from_micros(release.waited_us),
+                        &fields.op,
+                        Duration::from_micros(fields.budget_us),
+                        Duration::from_micros(fields.waited_us),
                     );
                 }
             }

@@ -17,7 +17,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use engine::{ColdResult, ColdStorageBackend, Layer, Layered, OpKind};
 
@@ -80,7 +80,7 @@ struct ProbeState {
     streams: AtomicU64,
     max_reads: AtomicU64,
     /// Whether the read pool was full since the last write started (a coverage goal).
-    pool_full: std::sync::atomic::AtomicBool,
+    pool_full: AtomicBool,
     writes_started: AtomicU64,
     writes_finished: AtomicU64,
     drops: AtomicU32,
@@ -98,7 +98,7 @@ impl Probe {
                 writes: AtomicU64::new(0),
                 streams: AtomicU64::new(0),
                 max_reads: AtomicU64::new(0),
-                pool_full: std::sync::atomic::AtomicBool::new(false),
+                pool_full: AtomicBool::new(false),
                 writes_started: AtomicU64::new(0),
                 writes_finished: AtomicU64::new(0),
                 drops: AtomicU32::new(0),

@@ -1,6 +1,7 @@
 //! Host `wcfs`: ΔBtail fed by δZ, loading nodes from zstor, checking its own state.
 
 use super::*;
+use crate::monitors::coverage::{self, Goal};
 
 pub(super) async fn loader(sh: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<LoadReq>>>) {
     let mut conn: Option<SimStream> = None;
@@ -97,9 +98,7 @@ pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
                     let (tail, head) = db.bounds().await;
                     let cut = Rev(tail.0 + rng.random_range(0..=(head.0 - tail.0) * 2 / 3));
                     if cut == tail {
-                        crate::monitors::coverage::reach(
-                            crate::monitors::coverage::Goal::ForgetPastAtTail,
-                        );
+                        coverage::reach(Goal::ForgetPastAtTail);
                     }
                     match db.forget_past(cut).await {
                         Ok(()) => trace::record("wcfs", "forget", format!("cut={}", cut.0)),

@@ -1,6 +1,7 @@
 //! Opening a store the way a restarted process does, and the disks it lives on.
 
 use super::*;
+use crate::monitors::coverage::{self, Goal};
 
 /// Attempts at reopening a store before giving up on it.
 pub(super) const OPEN_ATTEMPTS: u32 = 20;
@@ -28,7 +29,7 @@ pub(crate) async fn retry_open<B>(
                 ));
             }
             Err(e) => {
-                crate::monitors::coverage::reach(crate::monitors::coverage::Goal::OpenRetried);
+                coverage::reach(Goal::OpenRetried);
                 trace::record(
                     actor,
                     "open.retry",

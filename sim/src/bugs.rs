@@ -28,6 +28,64 @@ impl PlantedBug {
         }
     }
 
+    /// What it breaks, in one line, and the scenarios expected to find it (each within 200
+    /// seeds; `sim list --bugs` prints both).
+    pub fn about(self) -> (&'static str, &'static [&'static str]) {
+        const IN_PROCESS: &[&str] = &["engine-mem-mixed", "engine-redb-crash", "engine-remote"];
+        const BTAIL: &[&str] = &["btail-tracking"];
+        match self {
+            PlantedBug::Engine(bug) => match bug {
+                EngineBug::CacheBypassesDrain => (
+                    "a cache hit is served while a write removes its block",
+                    IN_PROCESS,
+                ),
+                EngineBug::StaleCacheAfterFailedTruncate => (
+                    "a truncate that failed after committing leaves removed blocks cached",
+                    IN_PROCESS,
+                ),
+                EngineBug::CoordinatorStrongRef => {
+                    ("dropping every handle never drops the backend", IN_PROCESS)
+                }
+                EngineBug::StreamSetupHoldsReadPermit => (
+                    "stream setup holds a read permit while it waits for a stream permit",
+                    IN_PROCESS,
+                ),
+                EngineBug::RemoteTimeoutReleasesPermit => (
+                    "a remote timeout frees the permit while the worker still runs the work",
+                    &["engine-remote"],
+                ),
+                EngineBug::DrainOnePermitShort => (
+                    "the drain barrier takes one read permit too few",
+                    IN_PROCESS,
+                ),
+                EngineBug::UnboundedTerminalSend => (
+                    "a never-polled stream pins its producer forever",
+                    IN_PROCESS,
+                ),
+                EngineBug::LogIndexCountsMatches => {
+                    ("log indexes count only the filter's matches", IN_PROCESS)
+                }
+                EngineBug::CreationNotAtomic => (
+                    "an interrupted store creation leaves a file that never opens",
+                    &["engine-redb-crash", "engine-remote"],
+                ),
+            },
+            PlantedBug::Btail(bug) => match bug {
+                BtailBug::TreediffDropsRootOnDelete => (
+                    "treediff forgets a deleted root, so T1 -> ø -> T2 goes unseen",
+                    BTAIL,
+                ),
+                BtailBug::RebuildNotFromHead => (
+                    "rebuild does not restart from head when coverage widens",
+                    BTAIL,
+                ),
+                BtailBug::ForgetPastInPlace => {
+                    ("ForgetPast trims a published slice in place", BTAIL)
+                }
+            },
+        }
+    }
+
     /// The bug named `name`.
     pub fn from_name(name: &str) -> Option<PlantedBug> {
         PlantedBug::all().into_iter().find(|b| b.name() == name)

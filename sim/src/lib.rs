@@ -22,15 +22,20 @@
 //! - [`net`]: the simulated network (latency, ticks, partitions, holds, crashes, flow control).
 //! - [`bugs`]: the planted bugs by name.
 //! - [`run`]: one seed, and the determinism check.
-//! - [`explore`]: many seeds in parallel, with the summary.
+//! - [`explore`]: many seeds in parallel, lazily and in bounded memory, with progress, a
+//!   per-run watchdog, shards, and the summary (text, JSON, JUnit).
+//! - [`build_info`]: the build a report came from.
 //! - [`report`]: violations and the failure report.
+//! - [`regressions`]: seeds that once found a defect, run first.
 //! - [`vectors`]: the ΔBtail vector-file runner (`sim vectors FILE`).
 
 pub mod bugs;
+pub mod build_info;
 pub mod explore;
 mod faults;
 pub mod monitors;
 pub mod net;
+pub mod regressions;
 pub mod report;
 pub mod run;
 pub mod seeding;

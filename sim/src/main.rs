@@ -4,13 +4,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use scenarios::{CATALOG, Scenario};
 use sim::bugs::PlantedBug;
-use sim::explore::{ExploreOptions, Summary, explore};
-use sim::report::RunReport;
-use sim::run::{RunOptions, check_determinism, run_one, speedup};
+use sim::explore::{
+    Budget, DEFAULT_RUN_TIMEOUT, Exploration, ExploreOptions, Partition, ProgressMode, explore,
+};
+use sim::run::{RunOptions, run_one, speedup};
 use sim::trace::Keep;
 
 // A simulation allocates and frees small objects at a high rate (frames, futures, trace
@@ -38,9 +41,10 @@ enum Command {
     /// Run one seed of one scenario and report.
     Run {
         /// Scenario name (see `sim list`).
+        #[arg(env = "SIM_SCENARIO")]
         scenario: String,
         /// The seed.
-        #[arg(long)]
+        #[arg(long, env = "SIM_SEED")]
         seed: u64,
         /// Switch on a planted bug (see `sim list --bugs`).
         #[arg(long)]
@@ -49,45 +53,113 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
-    /// Run many seeds of one scenario or of all.
-    Explore {
+    /// Run many seeds of one scenario or of all: the regression seeds first, then the range.
+    Explore(ExploreArgs),
+    /// Run each seed twice and compare trace digests.
+    CheckDeterminism {
         /// Scenario name, or `all`.
+        #[arg(env = "SIM_SCENARIO")]
         scenario: String,
-        /// Seeds per scenario.
-        #[arg(long)]
+        /// Seeds per scenario (at least 1).
+        #[arg(long, env = "SIM_SEEDS")]
         seeds: u64,
         /// First seed.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, env = "SIM_SEED")]
         start: u64,
         /// Threads (default: the machine's cores).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Switch on a planted bug.
-        #[arg(long)]
-        bug: Option<String>,
-        /// Print one JSON summary object on stdout.
-        #[arg(long)]
-        json: bool,
-        /// Print how many seeds reached each coverage goal.
-        #[arg(long)]
-        coverage: bool,
     },
-    /// Run each seed twice and compare trace digests.
-    CheckDeterminism {
-        /// Scenario name, or `all`.
-        scenario: String,
-        /// Seeds per scenario.
-        #[arg(long)]
-        seeds: u64,
-        /// First seed.
-        #[arg(long, default_value_t = 0)]
-        start: u64,
+    /// The regression seeds (sim/regressions.txt).
+    Regressions {
+        #[command(subcommand)]
+        command: RegressionsCommand,
     },
     /// Walk a ΔBtail vector file (format in its header) with the Update and rebuild checks.
     Vectors {
         /// The vector file, e.g. ../shared/vectors/btail-public.txt.
         file: PathBuf,
     },
+}
+
+/// `sim explore`'s arguments.
+#[derive(Debug, clap::Args)]
+struct ExploreArgs {
+    /// Scenario name, or `all`.
+    #[arg(env = "SIM_SCENARIO")]
+    scenario: String,
+    /// Seeds per scenario (at least 1, up to 18446744073709551615).
+    #[arg(long, env = "SIM_SEEDS", required_unless_present_any = ["for_", "forever"], conflicts_with_all = ["for_", "forever"])]
+    seeds: Option<u64>,
+    /// Explore for this much wall time (e.g. 90s, 10m, 2h) instead of a number of seeds.
+    #[arg(long = "for", value_parser = parse_duration, conflicts_with = "forever")]
+    for_: Option<Duration>,
+    /// Explore until interrupted (Ctrl-C prints the summary so far).
+    #[arg(long)]
+    forever: bool,
+    /// First seed.
+    #[arg(long, default_value_t = 0, env = "SIM_SEED")]
+    start: u64,
+    /// Threads (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only shard K of N of the seeds (every machine splits them the same way).
+    #[arg(long, value_parser = Partition::parse)]
+    partition: Option<Partition>,
+    /// A run still going after this much wall time is a `hang` failure (e.g. 300s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    run_timeout: Option<Duration>,
+    /// Switch on a planted bug (the regression seeds are then skipped).
+    #[arg(long)]
+    bug: Option<String>,
+    /// Do not run the regression seeds first.
+    #[arg(long)]
+    no_regressions: bool,
+    /// Print one JSON summary object on stdout (schema: sim/explore-summary.schema.json).
+    #[arg(long)]
+    json: bool,
+    /// Also write the summary as JUnit XML to FILE.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Print how many seeds reached each coverage goal.
+    #[arg(long)]
+    coverage: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum RegressionsCommand {
+    /// List them.
+    List,
+    /// Append one to sim/regressions.txt in the source tree (the next build runs it).
+    Add {
+        /// Scenario name.
+        scenario: String,
+        /// The seed.
+        seed: u64,
+        /// What it found, one line.
+        why: String,
+    },
+}
+
+/// Parses `90s`, `10m`, `2h` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?}: expected a duration such as 90s, 10m or 2h");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3_600),
+        _ => None,
+    };
+    match seconds {
+        Some(0) => Err(format!("{text:?}: a duration must be positive")),
+        Some(s) => Ok(Duration::from_secs(s)),
+        None => Err(bad()),
+    }
 }
 
 /// Prints to stdout; a reader that went away (`sim ... | head`) is not an error.
@@ -156,7 +228,12 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
     Ok(match command {
         Command::List { bugs: true } => {
             for bug in PlantedBug::all() {
-                say!("{}", bug.name());
+                let (about, found_by) = bug.about();
+                say!(
+                    "{:<34} {about} (found by: {})",
+                    bug.name(),
+                    found_by.join(", ")
+                );
             }
             ExitCode::SUCCESS
         }
@@ -172,28 +249,29 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
             bug,
             trace,
         } => run(&scenario, seed, bug.as_deref(), trace)?,
-        Command::Explore {
-            scenario,
-            seeds,
-            start,
-            jobs,
-            bug,
-            json,
-            coverage,
-        } => {
-            let output = Output { json, coverage };
-            explore_command(&scenario, seeds, start, jobs, bug.as_deref(), output)?
-        }
+        Command::Explore(args) => explore_command(&args)?,
         Command::CheckDeterminism {
             scenario,
             seeds,
             start,
-        } => check_determinism_command(&scenario, seeds, start)?,
+            jobs,
+        } => check_determinism_command(&scenario, seeds, start, jobs_or_cores(jobs)?)?,
+        Command::Regressions { command } => regressions_command(command)?,
         Command::Vectors { file } => sim::vectors::run_file(&file),
     })
 }
 
-/// `sim run`: one seed, its report, and the trace files when asked.
+/// `--jobs`, or the machine's cores; 0 is a usage error.
+fn jobs_or_cores(jobs: Option<usize>) -> Result<usize, Usage> {
+    match jobs {
+        Some(0) => Err(Usage("--jobs 0: at least one thread is needed".into())),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// `sim run`: one seed, its report, and the trace files when asked. A trace that cannot be
+/// written is a warning: it never changes the verdict or hides the report.
 fn run(
     scenario: &str,
     seed: u64,
@@ -213,9 +291,10 @@ fn run(
     if let Some(path) = trace {
         match sim::trace::write_files(&path, &recording.all) {
             Ok(chrome) => eprintln!("trace: {} and {}", path.display(), chrome.display()),
-            Err(e) => {
-                return Err(Usage(format!("cannot write trace {}: {e}", path.display())));
-            }
+            Err(e) => eprintln!(
+                "sim: warning: cannot write the trace {}: {e} (the run's verdict stands)",
+                path.display()
+            ),
         }
     }
     let failed = report.violation.is_some();
@@ -223,130 +302,232 @@ fn run(
         say_raw!("{}", report.failure_text());
     } else {
         say!(
-            "PASS scenario={} seed={seed} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}",
+            "PASS scenario={} seed={seed} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}\n  build:  {}",
             report.scenario,
             report.stats.ops,
             report.stats.simulated.as_secs_f64(),
             report.wall.as_secs_f64(),
             speedup(&report),
             report.digest,
-            report.derived
+            report.derived,
+            sim::build_info::BUILD
         );
     }
     Ok(exit_code(failed))
 }
 
-/// What `sim explore` prints.
-#[derive(Debug, Clone, Copy)]
-struct Output {
-    /// One JSON object instead of text.
-    json: bool,
-    /// The whole coverage table.
-    coverage: bool,
+/// Set by the first Ctrl-C: explorations stop handing out runs and print what they found. A
+/// second Ctrl-C exits at once (130, as a shell does).
+fn interrupt_flag() -> &'static AtomicBool {
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    // det-ok: a signal watcher of the command itself, outside every simulation.
+    let watcher = std::thread::Builder::new().name("sim-ctrl-c".into());
+    let _ = watcher.spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+                eprintln!(
+                    "sim: interrupted: finishing the runs in progress (Ctrl-C again quits now)"
+                );
+            }
+        });
+    });
+    &INTERRUPTED
 }
 
 /// `sim explore`: many seeds, the summary, and the first failures.
-fn explore_command(
-    scenario: &str,
-    seeds: u64,
-    start: u64,
-    jobs: Option<usize>,
-    bug: Option<&str>,
-    output: Output,
-) -> Result<ExitCode, Usage> {
-    let scenarios = scenarios_named(scenario)?;
-    let bug = bug_named(bug)?;
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let options = ExploreOptions {
-        start,
-        seeds,
-        jobs,
-        bug,
-        progress: !output.json,
+fn explore_command(args: &ExploreArgs) -> Result<ExitCode, Usage> {
+    let scenarios = scenarios_named(&args.scenario)?;
+    let bug = bug_named(args.bug.as_deref())?;
+    let budget = match (args.seeds, args.for_, args.forever) {
+        (Some(n), _, _) => Budget::Seeds(n),
+        (None, Some(length), _) => Budget::For(length),
+        (None, None, _) => Budget::Forever,
     };
-    let (summary, failing) = explore(&scenarios, options);
-    if output.json {
+    let options = ExploreOptions {
+        start: args.start,
+        budget,
+        partition: args.partition.unwrap_or(Partition::WHOLE),
+        jobs: jobs_or_cores(args.jobs)?,
+        bug,
+        progress: ProgressMode::for_stderr(),
+        run_timeout: args.run_timeout.unwrap_or(DEFAULT_RUN_TIMEOUT),
+        regressions: !args.no_regressions,
+    };
+    let exploration = explore(&scenarios, options, interrupt_flag()).map_err(Usage)?;
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(path, sim::explore::junit::to_xml(&exploration.summary))
+    {
+        eprintln!(
+            "sim: warning: cannot write JUnit {}: {e} (the verdict stands)",
+            path.display()
+        );
+    }
+    if args.json {
         say!(
             "{}",
-            serde_json::to_string_pretty(&summary)
+            serde_json::to_string_pretty(&exploration.summary)
                 .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         );
     } else {
-        print_summary(&summary, &failing, output.coverage);
+        print_summary(&exploration, args.coverage);
     }
-    Ok(exit_code(
-        !summary.failures.is_empty() || !summary.unreached.is_empty(),
-    ))
+    Ok(exit_code(exploration.summary.failed()))
 }
 
 /// `sim check-determinism`: each seed twice, the first divergence named.
-fn check_determinism_command(scenario: &str, seeds: u64, start: u64) -> Result<ExitCode, Usage> {
-    let mut diverged = 0;
+fn check_determinism_command(
+    scenario: &str,
+    seeds: u64,
+    start: u64,
+    jobs: usize,
+) -> Result<ExitCode, Usage> {
     let scenarios = scenarios_named(scenario)?;
-    for scenario in &scenarios {
-        for seed in start..start.saturating_add(seeds) {
-            let (report, divergence) = check_determinism(scenario, seed, None);
-            if let Some(d) = divergence {
-                diverged += 1;
-                say!(
-                    "NONDETERMINISTIC scenario={} seed={seed} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --profile sim -p sim -- check-determinism {} --seeds 1 --start {seed}",
-                    scenario.name,
-                    d.event,
-                    d.first.unwrap_or_else(|| "(no event)".into()),
-                    d.second.unwrap_or_else(|| "(no event)".into()),
-                    scenario.name
-                );
-            } else if report.violation.is_some() {
-                // Deterministic, but failing: say so; the explore run reports details.
-                say!(
-                    "deterministic but failing: scenario={} seed={seed}",
-                    scenario.name
-                );
-            }
+    let list =
+        sim::explore::WorkList::new(&scenarios, start, Budget::Seeds(seeds), Partition::WHOLE)
+            .map_err(Usage)?;
+    let checked = sim::explore::determinism::check(&list, jobs, ProgressMode::for_stderr());
+    for found in &checked.findings {
+        match &found.divergence {
+            Some(d) => say!(
+                "NONDETERMINISTIC scenario={} seed={} first divergence at event {}:\n  run 1: {}\n  run 2: {}\n  reproduce: cargo run --profile sim -p sim -- check-determinism {} --seeds 1 --start {}",
+                found.scenario,
+                found.seed,
+                d.event,
+                d.first.as_deref().unwrap_or("(no event)"),
+                d.second.as_deref().unwrap_or("(no event)"),
+                found.scenario,
+                found.seed
+            ),
+            // Deterministic, but failing: say so; the explore run reports details.
+            None => say!(
+                "deterministic but failing: scenario={} seed={}",
+                found.scenario,
+                found.seed
+            ),
         }
     }
     say!(
-        "{} scenarios x {seeds} seeds checked, {diverged} diverged",
-        scenarios.len()
+        "{} scenarios x {seeds} seeds checked, {} diverged",
+        scenarios.len(),
+        checked.diverged
     );
-    Ok(exit_code(diverged > 0))
+    Ok(exit_code(checked.diverged > 0))
 }
 
-/// The text summary of an exploration: the first failures, the figures, the coverage.
-fn print_summary(summary: &Summary, failing: &[RunReport], whole_table: bool) {
-    for report in failing.iter().take(3) {
+/// `sim regressions list|add`.
+fn regressions_command(command: RegressionsCommand) -> Result<ExitCode, Usage> {
+    match command {
+        RegressionsCommand::List => {
+            for r in sim::regressions::committed() {
+                say!("{} {}  # {}", r.scenario.name, r.seed, r.why);
+            }
+        }
+        RegressionsCommand::Add {
+            scenario,
+            seed,
+            why,
+        } => {
+            let [scenario] = scenarios_named(&scenario)?[..] else {
+                return Err(Usage(
+                    "a regression seed names one scenario, not all".into(),
+                ));
+            };
+            let path = sim::regressions::add(scenario, seed, &why).map_err(|e| {
+                Usage(format!(
+                    "cannot append to {}: {e}",
+                    sim::regressions::source_path().display()
+                ))
+            })?;
+            say!("added {} {seed} to {}", scenario.name, path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How many failing seeds of each scenario the text summary lists.
+const LISTED_FAILING_SEEDS: usize = 20;
+
+/// The text summary of an exploration: the first failures, the failing seeds, the figures,
+/// the coverage.
+fn print_summary(exploration: &Exploration, whole_table: bool) {
+    let summary = &exploration.summary;
+    for report in &exploration.shown {
         say_raw!("{}", report.failure_text());
     }
-    if failing.len() > 3 {
-        say!("… and {} more failing seeds", failing.len() - 3);
-    }
-    say!(
-        "{} runs, {} failures, {:.1} simulated s in {:.2} wall s ({:.1} seeds/s)",
-        summary.runs,
-        summary.failures.len(),
-        summary.simulated_seconds,
-        summary.wall_seconds,
-        summary.seeds_per_second
-    );
-    for (world, f) in &summary.worlds {
+    for record in &summary.regression_failures {
         say!(
-            "  {world:<14} {} runs, {:.1} simulated s, {:.0}x real time",
-            f.runs,
-            f.simulated_seconds,
-            f.speedup
+            "FAIL regression seed scenario={} seed={} {}: {}\n  reproduce: {}",
+            record.scenario,
+            record.seed,
+            record.invariant,
+            record.detail,
+            record.reproduce
         );
     }
-    let seeds_per_goal = summary.coverage.values().flat_map(|g| g.values());
+    if summary.failure_count > exploration.shown.len() as u64 {
+        say!("failing seeds:");
+        for line in exploration.failing_seeds_text(LISTED_FAILING_SEEDS) {
+            say!("  {line}");
+        }
+    }
+    print_figures(summary);
+    print_coverage(summary, whole_table);
+    say!("build: {}", summary.build);
+}
+
+fn print_figures(summary: &sim::explore::Summary) {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    say!(
+        "{}{}, {}, {:.1} simulated s in {:.2} wall s ({:.1} seeds/s){}",
+        plural(summary.runs, "run", "runs"),
+        if summary.regressions_run > 0 {
+            format!(" (and {} regression seeds first)", summary.regressions_run)
+        } else {
+            String::new()
+        },
+        plural(summary.failure_count, "failure", "failures"),
+        summary.simulated_seconds,
+        summary.wall_seconds,
+        summary.seeds_per_second,
+        match summary.ended {
+            sim::explore::Ended::Completed => "",
+            sim::explore::Ended::TimeUp => "; time up",
+            sim::explore::Ended::Interrupted => "; interrupted",
+        }
+    );
+    for (scenario, t) in &summary.per_scenario {
+        say!(
+            "  {scenario:<20} {:<14} {} runs, {} failing, {:.1} simulated s, {:.0}x real time",
+            t.world,
+            t.runs,
+            t.failures,
+            t.simulated_seconds,
+            t.speedup
+        );
+    }
+}
+
+fn print_coverage(summary: &sim::explore::Summary, whole_table: bool) {
+    let seeds_per_goal = summary
+        .per_scenario
+        .values()
+        .flat_map(|t| t.coverage.values());
     let (goals, reached) =
         seeds_per_goal.fold((0, 0), |(n, r), seeds| (n + 1, r + usize::from(*seeds > 0)));
     say!("coverage: {reached} of {goals} goals reached (--coverage for the table)");
     if whole_table {
-        for (scenario, goals) in &summary.coverage {
-            for (goal, seeds) in goals {
-                say!(
-                    "  {scenario:<20} {goal:<38} {seeds} of {} seeds",
-                    summary.seeds
-                );
+        for (scenario, t) in &summary.per_scenario {
+            for (goal, seeds) in &t.coverage {
+                say!("  {scenario:<20} {goal:<38} {seeds} of {} seeds", t.runs);
             }
         }
     }

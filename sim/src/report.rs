@@ -15,6 +15,12 @@ pub struct RunStats {
     pub simulated: Duration,
 }
 
+/// The one-line command that reproduces `seed` of `scenario` (with `bug` switched on).
+pub fn repro_command(scenario: &str, seed: u64, bug: Option<&str>) -> String {
+    let bug = bug.map(|b| format!(" --bug {b}")).unwrap_or_default();
+    format!("cargo run --profile sim -p sim -- run {scenario} --seed {seed}{bug}")
+}
+
 /// Everything known about one finished run.
 #[derive(Debug, Clone)]
 pub struct RunReport {
@@ -41,11 +47,7 @@ pub struct RunReport {
 impl RunReport {
     /// The one-line command that reproduces this run exactly.
     pub fn repro_command(&self) -> String {
-        let bug = self.bug.map(|b| format!(" --bug {b}")).unwrap_or_default();
-        format!(
-            "cargo run --profile sim -p sim -- run {} --seed {}{bug}",
-            self.scenario, self.derived.seed
-        )
+        repro_command(self.scenario, self.derived.seed, self.bug)
     }
 
     /// The full failure report: scenario, seed, configuration, invariant, last events, command.
@@ -70,6 +72,7 @@ impl RunReport {
             out.push_str(line);
             out.push('\n');
         }
+        out.push_str(&format!("  build:     {}\n", crate::build_info::BUILD));
         out.push_str(&format!("  reproduce: {}\n", self.repro_command()));
         out
     }

@@ -59,14 +59,88 @@ pub fn run_one(
 ) -> (RunReport, Recording) {
     std::thread::scope(|scope| {
         // det-ok: the whole run happens on this one thread, which shares nothing simulated.
-        let run = std::thread::Builder::new()
-            .name(format!("sim-{}-{seed}", scenario.name))
-            .stack_size(RUN_STACK_BYTES)
+        let run = run_thread(scenario, seed)
             .spawn_scoped(scope, move || run_here(scenario, seed, options))
             .expect("a thread for the run starts");
         run.join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+/// Like [`run_one`] without the recording, but waits at most `limit` of wall time: a run
+/// still going then (a busy loop in the system under test never yields to the simulated
+/// clock) is a `hang` failure with its seed, and its thread is left behind, unwaited, so the
+/// exploration goes on. The thread ends with the process.
+pub fn run_watched(
+    scenario: &'static Scenario,
+    seed: u64,
+    options: RunOptions,
+    limit: Duration,
+) -> RunReport {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    // det-ok: as in `run_one`; the watchdog only waits on the wall clock, outside the run.
+    let run = run_thread(scenario, seed)
+        .spawn(move || {
+            let _ = sender.send(run_here(scenario, seed, options).0);
+        })
+        .expect("a thread for the run starts");
+    match receiver.recv_timeout(limit) {
+        Ok(report) => {
+            let _ = run.join();
+            report
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => unfinished(
+            scenario,
+            seed,
+            options,
+            Violation {
+                invariant: Invariant::Hang,
+                detail: format!(
+                    "no result after {limit:?} of wall time (--run-timeout); the run never let the simulated clock move on, or is far slower than usual"
+                ),
+                at: Duration::ZERO,
+            },
+        ),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match run.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unfinished(
+                scenario,
+                seed,
+                options,
+                Violation {
+                    invariant: Invariant::Harness,
+                    detail: "the run's thread ended without a report".into(),
+                    at: Duration::ZERO,
+                },
+            ),
+        },
+    }
+}
+
+/// The report of a run that gave no report of its own.
+fn unfinished(
+    scenario: &'static Scenario,
+    seed: u64,
+    options: RunOptions,
+    violation: Violation,
+) -> RunReport {
+    RunReport {
+        scenario: scenario.name,
+        bug: options.bug.map(PlantedBug::name),
+        derived: scenario.derive(seed),
+        violation: Some(violation),
+        stats: Default::default(),
+        wall: Duration::ZERO,
+        digest: String::new(),
+        tail: Vec::new(),
+        coverage: Vec::new(),
+    }
+}
+
+fn run_thread(scenario: &'static Scenario, seed: u64) -> std::thread::Builder {
+    std::thread::Builder::new()
+        .name(format!("sim-{}-{seed}", scenario.name))
+        .stack_size(RUN_STACK_BYTES)
 }
 
 /// Runs `seed` of `scenario` on this thread.

@@ -246,6 +246,10 @@ pub fn run_file(path: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if lines.is_empty() {
+        eprintln!("sim vectors: {}: no vectors in the file", path.display());
+        return ExitCode::from(2);
+    }
     let sum = match walk(&lines) {
         Ok(s) => s,
         Err(e) => {

@@ -27,62 +27,14 @@ fn every_scenario_passes_its_first_seeds() {
 
 /// Seeds that once found a defect of the harness or the stack, with what it was; each must
 /// pass now.
-const REGRESSIONS: &[(&str, u64, &str)] = &[
-    (
-        "btail-tracking",
-        4253,
-        "a held δZ stream delivered every commit at once; clients waited for a head past the last",
-    ),
-    (
-        "engine-remote",
-        1010,
-        "a write outlived its connection (lost in a partition) and the next one's reads ran beside it",
-    ),
-    (
-        "engine-remote",
-        3307,
-        "an I/O error interrupted the store's creation, a crash followed: never opened again",
-    ),
-    (
-        "engine-remote",
-        5118,
-        "an I/O error interrupted the store's creation, a crash followed: never opened again",
-    ),
-    (
-        "engine-remote",
-        8833,
-        "an I/O error interrupted the store's creation, a crash followed: never opened again",
-    ),
-    (
-        "engine-redb-crash",
-        712,
-        "a crash during the read-back after a resolved write resolved it a second time",
-    ),
-    (
-        "engine-redb-crash",
-        1200,
-        "a crash during the read-back after a resolved write resolved it a second time",
-    ),
-    (
-        "engine-remote",
-        756,
-        "a stream event for a consumer that had gone away was taken for a protocol violation: the client dropped a connection other requests shared",
-    ),
-    (
-        "engine-remote",
-        1091,
-        "a stream event for a consumer that had gone away was taken for a protocol violation: the client dropped a connection other requests shared",
-    ),
-];
-
 #[test]
 fn seeds_that_found_defects_pass() {
-    for &(name, seed, what) in REGRESSIONS {
-        let scenario = scenarios::find(name).expect("a catalog scenario");
-        let (report, _) = run_one(scenario, seed, RunOptions::default());
+    for regression in sim::regressions::committed() {
+        let (report, _) = run_one(regression.scenario, regression.seed, RunOptions::default());
         assert!(
             report.violation.is_none(),
-            "{what}\n{}",
+            "{}\n{}",
+            regression.why,
             report.failure_text()
         );
     }

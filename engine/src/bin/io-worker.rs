@@ -9,7 +9,7 @@
 //!           [--max-concurrent N] [--exit-on-stdin-close]
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -104,12 +104,10 @@ async fn run(args: Args) -> Result<(), String> {
 
     // Listening last: from here on the worker is ready.
     let served = if let Some(path) = &args.unix {
-        remove_stale(path);
-        let listener = tokio::net::UnixListener::bind(path)
-            .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+        let (listener, owned) = claim_socket(path).await?;
         eprintln!("io-worker: ready on unix:{}", path.display());
         let served = worker.serve(listener).await;
-        remove_stale(path);
+        owned.release();
         served
     } else if let Some(addr) = args.tcp {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -124,6 +122,50 @@ async fn run(args: Args) -> Result<(), String> {
     served.map_err(|e| format!("serving failed: {e}"))?;
     eprintln!("io-worker: stopped");
     Ok(())
+}
+
+/// The socket file a worker created, known by its identity (device and inode), so that the
+/// worker removes on exit only the socket it made: another worker may have taken the path
+/// over since (after this one's file was removed by hand, say).
+struct OwnedSocket {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl OwnedSocket {
+    /// Removes the socket file if it is still the one this worker created.
+    fn release(self) {
+        if self.identity.is_some() && socket_identity(&self.path) == self.identity {
+            remove_stale(&self.path);
+        }
+    }
+}
+
+fn socket_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Listens on `path`, unless a live worker already does: a socket that accepts a connection
+/// is another worker's, and taking its path over would cut it off from new clients. A socket
+/// file nobody listens on is stale (a worker that was killed) and is replaced.
+async fn claim_socket(path: &Path) -> Result<(tokio::net::UnixListener, OwnedSocket), String> {
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        return Err(format!(
+            "another worker is listening on {}; refusing to take its socket over",
+            path.display()
+        ));
+    }
+    remove_stale(path);
+    let listener = tokio::net::UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let owned = OwnedSocket {
+        path: path.to_path_buf(),
+        identity: socket_identity(path),
+    };
+    Ok((listener, owned))
 }
 
 /// Cancels `shutdown` on SIGTERM/SIGINT and, if asked, when stdin closes.

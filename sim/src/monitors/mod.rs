@@ -53,6 +53,8 @@ pub enum Invariant {
     Protocol,
     /// Something in the system under test (or the harness) panicked.
     Panic,
+    /// A run gave no result within its wall-clock limit (`--run-timeout`).
+    Hang,
     /// The harness itself could not set the world up.
     Harness,
 }
@@ -70,6 +72,7 @@ impl Invariant {
         Invariant::Snapshot,
         Invariant::Protocol,
         Invariant::Panic,
+        Invariant::Hang,
         Invariant::Harness,
     ];
 
@@ -86,6 +89,7 @@ impl Invariant {
             Invariant::Snapshot => "snapshot",
             Invariant::Protocol => "protocol",
             Invariant::Panic => "panic",
+            Invariant::Hang => "hang",
             Invariant::Harness => "harness",
         }
     }

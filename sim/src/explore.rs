@@ -55,6 +55,37 @@ pub struct WorldFigures {
     pub speedup: f64,
 }
 
+/// The history checks' figures over an exploration (engine worlds).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct HistoryFigures {
+    /// Histories checked (one per engine run).
+    pub histories: u64,
+    /// Operations they recorded.
+    pub operations: u64,
+    /// Parts the searches split them into.
+    pub parts: u64,
+    /// Configurations the searches expanded, in all.
+    pub steps: u64,
+    /// The most one history's search expanded.
+    pub max_steps: u64,
+    /// The most one part's search expanded.
+    pub max_part_steps: u64,
+    /// Histories whose search ran out of budget: nothing proven either way.
+    pub inconclusive: u64,
+}
+
+impl HistoryFigures {
+    fn add(&mut self, run: &crate::monitors::history::HistoryStats) {
+        self.histories += run.histories;
+        self.operations += run.operations;
+        self.parts += run.cost.parts;
+        self.steps += run.cost.steps;
+        self.max_steps = self.max_steps.max(run.cost.steps);
+        self.max_part_steps = self.max_part_steps.max(run.cost.max_part_steps);
+        self.inconclusive += run.inconclusive;
+    }
+}
+
 /// The summary `--json` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -80,6 +111,8 @@ pub struct Summary {
     pub seeds_per_second: f64,
     /// Figures per world.
     pub worlds: BTreeMap<&'static str, WorldFigures>,
+    /// The history checks' figures.
+    pub history: HistoryFigures,
     /// Per scenario, per coverage goal of its world, how many seeds reached it.
     pub coverage: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     /// `scenario:goal` for every goal no seed reached (only from `coverage::MIN_SEEDS` seeds
@@ -170,7 +203,9 @@ fn summarize(
     let mut worlds: BTreeMap<&'static str, WorldFigures> = BTreeMap::new();
     let mut seeds_to_find = BTreeMap::new();
     let mut failures = Vec::new();
+    let mut history = HistoryFigures::default();
     for r in reports {
+        history.add(&r.stats.history);
         let world = scenarios
             .iter()
             .find(|s| s.name == r.scenario)
@@ -211,6 +246,7 @@ fn summarize(
         wall_seconds: wall.as_secs_f64(),
         seeds_per_second: reports.len() as f64 / wall.as_secs_f64().max(1e-9),
         worlds,
+        history,
         coverage,
         unreached,
     }

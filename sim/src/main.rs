@@ -233,6 +233,21 @@ fn run(
             report.derived
         );
     }
+    let h = &report.stats.history;
+    if h.histories > 0 {
+        let verdict = if h.inconclusive > 0 {
+            "INCONCLUSIVE (the search ran out of budget)"
+        } else {
+            "checked"
+        };
+        say!(
+            "  history: {verdict}: {} operations, {} parts, {} search steps (most {} in one part)",
+            h.operations,
+            h.cost.parts,
+            h.cost.steps,
+            h.cost.max_part_steps
+        );
+    }
     Ok(exit_code(failed))
 }
 
@@ -334,6 +349,19 @@ fn print_summary(summary: &Summary, failing: &[RunReport], whole_table: bool) {
             f.runs,
             f.simulated_seconds,
             f.speedup
+        );
+    }
+    let h = &summary.history;
+    if h.histories > 0 {
+        say!(
+            "histories: {} checked ({} operations, {} parts), {} search steps (most {} in one history, {} in one part), {} inconclusive",
+            h.histories,
+            h.operations,
+            h.parts,
+            h.steps,
+            h.max_steps,
+            h.max_part_steps,
+            h.inconclusive
         );
     }
     let seeds_per_goal = summary.coverage.values().flat_map(|g| g.values());

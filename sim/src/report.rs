@@ -13,6 +13,8 @@ pub struct RunStats {
     pub ops: u64,
     /// Simulated time the run covered.
     pub simulated: Duration,
+    /// The history check's figures (engine worlds).
+    pub history: crate::monitors::history::HistoryStats,
 }
 
 /// Everything known about one finished run.

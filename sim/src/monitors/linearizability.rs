@@ -1,0 +1,654 @@
+//! Linearizability of an engine run's history against the block-store model.
+//!
+//! **The question.** Clients call the handle concurrently: several writers (appends, truncates,
+//! drains), readers of every kind, and the harness's own reads of the store. Each call is an
+//! *operation* with an invocation and a response on a logical clock (one tick per recorded
+//! event of the run, so no two events tie, where simulated time often does). The history is
+//! linearizable when one sequence of its operations (1) respects real time: an operation that
+//! responded before another was invoked comes first, and (2) is a legal run of the sequential
+//! specification, the block-store model (`model::ops::apply_model` on `BlockStoreModel`, which
+//! shares no code with the engine): every answer is the model's answer in the state where the
+//! operation sits.
+//!
+//! **Unknown outcomes.** A write whose outcome its caller could not learn (the handle said
+//! `Indeterminate`, an I/O error, the caller abandoned it, a crash cut it) took effect once,
+//! anywhere in its window, or not at all: the model decides, at the point where it is placed,
+//! whether it applies (a racing writer may have made it a refused, non-contiguous append). Its
+//! window closes where the harness established it can no longer take effect: when it settled
+//! (no write running at the backend any more), at the crash that cut it, or never (open, as
+//! Porcupine treats an operation without response). A write that answered `DeadlineExceeded`
+//! claims it rolled back: it may not take effect at all.
+//!
+//! **The search** (Wing & Gong's, with Lowe's memoisation, as Porcupine runs it): depth first
+//! over the operations that may come next, those invoked before the earliest response among
+//! the operations not yet placed. A write with a known answer is placed where the model gives
+//! that answer; an unknown one is placed applied, or skipped. A memo of (operations placed,
+//! model state) prunes every configuration already explored. Two refinements keep it small:
+//! - *Reads are placed greedily*: a read that may come next and agrees with the current state
+//!   is placed at once, without branching. No linearization is lost: a read changes no state,
+//!   and every operation that must precede it is placed already, so moving it forward to this
+//!   point keeps every real-time constraint.
+//! - *P-compositionality*: the history is cut before every write invoked after every earlier
+//!   write closed. Each write left of a cut closed before each write right of it was invoked,
+//!   so every linearization places all left writes first: the states the left part may end in
+//!   are all the right part may start from. Each part is searched alone, exhaustively, and
+//!   hands on the set of its end states. A read whose window spans a cut may sit on either
+//!   side: the left part places it if it can, otherwise it is *carried* into the next part,
+//!   with the end state, as an operation that may come first. With one writer, every write is
+//!   a part of its own.
+//!
+//! **Cost** is bounded: the search expands at most its budget of configurations per history
+//! and carries at most [`MAX_ENDS`] end states across a cut; beyond either it gives up and the
+//! history is *inconclusive*, which is counted and reported, never taken for a pass.
+
+use std::collections::HashMap; // det-ok: lookups only, never iterated
+use std::collections::HashSet; // det-ok: lookups only, never iterated
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
+
+use engine::ColdStorageError;
+use model::block_store::BlockStoreModel;
+use model::ops::{Op, Outcome, apply_model, read_model};
+
+use crate::monitors::{Invariant, Violation};
+
+/// A point on the run's logical clock.
+pub type Time = u64;
+
+/// Configurations one history may expand before it is inconclusive.
+pub const STEP_BUDGET: u64 = 400_000;
+
+/// End states one part may hand on before the history is inconclusive.
+pub const MAX_ENDS: usize = 64;
+
+/// Hash maps and sets with a fixed hasher: the same run, the same memory layout.
+type Fixed = BuildHasherDefault<DefaultHasher>;
+
+/// Where a read was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Through the handle (perhaps by its cache).
+    Handle,
+    /// Directly by the store, around the handle.
+    Store,
+}
+
+/// What an operation did, as the checker sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A read and its answer.
+    Read {
+        /// The read.
+        op: Op,
+        /// Its answer.
+        outcome: Outcome,
+        /// Where it was answered.
+        via: Via,
+    },
+    /// Reads of the store at one moment, which must all agree with one state: the whole store
+    /// read back after a restart (the durability check).
+    Snapshot(Vec<(Op, Outcome)>),
+    /// A write with a known answer (success, or an `InvalidInput` refusal).
+    Write {
+        /// The write.
+        op: Op,
+        /// Its answer.
+        answer: Outcome,
+    },
+    /// A write whose outcome is unknown.
+    MaybeWrite(Op),
+    /// A write that claims it rolled back (`DeadlineExceeded`): it must never take effect.
+    RolledBack(Op),
+}
+
+/// One operation of the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Who issued it (`writer-1`, `client-3`, `store`), for reports.
+    pub who: String,
+    /// Its invocation.
+    pub call: Time,
+    /// Its response (or, for an unknown write, where its window closed); `None`: open.
+    pub ret: Option<Time>,
+    /// What it did; `None` for an operation that constrains nothing (a read that was
+    /// abandoned or answered with an error that carries no answer).
+    pub effect: Option<Effect>,
+}
+
+impl Entry {
+    fn is_write(&self) -> bool {
+        matches!(
+            self.effect,
+            Some(Effect::Write { .. } | Effect::MaybeWrite(_))
+        )
+    }
+
+    fn ret_or_open(&self) -> Time {
+        self.ret.unwrap_or(Time::MAX)
+    }
+}
+
+/// Where a checked prefix of the history may have left things: a model state, and the reads
+/// carried past the last cut (indices into the history).
+#[derive(Debug, Clone, PartialEq)]
+pub struct End {
+    /// The model state.
+    pub state: BlockStoreModel,
+    /// Reads not yet placed whose windows reach past the cut.
+    pub carried: Vec<usize>,
+}
+
+impl End {
+    /// The start of a run: an empty store, nothing carried.
+    pub fn empty() -> End {
+        End {
+            state: BlockStoreModel::new(),
+            carried: Vec::new(),
+        }
+    }
+}
+
+/// What the search cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// Parts searched (cuts plus one, per checked stretch).
+    pub parts: u64,
+    /// Configurations expanded.
+    pub steps: u64,
+    /// Configurations expanded by the largest part.
+    pub max_part_steps: u64,
+}
+
+/// The checker's answer for a stretch of history.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Linearizable; where it may have left things.
+    Linearizable(Vec<End>),
+    /// Not linearizable.
+    Violation(Violation),
+    /// The budget ran out: nothing proven either way.
+    Inconclusive(String),
+}
+
+/// The checker: its budget, and what it has spent.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    budget: u64,
+    /// What the searches so far cost.
+    pub cost: Cost,
+}
+
+impl Checker {
+    /// A checker that may expand `budget` configurations in all.
+    pub fn new(budget: u64) -> Checker {
+        Checker {
+            budget,
+            cost: Cost::default(),
+        }
+    }
+
+    /// Checks `entries[from..]` (in invocation order), starting from any of `start`. The
+    /// history is taken to end after the last entry: its open operations stay open.
+    pub fn check(&mut self, entries: &[Entry], from: usize, start: Vec<End>) -> Verdict {
+        debug_assert!(entries.windows(2).all(|w| w[0].call < w[1].call));
+        let mut ends = start;
+        for part in parts(entries, from) {
+            self.cost.parts += 1;
+            let mut next: Vec<End> = Vec::new();
+            let mut stuck = None;
+            let before = self.cost.steps;
+            for end in &ends {
+                let left = self.budget.saturating_sub(self.cost.steps);
+                let mut search = Search::new(entries, &part, end);
+                let found = search.run(left);
+                self.cost.steps += search.steps;
+                match found {
+                    Found::Ends(found) => {
+                        for end in found {
+                            if !next.contains(&end) {
+                                next.push(end);
+                            }
+                        }
+                    }
+                    Found::Stuck(violation) => stuck = stuck.or(Some(violation)),
+                    Found::OutOfBudget => return self.inconclusive("the step budget"),
+                }
+            }
+            let part_steps = self.cost.steps - before;
+            self.cost.max_part_steps = self.cost.max_part_steps.max(part_steps);
+            if next.is_empty() {
+                return Verdict::Violation(stuck.expect("no end state means a search got stuck"));
+            }
+            if next.len() > MAX_ENDS {
+                return self.inconclusive("the end states a part may hand on");
+            }
+            ends = next;
+        }
+        Verdict::Linearizable(ends)
+    }
+
+    fn inconclusive(&self, what: &str) -> Verdict {
+        Verdict::Inconclusive(format!(
+            "the linearizability search ran out of {what} after {} configurations",
+            self.cost.steps
+        ))
+    }
+}
+
+/// A stretch of the history searched alone: `entries[first..last]`, cut before `end`.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    first: usize,
+    last: usize,
+    /// The invocation of the write after the cut (`Time::MAX` for the last part).
+    end: Time,
+}
+
+/// Cuts `entries[from..]` before every write invoked after every earlier write closed.
+fn parts(entries: &[Entry], from: usize) -> Vec<Part> {
+    let mut cuts = vec![from];
+    let mut writes_closed_by: Time = 0;
+    for (i, entry) in entries.iter().enumerate().skip(from) {
+        if !entry.is_write() {
+            continue;
+        }
+        if i > from && writes_closed_by < entry.call && cuts.last() != Some(&i) {
+            cuts.push(i);
+        }
+        writes_closed_by = writes_closed_by.max(entry.ret_or_open());
+    }
+    let ends = cuts.iter().skip(1).map(|&i| (i, entries[i].call));
+    cuts.iter()
+        .zip(ends.chain([(entries.len(), Time::MAX)]))
+        .map(|(&first, (last, end))| Part { first, last, end })
+        .collect()
+}
+
+/// One operation as a part's search sees it.
+#[derive(Debug, Clone, Copy)]
+struct Local<'a> {
+    /// Its index in the history.
+    index: usize,
+    entry: &'a Entry,
+    /// Its invocation (0 for a read carried in: it may come first).
+    call: Time,
+    /// Its response within the part (`Time::MAX`: it may also sit beyond the part).
+    ret: Time,
+    /// Whether a linearization of the part may leave it out.
+    optional: bool,
+}
+
+impl Local<'_> {
+    fn is_read(&self) -> bool {
+        matches!(
+            self.entry.effect,
+            Some(Effect::Read { .. } | Effect::Snapshot(_))
+        )
+    }
+}
+
+/// The operations of `part`, with the reads `carried` in before them.
+fn locals<'a>(entries: &'a [Entry], part: &Part, carried: &[usize]) -> Vec<Local<'a>> {
+    let carried = carried.iter().map(|&i| (i, 0));
+    let own = (part.first..part.last).map(|i| (i, entries[i].call));
+    carried
+        .chain(own)
+        .filter_map(|(index, call)| {
+            let entry = &entries[index];
+            let effect = entry.effect.as_ref()?;
+            let spans = entry.ret_or_open() >= part.end;
+            let optional = match effect {
+                Effect::Read { .. } | Effect::Snapshot(_) => spans,
+                Effect::MaybeWrite(_) => true,
+                Effect::Write { .. } => false,
+                // It may not take effect: the search leaves it out altogether.
+                Effect::RolledBack(_) => return None,
+            };
+            let ret = if spans {
+                Time::MAX
+            } else {
+                entry.ret_or_open()
+            };
+            Some(Local {
+                index,
+                entry,
+                call,
+                ret,
+                optional,
+            })
+        })
+        .collect()
+}
+
+/// Model states met by one search, each kept once.
+#[derive(Debug, Default)]
+struct States {
+    models: Vec<BlockStoreModel>,
+    by_print: HashMap<u64, Vec<usize>, Fixed>,
+}
+
+impl States {
+    fn intern(&mut self, model: BlockStoreModel) -> usize {
+        let mut hasher = DefaultHasher::new();
+        for (number, block) in model.blocks() {
+            number.hash(&mut hasher);
+            block.header.hash().hash(&mut hasher);
+        }
+        let print = hasher.finish();
+        let same = self.by_print.entry(print).or_default();
+        if let Some(&id) = same.iter().find(|&&id| self.models[id] == model) {
+            return id;
+        }
+        self.models.push(model);
+        same.push(self.models.len() - 1);
+        self.models.len() - 1
+    }
+}
+
+/// A set of a part's operations.
+type Placed = Vec<u64>;
+
+fn has(placed: &Placed, i: usize) -> bool {
+    placed[i / 64] & (1 << (i % 64)) != 0
+}
+
+fn with(placed: &Placed, i: usize) -> Placed {
+    let mut more = placed.clone();
+    more[i / 64] |= 1 << (i % 64);
+    more
+}
+
+/// What searching one part from one start found.
+#[derive(Debug)]
+enum Found {
+    Ends(Vec<End>),
+    Stuck(Violation),
+    OutOfBudget,
+}
+
+/// The search of one part from one start.
+struct Search<'a> {
+    ops: Vec<Local<'a>>,
+    states: States,
+    start: usize,
+    memo: HashSet<(Placed, usize), Fixed>,
+    /// Whether read `i` agrees with state `s`.
+    agrees: HashMap<(usize, usize), bool, Fixed>,
+    /// The states write `i` may leave in state `s`.
+    after: HashMap<(usize, usize), Vec<usize>, Fixed>,
+    steps: u64,
+    /// The configuration with the most operations placed, for the report.
+    deepest: (usize, Placed, usize),
+}
+
+impl<'a> Search<'a> {
+    fn new(entries: &'a [Entry], part: &Part, from: &End) -> Search<'a> {
+        let ops = locals(entries, part, &from.carried);
+        let mut states = States::default();
+        let start = states.intern(from.state.clone());
+        let empty = vec![0; ops.len().div_ceil(64)];
+        Search {
+            ops,
+            states,
+            start,
+            memo: HashSet::default(),
+            agrees: HashMap::default(),
+            after: HashMap::default(),
+            steps: 0,
+            deepest: (0, empty, start),
+        }
+    }
+
+    /// Every end state of the part (exhaustively), or why there is none.
+    fn run(&mut self, budget: u64) -> Found {
+        let mut ends = Vec::new();
+        let mut stack = vec![(self.deepest.1.clone(), self.start)];
+        while let Some((mut placed, state)) = stack.pop() {
+            self.place_reads(&mut placed, state);
+            if !self.memo.insert((placed.clone(), state)) {
+                continue;
+            }
+            self.steps += 1;
+            if self.steps > budget {
+                return Found::OutOfBudget;
+            }
+            let count = placed.iter().map(|w| w.count_ones() as usize).sum();
+            if count > self.deepest.0 {
+                self.deepest = (count, placed.clone(), state);
+            }
+            if self
+                .ops
+                .iter()
+                .enumerate()
+                .all(|(i, op)| op.optional || has(&placed, i))
+            {
+                let end = self.end(&placed, state);
+                if !ends.contains(&end) {
+                    ends.push(end);
+                }
+            }
+            for i in self.candidates(&placed) {
+                for next in self.successors(i, state) {
+                    stack.push((with(&placed, i), next));
+                }
+            }
+        }
+        if ends.is_empty() {
+            return Found::Stuck(self.stuck());
+        }
+        Found::Ends(ends)
+    }
+
+    /// The operations that may come next: not placed, invoked before the earliest response
+    /// among those not placed.
+    fn candidates(&self, placed: &Placed) -> Vec<usize> {
+        let open = || (0..self.ops.len()).filter(|&i| !has(placed, i));
+        let first_ret = open().map(|i| self.ops[i].ret).min().unwrap_or(Time::MAX);
+        open().filter(|&i| self.ops[i].call < first_ret).collect()
+    }
+
+    /// Places every read that may come next and agrees with `state`, until none does.
+    fn place_reads(&mut self, placed: &mut Placed, state: usize) {
+        loop {
+            let mut ready = self.candidates(placed);
+            ready.retain(|&i| self.ops[i].is_read());
+            ready.retain(|&i| self.agrees(i, state));
+            if ready.is_empty() {
+                return;
+            }
+            for i in ready {
+                placed[i / 64] |= 1 << (i % 64);
+            }
+        }
+    }
+
+    fn agrees(&mut self, i: usize, state: usize) -> bool {
+        if let Some(&known) = self.agrees.get(&(i, state)) {
+            return known;
+        }
+        let model = &self.states.models[state];
+        let agrees = match &self.ops[i].entry.effect {
+            Some(Effect::Read { op, outcome, .. }) => read_agrees(model, op, outcome),
+            Some(Effect::Snapshot(reads)) => reads.iter().all(|(op, o)| read_agrees(model, op, o)),
+            _ => false,
+        };
+        self.agrees.insert((i, state), agrees);
+        agrees
+    }
+
+    /// The states placing write `i` in `state` may lead to: none if the model's answer is not
+    /// the write's; for an unknown write, skipped and (if the model accepts it) applied.
+    fn successors(&mut self, i: usize, state: usize) -> Vec<usize> {
+        if let Some(known) = self.after.get(&(i, state)) {
+            return known.clone();
+        }
+        let mut model = self.states.models[state].clone();
+        let next = match &self.ops[i].entry.effect {
+            Some(Effect::Write { op, answer }) => {
+                if apply_model(&mut model, op) == *answer {
+                    vec![self.states.intern(model)]
+                } else {
+                    Vec::new()
+                }
+            }
+            Some(Effect::MaybeWrite(op)) => {
+                let applied = is_ok(&apply_model(&mut model, op));
+                let applied = applied.then(|| self.states.intern(model));
+                std::iter::once(state)
+                    .chain(applied.filter(|&s| s != state))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        self.after.insert((i, state), next.clone());
+        next
+    }
+
+    fn end(&self, placed: &Placed, state: usize) -> End {
+        let carried = self.ops.iter().enumerate();
+        End {
+            state: self.states.models[state].clone(),
+            carried: carried
+                .filter(|(i, op)| op.is_read() && !has(placed, *i))
+                .map(|(_, op)| op.index)
+                .collect(),
+        }
+    }
+
+    /// Why the part has no linearization, seen from the configuration that placed the most:
+    /// the operation that had to come next (the earliest response not placed) and could not.
+    fn stuck(&self) -> Violation {
+        let (count, placed, state) = &self.deepest;
+        let model = &self.states.models[*state];
+        let blocking = (0..self.ops.len())
+            .filter(|&i| !has(placed, i) && !self.ops[i].optional)
+            .min_by_key(|&i| self.ops[i].ret)
+            .map(|i| self.ops[i]);
+        let Some(op) = blocking else {
+            return Violation::new(Invariant::History, "no linearization (no op blocks?)");
+        };
+        let writes: Vec<String> = (0..self.ops.len())
+            .filter(|&i| has(placed, i) && !self.ops[i].is_read())
+            .map(|i| describe_write(self.ops[i].entry))
+            .collect();
+        let (invariant, what) = blame(op.entry, model);
+        Violation::new(
+            invariant,
+            format!(
+                "not linearizable: {what}; the longest linearization found places {count} of {} operations of this part, its writes in order: [{}]",
+                self.ops.len(),
+                writes.join(", ")
+            ),
+        )
+    }
+}
+
+/// The invariant an operation that could not be placed breaks, and what it did against what
+/// the model says in `model`.
+fn blame(entry: &Entry, model: &BlockStoreModel) -> (Invariant, String) {
+    let window = format!("[{}..{}]", entry.call, entry.ret_or_open());
+    match &entry.effect {
+        Some(Effect::Read { op, outcome, via }) => {
+            let expected = read_model(model, op).map_or("?".into(), |o| short(&o));
+            let invariant = if *via == Via::Handle && is_cacheable(op) {
+                Invariant::Cache
+            } else {
+                Invariant::History
+            };
+            let what = format!(
+                "{} {op:?} {window} answered {}, which no state in its window gives (the model there: {expected})",
+                entry.who,
+                short(outcome)
+            );
+            (invariant, what)
+        }
+        Some(Effect::Snapshot(reads)) => {
+            let differs = reads
+                .iter()
+                .find(|(op, o)| !read_agrees(model, op, o))
+                .map_or("?".into(), |(op, o)| {
+                    let expected = read_model(model, op).map_or("?".into(), |e| short(&e));
+                    format!("{op:?} read {}, the model has {expected}", short(o))
+                });
+            let what = format!(
+                "the store read back after a restart {window} holds no state the acknowledged writes allow (lost or half-applied): {differs}"
+            );
+            (Invariant::Durability, what)
+        }
+        Some(Effect::Write { op, answer }) => {
+            let mut state = model.clone();
+            let expected = short(&apply_model(&mut state, op));
+            let what = format!(
+                "{} {} {window} answered {}, which it gives in no order of the writes (the model there: {expected})",
+                entry.who,
+                describe_op(op),
+                short(answer)
+            );
+            (Invariant::History, what)
+        }
+        _ => (Invariant::History, format!("{entry:?} could not be placed")),
+    }
+}
+
+/// The op's kind, and for writes the block numbers they touch.
+pub fn describe_op(op: &Op) -> String {
+    match op {
+        Op::AppendBlock(b) => format!("AppendBlock({})", b.number()),
+        Op::AppendBlocks(bs) => {
+            let numbers: Vec<String> = bs.iter().map(|b| b.number().to_string()).collect();
+            format!("AppendBlocks({})", numbers.join(","))
+        }
+        Op::TruncateAbove(n) => format!("TruncateAbove({n})"),
+        Op::DrainAbove(n) => format!("DrainAbove({n})"),
+        other => other.kind().name().to_string(),
+    }
+}
+
+fn describe_write(entry: &Entry) -> String {
+    match &entry.effect {
+        Some(Effect::Write { op, .. }) => format!("{} {}", entry.who, describe_op(op)),
+        Some(Effect::MaybeWrite(op)) => format!("{} {}?", entry.who, describe_op(op)),
+        _ => String::new(),
+    }
+}
+
+/// Whether a read's answer is one the model gives in `model`.
+fn read_agrees(model: &BlockStoreModel, op: &Op, outcome: &Outcome) -> bool {
+    read_model(model, op).is_some_and(|expected| outcomes_agree(&expected, outcome))
+}
+
+/// Whether an observed outcome is one the model's outcome allows. A stream that ended early
+/// (deadline, reorg) must have delivered a prefix of the model's items.
+fn outcomes_agree(expected: &Outcome, observed: &Outcome) -> bool {
+    if let (Outcome::Stream(Ok((want, want_err))), Outcome::Stream(Ok((got, got_err)))) =
+        (expected, observed)
+    {
+        return match got_err {
+            Some(ColdStorageError::TooManyLogs { .. }) | None => got == want && got_err == want_err,
+            Some(_) => want.starts_with(got),
+        };
+    }
+    expected == observed
+}
+
+fn is_ok(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Done(Ok(_)) | Outcome::Drained(Ok(_)))
+}
+
+/// Reads the cache may answer: a wrong answer there is reported as a cache violation.
+fn is_cacheable(op: &Op) -> bool {
+    use engine::{HeaderSpecifier, ReceiptSpecifier, TransactionSpecifier};
+    matches!(
+        op,
+        Op::GetHeader(HeaderSpecifier::Number(_))
+            | Op::GetTransaction(TransactionSpecifier::BlockAndIndex { .. })
+            | Op::GetReceipt(ReceiptSpecifier::BlockAndIndex { .. })
+    )
+}
+
+fn short(outcome: &Outcome) -> String {
+    let text = format!("{outcome:?}");
+    match text.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}

@@ -366,3 +366,92 @@ fn is_checkable(outcome: &Outcome) -> bool {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use engine::InvalidInput;
+    use model::ops::block;
+
+    use super::*;
+
+    fn append(n: u64) -> Op {
+        Op::AppendBlock(block(n, Vec::new(), Vec::new()))
+    }
+
+    fn read_latest(history: &mut History, seen: Option<u64>) {
+        let id = history.invoke("reader", &Op::GetLatestBlock);
+        let outcome = Outcome::Latest(Ok(seen));
+        history.answer_read(id, Op::GetLatestBlock, Some(outcome), Via::Handle);
+    }
+
+    #[test]
+    fn a_writes_answer_decides_what_is_known_of_its_effect() {
+        let done = |r| Some(Outcome::Done(r));
+        let invalid = ColdStorageError::InvalidInput(InvalidInput::EmptyBatch);
+        let deadline = ColdStorageError::DeadlineExceeded {
+            timeout: std::time::Duration::from_millis(1),
+        };
+        assert_eq!(fate(done(Ok(())).as_ref()), Fate::Known);
+        assert_eq!(fate(done(Err(invalid)).as_ref()), Fate::Known);
+        assert_eq!(
+            fate(done(Err(ColdStorageError::TaskTerminated)).as_ref()),
+            Fate::Known
+        );
+        assert_eq!(fate(done(Err(deadline.clone())).as_ref()), Fate::RolledBack);
+        // A drain's deadline makes no such claim.
+        let drained = Some(Outcome::Drained(Err(deadline)));
+        assert_eq!(fate(drained.as_ref()), Fate::Unknown);
+        assert_eq!(fate(None), Fate::Unknown);
+    }
+
+    #[test]
+    fn an_acknowledged_write_moves_the_tracking_model_and_is_checked() {
+        let mut history = History::new();
+        let id = history.invoke("writer", &append(1));
+        assert_eq!(history.writes_in_call().count(), 1);
+        let fate = history.answer_write(id, Some(&Outcome::Done(Ok(()))));
+        assert_eq!((fate, history.writes_in_call().count()), (Fate::Known, 0));
+        assert_eq!(history.current().get_latest_block(), Some(1));
+        read_latest(&mut history, Some(1));
+        assert!(history.check().is_ok());
+        read_latest(&mut history, None);
+        let violation = history.check().expect_err("block 1 cannot vanish");
+        assert_eq!(violation.invariant, crate::monitors::Invariant::History);
+    }
+
+    #[test]
+    fn a_crash_cuts_the_writes_in_flight_which_may_or_may_not_have_landed() {
+        for landed in [None, Some(1)] {
+            let mut history = History::new();
+            let id = history.invoke("writer", &append(1));
+            assert_eq!(history.answer_write(id, None), Fate::Unknown);
+            history.cut();
+            read_latest(&mut history, landed);
+            assert!(history.check().is_ok());
+            // Cut before the read: it did not land later.
+            read_latest(&mut history, landed);
+            assert!(history.check().is_ok());
+        }
+        let mut history = History::new();
+        let id = history.invoke("writer", &append(1));
+        history.answer_write(id, None);
+        history.cut();
+        read_latest(&mut history, None);
+        read_latest(&mut history, Some(1));
+        assert!(history.check().is_err(), "it landed after the crash cut it");
+    }
+
+    #[test]
+    fn an_exhausted_budget_makes_the_history_inconclusive_not_passed() {
+        let mut history = History::with_budget(2);
+        for n in 1..=5 {
+            let id = history.invoke("writer", &append(n));
+            history.answer_write(id, None);
+        }
+        read_latest(&mut history, Some(5));
+        assert!(history.check().is_ok());
+        assert!(history.inconclusive().is_some());
+        assert_eq!(history.stats().inconclusive, 1);
+        assert!(History::new().check().is_ok());
+    }
+}

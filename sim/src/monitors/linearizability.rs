@@ -41,6 +41,7 @@
 //! and carries at most [`MAX_ENDS`] end states across a cut; beyond either it gives up and the
 //! history is *inconclusive*, which is counted and reported, never taken for a pass.
 
+use std::collections::BTreeSet;
 use std::collections::HashMap; // det-ok: lookups only, never iterated
 use std::collections::HashSet; // det-ok: lookups only, never iterated
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
@@ -55,7 +56,7 @@ use crate::monitors::{Invariant, Violation};
 pub type Time = u64;
 
 /// Configurations one history may expand before it is inconclusive.
-pub const STEP_BUDGET: u64 = 400_000;
+pub const STEP_BUDGET: u64 = 100_000;
 
 /// End states one part may hand on before the history is inconclusive.
 pub const MAX_ENDS: usize = 64;
@@ -193,35 +194,20 @@ impl Checker {
         let mut ends = start;
         for part in parts(entries, from) {
             self.cost.parts += 1;
-            let mut next: Vec<End> = Vec::new();
-            let mut stuck = None;
-            let before = self.cost.steps;
-            for end in &ends {
-                let left = self.budget.saturating_sub(self.cost.steps);
-                let mut search = Search::new(entries, &part, end);
-                let found = search.run(left);
-                self.cost.steps += search.steps;
-                match found {
-                    Found::Ends(found) => {
-                        for end in found {
-                            if !next.contains(&end) {
-                                next.push(end);
-                            }
-                        }
-                    }
-                    Found::Stuck(violation) => stuck = stuck.or(Some(violation)),
-                    Found::OutOfBudget => return self.inconclusive("the step budget"),
+            let left = self.budget.saturating_sub(self.cost.steps);
+            let (found, steps) = search_part(entries, &part, &ends, &BTreeSet::new(), left);
+            self.cost.steps += steps;
+            self.cost.max_part_steps = self.cost.max_part_steps.max(steps);
+            ends = match found {
+                Found::Ends(next) if next.len() > MAX_ENDS => {
+                    return self.inconclusive("the end states a part may hand on");
                 }
-            }
-            let part_steps = self.cost.steps - before;
-            self.cost.max_part_steps = self.cost.max_part_steps.max(part_steps);
-            if next.is_empty() {
-                return Verdict::Violation(stuck.expect("no end state means a search got stuck"));
-            }
-            if next.len() > MAX_ENDS {
-                return self.inconclusive("the end states a part may hand on");
-            }
-            ends = next;
+                Found::Ends(next) => next,
+                Found::Stuck(stuck) => {
+                    return Verdict::Violation(blame_suspects(entries, &part, &ends, stuck));
+                }
+                Found::OutOfBudget => return self.inconclusive("the step budget"),
+            };
         }
         Verdict::Linearizable(ends)
     }
@@ -232,6 +218,74 @@ impl Checker {
             self.cost.steps
         ))
     }
+}
+
+/// Searches `part` from each of `starts` with the operations `excluded` left out: every end
+/// state (deduplicated), or why there is none; and the configurations it expanded.
+fn search_part(
+    entries: &[Entry],
+    part: &Part,
+    starts: &[End],
+    excluded: &BTreeSet<usize>,
+    budget: u64,
+) -> (Found, u64) {
+    let mut ends: Vec<End> = Vec::new();
+    let mut stuck = None;
+    let mut steps = 0;
+    for start in starts {
+        let mut search = Search::new(entries, part, start, excluded);
+        let found = search.run(budget.saturating_sub(steps));
+        steps += search.steps;
+        match found {
+            Found::Ends(found) => {
+                for end in found {
+                    if !ends.contains(&end) {
+                        ends.push(end);
+                    }
+                }
+            }
+            Found::Stuck(violation) => stuck = stuck.or(Some(violation)),
+            Found::OutOfBudget => return (Found::OutOfBudget, steps),
+        }
+    }
+    match stuck {
+        Some(violation) if ends.is_empty() => (Found::Stuck(violation), steps),
+        _ => (Found::Ends(ends), steps),
+    }
+}
+
+/// Names the invariant a part with no linearization breaks, by the operations it cannot do
+/// without: if leaving out the reads the cache may have answered makes it linearizable, the
+/// first of them (by response) that breaks it again is a wrong cache answer; likewise a
+/// read-back after a restart is lost or half-applied data. Otherwise the history's.
+/// (The search's own report names the operation the longest linearization it found could
+/// not place, which need not be the wrong one: another order may have gone further.)
+fn blame_suspects(entries: &[Entry], part: &Part, starts: &[End], stuck: Violation) -> Violation {
+    let cacheable = |e: &Entry| matches!(&e.effect, Some(Effect::Read { op, via: Via::Handle, .. }) if is_cacheable(op));
+    let read_back = |e: &Entry| matches!(e.effect, Some(Effect::Snapshot(_)));
+    let suspects: [&dyn Fn(&Entry) -> bool; 2] = [&cacheable, &read_back];
+    for is_suspect in suspects {
+        let mut ordered: Vec<usize> = (part.first..part.last)
+            .filter(|&i| is_suspect(&entries[i]))
+            .collect();
+        ordered.sort_by_key(|&i| entries[i].ret_or_open());
+        let mut excluded: BTreeSet<usize> = ordered.iter().copied().collect();
+        let passes = |excluded: &BTreeSet<usize>| {
+            let (found, _) = search_part(entries, part, starts, excluded, STEP_BUDGET);
+            matches!(found, Found::Ends(_))
+        };
+        if ordered.is_empty() || !passes(&excluded) {
+            continue;
+        }
+        for &suspect in &ordered {
+            excluded.remove(&suspect);
+            if !passes(&excluded) {
+                let (invariant, what) = blame(&entries[suspect], None);
+                return Violation::new(invariant, format!("not linearizable: {what}"));
+            }
+        }
+    }
+    stuck
 }
 
 /// A stretch of the history searched alone: `entries[first..last]`, cut before `end`.
@@ -286,12 +340,18 @@ impl Local<'_> {
     }
 }
 
-/// The operations of `part`, with the reads `carried` in before them.
-fn locals<'a>(entries: &'a [Entry], part: &Part, carried: &[usize]) -> Vec<Local<'a>> {
+/// The operations of `part`, with the reads `carried` in before them, but for `excluded`.
+fn locals<'a>(
+    entries: &'a [Entry],
+    part: &Part,
+    carried: &[usize],
+    excluded: &BTreeSet<usize>,
+) -> Vec<Local<'a>> {
     let carried = carried.iter().map(|&i| (i, 0));
     let own = (part.first..part.last).map(|i| (i, entries[i].call));
     carried
         .chain(own)
+        .filter(|(index, _)| !excluded.contains(index))
         .filter_map(|(index, call)| {
             let entry = &entries[index];
             let effect = entry.effect.as_ref()?;
@@ -351,6 +411,21 @@ fn has(placed: &Placed, i: usize) -> bool {
     placed[i / 64] & (1 << (i % 64)) != 0
 }
 
+/// The operations of `0..len` not in `placed`, in order.
+fn unplaced(placed: &Placed, len: usize) -> impl Iterator<Item = usize> + '_ {
+    placed.iter().enumerate().flat_map(move |(w, &word)| {
+        let mut open = !word;
+        std::iter::from_fn(move || {
+            let bit = open.trailing_zeros() as usize;
+            let i = w * 64 + bit;
+            (bit < 64 && i < len).then(|| {
+                open &= open - 1;
+                i
+            })
+        })
+    })
+}
+
 fn with(placed: &Placed, i: usize) -> Placed {
     let mut more = placed.clone();
     more[i / 64] |= 1 << (i % 64);
@@ -368,6 +443,8 @@ enum Found {
 /// The search of one part from one start.
 struct Search<'a> {
     ops: Vec<Local<'a>>,
+    /// The operations every linearization of the part places.
+    required: Placed,
     states: States,
     start: usize,
     memo: HashSet<(Placed, usize), Fixed>,
@@ -381,13 +458,22 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(entries: &'a [Entry], part: &Part, from: &End) -> Search<'a> {
-        let ops = locals(entries, part, &from.carried);
+    fn new(
+        entries: &'a [Entry],
+        part: &Part,
+        from: &End,
+        excluded: &BTreeSet<usize>,
+    ) -> Search<'a> {
+        let ops = locals(entries, part, &from.carried, excluded);
         let mut states = States::default();
         let start = states.intern(from.state.clone());
         let empty = vec![0; ops.len().div_ceil(64)];
+        let required = (0..ops.len())
+            .filter(|&i| !ops[i].optional)
+            .fold(empty.clone(), |set, i| with(&set, i));
         Search {
             ops,
+            required,
             states,
             start,
             memo: HashSet::default(),
@@ -415,12 +501,7 @@ impl<'a> Search<'a> {
             if count > self.deepest.0 {
                 self.deepest = (count, placed.clone(), state);
             }
-            if self
-                .ops
-                .iter()
-                .enumerate()
-                .all(|(i, op)| op.optional || has(&placed, i))
-            {
+            if self.required.iter().zip(&placed).all(|(r, p)| r & !p == 0) {
                 let end = self.end(&placed, state);
                 if !ends.contains(&end) {
                     ends.push(end);
@@ -439,11 +520,22 @@ impl<'a> Search<'a> {
     }
 
     /// The operations that may come next: not placed, invoked before the earliest response
-    /// among those not placed.
+    /// among those not placed. The operations are in invocation order and each responds after
+    /// its invocation, so the walk stops at the first invoked after the earliest response so
+    /// far: no later one can respond earlier.
     fn candidates(&self, placed: &Placed) -> Vec<usize> {
-        let open = || (0..self.ops.len()).filter(|&i| !has(placed, i));
-        let first_ret = open().map(|i| self.ops[i].ret).min().unwrap_or(Time::MAX);
-        open().filter(|&i| self.ops[i].call < first_ret).collect()
+        let mut first_ret = Time::MAX;
+        let mut found = Vec::new();
+        for i in unplaced(placed, self.ops.len()) {
+            let op = &self.ops[i];
+            if op.call >= first_ret {
+                break;
+            }
+            first_ret = first_ret.min(op.ret);
+            found.push(i);
+        }
+        found.retain(|&i| self.ops[i].call < first_ret);
+        found
     }
 
     /// Places every read that may come next and agrees with `state`, until none does.
@@ -530,7 +622,7 @@ impl<'a> Search<'a> {
             .filter(|&i| has(placed, i) && !self.ops[i].is_read())
             .map(|i| describe_write(self.ops[i].entry))
             .collect();
-        let (invariant, what) = blame(op.entry, model);
+        let (invariant, what) = blame(op.entry, Some(model));
         Violation::new(
             invariant,
             format!(
@@ -542,51 +634,60 @@ impl<'a> Search<'a> {
     }
 }
 
-/// The invariant an operation that could not be placed breaks, and what it did against what
-/// the model says in `model`.
-fn blame(entry: &Entry, model: &BlockStoreModel) -> (Invariant, String) {
+/// The invariant an operation that could not be placed breaks, and what it did; with what the
+/// model answers in `model` (where the longest linearization stopped), when known.
+fn blame(entry: &Entry, model: Option<&BlockStoreModel>) -> (Invariant, String) {
     let window = format!("[{}..{}]", entry.call, entry.ret_or_open());
-    match &entry.effect {
+    let there = |op: &Op| {
+        let mut state = model?.clone();
+        let answer = short(&apply_model(&mut state, op));
+        Some(format!(
+            " (where the longest linearization found stopped, the model answers {answer})"
+        ))
+    };
+    let (invariant, what) = match &entry.effect {
         Some(Effect::Read { op, outcome, via }) => {
-            let expected = read_model(model, op).map_or("?".into(), |o| short(&o));
             let invariant = if *via == Via::Handle && is_cacheable(op) {
                 Invariant::Cache
             } else {
                 Invariant::History
             };
             let what = format!(
-                "{} {op:?} {window} answered {}, which no state in its window gives (the model there: {expected})",
+                "{} {op:?} {window} answered {}, which no state in its window gives{}",
                 entry.who,
-                short(outcome)
+                short(outcome),
+                there(op).unwrap_or_default()
             );
             (invariant, what)
         }
         Some(Effect::Snapshot(reads)) => {
-            let differs = reads
-                .iter()
-                .find(|(op, o)| !read_agrees(model, op, o))
-                .map_or("?".into(), |(op, o)| {
-                    let expected = read_model(model, op).map_or("?".into(), |e| short(&e));
-                    format!("{op:?} read {}, the model has {expected}", short(o))
+            let differs = model
+                .and_then(|m| reads.iter().find(|(op, o)| !read_agrees(m, op, o)))
+                .map_or(String::new(), |(op, o)| {
+                    format!(
+                        ": {op:?} read {}{}",
+                        short(o),
+                        there(op).unwrap_or_default()
+                    )
                 });
             let what = format!(
-                "the store read back after a restart {window} holds no state the acknowledged writes allow (lost or half-applied): {differs}"
+                "the store read back after a restart {window} holds no state the acknowledged writes allow (lost or half-applied){differs}"
             );
             (Invariant::Durability, what)
         }
         Some(Effect::Write { op, answer }) => {
-            let mut state = model.clone();
-            let expected = short(&apply_model(&mut state, op));
             let what = format!(
-                "{} {} {window} answered {}, which it gives in no order of the writes (the model there: {expected})",
+                "{} {} {window} answered {}, which it gives in no order of the writes{}",
                 entry.who,
                 describe_op(op),
-                short(answer)
+                short(answer),
+                there(op).unwrap_or_default()
             );
             (Invariant::History, what)
         }
         _ => (Invariant::History, format!("{entry:?} could not be placed")),
-    }
+    };
+    (invariant, what)
 }
 
 /// The op's kind, and for writes the block numbers they touch.
@@ -650,5 +751,236 @@ fn short(outcome: &Outcome) -> String {
     match text.char_indices().nth(300) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use engine::{HeaderSpecifier, Receipt};
+    use model::ops::{block, transaction};
+
+    use super::*;
+
+    /// Block `n`; `variant` changes its body (and so its hash).
+    fn blk(n: u64, variant: u8) -> engine::BlockData {
+        if variant == 0 {
+            return block(n, Vec::new(), Vec::new());
+        }
+        let receipt = Receipt {
+            success: true,
+            cumulative_gas_used: 21_000,
+            logs: Vec::new(),
+        };
+        block(n, vec![transaction(0, 0, &[variant])], vec![receipt])
+    }
+
+    fn append(n: u64) -> Op {
+        Op::AppendBlock(blk(n, 0))
+    }
+
+    fn entry(call: Time, ret: Option<Time>, effect: Effect) -> Entry {
+        Entry {
+            who: "test".into(),
+            call,
+            ret,
+            effect: Some(effect),
+        }
+    }
+
+    fn write(call: Time, ret: Time, op: Op) -> Entry {
+        let answer = Outcome::Done(Ok(()));
+        entry(call, Some(ret), Effect::Write { op, answer })
+    }
+
+    fn maybe(call: Time, ret: Option<Time>, op: Op) -> Entry {
+        entry(call, ret, Effect::MaybeWrite(op))
+    }
+
+    fn read(call: Time, ret: Time, op: Op, outcome: Outcome, via: Via) -> Entry {
+        entry(call, Some(ret), Effect::Read { op, outcome, via })
+    }
+
+    fn latest(call: Time, ret: Time, n: Option<u64>) -> Entry {
+        let outcome = Outcome::Latest(Ok(n));
+        read(call, ret, Op::GetLatestBlock, outcome, Via::Handle)
+    }
+
+    fn check(entries: &[Entry]) -> Verdict {
+        Checker::new(STEP_BUDGET).check(entries, 0, vec![End::empty()])
+    }
+
+    fn passes(entries: &[Entry]) -> Vec<End> {
+        match check(entries) {
+            Verdict::Linearizable(ends) => ends,
+            other => panic!("expected linearizable, got {other:?}"),
+        }
+    }
+
+    fn fails(entries: &[Entry]) -> Violation {
+        match check(entries) {
+            Verdict::Violation(v) => v,
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_sequential_history_passes_and_ends_in_the_models_state() {
+        let ends = passes(&[write(1, 2, append(1)), latest(3, 4, Some(1))]);
+        assert_eq!(ends.len(), 1);
+        assert_eq!(ends[0].state.get_latest_block(), Some(1));
+    }
+
+    #[test]
+    fn concurrent_writes_pass_in_the_one_order_their_answers_allow() {
+        // Both succeeded: block 1 must have gone first, whatever the invocation order.
+        let ends = passes(&[
+            write(1, 6, append(2)),
+            write(2, 5, append(1)),
+            latest(7, 8, Some(2)),
+        ]);
+        assert_eq!(ends[0].state.blocks().len(), 2);
+    }
+
+    #[test]
+    fn a_read_that_sees_a_write_before_it_was_invoked_fails() {
+        let v = fails(&[latest(1, 2, Some(1)), write(3, 4, append(1))]);
+        assert_eq!(v.invariant, Invariant::History);
+        assert!(v.detail.contains("GetLatestBlock"), "{}", v.detail);
+    }
+
+    #[test]
+    fn two_writes_whose_answers_admit_no_order_fail() {
+        // Two bodies for block 1, both appended successfully: one of them must be refused.
+        let a = Op::AppendBlock(blk(1, 1));
+        let b = Op::AppendBlock(blk(1, 2));
+        let v = fails(&[write(1, 4, a), write(2, 3, b)]);
+        assert_eq!(v.invariant, Invariant::History);
+    }
+
+    #[test]
+    fn a_racing_writers_refusal_passes_where_the_model_refuses_it_too() {
+        let mut model = BlockStoreModel::new();
+        let _ = apply_model(&mut model, &Op::AppendBlock(blk(1, 1)));
+        let refused = Op::AppendBlock(blk(1, 2));
+        let answer = apply_model(&mut model.clone(), &refused);
+        assert!(matches!(answer, Outcome::Done(Err(_))));
+        let late = entry(
+            2,
+            Some(3),
+            Effect::Write {
+                op: refused,
+                answer,
+            },
+        );
+        passes(&[write(1, 4, Op::AppendBlock(blk(1, 1))), late.clone()]);
+        // Refused with no racing write before it: the model accepts it, so the answer is wrong.
+        fails(&[late]);
+    }
+
+    #[test]
+    fn an_unknown_write_may_take_effect_anywhere_in_its_window_or_not_at_all() {
+        passes(&[
+            maybe(1, None, append(1)),
+            latest(2, 3, None),
+            latest(4, 5, Some(1)),
+        ]);
+        passes(&[maybe(1, Some(2), append(1)), latest(3, 4, None)]);
+        // Its window closed (it settled) before the read that sees it was invoked.
+        passes(&[maybe(1, Some(2), append(1)), latest(3, 4, Some(1))]);
+        fails(&[latest(1, 2, Some(1)), maybe(3, Some(4), append(1))]);
+    }
+
+    #[test]
+    fn an_unknown_write_seen_applied_then_unapplied_fails() {
+        let v = fails(&[
+            maybe(1, None, append(1)),
+            latest(2, 3, Some(1)),
+            latest(4, 5, None),
+        ]);
+        assert_eq!(v.invariant, Invariant::History);
+    }
+
+    #[test]
+    fn a_write_that_claims_it_rolled_back_must_not_be_seen() {
+        let rolled = entry(1, Some(2), Effect::RolledBack(append(1)));
+        passes(&[rolled.clone(), latest(3, 4, None)]);
+        fails(&[rolled, latest(3, 4, Some(1))]);
+    }
+
+    #[test]
+    fn a_read_spanning_a_cut_may_sit_after_it() {
+        // The writes are cut apart (the first closed before the second was invoked); the read
+        // spans the cut and sees the second.
+        let history = [
+            write(1, 2, append(1)),
+            latest(3, 10, Some(2)),
+            write(5, 6, append(2)),
+        ];
+        passes(&history);
+        let mut checker = Checker::new(STEP_BUDGET);
+        assert!(matches!(
+            checker.check(&history, 0, vec![End::empty()]),
+            Verdict::Linearizable(_)
+        ));
+        assert_eq!(checker.cost.parts, 2, "one part per write");
+        fails(&[
+            write(1, 2, append(1)),
+            latest(3, 10, Some(3)),
+            write(5, 6, append(2)),
+        ]);
+    }
+
+    #[test]
+    fn a_read_placed_early_does_not_hide_a_later_linearization() {
+        passes(&[
+            latest(1, 10, None),
+            write(2, 3, append(1)),
+            latest(4, 5, Some(1)),
+            write(6, 7, Op::TruncateAbove(0)),
+            latest(8, 9, None),
+        ]);
+    }
+
+    #[test]
+    fn a_wrong_answer_is_blamed_on_the_cache_the_store_or_the_history() {
+        let header = |via| {
+            let op = Op::GetHeader(HeaderSpecifier::Number(1));
+            let stale = Outcome::Header(Ok(Some(blk(1, 0).header)));
+            read(3, 4, op, stale, via)
+        };
+        let removed = || write(1, 2, Op::TruncateAbove(0));
+        let first = write(0, 1, append(1));
+        let shifted = |e: Entry| Entry {
+            call: e.call + 1,
+            ret: e.ret.map(|r| r + 1),
+            ..e
+        };
+        let handle = [
+            first.clone(),
+            shifted(removed()),
+            shifted(header(Via::Handle)),
+        ];
+        assert_eq!(fails(&handle).invariant, Invariant::Cache);
+        let store = [
+            first.clone(),
+            shifted(removed()),
+            shifted(header(Via::Store)),
+        ];
+        assert_eq!(fails(&store).invariant, Invariant::History);
+        let snapshot = Effect::Snapshot(vec![(Op::GetLatestBlock, Outcome::Latest(Ok(Some(1))))]);
+        let lost = [first, shifted(removed()), entry(5, Some(6), snapshot)];
+        assert_eq!(fails(&lost).invariant, Invariant::Durability);
+    }
+
+    #[test]
+    fn an_exhausted_budget_is_inconclusive_never_a_pass() {
+        let mut history: Vec<Entry> = (0..8)
+            .map(|i| maybe(i + 1, None, Op::AppendBlock(blk(1, i as u8 + 1))))
+            .collect();
+        history.push(latest(20, 21, Some(1)));
+        let mut checker = Checker::new(10);
+        let verdict = checker.check(&history, 0, vec![End::empty()]);
+        assert!(matches!(verdict, Verdict::Inconclusive(_)), "{verdict:?}");
+        assert!(matches!(check(&history), Verdict::Linearizable(_)));
     }
 }

@@ -170,13 +170,17 @@ pub(super) async fn writer<B: ColdStorageBackend>(
                 break;
             }
             lock(&ctx.history).settle(id);
+            // At once, before another writer's removal can clear what the cache kept.
+            let read_back = read_back_removed(ctx, handle, &who, &op, tip_before, &mut rng).await?;
             let tip = read_tip(handle.backend().inner(), &ctx.history).await?;
             let applied = lock(&ctx.history).guess(&op, tip);
             let text = format!("op={} applied={applied}", op_text(&op));
             trace::record(&who, "resolve", text);
             if applied {
                 coverage::reach(Goal::IndeterminateWriteApplied);
-                read_back_removed(ctx, handle, &op, tip_before, &mut rng).await?;
+                if read_back {
+                    coverage::reach(Goal::RemovedBlocksReadBack);
+                }
             }
         }
         if outcome.as_ref().is_some_and(is_terminated) {
@@ -255,33 +259,33 @@ async fn settle(ctx: &Ctx, op: &Op, abandoned: bool) -> Result<(), Violation> {
     Ok(())
 }
 
-/// After a removal that failed or was abandoned yet took effect, reads back (by number, the
-/// reads the cache answers) up to four of the blocks it removed: the moment a cache that kept
-/// entries of a removal it thought failed would serve a removed block.
+/// After a removal whose outcome is unknown, reads back (by number, the reads the cache
+/// answers) up to four of the blocks it may have removed: if it took effect, the moment a
+/// cache that kept entries of a removal it thought failed would serve a removed block.
+/// Whether it read any.
 pub(super) async fn read_back_removed<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: &ColdStorage<ProbeBackend<B>>,
+    who: &str,
     op: &Op,
     tip_before: Option<u64>,
     rng: &mut ChaCha8Rng,
-) -> Result<(), Violation> {
+) -> Result<bool, Violation> {
     let (Op::TruncateAbove(above) | Op::DrainAbove(above)) = op else {
-        return Ok(());
+        return Ok(false);
     };
     let Some(tip) = tip_before else {
-        return Ok(());
+        return Ok(false);
     };
+    let mut read = false;
     for number in (above.saturating_add(1)..=tip).take(4) {
-        let read = Op::GetHeader(HeaderSpecifier::Number(number));
-        let outcome = read_through(ctx, handle, "writer", read, rng).await?;
-        trace::record(
-            "writer",
-            "read-back",
-            format!("block={number} outcome={}", outcome_label(outcome.as_ref())),
-        );
-        coverage::reach(Goal::RemovedBlocksReadBack);
+        let op = Op::GetHeader(HeaderSpecifier::Number(number));
+        let outcome = read_through(ctx, handle, who, op, rng).await?;
+        let text = format!("block={number} outcome={}", outcome_label(outcome.as_ref()));
+        trace::record(who, "read-back", text);
+        read = true;
     }
-    Ok(())
+    Ok(read)
 }
 
 /// Runs read `op` through the handle for `who`, recorded in the history.

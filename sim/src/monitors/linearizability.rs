@@ -61,8 +61,10 @@ pub const STEP_BUDGET: u64 = 100_000;
 /// End states one part may hand on before the history is inconclusive.
 pub const MAX_ENDS: usize = 64;
 
-/// Hash maps and sets with a fixed hasher: the same run, the same memory layout.
-type Fixed = BuildHasherDefault<DefaultHasher>;
+/// A hash map with a fixed hasher, for lookups only (never iterated).
+type FixedMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>; // det-ok: lookups only
+/// A hash set with a fixed hasher, for lookups only (never iterated).
+type FixedSet<K> = HashSet<K, BuildHasherDefault<DefaultHasher>>; // det-ok: lookups only
 
 /// Where a read was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,7 +385,7 @@ fn locals<'a>(
 #[derive(Debug, Default)]
 struct States {
     models: Vec<BlockStoreModel>,
-    by_print: HashMap<u64, Vec<usize>, Fixed>,
+    by_print: FixedMap<u64, Vec<usize>>,
 }
 
 impl States {
@@ -447,11 +449,11 @@ struct Search<'a> {
     required: Placed,
     states: States,
     start: usize,
-    memo: HashSet<(Placed, usize), Fixed>,
+    memo: FixedSet<(Placed, usize)>,
     /// Whether read `i` agrees with state `s`.
-    agrees: HashMap<(usize, usize), bool, Fixed>,
+    agrees: FixedMap<(usize, usize), bool>,
     /// The states write `i` may leave in state `s`.
-    after: HashMap<(usize, usize), Vec<usize>, Fixed>,
+    after: FixedMap<(usize, usize), Vec<usize>>,
     steps: u64,
     /// The configuration with the most operations placed, for the report.
     deepest: (usize, Placed, usize),
@@ -476,9 +478,9 @@ impl<'a> Search<'a> {
             required,
             states,
             start,
-            memo: HashSet::default(),
-            agrees: HashMap::default(),
-            after: HashMap::default(),
+            memo: FixedSet::default(),
+            agrees: FixedMap::default(),
+            after: FixedMap::default(),
             steps: 0,
             deepest: (0, empty, start),
         }

@@ -268,7 +268,13 @@ impl History {
             Op::GetReceipt(ReceiptSpecifier::BlockAndIndex { block, .. }) => *block,
             _ => return,
         };
-        if outcome_error(outcome).is_none() && !self.cached.contains(&block) {
+        let found = matches!(
+            outcome,
+            Outcome::Header(Ok(Some(_)))
+                | Outcome::Transaction(Ok(Some(_)))
+                | Outcome::Receipt(Ok(Some(_)))
+        );
+        if found && !self.cached.contains(&block) {
             if self.cached.len() == CACHED_REMEMBERED {
                 self.cached.pop_front();
             }

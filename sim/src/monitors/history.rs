@@ -282,14 +282,15 @@ impl History {
         }
     }
 
-    /// Checks everything recorded since the last check (see the module docs); after it, the
-    /// tracking model is a state the check found possible.
-    pub fn check(&mut self) -> Result<(), Violation> {
+    /// Checks everything recorded since the last check (see the module docs). With `more`,
+    /// recording goes on (after a restart): every state the history may have left the store
+    /// in is kept for the next check, and the tracking model becomes one of them.
+    pub fn check(&mut self, more: bool) -> Result<(), Violation> {
         if self.inconclusive.is_some() {
             return Ok(());
         }
         let ends = std::mem::take(&mut self.ends);
-        match self.checker.check(&self.entries, self.checked, ends) {
+        match self.checker.check(&self.entries, self.checked, ends, more) {
             Verdict::Linearizable(ends) => {
                 self.checked = self.entries.len();
                 self.tracking = ends[0].state.clone();
@@ -419,9 +420,9 @@ mod tests {
         assert_eq!((fate, history.writes_in_call().count()), (Fate::Known, 0));
         assert_eq!(history.current().get_latest_block(), Some(1));
         read_latest(&mut history, Some(1));
-        assert!(history.check().is_ok());
+        assert!(history.check(true).is_ok());
         read_latest(&mut history, None);
-        let violation = history.check().expect_err("block 1 cannot vanish");
+        let violation = history.check(true).expect_err("block 1 cannot vanish");
         assert_eq!(violation.invariant, crate::monitors::Invariant::History);
     }
 
@@ -433,10 +434,10 @@ mod tests {
             assert_eq!(history.answer_write(id, None), Fate::Unknown);
             history.cut();
             read_latest(&mut history, landed);
-            assert!(history.check().is_ok());
+            assert!(history.check(true).is_ok());
             // Cut before the read: it did not land later.
             read_latest(&mut history, landed);
-            assert!(history.check().is_ok());
+            assert!(history.check(true).is_ok());
         }
         let mut history = History::new();
         let id = history.invoke("writer", &append(1));
@@ -444,7 +445,10 @@ mod tests {
         history.cut();
         read_latest(&mut history, None);
         read_latest(&mut history, Some(1));
-        assert!(history.check().is_err(), "it landed after the crash cut it");
+        assert!(
+            history.check(true).is_err(),
+            "it landed after the crash cut it"
+        );
     }
 
     #[test]
@@ -455,9 +459,9 @@ mod tests {
             history.answer_write(id, None);
         }
         read_latest(&mut history, Some(5));
-        assert!(history.check().is_ok());
+        assert!(history.check(true).is_ok());
         assert!(history.inconclusive().is_some());
         assert_eq!(history.stats().inconclusive, 1);
-        assert!(History::new().check().is_ok());
+        assert!(History::new().check(false).is_ok());
     }
 }

@@ -201,6 +201,7 @@ impl Checker {
         hand_on: bool,
     ) -> Verdict {
         debug_assert!(entries.windows(2).all(|w| w[0].call < w[1].call));
+        let first = start.clone();
         let mut ends = start;
         let parts = parts(entries, from);
         let count = parts.len();
@@ -218,7 +219,8 @@ impl Checker {
                 }
                 Found::Ends(next) => next,
                 Found::Stuck(stuck) => {
-                    return Verdict::Violation(blame_suspects(entries, &part, &ends, stuck));
+                    let span = (from, part.last);
+                    return Verdict::Violation(blame_suspects(entries, span, &first, stuck));
                 }
                 Found::OutOfBudget => return self.inconclusive("the step budget"),
             };
@@ -273,38 +275,72 @@ fn search_part(
     }
 }
 
-/// Names the invariant a part with no linearization breaks, by the operations it cannot do
-/// without: if leaving out the reads the cache may have answered makes it linearizable, the
-/// first of them (by response) that breaks it again is a wrong cache answer; likewise a
-/// read-back after a restart is lost or half-applied data. Otherwise the history's.
-/// (The search's own report names the operation the longest linearization it found could
-/// not place, which need not be the wrong one: another order may have gone further.)
-fn blame_suspects(entries: &[Entry], part: &Part, starts: &[End], stuck: Violation) -> Violation {
+/// Names the invariant a stretch of history with no linearization breaks, by the operations
+/// it cannot do without: if leaving out the reads the cache may have answered makes it
+/// linearizable, the first of them (by response) that breaks it again is a wrong cache
+/// answer; likewise a read-back after a restart shows lost or half-applied data. Otherwise
+/// the history's. The stretch is `entries[span.0..span.1]`, from `starts`: a wrong answer
+/// in an earlier part can prune the true linearization there and show only later. (The
+/// search's own report names the operation the longest linearization it found could not
+/// place, which need not be the wrong one: another order may have gone further.)
+fn blame_suspects(
+    entries: &[Entry],
+    span: (usize, usize),
+    starts: &[End],
+    stuck: Violation,
+) -> Violation {
     let cacheable = |e: &Entry| matches!(&e.effect, Some(Effect::Read { op, via: Via::Handle, .. }) if is_cacheable(op));
     let read_back = |e: &Entry| matches!(e.effect, Some(Effect::Snapshot(_)));
     let suspects: [&dyn Fn(&Entry) -> bool; 2] = [&cacheable, &read_back];
     for is_suspect in suspects {
-        let mut ordered: Vec<usize> = (part.first..part.last)
+        let mut ordered: Vec<usize> = (span.0..span.1)
             .filter(|&i| is_suspect(&entries[i]))
             .collect();
         ordered.sort_by_key(|&i| entries[i].ret_or_open());
-        let mut excluded: BTreeSet<usize> = ordered.iter().copied().collect();
-        let passes = |excluded: &BTreeSet<usize>| {
-            let (found, _) = search_part(entries, part, starts, excluded, STEP_BUDGET, true);
-            matches!(found, Found::Ends(_))
+        // Whether the stretch fails with the first `k` suspects in: more reads, fewer
+        // linearizations, so once it fails it fails with every further one.
+        let fails_with = |k: usize| {
+            let excluded: BTreeSet<usize> = ordered[k..].iter().copied().collect();
+            !linearizable(entries, span, starts, &excluded)
         };
-        if ordered.is_empty() || !passes(&excluded) {
+        if ordered.is_empty() || fails_with(0) {
             continue;
         }
-        for &suspect in &ordered {
-            excluded.remove(&suspect);
-            if !passes(&excluded) {
-                let (invariant, what) = blame(&entries[suspect], None);
-                return Violation::new(invariant, format!("not linearizable: {what}"));
+        let (mut passing, mut failing) = (0, ordered.len());
+        while failing - passing > 1 {
+            let mid = (passing + failing) / 2;
+            if fails_with(mid) {
+                failing = mid;
+            } else {
+                passing = mid;
             }
         }
+        let (invariant, what) = blame(&entries[ordered[failing - 1]], None);
+        return Violation::new(invariant, format!("not linearizable: {what}"));
     }
     stuck
+}
+
+/// Whether `entries[span.0..span.1]` has a linearization from one of `starts`, the operations
+/// `excluded` left out (a search out of budget counts as none).
+fn linearizable(
+    entries: &[Entry],
+    span: (usize, usize),
+    starts: &[End],
+    excluded: &BTreeSet<usize>,
+) -> bool {
+    let mut ends = starts.to_vec();
+    for part in parts(entries, span.0) {
+        if part.first >= span.1 {
+            break;
+        }
+        let last = part.last >= span.1;
+        match search_part(entries, &part, &ends, excluded, STEP_BUDGET, last).0 {
+            Found::Ends(next) => ends = next,
+            Found::Stuck(_) | Found::OutOfBudget => return false,
+        }
+    }
+    true
 }
 
 /// A stretch of the history searched alone: `entries[first..last]`, cut before `end`.
@@ -999,6 +1035,27 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_cache_answer_that_shows_only_in_a_later_part_is_still_the_caches() {
+        // A truncate of unknown outcome took effect; a stale cache answer in its part says it
+        // did not, which prunes the true branch there; a later read by hash (no cache) then
+        // finds no state at all.
+        let one = blk(1, 0);
+        let by_number = Op::GetHeader(HeaderSpecifier::Number(1));
+        let stale = Outcome::Header(Ok(Some(one.header.clone())));
+        let by_hash = Op::GetHeader(HeaderSpecifier::Hash(one.header.hash()));
+        let history = [
+            write(1, 2, Op::AppendBlock(one)),
+            maybe(3, Some(4), Op::TruncateAbove(0)),
+            read(5, 6, by_number, stale, Via::Handle),
+            write(7, 8, append(2)),
+            read(9, 10, by_hash, Outcome::Header(Ok(None)), Via::Handle),
+        ];
+        let v = fails(&history);
+        assert_eq!(v.invariant, Invariant::Cache, "{}", v.detail);
+        assert!(v.detail.contains("Number(1)"), "{}", v.detail);
+    }
+
+    #[test]
     fn an_exhausted_budget_is_inconclusive_never_a_pass() {
         let mut history: Vec<Entry> = (0..8)
             .map(|i| maybe(i + 1, None, Op::AppendBlock(blk(1, i as u8 + 1))))
@@ -1012,12 +1069,18 @@ mod tests {
 
     #[test]
     fn too_many_end_states_to_hand_on_is_inconclusive_but_one_is_enough_at_the_end() {
-        // Eight unknown appends nothing ever read: 2^8 stores they may have left.
-        let history: Vec<Entry> = (1..=8).map(|n| maybe(n, None, append(n))).collect();
+        // Nine unknown appends nothing ever read: 2^9 stores they may have left.
+        let history: Vec<Entry> = (1..=9).map(|n| maybe(n, None, append(n))).collect();
         let mut checker = Checker::new(STEP_BUDGET);
         let verdict = checker.check(&history, 0, vec![End::empty()], true);
-        assert!(matches!(verdict, Verdict::Inconclusive(_)), "{verdict:?}");
+        assert!(
+            matches!(verdict, Verdict::Inconclusive(_)),
+            "not inconclusive"
+        );
         let verdict = checker.check(&history, 0, vec![End::empty()], false);
-        assert!(matches!(verdict, Verdict::Linearizable(_)), "{verdict:?}");
+        assert!(
+            matches!(verdict, Verdict::Linearizable(_)),
+            "not linearizable"
+        );
     }
 }

@@ -128,7 +128,22 @@ pub enum Outcome {
 
 /// The expected outcome of `op`; applies writes to `model`.
 pub fn apply_model(model: &mut BlockStoreModel, op: &Op) -> Outcome {
+    if let Some(answer) = read_model(model, op) {
+        return answer;
+    }
     match op {
+        Op::AppendBlock(block) => Outcome::Done(model.append_block(block.clone())),
+        Op::AppendBlocks(blocks) => Outcome::Done(model.append_blocks(blocks.clone())),
+        Op::TruncateAbove(n) => Outcome::Done(model.truncate_above(*n)),
+        Op::DrainAbove(n) => Outcome::Drained(model.drain_above(*n)),
+        read => unreachable!("{read:?} is answered by read_model"),
+    }
+}
+
+/// The expected outcome of a read `op` in `model`, without a copy of the model; `None` for a
+/// write.
+pub fn read_model(model: &BlockStoreModel, op: &Op) -> Option<Outcome> {
+    Some(match op {
         Op::GetHeader(spec) => Outcome::Header(Ok(model.get_header(*spec))),
         Op::GetHeaders(specs) => Outcome::Headers(Ok(model.get_headers(specs))),
         Op::GetTransaction(spec) => Outcome::Transaction(Ok(model.get_transaction(*spec))),
@@ -143,11 +158,10 @@ pub fn apply_model(model: &mut BlockStoreModel, op: &Op) -> Outcome {
         Op::StreamLogs { filter, max_logs } => {
             Outcome::Stream(model.stream_logs(filter, *max_logs))
         }
-        Op::AppendBlock(block) => Outcome::Done(model.append_block(block.clone())),
-        Op::AppendBlocks(blocks) => Outcome::Done(model.append_blocks(blocks.clone())),
-        Op::TruncateAbove(n) => Outcome::Done(model.truncate_above(*n)),
-        Op::DrainAbove(n) => Outcome::Drained(model.drain_above(*n)),
-    }
+        Op::AppendBlock(_) | Op::AppendBlocks(_) | Op::TruncateAbove(_) | Op::DrainAbove(_) => {
+            return None;
+        }
+    })
 }
 
 /// Runs `op` through the handle.
@@ -266,6 +280,12 @@ pub enum BlockSel {
     Raw(u64),
     /// `u64::MAX`.
     Max,
+    /// Just below (-1), at (0) or just above (+1) the latest block (around 0 when the store is
+    /// empty; never below 0).
+    NearLatest(i8),
+    /// Just below, at or just above a stored block chosen by index (around 0 when the store is
+    /// empty).
+    NearExisting(Index, i8),
 }
 
 impl BlockSel {
@@ -282,8 +302,17 @@ impl BlockSel {
             BlockSel::Latest => model.get_latest_block().unwrap_or(0),
             BlockSel::Raw(n) => *n,
             BlockSel::Max => u64::MAX,
+            BlockSel::NearLatest(delta) => offset(BlockSel::Latest.resolve(model), *delta),
+            BlockSel::NearExisting(index, delta) => {
+                offset(BlockSel::Existing(*index).resolve(model), *delta)
+            }
         }
     }
+}
+
+/// `number` moved by `delta`, saturating at both ends.
+fn offset(number: u64, delta: i8) -> u64 {
+    number.saturating_add_signed(i64::from(delta))
 }
 
 /// A log drawn from the alphabets.
@@ -702,8 +731,18 @@ pub fn write_spec() -> impl Strategy<Value = OpSpec> {
             prop::collection::vec(block_spec(), 1..4),
         )
             .prop_map(|(p, f, b)| OpSpec::AppendBatch(p, f, b)),
-        2 => block_sel().prop_map(OpSpec::Truncate),
-        2 => block_sel().prop_map(OpSpec::Drain),
+        2 => removal_sel().prop_map(OpSpec::Truncate),
+        2 => removal_sel().prop_map(OpSpec::Drain),
+    ]
+}
+
+/// Where a truncate or drain cuts: as any block selector, or just below, at or just above the
+/// latest block or a stored one, where an off-by-one in "above" shows.
+pub fn removal_sel() -> impl Strategy<Value = BlockSel> {
+    prop_oneof![
+        2 => block_sel(),
+        1 => (-1i8..=1).prop_map(BlockSel::NearLatest),
+        1 => (any::<Index>(), -1i8..=1).prop_map(|(i, d)| BlockSel::NearExisting(i, d)),
     ]
 }
 

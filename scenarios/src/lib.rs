@@ -193,8 +193,12 @@ pub struct Derived {
 /// The workload's size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Workload {
-    /// Client tasks issuing operations.
+    /// Client tasks issuing operations: the first writer and `clients - 1` readers.
     pub clients: u32,
+    /// Writer tasks, each issuing its own writes concurrently with the others (1 to
+    /// [`MAX_WRITERS`]; one writer in 2 seeds of 5): appends race truncates and drains, and
+    /// writes queue behind the handle's one write permit.
+    pub writers: u32,
     /// Operations each client issues.
     pub ops_per_client: u32,
     /// Reads one reader issues at once, once in a run (0: never), up to well above the
@@ -252,6 +256,19 @@ pub struct ClientFaults {
 /// The latest mutating operation of a run's first disk that may be made to fail: creating a
 /// redb store takes fewer.
 pub const MAX_FAIL_AT_OP: u32 = 24;
+
+/// Most concurrent writers a seed draws.
+pub const MAX_WRITERS: u32 = 4;
+
+/// Draws the writer count: one writer stays the common case (2 in 5), each of 2 to
+/// [`MAX_WRITERS`] shares the rest.
+fn draw_writers(rng: &mut ChaCha8Rng) -> u32 {
+    if rng.random_bool(0.4) {
+        1
+    } else {
+        rng.random_range(2..=MAX_WRITERS)
+    }
+}
 
 /// Fewest reads of a burst.
 pub const MIN_BURST: u32 = 8;
@@ -360,6 +377,8 @@ impl Scenario {
             faults: Vec::new(),
             workload: Workload {
                 clients: workload.random_range(2..=8),
+                // Its own stream: drawing it moves no other knob.
+                writers: draw_writers(&mut stream_rng(seed, scenario, "writers")),
                 ops_per_client: workload.random_range(10..=60),
                 burst: if concurrency.random_bool(0.5) {
                     concurrency.random_range(MIN_BURST..=MAX_BURST)
@@ -400,8 +419,8 @@ impl fmt::Display for Derived {
         };
         write!(
             f,
-            "seed={} faults={faults} clients={} ops_per_client={}",
-            self.seed, self.workload.clients, self.workload.ops_per_client
+            "seed={} faults={faults} clients={} writers={} ops_per_client={}",
+            self.seed, self.workload.clients, self.workload.writers, self.workload.ops_per_client
         )?;
         if self.workload.burst > 0 {
             write!(f, " burst={}", self.workload.burst)?;
@@ -523,6 +542,24 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn writers_range_over_one_to_the_most_with_one_common() {
+        for s in CATALOG {
+            let counts: Vec<u32> = (0..500)
+                .map(|seed| s.derive(seed).workload.writers)
+                .collect();
+            for writers in 1..=MAX_WRITERS {
+                assert!(counts.contains(&writers), "{}: never {writers}", s.name);
+            }
+            let single = counts.iter().filter(|w| **w == 1).count();
+            assert!(
+                (150..250).contains(&single),
+                "{}: one writer in {single} of 500",
+                s.name
+            );
         }
     }
 

@@ -313,6 +313,21 @@ fn run(
             sim::build_info::BUILD
         );
     }
+    let h = &report.stats.history;
+    if h.histories > 0 {
+        let verdict = if h.inconclusive > 0 {
+            "INCONCLUSIVE (the search ran out of budget)"
+        } else {
+            "checked"
+        };
+        say!(
+            "  history: {verdict}: {} operations, {} parts, {} search steps (most {} in one part)",
+            h.operations,
+            h.cost.parts,
+            h.cost.steps,
+            h.cost.max_part_steps
+        );
+    }
     Ok(exit_code(failed))
 }
 
@@ -512,6 +527,19 @@ fn print_figures(summary: &sim::explore::Summary) {
             t.failures,
             t.simulated_seconds,
             t.speedup
+        );
+    }
+    let h = &summary.history;
+    if h.histories > 0 {
+        say!(
+            "histories: {} checked ({} operations, {} parts), {} search steps (most {} in one history, {} in one part), {} inconclusive",
+            h.histories,
+            h.operations,
+            h.parts,
+            h.steps,
+            h.max_steps,
+            h.max_part_steps,
+            h.inconclusive
         );
     }
 }

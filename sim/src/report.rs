@@ -13,6 +13,8 @@ pub struct RunStats {
     pub ops: u64,
     /// Simulated time the run covered.
     pub simulated: Duration,
+    /// The history check's figures (engine worlds).
+    pub history: crate::monitors::history::HistoryStats,
 }
 
 /// The one-line command that reproduces `seed` of `scenario` (with `bug` switched on).

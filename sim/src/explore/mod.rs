@@ -81,6 +81,38 @@ pub struct WorldFigures {
     pub speedup: f64,
 }
 
+/// The history checks' figures over an exploration (engine worlds).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct HistoryFigures {
+    /// Histories checked (one per engine run).
+    pub histories: u64,
+    /// Operations they recorded.
+    pub operations: u64,
+    /// Parts the searches split them into.
+    pub parts: u64,
+    /// Configurations the searches expanded, in all.
+    pub steps: u64,
+    /// The most one history's search expanded.
+    pub max_steps: u64,
+    /// The most one part's search expanded.
+    pub max_part_steps: u64,
+    /// Histories whose search ran out of budget: nothing proven either way.
+    pub inconclusive: u64,
+}
+
+impl HistoryFigures {
+    /// Adds one run's figures.
+    pub fn add(&mut self, run: &crate::monitors::history::HistoryStats) {
+        self.histories += run.histories;
+        self.operations += run.operations;
+        self.parts += run.cost.parts;
+        self.steps += run.cost.steps;
+        self.max_steps = self.max_steps.max(run.cost.steps);
+        self.max_part_steps = self.max_part_steps.max(run.cost.max_part_steps);
+        self.inconclusive += run.inconclusive;
+    }
+}
+
 /// The summary `--json` prints; its schema is `sim/explore-summary.schema.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -117,6 +149,8 @@ pub struct Summary {
     pub per_scenario: BTreeMap<&'static str, ScenarioTally>,
     /// Figures per world.
     pub worlds: BTreeMap<&'static str, WorldFigures>,
+    /// The history checks' figures.
+    pub history: HistoryFigures,
     /// Simulated seconds over all runs.
     pub simulated_seconds: f64,
     /// Wall seconds of the whole exploration.
@@ -272,6 +306,7 @@ fn summarize(
         wall_seconds: wall.as_secs_f64(),
         seeds_per_second: runs as f64 / wall.as_secs_f64().max(1e-9),
         unreached: tally.unreached(),
+        history: tally.history,
         per_scenario: tally.scenarios.clone(),
     }
 }

@@ -91,6 +91,8 @@ pub struct Tally {
     shown: Vec<(usize, RunReport)>,
     /// The start seed, for seeds-to-find.
     start: u64,
+    /// The history checks' figures over every run.
+    pub history: super::HistoryFigures,
 }
 
 impl Tally {
@@ -116,6 +118,7 @@ impl Tally {
             return;
         };
         entry.runs += 1;
+        self.history.add(&report.stats.history);
         entry.simulated_seconds += report.stats.simulated.as_secs_f64();
         entry.run_wall_seconds += report.wall.as_secs_f64();
         entry.speedup = entry.simulated_seconds / entry.run_wall_seconds.max(1e-9);

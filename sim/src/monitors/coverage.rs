@@ -32,6 +32,11 @@ pub enum Goal {
     DeadlineExpiredMidWork,
     /// A write whose outcome the caller could not know was found applied.
     IndeterminateWriteApplied,
+    /// At least two writes waited behind the handle's one write permit (three writes that
+    /// take it in flight at once).
+    WritesQueuedAtPermit,
+    /// An append and a truncate or drain were in flight at once (from different writers).
+    AppendRacedRemoval,
     /// Blocks of a removal that failed yet took effect were read back.
     RemovedBlocksReadBack,
     /// Shutdown while operations were in flight.
@@ -61,6 +66,8 @@ impl Goal {
         Goal::StreamEndedAtMaxLogs,
         Goal::DeadlineExpiredMidWork,
         Goal::IndeterminateWriteApplied,
+        Goal::WritesQueuedAtPermit,
+        Goal::AppendRacedRemoval,
         Goal::RemovedBlocksReadBack,
         Goal::ShutdownWithOpsInFlight,
         Goal::CrashWithUnsyncedWrites,
@@ -81,6 +88,8 @@ impl Goal {
             Goal::StreamEndedAtMaxLogs => "stream-ended-at-max-logs",
             Goal::DeadlineExpiredMidWork => "deadline-expired-mid-work",
             Goal::IndeterminateWriteApplied => "indeterminate-write-applied",
+            Goal::WritesQueuedAtPermit => "writes-queued-at-write-permit",
+            Goal::AppendRacedRemoval => "append-raced-removal",
             Goal::RemovedBlocksReadBack => "removed-blocks-read-back",
             Goal::ShutdownWithOpsInFlight => "shutdown-with-ops-in-flight",
             Goal::CrashWithUnsyncedWrites => "crash-with-unsynced-writes",
@@ -104,6 +113,8 @@ impl Goal {
                     Goal::StreamEndedAtMaxLogs,
                     Goal::IndeterminateWriteApplied,
                     Goal::ShutdownWithOpsInFlight,
+                    Goal::WritesQueuedAtPermit,
+                    Goal::AppendRacedRemoval,
                     $(Goal::$goal),*
                 ]
             };

@@ -1,37 +1,39 @@
-//! The recorded history of an engine run and its check against the block-store model.
+//! The recorded history of an engine run, checked for linearizability against the block-store
+//! model by [`crate::monitors::linearizability`].
 //!
-//! Writes come from one writer client and the handle runs one write at a time, so the backend
-//! sees them in the writer's order. The history keeps `states[k]`, the model after the first
-//! `k` writes that reached the backend. A read records the backend write counts at its
-//! invocation (`finished`) and at its response (`started`): it is correct iff its answer equals
-//! the model's answer in some state `k` with `finished ≤ k ≤ started` — linearizability for a
-//! single-writer register of blocks. The cache monitor is this check applied to reads the
-//! cache answered: a cached value must have existed at some point of the read's interval.
+//! **Recording.** A client calls [`History::invoke`] right before it calls the handle (or the
+//! store directly) and `answer_*` right after, in the same task with no await between, so the
+//! history's logical clock (one tick per event) orders invocations and responses as they
+//! really happened; simulated time alone ties constantly on the paused clock. A write's answer
+//! is classified once ([`Fate`]): a success or an `InvalidInput` refusal is known; a
+//! `TaskTerminated` refusal changed nothing; `DeadlineExceeded` claims it rolled back, so it
+//! may never take effect; anything else (`Indeterminate`, an I/O error, an abandoned call) is
+//! unknown, and stays open until its writer saw it *settle* ([`History::settle`]: it can no
+//! longer take effect) or a crash cut it ([`History::cut`]). The writes in flight are the
+//! entries still open.
 //!
-//! A write whose outcome is not certain (the handle said `Indeterminate`, the backend failed
-//! with an I/O error, the caller abandoned it, a crash interrupted it) is *maybe-applied*: the
-//! writer resolves it against the backend itself (never through the handle) before issuing
-//! the next write, and the history records whichever state the store shows, checking that it
-//! is one of the two possible ones. A write that reported `DeadlineExceeded` claims it rolled
-//! back; resolution checks that claim too.
+//! **Checking.** [`History::check`] checks what was recorded since the last check, from where
+//! that one left things; it is called at the end of a run, and after every restart of an
+//! in-process store (a point where nothing is in flight). A check that runs out of budget
+//! makes the history *inconclusive*: counted, never a pass, and the rest is not checked.
+//!
+//! **The tracking model** ([`History::current`]) is the harness's guess of the store's state,
+//! from which clients instantiate their next ops (appends above the latest block, reads of
+//! stored blocks): acknowledged writes in response order, unknown ones as the store's tip
+//! suggests, and after a restart the state the check found. It is never an expectation; racing
+//! writers make it wrong now and then, which only yields refused writes, legitimate outcomes the
+//! check judges like any other.
 
-use engine::{B256, ColdStorageError};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use engine::{B256, ColdStorageError, HeaderSpecifier, ReceiptSpecifier, TransactionSpecifier};
 use model::block_store::BlockStoreModel;
 use model::ops::{Op, Outcome, apply_model};
 
-use crate::monitors::{Invariant, Violation};
-
-/// One read and what it saw.
-#[derive(Debug, Clone)]
-struct ReadRecord {
-    client: u32,
-    op: Op,
-    outcome: Outcome,
-    /// Backend writes finished when the read was invoked.
-    finished_at_invocation: u64,
-    /// Backend writes started when the read returned.
-    started_at_response: u64,
-}
+use crate::monitors::Violation;
+use crate::monitors::linearizability::{
+    Checker, Cost, Effect, End, Entry, STEP_BUDGET, Time, Verdict, Via,
+};
 
 /// What the store shows about its newest block: enough to tell a write's two outcomes apart.
 pub type Tip = (Option<u64>, Option<B256>);
@@ -45,11 +47,53 @@ pub fn tip_of(model: &BlockStoreModel) -> Tip {
     )
 }
 
+/// An operation of the history, as returned by [`History::invoke`].
+pub type OpId = usize;
+
+/// What a write's answer says about its effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Known: it took effect iff it succeeded.
+    Known,
+    /// Its caller cannot know whether it took effect.
+    Unknown,
+    /// It says it rolled back (`DeadlineExceeded`): it must not have taken effect.
+    RolledBack,
+}
+
+/// Block numbers of cacheable reads remembered, for truncates aimed at cached blocks.
+const CACHED_REMEMBERED: usize = 8;
+
+/// The checker's figures for one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    /// Histories checked (one per engine run).
+    pub histories: u64,
+    /// Operations recorded.
+    pub operations: u64,
+    /// What the search cost.
+    pub cost: Cost,
+    /// Histories whose check ran out of budget.
+    pub inconclusive: u64,
+}
+
 /// The history of one run.
 #[derive(Debug)]
 pub struct History {
-    states: Vec<BlockStoreModel>,
-    reads: Vec<ReadRecord>,
+    entries: Vec<Entry>,
+    clock: Time,
+    /// Write calls in progress (invoked, not answered), for the race coverage goals.
+    calls: BTreeMap<OpId, Op>,
+    tracking: BlockStoreModel,
+    /// Entries before it are checked, and may have left the store in any of `ends`.
+    checked: usize,
+    ends: Vec<End>,
+    checker: Checker,
+    inconclusive: Option<String>,
+    /// Every block number an append ever named: what a read-back of the store reads.
+    appended: BTreeSet<u64>,
+    /// Blocks cacheable reads answered lately.
+    cached: VecDeque<u64>,
 }
 
 impl Default for History {
@@ -59,190 +103,238 @@ impl Default for History {
 }
 
 impl History {
-    /// An empty store.
+    /// An empty store, nothing recorded.
     pub fn new() -> History {
+        History::with_budget(STEP_BUDGET)
+    }
+
+    /// An empty history whose checks may expand `budget` configurations in all.
+    pub fn with_budget(budget: u64) -> History {
         History {
-            states: vec![BlockStoreModel::new()],
-            reads: Vec::new(),
+            entries: Vec::new(),
+            clock: 0,
+            calls: BTreeMap::new(),
+            tracking: BlockStoreModel::new(),
+            checked: 0,
+            ends: vec![End::empty()],
+            checker: Checker::new(budget),
+            inconclusive: None,
+            appended: BTreeSet::new(),
+            cached: VecDeque::new(),
         }
     }
 
-    /// The current model state (after every write so far).
+    /// The tracking model: the harness's guess of the store, to instantiate ops from (see the
+    /// module docs); never an expectation.
     pub fn current(&self) -> &BlockStoreModel {
-        self.states
-            .last()
-            .expect("there is always an initial state")
+        &self.tracking
     }
 
-    /// Writes that reached the backend so far.
-    pub fn writes(&self) -> u64 {
-        self.states.len() as u64 - 1
+    fn tick(&mut self) -> Time {
+        self.clock += 1;
+        self.clock
     }
 
-    /// What the model says `op` answers now, and the state it leaves.
-    pub fn expect(&self, op: &Op) -> (Outcome, BlockStoreModel) {
-        let mut next = self.current().clone();
-        let outcome = apply_model(&mut next, op);
-        (outcome, next)
-    }
-
-    /// Records a write whose outcome is known. `reached_backend` says whether the backend ran
-    /// it (the probe's count moved); `observed` is what the handle answered.
-    pub fn record_write(
-        &mut self,
-        op: &Op,
-        observed: &Outcome,
-        reached_backend: bool,
-    ) -> Result<(), Violation> {
-        let (expected, next) = self.expect(op);
-        let ok = outcome_is_ok(observed);
-        if ok && !outcome_is_ok(&expected) {
-            return Err(Violation::new(
-                Invariant::History,
-                format!(
-                    "{} succeeded but the model refuses it: {expected:?}",
-                    op.kind().name()
-                ),
-            ));
+    /// Records the invocation of `op` by `who`, now.
+    pub fn invoke(&mut self, who: &str, op: &Op) -> OpId {
+        let call = self.tick();
+        let id = self.entries.len();
+        match op {
+            Op::AppendBlock(b) => drop(self.appended.insert(b.number())),
+            Op::AppendBlocks(bs) => self.appended.extend(bs.iter().map(|b| b.number())),
+            _ => {}
         }
-        if ok && *observed != expected {
-            return Err(Violation::new(
-                Invariant::History,
-                format!(
-                    "{} answered {observed:?}, model {expected:?}",
-                    op.kind().name()
-                ),
-            ));
+        if op.is_write() {
+            self.calls.insert(id, op.clone());
         }
-        if let Some(error) = outcome_error(observed)
-            && matches!(error, ColdStorageError::InvalidInput(_))
-            && outcome_error(&expected) != Some(error)
-        {
-            return Err(Violation::new(
-                Invariant::History,
-                format!(
-                    "{} refused as {error:?}; model {expected:?}",
-                    op.kind().name()
-                ),
-            ));
-        }
-        if reached_backend {
-            // A refused or failed write leaves the state as it was.
-            let state = if ok { next } else { self.current().clone() };
-            self.states.push(state);
-        }
-        Ok(())
-    }
-
-    /// Records a maybe-applied write once the store's tip is known: the state becomes the one
-    /// that matches. `claims_rolled_back` is set when the write said `DeadlineExceeded`.
-    pub fn resolve_write(
-        &mut self,
-        op: &Op,
-        store: Tip,
-        claims_rolled_back: bool,
-    ) -> Result<bool, Violation> {
-        let (expected, applied) = self.expect(op);
-        let unchanged = self.current().clone();
-        let applied_matches = outcome_is_ok(&expected) && tip_of(&applied) == store;
-        let unchanged_matches = tip_of(&unchanged) == store;
-        let (state, was_applied) = match (applied_matches, unchanged_matches) {
-            // A no-op write: both outcomes look alike and are alike.
-            (true, true) => (unchanged, false),
-            (true, false) => (applied, true),
-            (false, true) => (unchanged, false),
-            (false, false) => {
-                return Err(Violation::new(
-                    Invariant::History,
-                    format!(
-                        "after maybe-applied {} the store's tip is {store:?}: neither {:?} (applied) nor {:?} (not applied)",
-                        op.kind().name(),
-                        tip_of(&applied),
-                        tip_of(&unchanged)
-                    ),
-                ));
-            }
-        };
-        if was_applied && claims_rolled_back {
-            return Err(Violation::new(
-                Invariant::History,
-                format!(
-                    "{} reported DeadlineExceeded (rolled back) but was applied",
-                    op.kind().name()
-                ),
-            ));
-        }
-        self.states.push(state);
-        Ok(was_applied)
-    }
-
-    /// Records a read for the final check.
-    pub fn record_read(
-        &mut self,
-        client: u32,
-        op: Op,
-        outcome: Outcome,
-        finished_at_invocation: u64,
-        started_at_response: u64,
-    ) {
-        self.reads.push(ReadRecord {
-            client,
-            op,
-            outcome,
-            finished_at_invocation,
-            started_at_response,
+        self.entries.push(Entry {
+            who: who.to_string(),
+            call,
+            ret: None,
+            // A write in flight may take effect; a read constrains nothing until answered.
+            effect: op.is_write().then(|| Effect::MaybeWrite(op.clone())),
         });
+        id
     }
 
-    /// Checks every recorded read against the states of its interval.
-    pub fn check_reads(&self) -> Result<u64, Violation> {
-        let mut checked = 0u64;
-        for read in &self.reads {
-            if !is_checkable(&read.outcome) {
-                continue;
+    /// Records the answer of read `op` (`None`: its caller abandoned it), now.
+    pub fn answer_read(&mut self, id: OpId, op: Op, outcome: Option<Outcome>, via: Via) {
+        let ret = self.tick();
+        let Some(outcome) = outcome.filter(is_checkable) else {
+            return;
+        };
+        if via == Via::Handle {
+            self.remember_cached(&op, &outcome);
+        }
+        let entry = &mut self.entries[id];
+        entry.ret = Some(ret);
+        entry.effect = Some(Effect::Read { op, outcome, via });
+    }
+
+    /// Records reads of the whole store made at one moment (see [`Effect::Snapshot`]).
+    pub fn answer_snapshot(&mut self, id: OpId, reads: Vec<(Op, Outcome)>) {
+        let ret = self.tick();
+        let entry = &mut self.entries[id];
+        entry.ret = Some(ret);
+        entry.effect = Some(Effect::Snapshot(reads));
+    }
+
+    /// Records the answer of write `id` (`None`: its caller abandoned it), now; an
+    /// acknowledged write moves the tracking model.
+    pub fn answer_write(&mut self, id: OpId, outcome: Option<&Outcome>) -> Fate {
+        let ret = self.tick();
+        let Some(op) = self.calls.remove(&id) else {
+            return Fate::Unknown;
+        };
+        let fate = fate(outcome);
+        let entry = &mut self.entries[id];
+        match (fate, outcome) {
+            (Fate::Unknown, _) | (_, None) => return fate,
+            (Fate::RolledBack, _) => entry.effect = Some(Effect::RolledBack(op)),
+            // Refused before it ran: it constrains nothing.
+            (Fate::Known, Some(answer))
+                if outcome_error(answer) == Some(&ColdStorageError::TaskTerminated) =>
+            {
+                entry.effect = None;
             }
-            checked += 1;
-            let lo = read.finished_at_invocation as usize;
-            let hi = (read.started_at_response as usize).min(self.states.len() - 1);
-            let matches = (lo..=hi).any(|k| {
-                let mut state = self.states[k].clone();
-                outcomes_agree(&apply_model(&mut state, &read.op), &read.outcome)
-            });
-            if !matches {
-                let expected = {
-                    let mut state = self.states[hi.min(self.states.len() - 1)].clone();
-                    apply_model(&mut state, &read.op)
-                };
-                let invariant = if is_cacheable(&read.op) {
-                    Invariant::Cache
-                } else {
-                    Invariant::History
-                };
-                return Err(Violation::new(
-                    invariant,
-                    format!(
-                        "client {} {:?} answered {} but no store state between writes {lo} and {hi} gives that (latest state gives {})",
-                        read.client,
-                        read.op,
-                        short(&read.outcome),
-                        short(&expected)
-                    ),
-                ));
+            (Fate::Known, Some(answer)) => {
+                if outcome_error(answer).is_none() {
+                    let _ = apply_model(&mut self.tracking, &op);
+                }
+                entry.effect = Some(Effect::Write {
+                    op,
+                    answer: answer.clone(),
+                });
             }
         }
-        Ok(checked)
+        entry.ret = Some(ret);
+        fate
+    }
+
+    /// Closes the window of unknown write `id`: it can no longer take effect.
+    pub fn settle(&mut self, id: OpId) {
+        let now = self.tick();
+        let entry = &mut self.entries[id];
+        if entry.ret.is_none() && matches!(entry.effect, Some(Effect::MaybeWrite(_))) {
+            entry.ret = Some(now);
+        }
+    }
+
+    /// A crash: every write still in flight took effect before now or never will.
+    pub fn cut(&mut self) {
+        let now = self.tick();
+        self.calls.clear();
+        for entry in &mut self.entries {
+            if entry.ret.is_none() && matches!(entry.effect, Some(Effect::MaybeWrite(_))) {
+                entry.ret = Some(now);
+            }
+        }
+    }
+
+    /// Writes whose calls are in progress.
+    pub fn writes_in_call(&self) -> impl Iterator<Item = &Op> {
+        self.calls.values()
+    }
+
+    /// Moves the tracking model after an unknown write `op` as the store's `tip` suggests;
+    /// whether it looks applied.
+    pub fn guess(&mut self, op: &Op, tip: Tip) -> bool {
+        let mut applied = self.tracking.clone();
+        let accepted = !matches!(
+            apply_model(&mut applied, op),
+            Outcome::Done(Err(_)) | Outcome::Drained(Err(_))
+        );
+        let looks_applied = accepted && tip_of(&applied) == tip && tip_of(&self.tracking) != tip;
+        if looks_applied {
+            self.tracking = applied;
+        }
+        looks_applied
+    }
+
+    /// Every block number an append named so far.
+    pub fn appended(&self) -> Vec<u64> {
+        self.appended.iter().copied().collect()
+    }
+
+    /// Blocks cacheable reads answered lately (the cache may hold them).
+    pub fn cached(&self) -> Vec<u64> {
+        self.cached.iter().copied().collect()
+    }
+
+    fn remember_cached(&mut self, op: &Op, outcome: &Outcome) {
+        let block = match op {
+            Op::GetHeader(HeaderSpecifier::Number(n)) => *n,
+            Op::GetTransaction(TransactionSpecifier::BlockAndIndex { block, .. }) => *block,
+            Op::GetReceipt(ReceiptSpecifier::BlockAndIndex { block, .. }) => *block,
+            _ => return,
+        };
+        let found = matches!(
+            outcome,
+            Outcome::Header(Ok(Some(_)))
+                | Outcome::Transaction(Ok(Some(_)))
+                | Outcome::Receipt(Ok(Some(_)))
+        );
+        if found && !self.cached.contains(&block) {
+            if self.cached.len() == CACHED_REMEMBERED {
+                self.cached.pop_front();
+            }
+            self.cached.push_back(block);
+        }
+    }
+
+    /// Checks everything recorded since the last check (see the module docs). With `more`,
+    /// recording goes on (after a restart): every state the history may have left the store
+    /// in is kept for the next check, and the tracking model becomes one of them.
+    pub fn check(&mut self, more: bool) -> Result<(), Violation> {
+        if self.inconclusive.is_some() {
+            return Ok(());
+        }
+        let ends = std::mem::take(&mut self.ends);
+        match self.checker.check(&self.entries, self.checked, ends, more) {
+            Verdict::Linearizable(ends) => {
+                self.checked = self.entries.len();
+                self.tracking = ends[0].state.clone();
+                self.ends = ends;
+                Ok(())
+            }
+            Verdict::Violation(v) => Err(v),
+            Verdict::Inconclusive(why) => {
+                self.inconclusive = Some(why);
+                Ok(())
+            }
+        }
+    }
+
+    /// Why the check gave up, if it did.
+    pub fn inconclusive(&self) -> Option<&str> {
+        self.inconclusive.as_deref()
+    }
+
+    /// The checker's figures so far.
+    pub fn stats(&self) -> HistoryStats {
+        HistoryStats {
+            histories: 1,
+            operations: self.entries.len() as u64,
+            cost: self.checker.cost,
+            inconclusive: u64::from(self.inconclusive.is_some()),
+        }
     }
 }
 
-/// Reads the cache may answer: a wrong answer there is reported as a cache violation.
-fn is_cacheable(op: &Op) -> bool {
-    use engine::{HeaderSpecifier, ReceiptSpecifier, TransactionSpecifier};
-    matches!(
-        op,
-        Op::GetHeader(HeaderSpecifier::Number(_))
-            | Op::GetTransaction(TransactionSpecifier::BlockAndIndex { .. })
-            | Op::GetReceipt(ReceiptSpecifier::BlockAndIndex { .. })
-    )
+/// What a write's answer (`None`: abandoned) says about its effect.
+pub fn fate(outcome: Option<&Outcome>) -> Fate {
+    let Some(outcome) = outcome else {
+        return Fate::Unknown;
+    };
+    match outcome {
+        Outcome::Done(Err(ColdStorageError::DeadlineExceeded { .. })) => Fate::RolledBack,
+        _ => match outcome_error(outcome) {
+            None | Some(ColdStorageError::InvalidInput(_) | ColdStorageError::TaskTerminated) => {
+                Fate::Known
+            }
+            Some(_) => Fate::Unknown,
+        },
+    }
 }
 
 /// The error an outcome carries (a stream's terminal error included), if any.
@@ -266,10 +358,6 @@ pub fn outcome_error(outcome: &Outcome) -> Option<&ColdStorageError> {
     }
 }
 
-fn outcome_is_ok(outcome: &Outcome) -> bool {
-    outcome_error(outcome).is_none()
-}
-
 /// Errors that say "no answer" rather than giving one: a timeout, shutdown, a failing disk, a
 /// stream ended early. They are checked by other monitors (liveness, durability), not here.
 fn is_checkable(outcome: &Outcome) -> bool {
@@ -286,28 +374,94 @@ fn is_checkable(outcome: &Outcome) -> bool {
     }
 }
 
-/// Whether an observed outcome is one the model's outcome allows. A stream that ended early
-/// (deadline, reorg) must have delivered a prefix of the model's items.
-fn outcomes_agree(expected: &Outcome, observed: &Outcome) -> bool {
-    if let (Outcome::Stream(Ok((want, want_err))), Outcome::Stream(Ok((got, got_err)))) =
-        (expected, observed)
-    {
-        return match got_err {
-            Some(ColdStorageError::TooManyLogs { .. }) | None => got == want && got_err == want_err,
-            Some(_) => want.starts_with(got),
-        };
-    }
-    expected == observed
-}
+#[cfg(test)]
+mod tests {
+    use engine::InvalidInput;
+    use model::ops::block;
 
-fn short(outcome: &Outcome) -> String {
-    let text = format!("{outcome:?}");
-    if text.len() > 300 {
-        format!(
-            "{}…",
-            &text[..text.char_indices().nth(300).map_or(text.len(), |(i, _)| i)]
-        )
-    } else {
-        text
+    use super::*;
+
+    fn append(n: u64) -> Op {
+        Op::AppendBlock(block(n, Vec::new(), Vec::new()))
+    }
+
+    fn read_latest(history: &mut History, seen: Option<u64>) {
+        let id = history.invoke("reader", &Op::GetLatestBlock);
+        let outcome = Outcome::Latest(Ok(seen));
+        history.answer_read(id, Op::GetLatestBlock, Some(outcome), Via::Handle);
+    }
+
+    #[test]
+    fn a_writes_answer_decides_what_is_known_of_its_effect() {
+        let done = |r| Some(Outcome::Done(r));
+        let invalid = ColdStorageError::InvalidInput(InvalidInput::EmptyBatch);
+        let deadline = ColdStorageError::DeadlineExceeded {
+            timeout: std::time::Duration::from_millis(1),
+        };
+        assert_eq!(fate(done(Ok(())).as_ref()), Fate::Known);
+        assert_eq!(fate(done(Err(invalid)).as_ref()), Fate::Known);
+        assert_eq!(
+            fate(done(Err(ColdStorageError::TaskTerminated)).as_ref()),
+            Fate::Known
+        );
+        assert_eq!(fate(done(Err(deadline.clone())).as_ref()), Fate::RolledBack);
+        // A drain's deadline makes no such claim.
+        let drained = Some(Outcome::Drained(Err(deadline)));
+        assert_eq!(fate(drained.as_ref()), Fate::Unknown);
+        assert_eq!(fate(None), Fate::Unknown);
+    }
+
+    #[test]
+    fn an_acknowledged_write_moves_the_tracking_model_and_is_checked() {
+        let mut history = History::new();
+        let id = history.invoke("writer", &append(1));
+        assert_eq!(history.writes_in_call().count(), 1);
+        let fate = history.answer_write(id, Some(&Outcome::Done(Ok(()))));
+        assert_eq!((fate, history.writes_in_call().count()), (Fate::Known, 0));
+        assert_eq!(history.current().get_latest_block(), Some(1));
+        read_latest(&mut history, Some(1));
+        assert!(history.check(true).is_ok());
+        read_latest(&mut history, None);
+        let violation = history.check(true).expect_err("block 1 cannot vanish");
+        assert_eq!(violation.invariant, crate::monitors::Invariant::History);
+    }
+
+    #[test]
+    fn a_crash_cuts_the_writes_in_flight_which_may_or_may_not_have_landed() {
+        for landed in [None, Some(1)] {
+            let mut history = History::new();
+            let id = history.invoke("writer", &append(1));
+            assert_eq!(history.answer_write(id, None), Fate::Unknown);
+            history.cut();
+            read_latest(&mut history, landed);
+            assert!(history.check(true).is_ok());
+            // Cut before the read: it did not land later.
+            read_latest(&mut history, landed);
+            assert!(history.check(true).is_ok());
+        }
+        let mut history = History::new();
+        let id = history.invoke("writer", &append(1));
+        history.answer_write(id, None);
+        history.cut();
+        read_latest(&mut history, None);
+        read_latest(&mut history, Some(1));
+        assert!(
+            history.check(true).is_err(),
+            "it landed after the crash cut it"
+        );
+    }
+
+    #[test]
+    fn an_exhausted_budget_makes_the_history_inconclusive_not_passed() {
+        let mut history = History::with_budget(2);
+        for n in 1..=5 {
+            let id = history.invoke("writer", &append(n));
+            history.answer_write(id, None);
+        }
+        read_latest(&mut history, Some(5));
+        assert!(history.check(true).is_ok());
+        assert!(history.inconclusive().is_some());
+        assert_eq!(history.stats().inconclusive, 1);
+        assert!(History::new().check(false).is_ok());
     }
 }

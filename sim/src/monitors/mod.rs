@@ -11,7 +11,8 @@
 //! - [`probe`]: permits and the drain barrier at a backend (the handle's, or the worker's);
 //! - [`events`]: what the engine decides without a backend, seen through its tracing events:
 //!   cache hits (none while a write commits), and the remote client's deadline + skew rule;
-//! - [`history`]: every answer against the block-store model (linearizability);
+//! - [`history`] and [`linearizability`]: every call's answer against the block-store model
+//!   (linearizability over concurrent writers, unknown outcomes included);
 //! - [`durability`]: the store after every restart holds every acknowledged write;
 //! - [`panics`]: a panic anywhere in the run;
 //! - liveness: bounds on every call, stream and shutdown, checked where the worlds wait;
@@ -21,6 +22,7 @@ pub mod coverage;
 pub mod durability;
 pub mod events;
 pub mod history;
+pub mod linearizability;
 pub mod panics;
 pub mod probe;
 
@@ -37,9 +39,10 @@ pub enum Invariant {
     Permits,
     /// A read overlapped a committing write (the drain barrier), at a backend or in the cache.
     Drain,
-    /// An answer differs from the model in every state of its interval.
+    /// The history has no linearization: some answer differs from the model in every order
+    /// of the writes around it.
     History,
-    /// A read the cache can answer differs from the model in every state of its interval.
+    /// As `History`, where the answer that cannot be placed is a read the cache can answer.
     Cache,
     /// A restarted store lost or half-applied an acknowledged write, or never opens again.
     Durability,

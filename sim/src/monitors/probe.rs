@@ -83,6 +83,8 @@ struct ProbeState {
     pool_full: AtomicBool,
     writes_started: AtomicU64,
     writes_finished: AtomicU64,
+    /// Times the writes in flight fell to none.
+    write_idles: AtomicU64,
     drops: AtomicU32,
     sink: Sink,
 }
@@ -101,6 +103,7 @@ impl Probe {
                 pool_full: AtomicBool::new(false),
                 writes_started: AtomicU64::new(0),
                 writes_finished: AtomicU64::new(0),
+                write_idles: AtomicU64::new(0),
                 drops: AtomicU32::new(0),
                 sink,
             }),
@@ -128,6 +131,12 @@ impl Probe {
     /// Backend writes that have finished.
     pub fn writes_finished(&self) -> u64 {
         self.inner.writes_finished.load(Ordering::SeqCst)
+    }
+
+    /// How many times the writes running at the backend fell to none: when it moved, there
+    /// was a moment since without a write.
+    pub fn write_idles(&self) -> u64 {
+        self.inner.write_idles.load(Ordering::SeqCst)
     }
 
     /// Whether a write is running at the backend now.
@@ -190,6 +199,7 @@ impl Probe {
         Guard {
             counter: &s.reads,
             finished: None,
+            idles: None,
         }
     }
 
@@ -198,6 +208,7 @@ impl Probe {
         Guard {
             counter: &self.inner.ungated_reads,
             finished: None,
+            idles: None,
         }
     }
 
@@ -216,6 +227,7 @@ impl Probe {
         Guard {
             counter: &s.streams,
             finished: None,
+            idles: None,
         }
     }
 
@@ -245,6 +257,7 @@ impl Probe {
         Guard {
             counter: &s.writes,
             finished: Some(&s.writes_finished),
+            idles: Some(&s.write_idles),
         }
     }
 }
@@ -252,13 +265,18 @@ impl Probe {
 struct Guard<'a> {
     counter: &'a AtomicU64,
     finished: Option<&'a AtomicU64>,
+    /// Counts the times `counter` falls to zero.
+    idles: Option<&'a AtomicU64>,
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        self.counter.fetch_sub(1, Ordering::SeqCst);
+        let left = self.counter.fetch_sub(1, Ordering::SeqCst) - 1;
         if let Some(finished) = self.finished {
             finished.fetch_add(1, Ordering::SeqCst);
+        }
+        if let (Some(idles), 0) = (self.idles, left) {
+            idles.fetch_add(1, Ordering::SeqCst);
         }
     }
 }

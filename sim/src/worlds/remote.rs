@@ -7,9 +7,10 @@
 //! it synced, torn at sector granularity) followed by a restart. Message latency is the
 //! network's.
 //!
-//! Two probes: one at the worker's backend (where the work really runs; the history counts
-//! writes there) and one around the RemoteBackend in the node (the handle's view). Every worker
-//! boot after a crash first checks that the store holds every acknowledged write.
+//! Two probes: one at the worker's backend (where the work really runs; an unknown write
+//! settles when no write runs there) and one around the RemoteBackend in the node (the
+//! handle's view). Every worker boot after a crash first reads the store back into the
+//! history, whose check finds whether it holds every acknowledged write.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::faults::backend::{BackendFaults, Site};
 use crate::faults::plan::{self, Schedule, Target};
 use crate::lock;
 use crate::monitors::coverage::{self, Goal};
+use crate::monitors::history::HistoryStats;
 use crate::monitors::probe::{Limits, Probe};
 use crate::monitors::{Invariant, Violation};
 use crate::net::{Net, SimStream};
@@ -108,11 +110,8 @@ async fn worker(boot: Boot) -> Result<(), String> {
         ..
     } = boot;
     if number > 1 {
-        let (model, in_flight) = ctx.expected_store();
-        if let Err(v) =
-            crate::monitors::durability::check_store_holds(&backend, &model, in_flight.as_ref())
-                .await
-        {
+        // Read back before serving: the history check judges it with the writes around it.
+        if let Err(v) = crate::monitors::durability::snapshot(&backend, ctx.history()).await {
             ctx.violate(v);
         }
     }
@@ -146,21 +145,23 @@ impl World for RemoteWorld {
     async fn run(env: &RunEnv) -> RunStats {
         let start = rt::now();
         let outcome = rt::timeout(MAX_SIMULATED, run_world(env)).await;
-        let ops = outcome.unwrap_or_else(|rt::Elapsed| {
+        let (ops, history) = outcome.unwrap_or_else(|rt::Elapsed| {
             env.sink.violate(Violation::new(
                 Invariant::Liveness,
                 format!("the run did not finish within {MAX_SIMULATED:?} of simulated time"),
             ));
-            0
+            (0, Default::default())
         });
         RunStats {
             ops,
             simulated: rt::now() - start,
+            history,
         }
     }
 }
 
-async fn run_world(env: &RunEnv) -> u64 {
+/// Runs the world; the operations issued, and the history check's figures.
+async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
     let derived = &env.derived;
     // The worker sees the handle's stream-setup reads as plain requests.
     let limits = Limits {
@@ -173,7 +174,7 @@ async fn run_world(env: &RunEnv) -> u64 {
         Ok(net) => net,
         Err(v) => {
             env.sink.violate(v);
-            return 0;
+            return (0, HistoryStats::default());
         }
     };
     let boot = Boot {
@@ -212,7 +213,7 @@ async fn run_world(env: &RunEnv) -> u64 {
         )),
         None => {}
     }
-    ctx.ops()
+    (ctx.ops(), ctx.stats().history)
 }
 
 /// The worker's host, as the fault driver crashes and restarts it.

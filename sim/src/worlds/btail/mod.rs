@@ -302,6 +302,7 @@ async fn run(run_env: &RunEnv, env: TreeEnv, net: Net) -> RunStats {
     RunStats {
         ops: *lock(&shared.ops),
         simulated: rt::now() - start,
+        ..RunStats::default()
     }
 }
 

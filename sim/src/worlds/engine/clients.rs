@@ -1,4 +1,5 @@
-//! The engine worlds' clients: one writer, readers, streams and storms, each call bounded.
+//! The engine worlds' clients: writers, readers, streams and storms, each call bounded, each
+//! recorded in the history.
 
 use super::*;
 use crate::monitors::coverage::{self, Goal};
@@ -28,11 +29,12 @@ pub(super) async fn run_clients<B: ColdStorageBackend>(
 ) -> Result<(), Violation> {
     let ops = ops_per_phase(ctx, phases);
     let (progress_tx, mut progress) = watch::channel(0u32);
+    let mut progress_tx = Some(progress_tx);
     let mut tasks = Vec::new();
-    {
-        let (ctx, handle) = (ctx.clone(), handle.clone());
+    for w in 0..ctx.derived.workload.writers {
+        let (ctx, handle, progress_tx) = (ctx.clone(), handle.clone(), progress_tx.take());
         tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
-            async move { writer(&ctx, &handle, phase, ops, progress_tx).await },
+            async move { writer(&ctx, &handle, phase, w, ops, progress_tx).await },
         )));
     }
     for client in 1..ctx.derived.workload.clients {
@@ -79,20 +81,6 @@ pub(super) async fn run_clients<B: ColdStorageBackend>(
     join_all(tasks, "a client").await
 }
 
-/// Whether an answer is certain (the write is applied iff it succeeded).
-pub(super) fn definite(outcome: &Outcome) -> Option<bool> {
-    let error = match outcome {
-        Outcome::Done(r) => r.as_ref().err(),
-        Outcome::Drained(r) => r.as_ref().err(),
-        _ => None,
-    };
-    match error {
-        None => Some(true),
-        Some(ColdStorageError::InvalidInput(_) | ColdStorageError::TaskTerminated) => Some(false),
-        Some(_) => None,
-    }
-}
-
 pub(super) fn is_terminated(outcome: &Outcome) -> bool {
     matches!(
         crate::monitors::history::outcome_error(outcome),
@@ -121,95 +109,80 @@ pub(super) async fn call<B: ColdStorageBackend>(
         .map(Some)
 }
 
+/// The history's name for writer `writer` (and the trace's actor).
+fn writer_name(writer: u32) -> String {
+    if writer == 0 {
+        "writer".to_string()
+    } else {
+        format!("writer-{writer}")
+    }
+}
+
+/// One of the run's writers: issues its writes one after another, concurrently with the other
+/// writers'. A write whose outcome it cannot know is settled (until it can no longer take
+/// effect) and guessed from the store's tip before the next, for the tracking model; the
+/// history check decides what really happened. Writer 0 reports its progress (the op it is
+/// at) for the crash and shutdown triggers.
 pub(super) async fn writer<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: &ColdStorage<ProbeBackend<B>>,
     phase: u32,
+    writer: u32,
     ops: u32,
-    progress: watch::Sender<u32>,
+    progress: Option<watch::Sender<u32>>,
 ) -> Result<(), Violation> {
+    // Writer 0 keeps the stream a lone writer always had.
+    let index = u64::from(writer) << 32 | u64::from(phase);
     let specs = seeding::op_specs(
-        seeding::sub_seed(ctx.derived.seed, "writer", u64::from(phase)),
+        seeding::sub_seed(ctx.derived.seed, "writer", index),
         true,
         ops,
     );
-    let mut rng = seeding::rng(ctx.derived.seed, "writer-faults", u64::from(phase));
+    let mut rng = seeding::rng(ctx.derived.seed, "writer-faults", index);
+    let mut aim = seeding::rng(ctx.derived.seed, "removal-aim", index);
+    let who = writer_name(writer);
     for (i, spec) in (1..=ops).zip(&specs) {
-        let _ = progress.send(i);
-        let (op, tip_before) = {
-            let history = lock(&ctx.history);
-            let current = history.current();
-            (
-                spec.instantiate(current),
-                crate::monitors::history::tip_of(current).0,
-            )
+        if let Some(progress) = &progress {
+            let _ = progress.send(i);
+        }
+        let (op, tip_before, id) = {
+            let mut history = lock(&ctx.history);
+            let op = aim_at_cached(spec.instantiate(history.current()), &history, &mut aim);
+            let tip_before = crate::monitors::history::tip_of(history.current()).0;
+            let id = history.invoke(&who, &op);
+            note_races(&history);
+            (op, tip_before, id)
         };
-        let before = ctx.probe.writes_started();
-        *lock(&ctx.pending) = Some((op.clone(), before));
         let started = trace::now();
         let outcome = call(ctx, handle, &op, WRITE_LIVENESS, &mut rng).await?;
-        // An abandoned call does not stop the write the handle spawned: let it finish.
-        let settle = engine::rt::timeout(WRITE_LIVENESS, async {
-            // A caller that gave up in the instant its permits came leaves a spawned task not
-            // yet polled, which would look like no write at all: sleep once before the first
-            // look (ready tasks run before the paused clock moves, so the task is then at the
-            // backend or done). In the network world the request may still be on its way to
-            // the worker: wait for the handle's call too (it ends only when the worker is done).
-            if outcome.is_none() {
-                engine::rt::sleep(Duration::from_micros(100)).await;
-            }
-            while ctx.handle_probe.write_in_flight() || ctx.probe.write_in_flight() {
-                engine::rt::sleep(Duration::from_micros(100)).await;
-            }
-        });
-        if settle.await.is_err() {
-            return Err(Violation::new(
-                Invariant::Liveness,
-                format!("backend write of {op:?} still running after {WRITE_LIVENESS:?}"),
-            ));
-        }
-        let reached = ctx.probe.writes_started() > before;
-        let certain = outcome.as_ref().and_then(definite);
-        trace::record_span(
-            "writer",
-            "op",
-            format!(
-                "op={} outcome={}",
-                op_text(&op),
-                outcome_label(outcome.as_ref())
-            ),
-            started,
+        let fate = lock(&ctx.history).answer_write(id, outcome.as_ref());
+        let text = format!(
+            "op={} outcome={}",
+            op_text(&op),
+            outcome_label(outcome.as_ref())
         );
-        match (&outcome, certain) {
-            (Some(o), Some(_)) => lock(&ctx.history).record_write(&op, o, reached)?,
-            _ if !reached => {}
-            // The disk crashed under the write (the process dies next): the write stays
-            // pending, and is resolved against the store after the restart.
-            _ if ctx.disk_crashed() => break,
-            (o, None | Some(_)) => {
-                let rolled_back = matches!(
-                    o,
-                    Some(Outcome::Done(Err(
-                        ColdStorageError::DeadlineExceeded { .. }
-                    )))
-                );
-                let tip = read_tip(handle.backend().inner()).await?;
-                let applied = lock(&ctx.history).resolve_write(&op, tip, rolled_back)?;
-                // Resolved: a crash from here on (during the read-back) must not resolve it a
-                // second time against a model that already holds it.
-                *lock(&ctx.pending) = None;
-                trace::record(
-                    "writer",
-                    "resolve",
-                    format!("op={} applied={applied}", op_text(&op)),
-                );
-                if applied {
-                    coverage::reach(Goal::IndeterminateWriteApplied);
-                    read_back_removed(ctx, handle, &op, tip_before, &mut rng).await?;
+        trace::record_span(&who, "op", text, started);
+        if fate != Fate::Known {
+            settle(ctx, &op, outcome.is_none()).await?;
+            // The disk crashed under the write (the process dies next): the write stays open,
+            // and the restart cuts it.
+            if ctx.disk_crashed() {
+                break;
+            }
+            lock(&ctx.history).settle(id);
+            // At once, before another writer's removal can clear what the cache kept.
+            let read_back = read_back_removed(ctx, handle, &who, &op, tip_before, &mut rng).await?;
+            let tip = read_tip(handle.backend().inner(), &ctx.history).await?;
+            let applied = lock(&ctx.history).guess(&op, tip);
+            let text = format!("op={} applied={applied}", op_text(&op));
+            trace::record(&who, "resolve", text);
+            if applied {
+                coverage::reach(Goal::IndeterminateWriteApplied);
+                if read_back {
+                    coverage::reach(Goal::RemovedBlocksReadBack);
                 }
             }
         }
-        *lock(&ctx.pending) = None;
         if outcome.as_ref().is_some_and(is_terminated) {
             break;
         }
@@ -217,41 +190,116 @@ pub(super) async fn writer<B: ColdStorageBackend>(
     Ok(())
 }
 
-/// The client number of the writer's own reads in the history (readers count from 1).
-pub(super) const WRITER_CLIENT: u32 = 0;
+/// Aims a third of the truncates and drains just below, at or just above a block that reads
+/// answered lately (one the cache may hold), where a removal and the cache meet.
+fn aim_at_cached(op: Op, history: &History, aim: &mut ChaCha8Rng) -> Op {
+    let cached = history.cached();
+    if !matches!(op, Op::TruncateAbove(_) | Op::DrainAbove(_)) || cached.is_empty() {
+        return op;
+    }
+    if !aim.random_bool(1.0 / 3.0) {
+        return op;
+    }
+    let block = cached[aim.random_range(0..cached.len())];
+    let above = block.saturating_add_signed(aim.random_range(-1i64..=1));
+    match op {
+        Op::TruncateAbove(_) => Op::TruncateAbove(above),
+        _ => Op::DrainAbove(above),
+    }
+}
 
-/// After a removal that failed or was abandoned yet took effect, reads back (by number, the
-/// reads the cache answers) up to four of the blocks it removed: the moment a cache that kept
-/// entries of a removal it thought failed would serve a removed block.
+/// Marks the coverage goals of racing writers, from the write calls in progress.
+fn note_races(history: &History) {
+    let calls: Vec<&Op> = history.writes_in_call().collect();
+    // A write refused by its own validation never waits for the permit.
+    let takes_permit = |op: &&&Op| match op {
+        Op::AppendBlock(b) => model::enrich::check_append(std::slice::from_ref(b), None).is_ok(),
+        Op::AppendBlocks(bs) => model::enrich::check_append(bs, None).is_ok(),
+        _ => true,
+    };
+    if calls.iter().filter(takes_permit).count() >= 3 {
+        coverage::reach(Goal::WritesQueuedAtPermit);
+    }
+    let appends = calls
+        .iter()
+        .any(|op| matches!(op, Op::AppendBlock(_) | Op::AppendBlocks(_)));
+    let removals = calls
+        .iter()
+        .any(|op| matches!(op, Op::TruncateAbove(_) | Op::DrainAbove(_)));
+    if appends && removals {
+        coverage::reach(Goal::AppendRacedRemoval);
+    }
+}
+
+/// Waits until write `op`, whose outcome is unknown, can no longer take effect: a moment, after
+/// its call ended, when no write runs at the handle's backend, then one when none runs where
+/// the work runs (the worker). A call that ended has no task left at the handle, or one
+/// already at the backend (an abandoned call's task is polled within the first pause); at
+/// the worker, a write not started by its deadline never starts, and the remote client
+/// answers no earlier than that deadline.
+async fn settle(ctx: &Ctx, op: &Op, abandoned: bool) -> Result<(), Violation> {
+    let pause = Duration::from_micros(100);
+    let wait = async {
+        if abandoned {
+            engine::rt::sleep(pause).await;
+        }
+        for probe in [&ctx.handle_probe, &ctx.probe] {
+            let idles = probe.write_idles();
+            while probe.write_in_flight() && probe.write_idles() == idles {
+                engine::rt::sleep(pause).await;
+            }
+        }
+    };
+    if engine::rt::timeout(WRITE_LIVENESS, wait).await.is_err() {
+        return Err(Violation::new(
+            Invariant::Liveness,
+            format!("backend write of {op:?} still running after {WRITE_LIVENESS:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// After a removal whose outcome is unknown, reads back (by number, the reads the cache
+/// answers) up to four of the blocks it may have removed: if it took effect, the moment a
+/// cache that kept entries of a removal it thought failed would serve a removed block.
+/// Whether it read any.
 pub(super) async fn read_back_removed<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: &ColdStorage<ProbeBackend<B>>,
+    who: &str,
     op: &Op,
     tip_before: Option<u64>,
     rng: &mut ChaCha8Rng,
-) -> Result<(), Violation> {
+) -> Result<bool, Violation> {
     let (Op::TruncateAbove(above) | Op::DrainAbove(above)) = op else {
-        return Ok(());
+        return Ok(false);
     };
     let Some(tip) = tip_before else {
-        return Ok(());
+        return Ok(false);
     };
+    let mut read = false;
     for number in (above.saturating_add(1)..=tip).take(4) {
-        let read = Op::GetHeader(HeaderSpecifier::Number(number));
-        let finished = ctx.probe.writes_finished();
-        let outcome = call(ctx, handle, &read, READ_LIVENESS, rng).await?;
-        let responded = ctx.probe.writes_started();
-        trace::record(
-            "writer",
-            "read-back",
-            format!("block={number} outcome={}", outcome_label(outcome.as_ref())),
-        );
-        coverage::reach(Goal::RemovedBlocksReadBack);
-        if let Some(outcome) = outcome {
-            lock(&ctx.history).record_read(WRITER_CLIENT, read, outcome, finished, responded);
-        }
+        let op = Op::GetHeader(HeaderSpecifier::Number(number));
+        let outcome = read_through(ctx, handle, who, op, rng).await?;
+        let text = format!("block={number} outcome={}", outcome_label(outcome.as_ref()));
+        trace::record(who, "read-back", text);
+        read = true;
     }
-    Ok(())
+    Ok(read)
+}
+
+/// Runs read `op` through the handle for `who`, recorded in the history.
+async fn read_through<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    handle: &ColdStorage<ProbeBackend<B>>,
+    who: &str,
+    op: Op,
+    rng: &mut ChaCha8Rng,
+) -> Result<Option<Outcome>, Violation> {
+    let id = lock(&ctx.history).invoke(who, &op);
+    let outcome = call(ctx, handle, &op, READ_LIVENESS, rng).await?;
+    lock(&ctx.history).answer_read(id, op, outcome.clone(), Via::Handle);
+    Ok(outcome)
 }
 
 pub(super) async fn reader<B: ColdStorageBackend>(
@@ -281,8 +329,12 @@ pub(super) async fn reader<B: ColdStorageBackend>(
         if burst_at == Some(i) {
             burst(ctx, handle, client, index).await?;
         }
-        let op = spec.instantiate(lock(&ctx.history).current());
-        let finished = ctx.probe.writes_finished();
+        let (op, id) = {
+            let mut history = lock(&ctx.history);
+            let op = spec.instantiate(history.current());
+            let id = history.invoke(&actor, &op);
+            (op, id)
+        };
         let started = trace::now();
         let outcome = match &op {
             Op::StreamLogs { filter, max_logs } => {
@@ -290,7 +342,8 @@ pub(super) async fn reader<B: ColdStorageBackend>(
             }
             _ => call(ctx, handle, &op, READ_LIVENESS, &mut rng).await?,
         };
-        let responded = ctx.probe.writes_started();
+        let stop = outcome.as_ref().is_some_and(is_terminated);
+        lock(&ctx.history).answer_read(id, op.clone(), outcome.clone(), Via::Handle);
         trace::record_span(
             &actor,
             "op",
@@ -301,9 +354,6 @@ pub(super) async fn reader<B: ColdStorageBackend>(
             ),
             started,
         );
-        let Some(outcome) = outcome else { continue };
-        let stop = is_terminated(&outcome);
-        lock(&ctx.history).record_read(client, op, outcome, finished, responded);
         if stop {
             break;
         }
@@ -331,16 +381,11 @@ async fn burst<B: ColdStorageBackend>(
         if matches!(op, Op::StreamLogs { .. }) {
             continue;
         }
-        let (ctx, handle) = (ctx.clone(), handle.clone());
+        let (ctx, handle, who) = (ctx.clone(), handle.clone(), actor.clone());
         let mut rng = seeding::rng(seed, "burst-read", i as u64);
         tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
             async move {
-                let finished = ctx.probe.writes_finished();
-                let outcome = call(&ctx, &handle, &op, READ_LIVENESS, &mut rng).await?;
-                let responded = ctx.probe.writes_started();
-                if let Some(outcome) = outcome {
-                    lock(&ctx.history).record_read(client, op, outcome, finished, responded);
-                }
+                read_through(&ctx, &handle, &who, op, &mut rng).await?;
                 Ok::<(), Violation>(())
             },
         )));
@@ -456,16 +501,7 @@ pub(super) fn storm_bound() -> Duration {
 
 /// The op's kind, and for writes the block numbers they touch.
 pub(super) fn op_text(op: &Op) -> String {
-    match op {
-        Op::AppendBlock(b) => format!("AppendBlock({})", b.number()),
-        Op::AppendBlocks(bs) => {
-            let numbers: Vec<String> = bs.iter().map(|b| b.number().to_string()).collect();
-            format!("AppendBlocks({})", numbers.join(","))
-        }
-        Op::TruncateAbove(n) => format!("TruncateAbove({n})"),
-        Op::DrainAbove(n) => format!("DrainAbove({n})"),
-        other => other.kind().name().to_string(),
-    }
+    crate::monitors::linearizability::describe_op(op)
 }
 
 pub(super) fn outcome_label(outcome: Option<&Outcome>) -> String {

@@ -134,3 +134,9 @@ fn store_creation_not_crash_atomic() {
         &["durability"],
     );
 }
+
+#[test]
+fn worker_ignoring_the_fence() {
+    // A write stalled in the network past its client's reconnect starts at the worker.
+    found(Bug::WorkerIgnoresFence, "engine-remote", 10, &["fence"]);
+}

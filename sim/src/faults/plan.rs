@@ -48,6 +48,13 @@ pub(crate) enum Action {
         to: HostName,
         length: Duration,
     },
+    /// One direction of the connections open on the link stalls for `length` (nothing is
+    /// lost; new connections pass).
+    Stall {
+        from: HostName,
+        to: HostName,
+        length: Duration,
+    },
 }
 
 /// One event of the plan.
@@ -79,6 +86,7 @@ pub(crate) fn plan(
         (Fault::Crash, derived.process.crashes),
         (Fault::Partition, network.partitions),
         (Fault::Hold, network.holds),
+        (Fault::Stall, network.stalls),
     ];
     for (fault, count) in counts.into_iter().filter(|(f, _)| derived.has(*f)) {
         let mut rng = seeding::rng(derived.seed, fault.name(), 0);
@@ -98,6 +106,11 @@ pub(crate) fn plan(
                 Fault::Partition => Action::Partition {
                     length: random_up_to(&mut rng, MAX_PARTITION),
                 },
+                Fault::Stall => {
+                    let (from, to) = if rng.random_bool(0.5) { (a, b) } else { (b, a) };
+                    let length = random_up_to(&mut rng, network.max_stall);
+                    Action::Stall { from, to, length }
+                }
                 _ => {
                     let (from, to) = if rng.random_bool(0.5) { (a, b) } else { (b, a) };
                     let length = random_up_to(&mut rng, network.max_hold);
@@ -241,6 +254,15 @@ fn inject(
             );
             None
         }
+        Action::Stall { from, to, length } => {
+            net.stall(from, to, length);
+            trace::record(
+                "driver",
+                "fault.stall",
+                format!("{from}->{to} for {length:?}"),
+            );
+            None
+        }
     }
 }
 
@@ -254,6 +276,6 @@ fn heal(action: Action, net: &Net, (a, b): (HostName, HostName), target: &mut im
             net.repair(b, a);
             trace::record("driver", "fault.repair", format!("{b}-{a}"));
         }
-        Action::Hold { .. } => {}
+        Action::Hold { .. } | Action::Stall { .. } => {}
     }
 }

@@ -2,12 +2,18 @@
 //!
 //! Some of what the engine decides never reaches a backend, so no probe can see it: the handle
 //! answers cache hits itself, the remote client gives up on requests the worker never
-//! answered, and either side of the wire may see the other break the protocol (a violation of
-//! its own, `protocol`, where a deployment only logs it). The engine emits a `trace` event for each (targets [`CACHE_TARGET`] and
-//! [`REMOTE_TARGET`]); this layer hands cache hits to the run's probe (no hit while a write
-//! commits) and releases to [`RemoteDeadlines`] (no request given up before its deadline plus
-//! the skew allowance).
+//! answered, either side of the wire may see the other break the protocol (a violation of its
+//! own, `protocol`, where a deployment only logs it), and the IO worker fences connections and
+//! meters stream credit. The engine emits a `trace` event for each (targets [`CACHE_TARGET`],
+//! [`REMOTE_TARGET`], [`PROTOCOL_TARGET`], [`WORKER_TARGET`]); this layer hands cache hits to
+//! the run's probe (no hit while a write commits), releases to [`RemoteDeadlines`] (no request
+//! given up before its deadline plus the skew allowance), and checks the worker's own rules
+//! with [`WorkerRules`]: no write of a connection starts after a newer connection of its
+//! client was acknowledged (`fence`), and no stream sends more items than the client granted
+//! (`stream-credit`), counted where the worker sends them.
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tracing::Subscriber;
@@ -25,6 +31,8 @@ pub const CACHE_TARGET: &str = "engine::cache";
 pub const REMOTE_TARGET: &str = engine::remote::client::TRACE_TARGET;
 /// The tracing target of protocol violations, seen by either side of the wire.
 pub const PROTOCOL_TARGET: &str = engine::remote::PROTOCOL_TARGET;
+/// The tracing target of the IO worker's own events.
+pub const WORKER_TARGET: &str = engine::remote::worker::TRACE_TARGET;
 
 /// The remote client's deadline rule: a request the worker did not answer is held until its
 /// deadline plus the clock-skew allowance (until then the worker may still run it, and the
@@ -52,18 +60,79 @@ impl RemoteDeadlines {
     }
 }
 
+/// The IO worker's rules, from its events: the fence and stream credit.
+#[derive(Debug, Default)]
+struct WorkerRules {
+    /// Per client identity, the newest connection epoch the worker acknowledged.
+    acknowledged: BTreeMap<u64, u64>,
+    /// Per stream (connection, request id): items the client granted, items the worker sent.
+    credit: BTreeMap<(u64, u64), (u64, u64)>,
+}
+
+impl WorkerRules {
+    /// Checks one worker event; the violation it shows, if any.
+    fn on_event(&mut self, f: &Fields) -> Option<Violation> {
+        match f.message.as_str() {
+            "hello" => {
+                let newest = self.acknowledged.entry(f.client).or_default();
+                *newest = (*newest).max(f.newest);
+            }
+            "write start" => {
+                let newest = self.acknowledged.get(&f.client).copied().unwrap_or(0);
+                if f.epoch < newest {
+                    return Some(Violation::new(
+                        Invariant::Fence,
+                        format!(
+                            "a write of client {}'s connection epoch {} started at the worker after its epoch {newest} connection was acknowledged",
+                            f.client, f.epoch
+                        ),
+                    ));
+                }
+            }
+            "write fenced" => coverage::reach(Goal::FencedWriteRefused),
+            "stream credit" => self.credit.entry((f.connection, f.id)).or_default().0 += f.items,
+            "stream item" => {
+                let (granted, sent) = self.credit.entry((f.connection, f.id)).or_default();
+                *sent += 1;
+                if *sent > *granted {
+                    return Some(Violation::new(
+                        Invariant::StreamCredit,
+                        format!(
+                            "the worker sent item {sent} of stream {} (connection {}) with {granted} granted",
+                            f.id, f.connection
+                        ),
+                    ));
+                }
+            }
+            "stream end" => {
+                self.credit.remove(&(f.connection, f.id));
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
 struct EngineEvents {
     probe: Probe,
     remote: RemoteDeadlines,
+    worker: Mutex<WorkerRules>,
 }
 
-/// The fields of a release event, or of a protocol violation.
+/// The fields of the engine's events this monitor reads.
 #[derive(Default)]
 struct Fields {
+    message: String,
     op: String,
     detail: String,
     budget_us: u64,
     waited_us: u64,
+    client: u64,
+    epoch: u64,
+    newest: u64,
+    connection: u64,
+    id: u64,
+    items: u64,
 }
 
 impl Visit for Fields {
@@ -71,6 +140,12 @@ impl Visit for Fields {
         match field.name() {
             "budget_us" => self.budget_us = value,
             "waited_us" => self.waited_us = value,
+            "client" => self.client = value,
+            "epoch" => self.epoch = value,
+            "newest" => self.newest = value,
+            "connection" => self.connection = value,
+            "id" => self.id = value,
+            "items" => self.items = value,
             _ => {}
         }
     }
@@ -79,6 +154,7 @@ impl Visit for Fields {
         match field.name() {
             "op" => self.op = value.to_string(),
             "detail" => self.detail = value.to_string(),
+            "message" => self.message = value.to_string(),
             _ => {}
         }
     }
@@ -87,6 +163,7 @@ impl Visit for Fields {
         match field.name() {
             "op" => self.op = format!("{value:?}"),
             "detail" => self.detail = format!("{value:?}"),
+            "message" => self.message = format!("{value:?}"),
             _ => {}
         }
     }
@@ -103,6 +180,18 @@ impl<S: Subscriber> Layer<S> for EngineEvents {
                     Invariant::Protocol,
                     format!("a protocol violation on the wire: {}", fields.detail),
                 ));
+            }
+            WORKER_TARGET => {
+                let mut fields = Fields::default();
+                event.record(&mut fields);
+                let seen = self
+                    .worker
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .on_event(&fields);
+                if let Some(violation) = seen {
+                    self.remote.sink.violate(violation);
+                }
             }
             REMOTE_TARGET => {
                 let mut fields = Fields::default();
@@ -124,9 +213,14 @@ impl<S: Subscriber> Layer<S> for EngineEvents {
 /// is printed.
 pub fn subscriber(probe: Probe, remote: RemoteDeadlines) -> impl Subscriber + Send + Sync {
     let ours = tracing_subscriber::filter::filter_fn(|meta| {
-        [CACHE_TARGET, REMOTE_TARGET, PROTOCOL_TARGET].contains(&meta.target())
+        [CACHE_TARGET, REMOTE_TARGET, PROTOCOL_TARGET, WORKER_TARGET].contains(&meta.target())
     });
-    tracing_subscriber::registry().with(EngineEvents { probe, remote }.with_filter(ours))
+    let events = EngineEvents {
+        probe,
+        remote,
+        worker: Mutex::default(),
+    };
+    tracing_subscriber::registry().with(events.with_filter(ours))
 }
 
 #[cfg(test)]
@@ -156,6 +250,50 @@ mod tests {
             first_violation(|| tracing::warn!("an ordinary warning")),
             None
         );
+    }
+
+    #[test]
+    fn a_write_of_an_older_connection_starting_after_a_newer_hello_breaks_the_fence() {
+        let hello = || tracing::trace!(target: WORKER_TARGET, client = 1u64, epoch = 2u64, newest = 2u64, "hello");
+        let start = |epoch: u64| tracing::trace!(target: WORKER_TARGET, client = 1u64, epoch, newest = 2u64, "write start");
+        assert_eq!(
+            first_violation(|| {
+                hello();
+                start(1);
+            }),
+            Some(Invariant::Fence)
+        );
+        assert_eq!(
+            first_violation(|| {
+                start(1);
+                hello();
+                start(2);
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn a_stream_item_past_the_granted_credit_breaks_backpressure() {
+        let credit = |id: u64, items: u64| tracing::trace!(target: WORKER_TARGET, connection = 1u64, id, items, "stream credit");
+        let item =
+            |id: u64| tracing::trace!(target: WORKER_TARGET, connection = 1u64, id, "stream item");
+        let seen = |extra: bool| {
+            first_violation(|| {
+                credit(5, 2);
+                credit(6, 1);
+                item(5);
+                item(5);
+                item(6);
+                if extra {
+                    item(5);
+                }
+                credit(5, 1);
+                item(5);
+            })
+        };
+        assert_eq!(seen(false), None);
+        assert_eq!(seen(true), Some(Invariant::StreamCredit));
     }
 
     #[test]

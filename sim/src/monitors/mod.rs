@@ -51,6 +51,11 @@ pub enum Invariant {
     Snapshot,
     /// A side of the wire protocol saw the other break it.
     Protocol,
+    /// A write of a connection started at the IO worker after a newer connection of its
+    /// client was acknowledged (the fence).
+    Fence,
+    /// The IO worker sent a stream more items than its client granted.
+    StreamCredit,
     /// Something in the system under test (or the harness) panicked.
     Panic,
     /// The harness itself could not set the world up.
@@ -69,6 +74,8 @@ impl Invariant {
         Invariant::Btail,
         Invariant::Snapshot,
         Invariant::Protocol,
+        Invariant::Fence,
+        Invariant::StreamCredit,
         Invariant::Panic,
         Invariant::Harness,
     ];
@@ -85,6 +92,8 @@ impl Invariant {
             Invariant::Btail => "btail",
             Invariant::Snapshot => "snapshot",
             Invariant::Protocol => "protocol",
+            Invariant::Fence => "fence",
+            Invariant::StreamCredit => "stream-credit",
             Invariant::Panic => "panic",
             Invariant::Harness => "harness",
         }

@@ -192,7 +192,9 @@ async fn run_world(env: &RunEnv) -> u64 {
     let clients = {
         let (ctx, net) = (ctx.clone(), net.clone());
         node.spawn(async move {
-            let remote = RemoteBackend::new(SimConnector(net), RemoteConfig::default());
+            // The one client of the run: an identity of its own, not the process's.
+            let config = RemoteConfig::default().with_client_id(1);
+            let remote = RemoteBackend::new(SimConnector(net), config);
             engine_world::run_remote(&ctx, remote).await
         })
     };

@@ -242,6 +242,13 @@ impl<B: ColdStorageBackend> Worker<B> {
         self.inner.config.max_concurrent_requests - self.inner.work_permits.available_permits()
     }
 
+    /// The work permits taken now (every request at the backend holds one; a stream's holds
+    /// it until its producer ended), as a gauge for monitors.
+    pub fn work_permits(&self) -> crate::stream::PermitGauge {
+        let permits = Arc::clone(&self.inner.work_permits);
+        crate::stream::PermitGauge::new(permits, self.inner.config.max_concurrent_requests)
+    }
+
     /// The backend served.
     pub fn backend(&self) -> &B {
         &self.inner.backend

@@ -7,10 +7,11 @@
 //! meters stream credit. The engine emits a `trace` event for each (targets [`CACHE_TARGET`],
 //! [`REMOTE_TARGET`], [`PROTOCOL_TARGET`], [`WORKER_TARGET`]); this layer hands cache hits to
 //! the run's probe (no hit while a write commits), releases to [`RemoteDeadlines`] (no request
-//! given up before its deadline plus the skew allowance), and checks the worker's own rules
-//! with [`WorkerRules`]: no write of a connection starts after a newer connection of its
-//! client was acknowledged (`fence`), and no stream sends more items than the client granted
-//! (`stream-credit`), counted where the worker sends them.
+//! given up before its deadline plus the skew allowance), checks the worker's own rules with
+//! [`WorkerRules`] (no write of a connection starts after a newer connection of its client was
+//! acknowledged, `fence`; no stream sends more items than the client granted, counted where
+//! the worker sends them, `stream-credit`) and the cache's fill path with [`CacheRules`] (no
+//! fill inserts a block that a removal started to remove, `cache-fill`).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -25,8 +26,8 @@ use crate::monitors::coverage::{self, Goal};
 use crate::monitors::probe::Probe;
 use crate::monitors::{Invariant, Sink, Violation};
 
-/// The tracing target of cache-hit events.
-pub const CACHE_TARGET: &str = "engine::cache";
+/// The tracing target of the cache's events and of the handle's cache hits.
+pub const CACHE_TARGET: &str = engine::cache::TRACE_TARGET;
 /// The tracing target of the remote client's events.
 pub const REMOTE_TARGET: &str = engine::remote::client::TRACE_TARGET;
 /// The tracing target of protocol violations, seen by either side of the wire.
@@ -113,10 +114,61 @@ impl WorkerRules {
     }
 }
 
+/// The cache's fill rule, from its events, without its epoch: a fill must not insert a block
+/// that a removal started to remove after the fill's read began, or that a removal in progress
+/// is removing (either way the read may have seen the block before its removal).
+#[derive(Debug, Default)]
+struct CacheRules {
+    /// The block above which each removal started so far removes, in the order they started.
+    removals: Vec<u64>,
+    /// Removals in progress, by ticket: the block above which they remove.
+    in_progress: BTreeMap<u64, u64>,
+    /// Reads that may fill, by ticket: how many removals had started when the read began.
+    reads: BTreeMap<u64, usize>,
+}
+
+impl CacheRules {
+    /// Checks one cache event (cache hits aside); the violation it shows, if any.
+    fn on_event(&mut self, f: &Fields) -> Option<Violation> {
+        match f.message.as_str() {
+            "fill read" => {
+                self.reads.insert(f.ticket, self.removals.len());
+            }
+            "removal start" => {
+                self.removals.push(f.above);
+                self.in_progress.insert(f.removal, f.above);
+            }
+            "removal end" => {
+                self.in_progress.remove(&f.removal);
+            }
+            "fill" => {
+                let since = self.reads.remove(&f.ticket).unwrap_or(0);
+                let started = self.removals.get(since..).unwrap_or_default();
+                let raced = started
+                    .iter()
+                    .chain(self.in_progress.values())
+                    .find(|&&above| f.block > above);
+                if let Some(above) = raced {
+                    return Some(Violation::new(
+                        Invariant::CacheFill,
+                        format!(
+                            "the cache kept block {} from a read that a removal of the blocks above {above} raced",
+                            f.block
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
 struct EngineEvents {
     probe: Probe,
     remote: RemoteDeadlines,
     worker: Mutex<WorkerRules>,
+    cache: Mutex<CacheRules>,
 }
 
 /// The fields of the engine's events this monitor reads.
@@ -133,6 +185,10 @@ struct Fields {
     connection: u64,
     id: u64,
     items: u64,
+    ticket: u64,
+    block: u64,
+    removal: u64,
+    above: u64,
 }
 
 impl Visit for Fields {
@@ -146,6 +202,10 @@ impl Visit for Fields {
             "connection" => self.connection = value,
             "id" => self.id = value,
             "items" => self.items = value,
+            "ticket" => self.ticket = value,
+            "block" => self.block = value,
+            "removal" => self.removal = value,
+            "above" => self.above = value,
             _ => {}
         }
     }
@@ -172,7 +232,22 @@ impl Visit for Fields {
 impl<S: Subscriber> Layer<S> for EngineEvents {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         match event.metadata().target() {
-            CACHE_TARGET => self.probe.on_cache_hit(event.metadata().name()),
+            CACHE_TARGET => {
+                let mut fields = Fields::default();
+                event.record(&mut fields);
+                if fields.message == "cache hit" {
+                    self.probe.on_cache_hit(&fields.op);
+                    return;
+                }
+                let seen = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .on_event(&fields);
+                if let Some(violation) = seen {
+                    self.remote.sink.violate(violation);
+                }
+            }
             PROTOCOL_TARGET => {
                 let mut fields = Fields::default();
                 event.record(&mut fields);
@@ -219,6 +294,7 @@ pub fn subscriber(probe: Probe, remote: RemoteDeadlines) -> impl Subscriber + Se
         probe,
         remote,
         worker: Mutex::default(),
+        cache: Mutex::default(),
     };
     tracing_subscriber::registry().with(events.with_filter(ours))
 }
@@ -294,6 +370,44 @@ mod tests {
         };
         assert_eq!(seen(false), None);
         assert_eq!(seen(true), Some(Invariant::StreamCredit));
+    }
+
+    #[test]
+    fn a_fill_of_a_block_a_removal_started_to_remove_breaks_the_fill_rule() {
+        let read = |ticket: u64| tracing::trace!(target: CACHE_TARGET, ticket, "fill read");
+        let fill =
+            |ticket: u64, block: u64| tracing::trace!(target: CACHE_TARGET, ticket, block, "fill");
+        let start = |removal: u64, above: u64| tracing::trace!(target: CACHE_TARGET, removal, above, "removal start");
+        let end = |removal: u64| tracing::trace!(target: CACHE_TARGET, removal, "removal end");
+        // A read that began before a removal of blocks above 5 fills block 7: it may have read
+        // the block before it was removed.
+        let raced = first_violation(|| {
+            read(1);
+            start(2, 5);
+            end(2);
+            fill(1, 7);
+        });
+        assert_eq!(raced, Some(Invariant::CacheFill));
+        // A fill while a removal covering the block is in progress.
+        let during = first_violation(|| {
+            start(1, 5);
+            read(2);
+            fill(2, 6);
+        });
+        assert_eq!(during, Some(Invariant::CacheFill));
+        // Blocks the removal keeps, reads after it, and a write that removes nothing.
+        let fine = first_violation(|| {
+            read(1);
+            start(2, 5);
+            end(2);
+            fill(1, 5);
+            read(3);
+            fill(3, 9);
+            read(4);
+            start(5, u64::MAX);
+            fill(4, 9);
+        });
+        assert_eq!(fine, None);
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //!
 //! Families, one module each:
 //! - [`coverage`]: the interesting states each world must reach, counted per seed;
-//! - [`probe`]: permits and the drain barrier at a backend (the handle's, or the worker's);
+//! - [`probe`]: permits and the drain barrier at a backend (the handle's, or the worker's, and
+//!   there the worker's own barrier), stream permits against the producers' real ends, and
+//!   each producer's own deadline;
 //! - [`events`]: what the engine decides without a backend, seen through its tracing events:
-//!   cache hits (none while a write commits), and the remote client's deadline + skew rule;
+//!   cache hits (none while a write commits) and fills, the remote client's deadline + skew
+//!   rule, the protocol, the worker's fence and stream credit;
 //! - [`history`]: every answer against the block-store model (linearizability);
 //! - [`durability`]: the store after every restart holds every acknowledged write;
 //! - [`panics`]: a panic anywhere in the run;
@@ -56,6 +59,16 @@ pub enum Invariant {
     Fence,
     /// The IO worker sent a stream more items than its client granted.
     StreamCredit,
+    /// The cache kept a block from a read that a removal of that block raced.
+    CacheFill,
+    /// A read overlapped a write at the IO worker's backend (its own drain barrier).
+    WorkerDrain,
+    /// A stream producer ran at a backend while fewer stream permits were held than producers
+    /// ran (the handle's stream permits; at a worker, its work permits).
+    StreamPermit,
+    /// A stream producer did not stop by its own deadline: it ended late, or was still running
+    /// when it was cut off.
+    ProducerDeadline,
     /// Something in the system under test (or the harness) panicked.
     Panic,
     /// The harness itself could not set the world up.
@@ -76,6 +89,10 @@ impl Invariant {
         Invariant::Protocol,
         Invariant::Fence,
         Invariant::StreamCredit,
+        Invariant::CacheFill,
+        Invariant::WorkerDrain,
+        Invariant::StreamPermit,
+        Invariant::ProducerDeadline,
         Invariant::Panic,
         Invariant::Harness,
     ];
@@ -94,6 +111,10 @@ impl Invariant {
             Invariant::Protocol => "protocol",
             Invariant::Fence => "fence",
             Invariant::StreamCredit => "stream-credit",
+            Invariant::CacheFill => "cache-fill",
+            Invariant::WorkerDrain => "worker-drain",
+            Invariant::StreamPermit => "stream-permit",
+            Invariant::ProducerDeadline => "producer-deadline",
             Invariant::Panic => "panic",
             Invariant::Harness => "harness",
         }

@@ -118,6 +118,7 @@ async fn worker(boot: Boot) -> Result<(), String> {
     }
     let backend = ctx.worker_probe().wrap(faults.wrap(backend));
     let worker = Worker::new(backend, WorkerConfig::default());
+    ctx.worker_probe().cover_streams(worker.work_permits());
     let listener = net.bind(WORKER, PORT).map_err(|e| e.to_string())?;
     trace::record(WORKER, "listening", format!("boot={number}"));
     worker
@@ -165,6 +166,7 @@ async fn run_world(env: &RunEnv) -> u64 {
     // The worker sees the handle's stream-setup reads as plain requests.
     let limits = Limits {
         setup_reads_by_kind: true,
+        worker_barrier: true,
         ..Limits::default()
     };
     let worker_probe = Probe::new(limits, env.sink.clone());

@@ -354,6 +354,19 @@ impl<C: Connector> RemoteBackend<C> {
         &self.inner.config
     }
 
+    /// The connector.
+    pub fn connector(&self) -> &C {
+        &self.inner.connector
+    }
+
+    /// Requests and streams registered on the current connection, still waiting for the
+    /// worker (for tests and monitors: a caller that went away leaves none behind).
+    pub async fn requests_registered(&self) -> usize {
+        let slot = self.inner.connection.lock().await;
+        slot.as_ref()
+            .map_or(0, |connection| connection.waiters().len())
+    }
+
     /// The live connection, connecting (with backoff) if there is none, until `deadline`.
     ///
     /// Nothing has been sent yet, so running out of time here is `DeadlineExceeded` for the

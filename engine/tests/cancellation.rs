@@ -453,3 +453,17 @@ async fn dropping_a_remote_call_at_every_await_point_leaves_client_and_worker_wh
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_client_closes_its_connection() {
+    let (remote, _controls) = remote_world();
+    remote.append_block(sample_block(0, 1, 1)).await.unwrap();
+    let served = std::mem::take(&mut *remote.connector().served.lock().unwrap());
+    assert_eq!(served.len(), 1);
+    drop(remote);
+    settle().await;
+    assert!(
+        served.iter().all(tokio::task::JoinHandle::is_finished),
+        "the worker still serves a connection whose client is gone"
+    );
+}

@@ -219,6 +219,16 @@ struct ClientInner<C> {
     next_epoch: AtomicU64,
 }
 
+impl<C> Drop for ClientInner<C> {
+    fn drop(&mut self) {
+        // The connection's tasks hold the connection, not the client: end them, so the worker
+        // learns that the client is gone (and stops its reads and streams).
+        if let Some(connection) = self.connection.get_mut().take() {
+            connection.dead.cancel();
+        }
+    }
+}
+
 enum Waiter {
     Reply(oneshot::Sender<Result<Reply, WireError>>),
     Stream(mpsc::Sender<StreamEvent>),

@@ -25,6 +25,12 @@
 //! its outcome no longer changes, and a read sent afterwards finds it. If the worker cannot
 //! be reached within the write timeout, the caller hears `Indeterminate` unfenced; the next
 //! connection fences it.
+//!
+//! A stream's producer ends by its own deadline, like every producer: the worker's budget
+//! leaves the skew allowance for the request's trip and for the end frame's, and a worker
+//! whose end frame has not come by then is taken for a broken link. A caller dropped at any
+//! await point leaves nothing registered on the connection, and asks the worker to stop a
+//! read or a stream (a write runs on); a client dropped closes its connection.
 
 use std::collections::BTreeMap;
 use std::future::Future;

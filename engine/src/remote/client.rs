@@ -458,7 +458,7 @@ impl<C: Connector> RemoteBackend<C> {
         welcome: oneshot::Sender<u64>,
     ) -> Arc<Connection> {
         let max_frame_bytes = self.inner.config.max_frame_bytes;
-        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (reader, mut writer) = tokio::io::split(stream);
         let (frames_tx, mut frames_rx) = mpsc::channel::<ClientFrame>(256);
         let hello = ClientFrame::Hello {
             client: self.inner.client,
@@ -490,43 +490,11 @@ impl<C: Connector> RemoteBackend<C> {
             }
             dead.cancel();
         });
-        let routes = Arc::clone(&connection);
-        rt::spawn(async move {
-            loop {
-                let frame = tokio::select! {
-                    biased;
-                    _ = routes.dead.cancelled() => break,
-                    frame = read_frame::<_, ServerFrame>(&mut reader, max_frame_bytes) => frame,
-                };
-                match frame {
-                    Ok(frame) => {
-                        if !routes.route(frame) {
-                            tracing::warn!(
-                                target: super::PROTOCOL_TARGET,
-                                detail = "a frame for no request or stream of this connection",
-                                "worker broke the protocol; dropping the connection"
-                            );
-                            break;
-                        }
-                    }
-                    Err(FrameError::Closed) => break,
-                    Err(e) if e.is_recoverable() => {
-                        tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker")
-                    }
-                    Err(e) if e.is_protocol_violation() => {
-                        tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "connection to worker lost");
-                        break;
-                    }
-                }
-            }
-            routes.dead.cancel();
-            // Dropping every waiter tells each caller the connection is gone.
-            routes.waiters().clear();
-        });
+        rt::spawn(read_frames(
+            Arc::clone(&connection),
+            reader,
+            max_frame_bytes,
+        ));
         connection
     }
 
@@ -651,6 +619,49 @@ impl<C: Connector> RemoteBackend<C> {
             other => Err(unexpected(op, other)),
         }
     }
+}
+
+/// Routes the worker's frames on `connection` to their waiters until the connection ends
+/// (then every waiter learns it is gone) or the worker breaks the protocol.
+async fn read_frames<R: AsyncRead + Unpin>(
+    connection: Arc<Connection>,
+    mut reader: R,
+    max_frame_bytes: u32,
+) {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = connection.dead.cancelled() => break,
+            frame = read_frame::<_, ServerFrame>(&mut reader, max_frame_bytes) => frame,
+        };
+        match frame {
+            Ok(frame) => {
+                if !connection.route(frame) {
+                    tracing::warn!(
+                        target: super::PROTOCOL_TARGET,
+                        detail = "a frame for no request or stream of this connection",
+                        "worker broke the protocol; dropping the connection"
+                    );
+                    break;
+                }
+            }
+            Err(FrameError::Closed) => break,
+            Err(e) if e.is_recoverable() => {
+                tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker")
+            }
+            Err(e) if e.is_protocol_violation() => {
+                tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker");
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "connection to worker lost");
+                break;
+            }
+        }
+    }
+    connection.dead.cancel();
+    // Dropping every waiter tells each caller the connection is gone.
+    connection.waiters().clear();
 }
 
 /// The tracing target of the client's own events, for monitors.

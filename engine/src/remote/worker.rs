@@ -349,45 +349,11 @@ impl<B: ColdStorageBackend> Worker<B> {
                 frame = read_frame::<_, ClientFrame>(&mut reader, max_frame_bytes) => frame,
             };
             let opening = std::mem::replace(&mut first, false);
-            match frame {
-                Ok(ClientFrame::Hello { client, epoch }) if opening => {
-                    let (hello, newest) = self.hello(client, epoch);
-                    session = Some(hello);
-                    let _ = connection
-                        .replies
-                        .send(ServerFrame::Welcome { newest })
-                        .await;
-                }
-                Ok(ClientFrame::Hello { .. }) => {
-                    let message = "a Hello after the connection's first frame";
-                    tracing::warn!(target: super::PROTOCOL_TARGET, detail = message, "bad frame from client");
-                    let reply = ServerFrame::ProtocolError {
-                        message: message.to_string(),
-                    };
-                    let _ = rt::timeout(config.reply_grace, connection.replies.send(reply)).await;
-                }
-                Ok(ClientFrame::Request { id, budget_ms, op }) => {
-                    let budget = Duration::from_millis(budget_ms);
-                    self.admit(&connection, session.clone(), id, budget, *op)
-                        .await
-                }
-                Ok(ClientFrame::Cancel { id }) => connection.cancel(id),
-                Ok(ClientFrame::Credit { id, items }) => connection.credit(id, items),
-                Err(FrameError::Closed) => break,
-                Err(e) => {
-                    if e.is_protocol_violation() {
-                        tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from client");
-                    } else {
-                        tracing::debug!(error = %e, "connection from client failed");
-                    }
-                    let reply = ServerFrame::ProtocolError {
-                        message: e.to_string(),
-                    };
-                    let _ = rt::timeout(config.reply_grace, connection.replies.send(reply)).await;
-                    if !e.is_recoverable() {
-                        break;
-                    }
-                }
+            if !self
+                .on_frame(&connection, &mut session, opening, frame)
+                .await
+            {
+                break;
             }
         }
         // Reads and streams of a gone client are abandoned; writes run to completion.
@@ -395,6 +361,57 @@ impl<B: ColdStorageBackend> Worker<B> {
         connection.abort_reads();
         drop(connection);
         let _ = writer_task.await;
+    }
+
+    /// Handles one frame of `connection` (`opening`: its first); false when the connection
+    /// must end.
+    async fn on_frame(
+        &self,
+        connection: &Connection,
+        session: &mut Option<Session>,
+        opening: bool,
+        frame: Result<ClientFrame, FrameError>,
+    ) -> bool {
+        match frame {
+            Ok(ClientFrame::Hello { client, epoch }) if opening => {
+                let (hello, newest) = self.hello(client, epoch);
+                *session = Some(hello);
+                let _ = connection
+                    .replies
+                    .send(ServerFrame::Welcome { newest })
+                    .await;
+            }
+            Ok(ClientFrame::Hello { .. }) => {
+                let message = "a Hello after the connection's first frame";
+                tracing::warn!(target: super::PROTOCOL_TARGET, detail = message, "bad frame from client");
+                self.refuse_frame(connection, message.to_string()).await;
+            }
+            Ok(ClientFrame::Request { id, budget_ms, op }) => {
+                let budget = Duration::from_millis(budget_ms);
+                self.admit(connection, session.clone(), id, budget, *op)
+                    .await
+            }
+            Ok(ClientFrame::Cancel { id }) => connection.cancel(id),
+            Ok(ClientFrame::Credit { id, items }) => connection.credit(id, items),
+            Err(FrameError::Closed) => return false,
+            Err(e) => {
+                if e.is_protocol_violation() {
+                    tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from client");
+                } else {
+                    tracing::debug!(error = %e, "connection from client failed");
+                }
+                self.refuse_frame(connection, e.to_string()).await;
+                return e.is_recoverable();
+            }
+        }
+        true
+    }
+
+    /// Tells the client a frame was not understood (within the reply grace).
+    async fn refuse_frame(&self, connection: &Connection, message: String) {
+        let reply = ServerFrame::ProtocolError { message };
+        let grace = self.inner.config.reply_grace;
+        let _ = rt::timeout(grace, connection.replies.send(reply)).await;
     }
 
     /// Records connection `epoch` of `client` (the fence of its older connections); returns
@@ -430,19 +447,7 @@ impl<B: ColdStorageBackend> Worker<B> {
             return;
         }
         let is_write = op.is_write();
-        let stream = match &op {
-            Request::StreamLogs { initial_credit, .. } => {
-                let number = connection.number;
-                let items = *initial_credit;
-                tracing::trace!(target: TRACE_TARGET, connection = number, id, items, "stream credit");
-                Some(StreamControl {
-                    connection: number,
-                    credits: Arc::new(Semaphore::new(items as usize)),
-                    stop: CancellationToken::new(),
-                })
-            }
-            _ => None,
-        };
+        let stream = StreamControl::for_request(connection.number, id, &op);
         let (credits, stop) = stream
             .as_ref()
             .map(|s| (Arc::clone(&s.credits), s.stop.clone()))
@@ -781,6 +786,23 @@ struct StreamControl {
     connection: u64,
     credits: Arc<Semaphore>,
     stop: CancellationToken,
+}
+
+impl StreamControl {
+    /// The control of request `id` of connection `connection` if it is a stream: the initial
+    /// credit it brings.
+    fn for_request(connection: u64, id: u64, op: &Request) -> Option<StreamControl> {
+        let Request::StreamLogs { initial_credit, .. } = op else {
+            return None;
+        };
+        let items = *initial_credit;
+        tracing::trace!(target: TRACE_TARGET, connection, id, items, "stream credit");
+        Some(StreamControl {
+            connection,
+            credits: Arc::new(Semaphore::new(items as usize)),
+            stop: CancellationToken::new(),
+        })
+    }
 }
 
 /// A stream request as the worker runs it.

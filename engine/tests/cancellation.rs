@@ -234,6 +234,19 @@ async fn over_the_remote_backend_the_handle_client_and_worker_stay_whole() {
     .await;
 }
 
+/// Stores blocks 0..=LAST with `append`, then closes every gate of `controls`.
+async fn fill_then_close_every_gate(
+    append: impl AsyncFn(engine::BlockData) -> ColdResult<()>,
+    controls: &Controls,
+) {
+    for n in 0..=LAST {
+        append(sample_block(n, 1, 1)).await.expect("fill");
+    }
+    controls.reads.close();
+    controls.after_commit.close();
+    controls.streams.close();
+}
+
 /// Drops every handle op at every await point, each time in a fresh world from `world`.
 async fn drop_at_every_await_point<B: ColdStorageBackend + Whole>(
     mut world: impl FnMut() -> (ColdStorage<B>, Controls),
@@ -242,15 +255,7 @@ async fn drop_at_every_await_point<B: ColdStorageBackend + Whole>(
         let mut completed = false;
         for polls in 0..=MAX_POLLS {
             let (handle, controls) = world();
-            for n in 0..=LAST {
-                handle
-                    .append_block(sample_block(n, 1, 1))
-                    .await
-                    .expect("fill");
-            }
-            controls.reads.close();
-            controls.after_commit.close();
-            controls.streams.close();
+            fill_then_close_every_gate(async |b| handle.append_block(b).await, &controls).await;
             let blockers = block(name, &handle).await;
             let parked = || {
                 controls.reads.waiting()
@@ -405,15 +410,7 @@ async fn dropping_a_remote_call_at_every_await_point_leaves_client_and_worker_wh
         let mut completed = false;
         for polls in 0..=MAX_POLLS {
             let (remote, controls) = remote_world();
-            for n in 0..=LAST {
-                remote
-                    .append_block(sample_block(n, 1, 1))
-                    .await
-                    .expect("fill");
-            }
-            controls.reads.close();
-            controls.after_commit.close();
-            controls.streams.close();
+            fill_then_close_every_gate(async |b| remote.append_block(b).await, &controls).await;
             completed = poll_then_drop(raw_op(kind, &remote), polls, &controls).await;
             let what = format!("{} dropped after {polls} polls", kind.name());
             // At once, with the worker's gates still closed: the dropped call left nothing

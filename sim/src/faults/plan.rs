@@ -42,18 +42,13 @@ pub(crate) enum Action {
     Crash { down: Duration },
     /// The link is cut both ways (what is in flight is lost), and repaired `length` later.
     Partition { length: Duration },
-    /// One direction of the link is held for `length` (nothing is lost).
+    /// One direction of the link is held for `length` (nothing is lost); with `stall`, only
+    /// the connections open now (new connections pass).
     Hold {
         from: HostName,
         to: HostName,
         length: Duration,
-    },
-    /// One direction of the connections open on the link stalls for `length` (nothing is
-    /// lost; new connections pass).
-    Stall {
-        from: HostName,
-        to: HostName,
-        length: Duration,
+        stall: bool,
     },
 }
 
@@ -106,15 +101,21 @@ pub(crate) fn plan(
                 Fault::Partition => Action::Partition {
                     length: random_up_to(&mut rng, MAX_PARTITION),
                 },
-                Fault::Stall => {
-                    let (from, to) = if rng.random_bool(0.5) { (a, b) } else { (b, a) };
-                    let length = random_up_to(&mut rng, network.max_stall);
-                    Action::Stall { from, to, length }
-                }
                 _ => {
                     let (from, to) = if rng.random_bool(0.5) { (a, b) } else { (b, a) };
-                    let length = random_up_to(&mut rng, network.max_hold);
-                    Action::Hold { from, to, length }
+                    let stall = fault == Fault::Stall;
+                    let max = if stall {
+                        network.max_stall
+                    } else {
+                        network.max_hold
+                    };
+                    let length = random_up_to(&mut rng, max);
+                    Action::Hold {
+                        from,
+                        to,
+                        length,
+                        stall,
+                    }
                 }
             };
             planned.push(Planned { trigger, action });
@@ -245,22 +246,20 @@ fn inject(
             trace::record("driver", "fault.partition", format!("for {length:?}"));
             Some(now + length)
         }
-        Action::Hold { from, to, length } => {
-            net.hold(from, to, length);
-            trace::record(
-                "driver",
-                "fault.hold",
-                format!("{from}->{to} for {length:?}"),
-            );
-            None
-        }
-        Action::Stall { from, to, length } => {
-            net.stall(from, to, length);
-            trace::record(
-                "driver",
-                "fault.stall",
-                format!("{from}->{to} for {length:?}"),
-            );
+        Action::Hold {
+            from,
+            to,
+            length,
+            stall,
+        } => {
+            let what = if stall {
+                net.stall(from, to, length);
+                "fault.stall"
+            } else {
+                net.hold(from, to, length);
+                "fault.hold"
+            };
+            trace::record("driver", what, format!("{from}->{to} for {length:?}"));
             None
         }
     }
@@ -276,6 +275,6 @@ fn heal(action: Action, net: &Net, (a, b): (HostName, HostName), target: &mut im
             net.repair(b, a);
             trace::record("driver", "fault.repair", format!("{b}-{a}"));
         }
-        Action::Hold { .. } | Action::Stall { .. } => {}
+        Action::Hold { .. } => {}
     }
 }

@@ -229,56 +229,38 @@ impl Visit for Fields {
     }
 }
 
+impl EngineEvents {
+    /// Reports `found`, if it is a violation.
+    fn report(&self, found: Option<Violation>) {
+        if let Some(violation) = found {
+            self.remote.sink.violate(violation);
+        }
+    }
+}
+
+/// Locks a monitor's rules; a poisoned lock still holds consistent rules (each event updates
+/// them in one step).
+fn locked<R>(rules: &Mutex<R>) -> std::sync::MutexGuard<'_, R> {
+    rules.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl<S: Subscriber> Layer<S> for EngineEvents {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
         match event.metadata().target() {
-            CACHE_TARGET => {
-                let mut fields = Fields::default();
-                event.record(&mut fields);
-                if fields.message == "cache hit" {
-                    self.probe.on_cache_hit(&fields.op);
-                    return;
-                }
-                let seen = self
-                    .cache
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .on_event(&fields);
-                if let Some(violation) = seen {
-                    self.remote.sink.violate(violation);
-                }
-            }
-            PROTOCOL_TARGET => {
-                let mut fields = Fields::default();
-                event.record(&mut fields);
-                self.remote.sink.violate(Violation::new(
-                    Invariant::Protocol,
-                    format!("a protocol violation on the wire: {}", fields.detail),
-                ));
-            }
-            WORKER_TARGET => {
-                let mut fields = Fields::default();
-                event.record(&mut fields);
-                let seen = self
-                    .worker
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .on_event(&fields);
-                if let Some(violation) = seen {
-                    self.remote.sink.violate(violation);
-                }
-            }
-            REMOTE_TARGET => {
-                let mut fields = Fields::default();
-                event.record(&mut fields);
-                if fields.budget_us > 0 {
-                    self.remote.on_release(
-                        &fields.op,
-                        Duration::from_micros(fields.budget_us),
-                        Duration::from_micros(fields.waited_us),
-                    );
-                }
-            }
+            CACHE_TARGET if fields.message == "cache hit" => self.probe.on_cache_hit(&fields.op),
+            CACHE_TARGET => self.report(locked(&self.cache).on_event(&fields)),
+            WORKER_TARGET => self.report(locked(&self.worker).on_event(&fields)),
+            PROTOCOL_TARGET => self.report(Some(Violation::new(
+                Invariant::Protocol,
+                format!("a protocol violation on the wire: {}", fields.detail),
+            ))),
+            REMOTE_TARGET if fields.budget_us > 0 => self.remote.on_release(
+                &fields.op,
+                Duration::from_micros(fields.budget_us),
+                Duration::from_micros(fields.waited_us),
+            ),
             _ => {}
         }
     }

@@ -380,12 +380,14 @@ impl<B: ColdStorageBackend> Layer for ProbeLayer<B> {
         kind: OpKind,
         work: impl Future<Output = ColdResult<T>> + Send,
     ) -> ColdResult<T> {
-        crate::faults::schedule::point().await;
+        // Counted when the backend is called, before the seeded yields: a write that passed
+        // the worker's fence is at the backend from then on, for whoever settles it.
         let _guard = if kind.is_write() {
             self.probe.begin_write(kind)
         } else {
             self.probe.begin_read(kind)
         };
+        crate::faults::schedule::point().await;
         let result = work.await;
         if let Err(engine::ColdStorageError::DeadlineExceeded { .. }) = result {
             coverage::reach(Goal::DeadlineExpiredMidWork);

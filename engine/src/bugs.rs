@@ -35,6 +35,9 @@ pub enum Bug {
     /// The redb backend creates its store in place, with no recovery of a creation a crash or
     /// an I/O error interrupted: the half-written file is "not a redb database" for ever after.
     CreationNotAtomic,
+    /// The IO worker never checks a write's connection against its client's newest one, so a
+    /// write held in the network past its client's reconnect starts (and lands) late.
+    WorkerIgnoresFence,
 }
 
 impl Bug {
@@ -49,6 +52,7 @@ impl Bug {
         Bug::UnboundedTerminalSend,
         Bug::LogIndexCountsMatches,
         Bug::CreationNotAtomic,
+        Bug::WorkerIgnoresFence,
     ];
 
     /// The name used on the command line.
@@ -63,6 +67,7 @@ impl Bug {
             Bug::UnboundedTerminalSend => "unbounded-terminal-send",
             Bug::LogIndexCountsMatches => "log-index-counts-matches",
             Bug::CreationNotAtomic => "creation-not-atomic",
+            Bug::WorkerIgnoresFence => "worker-ignores-fence",
         }
     }
 

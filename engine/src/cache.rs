@@ -9,16 +9,22 @@
 //! removing write (truncate or drain) has started committing to remove, whatever that write's
 //! outcome; and no hit at all is served while any write is committing (appends mark the cache
 //! through [`Cache::write`]). It holds because, under the one cache mutex:
-//! 1. a removing write calls [`Cache::begin_removal`] *before* its backend call: it invalidates
+//! 1. a removing write calls [`Cache::removal`] *before* its backend call: it invalidates
 //!    every entry above the truncation point, bumps the epoch and marks a removal in progress;
 //! 2. while a removal is in progress every lookup misses (the caller falls back to the permit
 //!    path, which waits on the drain barrier), so nothing is served while the backend changes;
 //! 3. a fill carries the epoch read before its backend read ([`Cache::epoch`]); it is dropped
 //!    when a removal has begun since, or is still in progress, so a read that raced a removal
 //!    (only possible if the drain barrier is broken) cannot re-insert a removed block;
-//! 4. [`Cache::end_removal`] runs after the backend call returns, *whatever its outcome*: a
-//!    failed or timed-out truncate may have committed anyway, and step 1 already dropped
-//!    everything it could have removed.
+//! 4. the removal ends (its guard drops) after the backend call returns, *whatever its
+//!    outcome*: a failed or timed-out truncate may have committed anyway, and step 1 already
+//!    dropped everything it could have removed.
+//!
+//! For monitors, the cache traces (target [`TRACE_TARGET`]) every read that may fill it
+//! (`fill read`, with a `ticket`), every fill it keeps (`fill`: the read's `ticket` and the
+//! `block`), and every removal (`removal start`: its id `removal` and the block it removes
+//! `above`; `removal end`): enough to check, without the epoch, that no fill inserts a block a
+//! removal started to remove after the fill's read began, or while it is in progress.
 
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -27,6 +33,9 @@ use lru::LruCache;
 
 use crate::bugs::{self, Bug};
 use crate::types::{ColdReceipt, Confirmed, SealedHeader, Transaction};
+
+/// The tracing target of the cache's events (module docs), and of the handle's cache hits.
+pub const TRACE_TARGET: &str = "engine::cache";
 
 /// The three LRUs and the removal bookkeeping, behind one mutex never held across an await.
 #[derive(Debug)]
@@ -41,13 +50,19 @@ struct State {
     receipts: LruCache<(u64, u64), ColdReceipt>,
     /// Bumped by every removal at its start and at its end.
     epoch: u64,
-    /// Removals between `begin_removal` and `end_removal`.
+    /// Removals begun and not yet ended.
     removals_in_progress: u32,
+    /// Numbers reads and removals in the trace.
+    tickets: u64,
 }
 
 /// The cache epoch a read saw before going to the backend; a fill presents it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Epoch(u64);
+pub struct Epoch {
+    epoch: u64,
+    /// Names the read in the trace.
+    ticket: u64,
+}
 
 impl State {
     fn serving(&self) -> bool {
@@ -55,8 +70,17 @@ impl State {
         self.removals_in_progress == 0 || bugs::active(Bug::CacheBypassesDrain)
     }
 
-    fn accepts_fill(&self, epoch: Epoch) -> bool {
-        self.serving() && self.epoch == epoch.0
+    fn accepts_fill(&self, epoch: Epoch, block: u64) -> bool {
+        let accepted = self.serving() && self.epoch == epoch.epoch;
+        if accepted {
+            tracing::trace!(target: TRACE_TARGET, ticket = epoch.ticket, block, "fill");
+        }
+        accepted
+    }
+
+    fn ticket(&mut self) -> u64 {
+        self.tickets += 1;
+        self.tickets
     }
 
     fn invalidate_above(&mut self, block: u64) {
@@ -77,6 +101,7 @@ impl Cache {
                 receipts: LruCache::new(entries),
                 epoch: 0,
                 removals_in_progress: 0,
+                tickets: 0,
             }),
         }
     }
@@ -88,7 +113,13 @@ impl Cache {
 
     /// The current epoch, to be taken before a backend read whose result may be cached.
     pub fn epoch(&self) -> Epoch {
-        Epoch(self.lock().epoch)
+        let mut state = self.lock();
+        let ticket = state.ticket();
+        tracing::trace!(target: TRACE_TARGET, ticket, "fill read");
+        Epoch {
+            epoch: state.epoch,
+            ticket,
+        }
     }
 
     /// A cached header, unless a removal is in progress.
@@ -123,7 +154,7 @@ impl Cache {
     /// Caches a header read at `epoch`; returns whether it was kept.
     pub fn fill_header(&self, epoch: Epoch, header: &SealedHeader) -> bool {
         let mut state = self.lock();
-        if !state.accepts_fill(epoch) {
+        if !state.accepts_fill(epoch, header.number()) {
             return false;
         }
         state.headers.put(header.number(), header.clone());
@@ -133,7 +164,7 @@ impl Cache {
     /// Caches a transaction read at `epoch`; returns whether it was kept.
     pub fn fill_transaction(&self, epoch: Epoch, tx: &Confirmed<Transaction>) -> bool {
         let mut state = self.lock();
-        if !state.accepts_fill(epoch) {
+        if !state.accepts_fill(epoch, tx.meta.block_number) {
             return false;
         }
         let key = (tx.meta.block_number, tx.meta.transaction_index);
@@ -144,7 +175,7 @@ impl Cache {
     /// Caches a receipt read at `epoch`; returns whether it was kept.
     pub fn fill_receipt(&self, epoch: Epoch, receipt: &ColdReceipt) -> bool {
         let mut state = self.lock();
-        if !state.accepts_fill(epoch) {
+        if !state.accepts_fill(epoch, receipt.block_number) {
             return false;
         }
         let key = (receipt.block_number, receipt.transaction_index);
@@ -153,19 +184,22 @@ impl Cache {
     }
 
     /// Starts a removal of every block above `block`: drops their entries and stops serving
-    /// hits until the matching [`Cache::end_removal`]. Call before the backend call.
-    pub fn begin_removal(&self, block: u64) {
+    /// hits until the matching [`Cache::end_removal`]; returns the removal's ticket.
+    fn begin_removal(&self, block: u64) -> u64 {
         let mut state = self.lock();
+        let removal = state.ticket();
+        tracing::trace!(target: TRACE_TARGET, removal, above = block, "removal start");
         state.removals_in_progress += 1;
         state.epoch += 1;
         // Planted bug: invalidate only after a successful backend call (see `Removal::succeeded`).
         if !bugs::active(Bug::StaleCacheAfterFailedTruncate) {
             state.invalidate_above(block);
         }
+        removal
     }
 
-    /// Ends a removal, whatever its backend outcome.
-    pub fn end_removal(&self) {
+    /// Ends removal `removal`, whatever its backend outcome.
+    fn end_removal(&self, removal: u64) {
         let mut state = self.lock();
         assert!(
             state.removals_in_progress > 0,
@@ -173,12 +207,18 @@ impl Cache {
         );
         state.removals_in_progress -= 1;
         state.epoch += 1;
+        tracing::trace!(target: TRACE_TARGET, removal, "removal end");
     }
 
-    /// Starts a removal that ends when the returned guard drops, panics included.
+    /// Starts a removal of every block above `block` (call it before the backend call): drops
+    /// their entries and stops serving hits until the returned guard drops, panics included.
     pub fn removal(&self, block: u64) -> Removal<'_> {
-        self.begin_removal(block);
-        Removal { cache: self, block }
+        let removal = self.begin_removal(block);
+        Removal {
+            cache: self,
+            block,
+            removal,
+        }
     }
 
     /// Marks a write that removes nothing (an append): hits stop until the guard drops, so no
@@ -198,6 +238,7 @@ impl Cache {
 pub struct Removal<'a> {
     cache: &'a Cache,
     block: u64,
+    removal: u64,
 }
 
 impl Removal<'_> {
@@ -213,7 +254,7 @@ impl Removal<'_> {
 
 impl Drop for Removal<'_> {
     fn drop(&mut self) {
-        self.cache.end_removal();
+        self.cache.end_removal(self.removal);
     }
 }
 

@@ -328,6 +328,13 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         &self.inner.config
     }
 
+    /// The stream permits taken now, as a gauge for monitors (it keeps the permits' semaphore,
+    /// not the handle).
+    pub fn stream_permits(&self) -> crate::stream::PermitGauge {
+        let permits = Arc::clone(&self.inner.stream_sem);
+        crate::stream::PermitGauge::new(permits, self.inner.config.max_streams)
+    }
+
     /// Starts shutdown: every new op returns `TaskTerminated`, queued ops fail fast.
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
@@ -417,7 +424,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let hit = lookup(&self.inner.cache);
         if hit.is_some() {
             // Monitors watch this event: no hit may overlap a committing write.
-            tracing::trace!(target: "engine::cache", op, "cache hit");
+            tracing::trace!(target: crate::cache::TRACE_TARGET, op, "cache hit");
             self.inner
                 .metrics
                 .op(op, started, &Ok::<(), ColdStorageError>(()));

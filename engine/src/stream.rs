@@ -31,6 +31,27 @@ use crate::error::{ColdResult, ColdStorageError};
 use crate::rt;
 use crate::types::{B256, Filter, HeaderSpecifier, RpcLog};
 
+/// How many permits of a pool (a handle's stream permits, a worker's work permits) are taken
+/// right now: a read-only view, so a monitor can check that every stream producer running at
+/// a backend is covered by a permit that has not been released yet.
+#[derive(Debug, Clone)]
+pub struct PermitGauge {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    total: usize,
+}
+
+impl PermitGauge {
+    /// A gauge of `permits`, a pool of `total`.
+    pub(crate) fn new(permits: std::sync::Arc<tokio::sync::Semaphore>, total: usize) -> Self {
+        PermitGauge { permits, total }
+    }
+
+    /// Permits taken now.
+    pub fn held(&self) -> usize {
+        self.total.saturating_sub(self.permits.available_permits())
+    }
+}
+
 /// Smallest channel capacity a stream may have: one slot for the producer's terminal error,
 /// one for the handle's deadline error, and at least one for data.
 pub const MIN_STREAM_CHANNEL_CAPACITY: usize = 3;

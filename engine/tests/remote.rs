@@ -264,10 +264,11 @@ async fn cancelled_reads_free_their_place_on_the_connection() {
 }
 
 /// A write the worker started before its deadline commits to the end, however long that
-/// takes: the client answers `Indeterminate` at deadline plus skew, but sends nothing more until
-/// the worker answered the write, so no read reaches the store during the commit.
+/// takes: the client answers `Indeterminate` at deadline plus skew (once it fenced the
+/// connection), and a read sent afterwards waits for the commit at the worker's drain barrier,
+/// so no read reaches the store during the commit.
 #[tokio::test(start_paused = true)]
-async fn nothing_is_sent_while_a_write_answered_indeterminate_may_still_commit() {
+async fn a_read_after_a_write_answered_indeterminate_waits_for_its_commit() {
     // Far over the client's 300 ms write budget.
     let worker = slow_commit_worker();
     let client_timeouts = Timeouts::default()
@@ -280,7 +281,7 @@ async fn nothing_is_sent_while_a_write_answered_indeterminate_may_still_commit()
         Err(ColdStorageError::Indeterminate { op: "append_block" })
     );
     assert!(engine::rt::now() - started < Duration::from_secs(1));
-    // Sent only once the commit is over, so it sees the block.
+    // Served only once the commit is over, so it sees the block.
     assert_eq!(remote.get_latest_block().await, Ok(Some(1)));
     assert!(engine::rt::now() - started >= Duration::from_secs(2));
 }
@@ -316,6 +317,18 @@ async fn a_read_on_another_connection_waits_for_a_committing_write() {
     assert_eq!(write.await.expect("write task"), Ok(()));
 }
 
+/// Answers a client's handshake on `server`, as a worker does.
+async fn welcome(server: &mut tokio::io::DuplexStream) {
+    let hello = read_frame::<_, ClientFrame>(server, DEFAULT_MAX_FRAME_BYTES).await;
+    let Ok(ClientFrame::Hello { epoch, .. }) = hello else {
+        panic!("a connection opens with a Hello, not {hello:?}");
+    };
+    let welcome = ServerFrame::Welcome { newest: epoch };
+    write_frame(server, &welcome, DEFAULT_MAX_FRAME_BYTES)
+        .await
+        .unwrap();
+}
+
 /// A server that reads one request frame and then closes without answering: the client cannot
 /// know what happened to it.
 #[derive(Debug)]
@@ -326,6 +339,7 @@ impl Connector for BlackHole {
     async fn connect(&self) -> std::io::Result<Self::Stream> {
         let (client, mut server) = tokio::io::duplex(1 << 16);
         engine::rt::spawn(async move {
+            welcome(&mut server).await;
             let _ = read_frame::<_, ClientFrame>(&mut server, DEFAULT_MAX_FRAME_BYTES).await;
         });
         Ok(client)
@@ -380,6 +394,7 @@ impl Connector for Silent {
     async fn connect(&self) -> std::io::Result<Self::Stream> {
         let (client, mut server) = tokio::io::duplex(1 << 16);
         engine::rt::spawn(async move {
+            welcome(&mut server).await;
             while read_frame::<_, ClientFrame>(&mut server, DEFAULT_MAX_FRAME_BYTES)
                 .await
                 .is_ok()

@@ -60,9 +60,14 @@ pub enum Fault {
     /// while it lasts, arrives late, in one burst, in order; nothing is lost. A held request
     /// reaches the worker with its whole budget after the client gave up on it: the engine
     /// survives that because a client that gives up on a read drops the connection (whose
-    /// end follows the request, so the worker cancels it on arrival) and fences a write until
-    /// the worker answers it.
+    /// end follows the request, so the worker cancels it on arrival) and fences a write (the
+    /// worker refuses it once the client's next connection is acknowledged).
     Hold,
+    /// Stalls of the connections open between two hosts, one direction (a lost segment
+    /// retransmitted with a growing backoff): what they carry that way arrives late, in order;
+    /// new connections pass. A write stalled past its client's deadline plus skew reaches the
+    /// worker after the client reconnected, and the fence refuses it.
+    Stall,
     /// The worker (or the process owning the store) crashes and restarts.
     Crash,
     /// Writes not yet synced are lost or torn on a crash.
@@ -86,6 +91,7 @@ impl Fault {
             Fault::NetworkLatency => "net-latency",
             Fault::Partition => "partition",
             Fault::Hold => "hold",
+            Fault::Stall => "stall",
             Fault::Crash => "crash",
             Fault::TornWrites => "torn-writes",
             Fault::DiskErrors => "disk-errors",
@@ -140,12 +146,13 @@ pub const CATALOG: &[Scenario] = &[
     },
     Scenario {
         name: "engine-remote",
-        about: "handle over RemoteBackend to an IO worker on another host: network latency, partitions, holds, worker crash and restart, torn writes; permits at handle and worker, indeterminate writes",
+        about: "handle over RemoteBackend to an IO worker on another host: network latency, partitions, holds, stalled connections, worker crash and restart, torn writes; permits at handle and worker, indeterminate writes, the fence",
         world: World::EngineRemote,
         faults: &[
             Fault::NetworkLatency,
             Fault::Partition,
             Fault::Hold,
+            Fault::Stall,
             Fault::Crash,
             Fault::TornWrites,
             Fault::DiskErrors,
@@ -220,6 +227,10 @@ pub struct Network {
     pub holds: u32,
     /// Longest hold; each is drawn up to it.
     pub max_hold: Duration,
+    /// Stalls of open connections over the run (when [`Fault::Stall`] is on).
+    pub stalls: u32,
+    /// Longest stall; each is drawn up to it (past a write's deadline plus skew, at times).
+    pub max_stall: Duration,
 }
 
 /// The disk's and the backend's knobs.
@@ -331,6 +342,12 @@ impl Fault {
                     n.max_hold = ms(rng, 10, 2_000);
                 }
             }
+            Fault::Stall => {
+                if let Some(n) = &mut derived.network {
+                    n.stalls = rng.random_range(1..=6);
+                    n.max_stall = ms(rng, 1_000, 6_000);
+                }
+            }
             Fault::Crash => derived.process.crashes = rng.random_range(1..=3),
             Fault::TornWrites => derived.disk.sector_survival = rng.random_range(0.0..1.0),
             Fault::DiskErrors => {
@@ -439,6 +456,14 @@ impl fmt::Display for Derived {
                     " holds={} max_hold_ms={}",
                     n.holds,
                     n.max_hold.as_millis()
+                )?;
+            }
+            if self.has(Fault::Stall) {
+                write!(
+                    f,
+                    " stalls={} max_stall_ms={}",
+                    n.stalls,
+                    n.max_stall.as_millis()
                 )?;
             }
         }

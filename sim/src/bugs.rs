@@ -65,6 +65,10 @@ impl PlantedBug {
                 EngineBug::LogIndexCountsMatches => {
                     ("log indexes count only the filter's matches", IN_PROCESS)
                 }
+                EngineBug::WorkerIgnoresFence => (
+                    "the IO worker starts writes of a client's older connection after it reconnected",
+                    &["engine-remote"],
+                ),
                 EngineBug::CreationNotAtomic => (
                     "an interrupted store creation leaves a file that never opens",
                     &["engine-redb-crash", "engine-remote"],

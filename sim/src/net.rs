@@ -287,6 +287,20 @@ impl Net {
             st.holds.insert((from, to), until);
             until
         };
+        self.hold_open_pipes(from, to, until);
+    }
+
+    /// Stalls the connections open now, in the direction `from → to`, for `length`: what is in
+    /// flight that way on them, and what they send until then, arrives at the first tick after
+    /// `length`, in order, as on a connection that lost a segment and retransmits it with a
+    /// growing backoff. Unlike a hold, new connections (and connects) are not affected.
+    pub fn stall(&self, from: HostName, to: HostName, length: Duration) {
+        let until = lock(&self.state).at_tick(rt::now() + length);
+        self.hold_open_pipes(from, to, until);
+    }
+
+    /// Holds the direction `from → to` of the connections open now until `until`.
+    fn hold_open_pipes(&self, from: HostName, to: HostName, until: Instant) {
         let outbound = self.pipes_towards(|c| c.hosts == (from, to), 0);
         let inbound = self.pipes_towards(|c| c.hosts == (to, from), 1);
         for pipe in outbound.into_iter().chain(inbound) {

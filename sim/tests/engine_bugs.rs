@@ -110,7 +110,8 @@ fn unbounded_terminal_stream_send() {
         Bug::UnboundedTerminalSend,
         "engine-mem-mixed",
         10,
-        &["liveness"],
+        // The producer ends far past its deadline (producer-deadline), or never (liveness).
+        &["producer-deadline", "liveness"],
     );
 }
 
@@ -133,4 +134,10 @@ fn store_creation_not_crash_atomic() {
         60,
         &["durability"],
     );
+}
+
+#[test]
+fn worker_ignoring_the_fence() {
+    // A write stalled in the network past its client's reconnect starts at the worker.
+    found(Bug::WorkerIgnoresFence, "engine-remote", 10, &["fence"]);
 }

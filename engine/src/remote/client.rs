@@ -13,10 +13,24 @@
 //! was lost after it was sent) fails with `Indeterminate`.
 //!
 //! One exception to "the worker has given the work up by then": a write the worker started
-//! before its deadline commits to the end, however long that takes. If it is still unanswered
-//! at deadline plus skew on a live connection, its caller gets `Indeterminate`, and the client
-//! sends nothing new until the worker answers it (or the connection dies), so no read reaches
-//! the store during that commit.
+//! before its deadline commits to the end, however long that takes; and a write held in the
+//! network can reach the worker after its client gave up on it. So a write left unanswered
+//! (at deadline plus skew, or on a connection that died) is settled before its caller hears
+//! `Indeterminate`: the client drops the connection and *fences* it. Every connection opens
+//! with a handshake naming the client and the connection's epoch, which grows with each
+//! connection; once the worker acknowledges a newer epoch it refuses every write of the older
+//! connections that has not started (see [`super::wire`]). So when the caller hears
+//! `Indeterminate`, the write either started at the worker before the fence (it commits, and
+//! the worker's drain barrier keeps every later request out until it is done) or never will:
+//! its outcome no longer changes, and a read sent afterwards finds it. If the worker cannot
+//! be reached within the write timeout, the caller hears `Indeterminate` unfenced; the next
+//! connection fences it.
+//!
+//! A stream's producer ends by its own deadline, like every producer: the worker's budget
+//! leaves the skew allowance for the request's trip and for the end frame's, and a worker
+//! whose end frame has not come by then is taken for a broken link. A caller dropped at any
+//! await point leaves nothing registered on the connection, and asks the worker to stop a
+//! read or a stream (a write runs on); a client dropped closes its connection.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -136,6 +150,10 @@ pub struct RemoteConfig {
     pub connect_backoff_max: Duration,
     /// Stream items the worker may send ahead of the consumer.
     pub stream_credit_items: u32,
+    /// The client's identity in the handshake, which the fence goes by: it must differ
+    /// between clients of one worker. `None`: one unique within this process (the process id
+    /// and a counter), so clients on several hosts of one worker should set it.
+    pub client_id: Option<u64>,
 }
 
 impl Default for RemoteConfig {
@@ -147,6 +165,7 @@ impl Default for RemoteConfig {
             connect_backoff_initial: Duration::from_millis(10),
             connect_backoff_max: Duration::from_secs(1),
             stream_credit_items: 32,
+            client_id: None,
         }
     }
 }
@@ -167,6 +186,17 @@ impl RemoteConfig {
         self.stream_credit_items = items.max(2);
         self
     }
+    /// Sets the client's identity (see [`RemoteConfig::client_id`]).
+    pub fn with_client_id(mut self, client_id: u64) -> RemoteConfig {
+        self.client_id = Some(client_id);
+        self
+    }
+}
+
+/// A client identity unique within this process: the process id, and a counter.
+fn process_client_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    (u64::from(std::process::id()) << 32) | u64::from(NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A backend served by an IO worker. Clone-cheap.
@@ -189,70 +219,19 @@ struct ClientInner<C> {
     config: RemoteConfig,
     connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
     next_id: AtomicU64,
-    orphans: Arc<Orphans>,
+    /// The identity the handshake gives.
+    client: u64,
+    /// The epoch of the next connection.
+    next_epoch: AtomicU64,
 }
 
-/// Writes the client answered `Indeterminate` while the worker may still be committing them
-/// (a commit is never cut short, so one that started before its deadline can outlast the
-/// deadline plus the skew allowance). Nothing new is sent while there are any, so no read
-/// reaches the worker during such a commit and the handle's permits stay honest.
-#[derive(Debug, Default)]
-struct Orphans {
-    count: Mutex<u32>,
-    /// Woken whenever one settles.
-    settled: tokio::sync::Notify,
-}
-
-/// Longest the client waits for an orphaned write's answer before it drops the connection as
-/// broken (and sends again).
-const ORPHAN_WAIT_MAX: Duration = Duration::from_secs(30);
-
-impl Orphans {
-    fn count(&self) -> MutexGuard<'_, u32> {
-        self.count.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits until no orphaned write is outstanding; `DeadlineExceeded` (nothing was sent)
-    /// if that takes past `deadline`.
-    async fn wait(&self, deadline: Instant, budget: Duration) -> ColdResult<()> {
-        loop {
-            // Registered before the check, so a settle in between is not missed.
-            let settled = self.settled.notified();
-            if *self.count() == 0 {
-                return Ok(());
-            }
-            if rt::timeout_at(deadline, settled).await.is_err() {
-                return Err(ColdStorageError::DeadlineExceeded { timeout: budget });
-            }
+impl<C> Drop for ClientInner<C> {
+    fn drop(&mut self) {
+        // The connection's tasks hold the connection, not the client: end them, so the worker
+        // learns that the client is gone (and stops its reads and streams).
+        if let Some(connection) = self.connection.get_mut().take() {
+            connection.dead.cancel();
         }
-    }
-
-    /// Tracks write `id` until the worker answers it, its connection dies (with the worker's
-    /// process, or reset), or [`ORPHAN_WAIT_MAX`] passes (then the connection is dropped).
-    fn track(
-        self: &Arc<Self>,
-        connection: Arc<Connection>,
-        id: u64,
-        reply: oneshot::Receiver<Result<Reply, WireError>>,
-    ) {
-        *self.count() += 1;
-        let orphans = Arc::clone(self);
-        rt::spawn(async move {
-            tokio::select! {
-                biased;
-                _ = connection.dead.cancelled() => {}
-                _ = reply => {}
-                _ = rt::sleep(ORPHAN_WAIT_MAX) => {
-                    connection.forget(id);
-                    connection.dead.cancel();
-                }
-            }
-            let mut count = orphans.count();
-            assert!(*count > 0, "an orphan settles once");
-            *count -= 1;
-            drop(count);
-            orphans.settled.notify_waiters();
-        });
     }
 }
 
@@ -271,6 +250,10 @@ struct Connection {
     frames: mpsc::Sender<ClientFrame>,
     waiters: Mutex<BTreeMap<u64, WaiterSlot>>,
     dead: CancellationToken,
+    /// Where the worker's `Welcome` goes, until it came.
+    welcome: Mutex<Option<oneshot::Sender<u64>>>,
+    /// This connection's epoch in the handshake.
+    epoch: u64,
 }
 
 /// `Debug` for the waiter map without printing channels.
@@ -308,6 +291,18 @@ impl Connection {
             }
             ServerFrame::StreamEnd { id, error } => {
                 self.stream_event(id, StreamEvent::End(error), true)
+            }
+            ServerFrame::Welcome { newest } => {
+                let expected = self
+                    .welcome
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                // A second `Welcome` answers no `Hello`.
+                expected.is_some_and(|tx| {
+                    let _ = tx.send(newest);
+                    true
+                })
             }
             ServerFrame::ProtocolError { message } => {
                 tracing::warn!(target: super::PROTOCOL_TARGET, detail = %message, "worker reported a protocol error");
@@ -360,11 +355,12 @@ impl<C: Connector> RemoteBackend<C> {
     pub fn new(connector: C, config: RemoteConfig) -> RemoteBackend<C> {
         RemoteBackend {
             inner: Arc::new(ClientInner {
+                client: config.client_id.unwrap_or_else(process_client_id),
                 connector,
                 config,
                 connection: tokio::sync::Mutex::new(None),
                 next_id: AtomicU64::new(1),
-                orphans: Arc::default(),
+                next_epoch: AtomicU64::new(1),
             }),
         }
     }
@@ -372,6 +368,19 @@ impl<C: Connector> RemoteBackend<C> {
     /// The configuration.
     pub fn config(&self) -> &RemoteConfig {
         &self.inner.config
+    }
+
+    /// The connector.
+    pub fn connector(&self) -> &C {
+        &self.inner.connector
+    }
+
+    /// Requests and streams registered on the current connection, still waiting for the
+    /// worker (for tests and monitors: a caller that went away leaves none behind).
+    pub async fn requests_registered(&self) -> usize {
+        let slot = self.inner.connection.lock().await;
+        slot.as_ref()
+            .map_or(0, |connection| connection.waiters().len())
     }
 
     /// The live connection, connecting (with backoff) if there is none, until `deadline`.
@@ -389,9 +398,9 @@ impl<C: Connector> RemoteBackend<C> {
             return Ok(Arc::clone(connection));
         }
         let mut backoff = config.connect_backoff_initial;
-        let stream = loop {
-            let error = match rt::timeout_at(deadline, self.inner.connector.connect()).await {
-                Ok(Ok(stream)) => break stream,
+        let connection = loop {
+            let error = match rt::timeout_at(deadline, self.connect_once()).await {
+                Ok(Ok(connection)) => break connection,
                 Ok(Err(e)) => e,
                 Err(_) => return Err(out_of_time()),
             };
@@ -406,19 +415,64 @@ impl<C: Connector> RemoteBackend<C> {
             rt::sleep(backoff).await;
             backoff = (backoff * 2).min(config.connect_backoff_max);
         };
-        let connection = self.start_connection(stream);
         *slot = Some(Arc::clone(&connection));
         Ok(connection)
     }
 
-    fn start_connection(&self, stream: C::Stream) -> Arc<Connection> {
+    /// Connects once, with the handshake: the connection returned is one whose epoch the
+    /// worker acknowledged, so every older connection of this client is fenced. A connection
+    /// the worker says was superseded already (a newer epoch of this identity exists) fails,
+    /// and the next attempt goes above that epoch.
+    async fn connect_once(&self) -> io::Result<Arc<Connection>> {
+        let stream = self.inner.connector.connect().await?;
+        let epoch = self.inner.next_epoch.fetch_add(1, Ordering::Relaxed);
+        let (welcome_tx, welcome) = oneshot::channel();
+        let connection = self.start_connection(stream, epoch, welcome_tx);
+        // Given up (the caller's deadline) before the handshake ended: drop the connection.
+        let unwelcome = connection.dead.clone().drop_guard();
+        let newest = welcome.await.map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection ended before the worker's Welcome",
+            )
+        })?;
+        if newest == epoch {
+            drop(unwelcome.disarm());
+            return Ok(connection);
+        }
+        if newest < epoch {
+            tracing::warn!(target: super::PROTOCOL_TARGET, detail = "a Welcome below the Hello's epoch", "bad handshake from worker");
+        }
+        self.inner
+            .next_epoch
+            .fetch_max(newest.saturating_add(1), Ordering::Relaxed);
+        Err(io::Error::other(format!(
+            "connection epoch {epoch} refused: the worker knows epoch {newest} of this client"
+        )))
+    }
+
+    fn start_connection(
+        &self,
+        stream: C::Stream,
+        epoch: u64,
+        welcome: oneshot::Sender<u64>,
+    ) -> Arc<Connection> {
         let max_frame_bytes = self.inner.config.max_frame_bytes;
-        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (reader, mut writer) = tokio::io::split(stream);
         let (frames_tx, mut frames_rx) = mpsc::channel::<ClientFrame>(256);
+        let hello = ClientFrame::Hello {
+            client: self.inner.client,
+            epoch,
+        };
+        frames_tx
+            .try_send(hello)
+            .expect("a new connection's frame queue has room for its first frame");
         let connection = Arc::new(Connection {
             frames: frames_tx,
             waiters: Mutex::new(BTreeMap::new()),
             dead: CancellationToken::new(),
+            welcome: Mutex::new(Some(welcome)),
+            epoch,
         });
         let dead = connection.dead.clone();
         rt::spawn(async move {
@@ -436,43 +490,11 @@ impl<C: Connector> RemoteBackend<C> {
             }
             dead.cancel();
         });
-        let routes = Arc::clone(&connection);
-        rt::spawn(async move {
-            loop {
-                let frame = tokio::select! {
-                    biased;
-                    _ = routes.dead.cancelled() => break,
-                    frame = read_frame::<_, ServerFrame>(&mut reader, max_frame_bytes) => frame,
-                };
-                match frame {
-                    Ok(frame) => {
-                        if !routes.route(frame) {
-                            tracing::warn!(
-                                target: super::PROTOCOL_TARGET,
-                                detail = "a frame for no request or stream of this connection",
-                                "worker broke the protocol; dropping the connection"
-                            );
-                            break;
-                        }
-                    }
-                    Err(FrameError::Closed) => break,
-                    Err(e) if e.is_recoverable() => {
-                        tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker")
-                    }
-                    Err(e) if e.is_protocol_violation() => {
-                        tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "connection to worker lost");
-                        break;
-                    }
-                }
-            }
-            routes.dead.cancel();
-            // Dropping every waiter tells each caller the connection is gone.
-            routes.waiters().clear();
-        });
+        rt::spawn(read_frames(
+            Arc::clone(&connection),
+            reader,
+            max_frame_bytes,
+        ));
         connection
     }
 
@@ -488,15 +510,11 @@ impl<C: Connector> RemoteBackend<C> {
         };
         let deadline = rt::deadline_after(budget);
         let hold_until = hold_until(deadline, config);
-        // Nothing is sent until no orphaned write may be committing and a connection exists:
-        // failures up to here are determinate.
-        self.inner.orphans.wait(deadline, budget).await?;
+        // Nothing is sent until a connection exists: failures up to here are determinate.
         let connection = self.connection(deadline, budget).await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = oneshot::channel();
-        connection
-            .waiters()
-            .insert(id, WaiterSlot(Waiter::Reply(tx)));
+        let registered = Registered::new(&connection, id, Waiter::Reply(tx), !is_write);
         let remaining = deadline.saturating_duration_since(rt::now());
         let frame = ClientFrame::Request {
             id,
@@ -504,39 +522,91 @@ impl<C: Connector> RemoteBackend<C> {
             op: Box::new(op),
         };
         if connection.frames.send(frame).await.is_err() {
-            connection.forget(id);
-            return Err(lost(op_name, is_write));
+            // The connection's writer is gone, so the frame was not queued: nothing was sent.
+            return Err(ColdStorageError::backend(
+                op_name,
+                "connection to the worker lost before the request was sent",
+            ));
         }
-        match rt::timeout_at(hold_until, &mut rx).await {
-            Ok(Ok(result)) => result.map_err(|e| e.into_cold(op_name)),
-            Ok(Err(_)) => {
-                // The connection died after the request was handed over; the worker may
-                // still be working on it until its deadline.
-                rt::sleep_until(hold_until).await;
-                released_unanswered(op_name, budget, deadline);
-                Err(lost(op_name, is_write))
-            }
-            // A write the worker may still be committing: answered now, fenced until settled.
-            Err(_)
-                if is_write
-                    && !crate::bugs::active(crate::bugs::Bug::RemoteTimeoutReleasesPermit) =>
-            {
-                self.inner.orphans.track(connection, id, rx);
-                Err(ColdStorageError::Indeterminate { op: op_name })
-            }
-            Err(_) => {
-                released_unanswered(op_name, budget, deadline);
-                connection.cancel(id);
-                // The worker answers every read by its deadline; silence past deadline plus
-                // skew means the connection is broken (e.g. segments lost in a partition), so
-                // the next request must connect anew rather than wait on a dead link.
+        let answer = rt::timeout_at(hold_until, &mut rx).await;
+        if let Ok(Ok(result)) = answer {
+            registered.answered();
+            if let Err(WireError::Fenced { .. }) = result {
+                // The worker knows a newer connection of this identity: this one is done.
                 connection.dead.cancel();
-                if is_write {
-                    Err(ColdStorageError::Indeterminate { op: op_name })
-                } else {
-                    Err(ColdStorageError::DeadlineExceeded { timeout: budget })
-                }
             }
+            return result.map_err(|e| e.into_cold(op_name));
+        }
+        // Unanswered. Either the connection died after the request was handed over (the worker
+        // may still be working on it until its deadline), or it stayed silent past deadline
+        // plus skew: the worker answers every read by its deadline, so the link is broken (e.g.
+        // segments lost in a partition) and the next request must connect anew. Dropping the
+        // registration asks the worker to stop a read.
+        rt::sleep_until(hold_until).await;
+        released_unanswered(op_name, budget, deadline);
+        connection.dead.cancel();
+        drop(registered);
+        if !is_write {
+            return Err(match answer {
+                Ok(_) => lost(op_name, false),
+                Err(_) => ColdStorageError::DeadlineExceeded { timeout: budget },
+            });
+        }
+        self.fence(&connection).await;
+        Err(ColdStorageError::Indeterminate { op: op_name })
+    }
+
+    /// Settles what a write sent on `connection` (which is dead) can still do: connects anew,
+    /// so the worker fences `connection` (module docs). Bounded by the write timeout; a worker
+    /// out of reach by then leaves the fence to the next connection.
+    async fn fence(&self, connection: &Connection) {
+        debug_assert!(
+            connection.dead.is_cancelled(),
+            "only a dead connection is fenced"
+        );
+        let budget = self.inner.config.timeouts.write;
+        if let Err(e) = self.connection(rt::deadline_after(budget), budget).await {
+            tracing::debug!(error = %e, epoch = connection.epoch, "could not fence a connection with a write of unknown outcome");
+        }
+    }
+}
+
+/// A request registered on a connection, until its answer came: dropped before (its caller
+/// gave up, or was dropped at an await point), it forgets the request, and asks the worker to
+/// stop it when it can be stopped (reads and streams; a write runs to its end).
+struct Registered {
+    connection: Arc<Connection>,
+    id: u64,
+    stoppable: bool,
+    answered: bool,
+}
+
+impl Registered {
+    fn new(connection: &Arc<Connection>, id: u64, waiter: Waiter, stoppable: bool) -> Self {
+        connection.waiters().insert(id, WaiterSlot(waiter));
+        Registered {
+            connection: Arc::clone(connection),
+            id,
+            stoppable,
+            answered: false,
+        }
+    }
+
+    /// The worker's answer came (its waiter is gone already): nothing to undo.
+    fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        if self.stoppable {
+            self.connection.cancel(self.id);
+        } else {
+            self.connection.forget(self.id);
         }
     }
 }
@@ -549,6 +619,49 @@ impl<C: Connector> RemoteBackend<C> {
             other => Err(unexpected(op, other)),
         }
     }
+}
+
+/// Routes the worker's frames on `connection` to their waiters until the connection ends
+/// (then every waiter learns it is gone) or the worker breaks the protocol.
+async fn read_frames<R: AsyncRead + Unpin>(
+    connection: Arc<Connection>,
+    mut reader: R,
+    max_frame_bytes: u32,
+) {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = connection.dead.cancelled() => break,
+            frame = read_frame::<_, ServerFrame>(&mut reader, max_frame_bytes) => frame,
+        };
+        match frame {
+            Ok(frame) => {
+                if !connection.route(frame) {
+                    tracing::warn!(
+                        target: super::PROTOCOL_TARGET,
+                        detail = "a frame for no request or stream of this connection",
+                        "worker broke the protocol; dropping the connection"
+                    );
+                    break;
+                }
+            }
+            Err(FrameError::Closed) => break,
+            Err(e) if e.is_recoverable() => {
+                tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker")
+            }
+            Err(e) if e.is_protocol_violation() => {
+                tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from worker");
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "connection to worker lost");
+                break;
+            }
+        }
+    }
+    connection.dead.cancel();
+    // Dropping every waiter tells each caller the connection is gone.
+    connection.waiters().clear();
 }
 
 /// The tracing target of the client's own events, for monitors.
@@ -588,29 +701,31 @@ fn lost(op: &'static str, is_write: bool) -> ColdStorageError {
     }
 }
 
-/// Stops the worker's side of stream `id` and returns once the worker reports its producer
-/// ended (or at `hold_until`, or when the connection is lost and `hold_until` passed): until
-/// then the producer may still run there, and returning frees the handle's stream permit.
+/// Stops the worker's side of `stream` and returns once the worker reports its producer
+/// ended (or at `deadline`, the connection then being dropped as too slow): until then the
+/// producer may still run there, and returning frees the handle's stream permit.
 async fn stop_worker_stream(
-    connection: &Connection,
-    id: u64,
+    stream: Registered,
     mut events: mpsc::Receiver<StreamEvent>,
-    hold_until: Instant,
+    deadline: Instant,
 ) {
-    connection.ask_to_stop(id);
-    let ended = rt::timeout_at(hold_until, async {
+    stream.connection.ask_to_stop(stream.id);
+    let ended = rt::timeout_at(deadline, async {
         // Items still on their way are dropped; the end is last.
         while let Some(event) = events.recv().await {
             if matches!(event, StreamEvent::End(_)) {
-                return;
+                return true;
             }
         }
-        // The connection is gone: the worker stops at its own deadline at the latest.
-        std::future::pending::<()>().await;
+        false
     })
     .await;
-    if ended.is_err() {
-        connection.forget(id);
+    match ended {
+        Ok(true) => stream.answered(),
+        // The connection is gone (the worker stops at its own deadline, before ours) or the
+        // worker did not end the stream in time: see `OpenStream::relay`.
+        Ok(false) => rt::sleep_until(deadline).await,
+        Err(_) => stream.connection.dead.cancel(),
     }
 }
 
@@ -696,26 +811,25 @@ impl<C: Connector> ColdStorageRead for RemoteBackend<C> {
 
     async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
         let deadline = params.deadline;
-        let hold_until = hold_until(deadline, &self.inner.config);
         match self.open_stream(filter, &params).await {
-            Ok(open) => open.relay(params.sender, deadline, hold_until).await,
+            Ok(open) => open.relay(params.sender, deadline).await,
             Err(e) => send_terminal(&params.sender, e, deadline).await,
         }
     }
 }
 
-/// A stream the worker was asked to produce: its connection, request id, the events the
-/// worker sends, and the credit it was granted.
+/// A stream the worker was asked to produce: its registration on its connection (dropped
+/// before the worker's end, it stops the worker's side), the events the worker sends, and the
+/// credit it was granted.
 struct OpenStream {
-    connection: Arc<Connection>,
-    id: u64,
+    stream: Registered,
     events: mpsc::Receiver<StreamEvent>,
     credit: u32,
 }
 
 impl<C: Connector> RemoteBackend<C> {
-    /// Asks the worker for the stream `params` describes: waits out orphans, gets a
-    /// connection, registers the stream's waiter and sends the request.
+    /// Asks the worker for the stream `params` describes: gets a connection, registers the
+    /// stream's waiter and sends the request.
     async fn open_stream(
         &self,
         filter: &Filter,
@@ -724,19 +838,19 @@ impl<C: Connector> RemoteBackend<C> {
         let config = &self.inner.config;
         let deadline = params.deadline;
         let budget = deadline.saturating_duration_since(rt::now());
-        self.inner.orphans.wait(deadline, budget).await?;
         let connection = self.connection(deadline, budget).await?;
         let credit = config.stream_credit_items.max(2);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (events_tx, events) = mpsc::channel(credit as usize + 1);
-        connection
-            .waiters()
-            .insert(id, WaiterSlot(Waiter::Stream(events_tx)));
+        let stream = Registered::new(&connection, id, Waiter::Stream(events_tx), true);
         let remaining = deadline.saturating_duration_since(rt::now());
-        // The worker's producer must end before this one's deadline, past which the handle
-        // stops waiting for it (and frees its permit): its budget leaves room for the request's
-        // trip, which the skew allowance bounds, as it does for every request.
-        let budget = remaining - config.clock_skew_allowance.min(remaining / 2);
+        // The worker's producer, and this one, must end by this one's deadline (the handle
+        // frees the stream permit then): the worker's budget leaves room for the request's trip
+        // there and the end frame's trip back, each of which the skew allowance bounds, as it
+        // does for every request. So the client waits for the end frame one allowance past the
+        // worker's budget plus the trip there, as for any request.
+        let margin = config.clock_skew_allowance.saturating_mul(2);
+        let budget = remaining - margin.min(remaining / 2);
         let op = Request::StreamLogs {
             filter: filter.clone(),
             from: params.from,
@@ -751,12 +865,10 @@ impl<C: Connector> RemoteBackend<C> {
             op: Box::new(op),
         };
         if connection.frames.send(frame).await.is_err() {
-            connection.forget(id);
             return Err(lost("stream_logs", false));
         }
         Ok(OpenStream {
-            connection,
-            id,
+            stream,
             events,
             credit,
         })
@@ -766,30 +878,28 @@ impl<C: Connector> RemoteBackend<C> {
 impl OpenStream {
     /// Relays the worker's items to `sender`, each send bounded by `deadline`, granting the
     /// worker more credit as items are consumed, until the worker's end frame, the consumer's
-    /// departure (the worker is then stopped too) or `hold_until`.
-    async fn relay(
-        self,
-        sender: mpsc::Sender<ColdResult<RpcLog>>,
-        deadline: Instant,
-        hold_until: Instant,
-    ) {
+    /// departure (the worker is then stopped too) or `deadline`: so this producer, too, ends
+    /// by its deadline. A worker that has not ended the stream by then is taken for a broken
+    /// link (its budget left room for the trips), and the connection is dropped.
+    async fn relay(self, sender: mpsc::Sender<ColdResult<RpcLog>>, deadline: Instant) {
         let OpenStream {
-            connection,
-            id,
+            stream,
             mut events,
             credit,
         } = self;
+        let (connection, id) = (Arc::clone(&stream.connection), stream.id);
         let refill = credit / 2;
         let mut consumed = 0u32;
         loop {
-            let event = match rt::timeout_at(hold_until, events.recv()).await {
+            let event = match rt::timeout_at(deadline, events.recv()).await {
                 Ok(Some(event)) => event,
                 Ok(None) => {
-                    rt::sleep_until(hold_until).await;
+                    // The connection is gone: the worker stops at its own deadline, before ours.
+                    rt::sleep_until(deadline).await;
                     return send_terminal(&sender, lost("stream_logs", false), deadline).await;
                 }
                 Err(_) => {
-                    connection.cancel(id);
+                    drop(stream);
                     connection.dead.cancel();
                     let e = ColdStorageError::StreamDeadlineExceeded;
                     return send_terminal(&sender, e, deadline).await;
@@ -797,22 +907,21 @@ impl OpenStream {
             };
             let log = match event {
                 StreamEvent::Item(log) => log,
-                StreamEvent::End(None) => return,
-                StreamEvent::End(Some(error)) => {
+                StreamEvent::End(error) => {
+                    stream.answered();
+                    let Some(error) = error else { return };
                     return send_terminal(&sender, error.into_cold("stream_logs"), deadline).await;
                 }
             };
             match rt::timeout_at(deadline, sender.send(Ok(log))).await {
                 Ok(Ok(())) => {}
                 // The consumer is gone: stop the worker's side too.
-                Ok(Err(_)) => {
-                    return stop_worker_stream(&connection, id, events, hold_until).await;
-                }
+                Ok(Err(_)) => return stop_worker_stream(stream, events, deadline).await,
                 Err(_) => {
                     let e = ColdStorageError::StreamDeadlineExceeded;
                     send_terminal(&sender, e, deadline).await;
                     drop(sender);
-                    return stop_worker_stream(&connection, id, events, hold_until).await;
+                    return stop_worker_stream(stream, events, deadline).await;
                 }
             }
             consumed += 1;

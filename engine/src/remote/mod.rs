@@ -3,9 +3,11 @@
 //! that runs the worker as a child process.
 //!
 //! - [`wire`]: frames and messages; bad input is named, never a panic.
-//! - [`worker`]: serves any backend; enforces each request's deadline on its own side.
+//! - [`worker`]: serves any backend; enforces each request's deadline on its own side, and
+//!   fences a client's older connections once it acknowledged a newer one.
 //! - [`client`]: `RemoteBackend`; holds every request until the worker has really stopped
-//!   working on it, and says `Indeterminate` when a write's outcome cannot be known.
+//!   working on it, and says `Indeterminate` when a write's outcome cannot be known (once its
+//!   connection is fenced, so that outcome no longer changes).
 //! - [`spawner`]: the worker as a child process: readiness, early death, restart, shutdown
 //!   both ways.
 

@@ -13,6 +13,20 @@
 //! operation. Streams are server-streamed with credit-based flow control: the worker sends at
 //! most as many items as the client has granted, so a consumer that stops reading cannot make
 //! the worker buffer without limit.
+//!
+//! **The handshake and the fence (version 2).** A client opens every connection with
+//! [`ClientFrame::Hello`]: its identity and the connection's epoch, which grows with every
+//! connection the client makes. The worker answers [`ServerFrame::Welcome`] with the newest
+//! epoch it knows for that client, after recording it. From then on the worker refuses, with
+//! [`WireError::Fenced`], every write of an *older* connection of the same client that has not
+//! started yet: a write held in the network, or still waiting for the worker's drain barrier,
+//! when its client gave up on it and reconnected. A write that had started runs to the end (it
+//! was in flight, inside its epoch). Exactly: once the worker has sent the `Welcome` of epoch
+//! `e`, no write of a connection of that client with an epoch below `e` starts. A `Hello` is
+//! optional (a connection without one is anonymous: never fenced, fences nothing), but only as
+//! the connection's first frame; a later one is a protocol error. A `Welcome` whose epoch is
+//! above the `Hello`'s says the connection was superseded before it began (say, a restarted
+//! client reusing its identity): the client connects again with a newer epoch.
 
 use std::time::Duration;
 
@@ -27,7 +41,7 @@ use crate::types::{
 };
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Default largest frame accepted: 16 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: u32 = 16 << 20;
 const HEADER_BYTES: usize = 4;
@@ -35,6 +49,14 @@ const HEADER_BYTES: usize = 4;
 /// A frame the client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientFrame {
+    /// The first frame of a connection: who the client is, and which of its connections this
+    /// is (see the module docs). Answered by `Welcome`.
+    Hello {
+        /// The client's identity, the same on all its connections.
+        client: u64,
+        /// This connection's epoch: above every earlier connection's of the same client.
+        epoch: u64,
+    },
     /// Run `op` within `budget_ms`; answered by a `Reply` (or a stream) with the same id.
     Request {
         /// Chosen by the client, unique per connection.
@@ -169,6 +191,12 @@ pub enum ServerFrame {
         /// The terminal error.
         error: Option<WireError>,
     },
+    /// The answer to `Hello`: the newest epoch the worker knows for the client, this
+    /// connection's included. Above the `Hello`'s epoch: this connection is already fenced.
+    Welcome {
+        /// The newest epoch.
+        newest: u64,
+    },
     /// A frame could not be understood; says why.
     ProtocolError {
         /// What was wrong.
@@ -203,7 +231,8 @@ pub enum Reply {
     Drained(Vec<Vec<ColdReceipt>>),
 }
 
-/// An error as it crosses the wire; maps one to one onto [`ColdStorageError`].
+/// An error as it crosses the wire; maps onto [`ColdStorageError`] one to one, except
+/// [`WireError::Fenced`], the worker's own refusal, which the client reads as a backend error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireError {
     /// `Backend` (the op name is the request's).
@@ -222,6 +251,14 @@ pub enum WireError {
     InvalidInput(InvalidInput),
     /// `Indeterminate`.
     Indeterminate,
+    /// A write of a connection whose client has since made a newer one was refused before it
+    /// started: it was not applied (see the module docs).
+    Fenced {
+        /// The epoch of the write's connection.
+        epoch: u64,
+        /// The newest epoch of its client.
+        newest: u64,
+    },
 }
 
 impl From<ColdStorageError> for WireError {
@@ -253,6 +290,13 @@ impl WireError {
             WireError::TaskTerminated => ColdStorageError::TaskTerminated,
             WireError::InvalidInput(reason) => ColdStorageError::InvalidInput(reason),
             WireError::Indeterminate => ColdStorageError::Indeterminate { op },
+            // Definite: the write never started, so it was not applied.
+            WireError::Fenced { epoch, newest } => ColdStorageError::Backend {
+                op,
+                message: format!(
+                    "refused before it started: its connection (epoch {epoch}) was superseded by a newer one of the same client (epoch {newest}); not applied"
+                ),
+            },
         }
     }
 }
@@ -434,6 +478,35 @@ mod tests {
         assert_eq!(back, frame);
         let again = read_frame::<_, ClientFrame>(&mut reader, DEFAULT_MAX_FRAME_BYTES).await;
         assert!(matches!(again, Err(FrameError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn the_handshake_round_trips_and_a_fenced_write_is_a_definite_error() {
+        let hello = ClientFrame::Hello {
+            client: 7,
+            epoch: 3,
+        };
+        let bytes = encode_frame(&hello, DEFAULT_MAX_FRAME_BYTES).unwrap();
+        let back: ClientFrame = read_frame(&mut &bytes[..], DEFAULT_MAX_FRAME_BYTES)
+            .await
+            .unwrap();
+        assert_eq!(back, hello);
+        let welcome = ServerFrame::Welcome { newest: 3 };
+        let bytes = encode_frame(&welcome, DEFAULT_MAX_FRAME_BYTES).unwrap();
+        let back: ServerFrame = read_frame(&mut &bytes[..], DEFAULT_MAX_FRAME_BYTES)
+            .await
+            .unwrap();
+        assert_eq!(back, welcome);
+        let fenced = WireError::Fenced {
+            epoch: 3,
+            newest: 4,
+        }
+        .into_cold("append_block");
+        assert!(
+            matches!(&fenced, ColdStorageError::Backend { op: "append_block", message }
+                if message.contains("not applied")),
+            "{fenced:?}"
+        );
     }
 
     #[tokio::test]

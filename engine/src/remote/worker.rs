@@ -10,6 +10,16 @@
 //! (reads share it, a write waits for it alone, within its deadline), so a write that outlived
 //! its connection never runs beside reads sent on the next one.
 //!
+//! Connections that open with a `Hello` carry their client's identity and epoch (see
+//! [`super::wire`]). The worker keeps, per client, the newest epoch it has acknowledged, and a
+//! write of an older connection is refused when it would start, with `WireError::Fenced`: so
+//! once the worker has sent a client's `Welcome` for epoch `e`, no write of that client's
+//! connections below `e` starts (one that started before runs to the end, behind the drain
+//! barrier). "Starts" means: passes the fence, right after taking the drain barrier and just
+//! before the backend call. A client that gave up on a write and reconnected thus knows the
+//! write either started before its new connection was acknowledged or never will. The worker
+//! keeps one small entry per client identity it has seen, for its lifetime.
+//!
 //! A bad frame never affects other connections or the store: an undecodable frame or an
 //! unknown version is answered with `ProtocolError` and skipped; an oversized or truncated one
 //! closes that connection. When a connection ends, its reads and streams are cancelled; its
@@ -26,6 +36,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -39,9 +50,17 @@ use super::wire::{
     read_frame, write_frame,
 };
 use crate::backend::{ColdStorageBackend, Deadline, StreamParams};
+use crate::bugs::{self, Bug};
 use crate::error::{ColdResult, ColdStorageError, InvalidInput};
 use crate::rt;
 use crate::types::{B256, Filter};
+
+/// The tracing target of the worker's own events, for monitors: `hello` (a connection's
+/// epoch acknowledged: `client`, `epoch`, `newest`), `write start` and `write fenced` (a write
+/// of a connection with a `Hello` passes or fails the fence: `client`, `epoch`, `newest`),
+/// `stream credit` (`connection`, `id`, `items` granted), `stream item` (`connection`, `id`:
+/// one item handed to the connection) and `stream end` (`connection`, `id`).
+pub const TRACE_TARGET: &str = "engine::remote::worker";
 
 /// How a worker serves.
 #[derive(Debug, Clone)]
@@ -150,6 +169,43 @@ struct WorkerInner<B> {
     tracker: TaskTracker,
     /// The message of the first panic while serving; set once, when the worker crashes.
     crashed: OnceLock<String>,
+    /// Per client identity, its fence: the newest epoch acknowledged.
+    fences: Mutex<BTreeMap<u64, Arc<ClientFence>>>,
+    /// Numbers connections, for the stream events.
+    next_connection: AtomicU64,
+}
+
+/// The newest connection epoch the worker acknowledged for one client.
+#[derive(Debug, Default)]
+struct ClientFence {
+    newest: Mutex<u64>,
+}
+
+/// A connection that opened with a `Hello`: its client's fence and its own epoch.
+#[derive(Debug, Clone)]
+struct Session {
+    client: u64,
+    epoch: u64,
+    fence: Arc<ClientFence>,
+}
+
+impl Session {
+    /// Lets a write of this connection start, or refuses it if a newer connection of the
+    /// client was acknowledged. Decided under the fence's lock, so a `Hello` is either before
+    /// the start (and refuses it) or after it.
+    fn start_write(&self) -> Result<(), WireError> {
+        // Held while the event is emitted, so the events come in the order of the decisions.
+        let guard = lock(&self.fence.newest);
+        let newest = *guard;
+        let (client, epoch) = (self.client, self.epoch);
+        // Planted bug: the fence is never checked.
+        if epoch < newest && !bugs::active(Bug::WorkerIgnoresFence) {
+            tracing::trace!(target: TRACE_TARGET, client, epoch, newest, "write fenced");
+            return Err(WireError::Fenced { epoch, newest });
+        }
+        tracing::trace!(target: TRACE_TARGET, client, epoch, newest, "write start");
+        Ok(())
+    }
 }
 
 impl<B: ColdStorageBackend> Worker<B> {
@@ -170,6 +226,8 @@ impl<B: ColdStorageBackend> Worker<B> {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 crashed: OnceLock::new(),
+                fences: Mutex::new(BTreeMap::new()),
+                next_connection: AtomicU64::new(1),
             }),
         }
     }
@@ -182,6 +240,13 @@ impl<B: ColdStorageBackend> Worker<B> {
     /// Requests working on the backend right now (for monitors: the worker-side permit count).
     pub fn requests_in_flight(&self) -> usize {
         self.inner.config.max_concurrent_requests - self.inner.work_permits.available_permits()
+    }
+
+    /// The work permits taken now (every request at the backend holds one; a stream's holds
+    /// it until its producer ended), as a gauge for monitors.
+    pub fn work_permits(&self) -> crate::stream::PermitGauge {
+        let permits = Arc::clone(&self.inner.work_permits);
+        crate::stream::PermitGauge::new(permits, self.inner.config.max_concurrent_requests)
     }
 
     /// The backend served.
@@ -257,6 +322,7 @@ impl<B: ColdStorageBackend> Worker<B> {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let (reply_tx, mut reply_rx) = mpsc::channel::<ServerFrame>(64);
         let connection = Connection {
+            number: self.inner.next_connection.fetch_add(1, Ordering::Relaxed),
             closed: self.inner.shutdown.child_token(),
             replies: reply_tx,
             in_flight: Arc::new(Mutex::new(BTreeMap::new())),
@@ -273,34 +339,21 @@ impl<B: ColdStorageBackend> Worker<B> {
             closed.cancel();
         });
 
+        // Set by the connection's `Hello`, which may only be its first frame.
+        let mut session: Option<Session> = None;
+        let mut first = true;
         loop {
             let frame = tokio::select! {
                 biased;
                 _ = connection.closed.cancelled() => break,
                 frame = read_frame::<_, ClientFrame>(&mut reader, max_frame_bytes) => frame,
             };
-            match frame {
-                Ok(ClientFrame::Request { id, budget_ms, op }) => {
-                    self.admit(&connection, id, Duration::from_millis(budget_ms), *op)
-                        .await
-                }
-                Ok(ClientFrame::Cancel { id }) => connection.cancel(id),
-                Ok(ClientFrame::Credit { id, items }) => connection.credit(id, items),
-                Err(FrameError::Closed) => break,
-                Err(e) => {
-                    if e.is_protocol_violation() {
-                        tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from client");
-                    } else {
-                        tracing::debug!(error = %e, "connection from client failed");
-                    }
-                    let reply = ServerFrame::ProtocolError {
-                        message: e.to_string(),
-                    };
-                    let _ = rt::timeout(config.reply_grace, connection.replies.send(reply)).await;
-                    if !e.is_recoverable() {
-                        break;
-                    }
-                }
+            let opening = std::mem::replace(&mut first, false);
+            if !self
+                .on_frame(&connection, &mut session, opening, frame)
+                .await
+            {
+                break;
             }
         }
         // Reads and streams of a gone client are abandoned; writes run to completion.
@@ -310,7 +363,82 @@ impl<B: ColdStorageBackend> Worker<B> {
         let _ = writer_task.await;
     }
 
-    async fn admit(&self, connection: &Connection, id: u64, budget: Duration, op: Request) {
+    /// Handles one frame of `connection` (`opening`: its first); false when the connection
+    /// must end.
+    async fn on_frame(
+        &self,
+        connection: &Connection,
+        session: &mut Option<Session>,
+        opening: bool,
+        frame: Result<ClientFrame, FrameError>,
+    ) -> bool {
+        match frame {
+            Ok(ClientFrame::Hello { client, epoch }) if opening => {
+                let (hello, newest) = self.hello(client, epoch);
+                *session = Some(hello);
+                let _ = connection
+                    .replies
+                    .send(ServerFrame::Welcome { newest })
+                    .await;
+            }
+            Ok(ClientFrame::Hello { .. }) => {
+                let message = "a Hello after the connection's first frame";
+                tracing::warn!(target: super::PROTOCOL_TARGET, detail = message, "bad frame from client");
+                self.refuse_frame(connection, message.to_string()).await;
+            }
+            Ok(ClientFrame::Request { id, budget_ms, op }) => {
+                let budget = Duration::from_millis(budget_ms);
+                self.admit(connection, session.clone(), id, budget, *op)
+                    .await
+            }
+            Ok(ClientFrame::Cancel { id }) => connection.cancel(id),
+            Ok(ClientFrame::Credit { id, items }) => connection.credit(id, items),
+            Err(FrameError::Closed) => return false,
+            Err(e) => {
+                if e.is_protocol_violation() {
+                    tracing::warn!(target: super::PROTOCOL_TARGET, detail = %e, "bad frame from client");
+                } else {
+                    tracing::debug!(error = %e, "connection from client failed");
+                }
+                self.refuse_frame(connection, e.to_string()).await;
+                return e.is_recoverable();
+            }
+        }
+        true
+    }
+
+    /// Tells the client a frame was not understood (within the reply grace).
+    async fn refuse_frame(&self, connection: &Connection, message: String) {
+        let reply = ServerFrame::ProtocolError { message };
+        let grace = self.inner.config.reply_grace;
+        let _ = rt::timeout(grace, connection.replies.send(reply)).await;
+    }
+
+    /// Records connection `epoch` of `client` (the fence of its older connections); returns
+    /// the connection's session and the newest epoch of the client.
+    fn hello(&self, client: u64, epoch: u64) -> (Session, u64) {
+        let fence = Arc::clone(lock(&self.inner.fences).entry(client).or_default());
+        let mut newest = lock(&fence.newest);
+        *newest = (*newest).max(epoch);
+        let acknowledged = *newest;
+        tracing::trace!(target: TRACE_TARGET, client, epoch, newest = acknowledged, "hello");
+        drop(newest);
+        let session = Session {
+            client,
+            epoch,
+            fence,
+        };
+        (session, acknowledged)
+    }
+
+    async fn admit(
+        &self,
+        connection: &Connection,
+        session: Option<Session>,
+        id: u64,
+        budget: Duration,
+        op: Request,
+    ) {
         if let Some(result) = self.answer_at_once(connection, &op) {
             let _ = connection
                 .replies
@@ -319,22 +447,24 @@ impl<B: ColdStorageBackend> Worker<B> {
             return;
         }
         let is_write = op.is_write();
-        let is_stream = matches!(op, Request::StreamLogs { .. });
-        let credits = match &op {
-            Request::StreamLogs { initial_credit, .. } => {
-                Some(Arc::new(Semaphore::new(*initial_credit as usize)))
-            }
-            _ => None,
-        };
-        let stop = is_stream.then(CancellationToken::new);
+        let stream = StreamControl::for_request(connection.number, id, &op);
+        let (credits, stop) = stream
+            .as_ref()
+            .map(|s| (Arc::clone(&s.credits), s.stop.clone()))
+            .unzip();
         let worker = self.clone();
         let replies = connection.replies.clone();
         let closed = connection.closed.clone();
-        let stream = credits.clone().zip(stop.clone());
+        let job = Job {
+            id,
+            budget,
+            session,
+            stream,
+        };
         let task = self.inner.tracker.track_future(async move {
             // Boxed: the backend op's state machine is large, and unboxed it would be copied
             // into every spawned task and moved on each stage change.
-            let frame = Box::pin(worker.run(id, budget, op, stream, &replies)).await;
+            let frame = Box::pin(worker.run(job, op, &replies)).await;
             if let Some(frame) = frame
                 && rt::timeout(worker.inner.config.reply_grace, replies.send(frame))
                     .await
@@ -393,16 +523,19 @@ impl<B: ColdStorageBackend> Worker<B> {
         None
     }
 
-    /// Runs one request; returns the frame that ends it. A stream comes with its credit and
-    /// its stop token.
+    /// Runs one request; returns the frame that ends it.
     async fn run(
         &self,
-        id: u64,
-        budget: Duration,
+        job: Job,
         op: Request,
-        stream: Option<(Arc<Semaphore>, CancellationToken)>,
         replies: &mpsc::Sender<ServerFrame>,
     ) -> Option<ServerFrame> {
+        let Job {
+            id,
+            budget,
+            session,
+            stream,
+        } = job;
         let deadline = Deadline::after(budget);
         let permit = match rt::timeout_at(
             deadline.at(),
@@ -437,7 +570,13 @@ impl<B: ColdStorageBackend> Worker<B> {
                 };
                 self.run_stream(id, spec, stream, deadline, replies).await
             }
-            op if op.is_write() => reply(id, self.run_write(id, op, deadline, budget).await),
+            op if op.is_write() => {
+                let written = self.run_write(id, op, session.as_ref(), deadline, budget);
+                ServerFrame::Reply {
+                    id,
+                    result: written.await,
+                }
+            }
             op => reply(id, self.run_read(op, deadline, budget).await),
         };
         drop(permit);
@@ -449,39 +588,49 @@ impl<B: ColdStorageBackend> Worker<B> {
         &self,
         id: u64,
         spec: StreamSpec,
-        stream: Option<(Arc<Semaphore>, CancellationToken)>,
+        stream: Option<StreamControl>,
         deadline: Deadline,
         replies: &mpsc::Sender<ServerFrame>,
     ) -> ServerFrame {
-        let (credits, stop) =
-            stream.unwrap_or_else(|| (Arc::new(Semaphore::new(0)), CancellationToken::new()));
+        let control = stream.unwrap_or_else(|| StreamControl {
+            connection: 0,
+            credits: Arc::new(Semaphore::new(0)),
+            stop: CancellationToken::new(),
+        });
+        let stop = control.stop.clone();
+        let connection = control.connection;
         // Stopped by the client: the producer is dropped here, before the end frame tells the
         // client it no longer runs.
         let error = tokio::select! {
             biased;
             _ = stop.cancelled() => Some(ColdStorageError::TaskTerminated),
-            error = self.stream(id, spec, deadline, credits, replies) => error,
+            error = self.stream(id, spec, deadline, control, replies) => error,
         };
+        tracing::trace!(target: TRACE_TARGET, connection, id, "stream end");
         ServerFrame::StreamEnd {
             id,
             error: error.map(WireError::from),
         }
     }
 
-    /// Runs a write behind the worker's drain barrier.
+    /// Runs a write behind the worker's drain barrier and its connection's fence.
     async fn run_write(
         &self,
         id: u64,
         op: Request,
+        session: Option<&Session>,
         deadline: Deadline,
         budget: Duration,
-    ) -> ColdResult<Reply> {
+    ) -> Result<Reply, WireError> {
         let op_name = op.op_name();
         // Refusing before the commit starts is a determinate answer; once it starts the commit
         // is authoritative and runs to the end.
         let drained = rt::timeout_at(deadline.at(), self.inner.drain.write()).await;
         if deadline.expired() || drained.is_err() {
-            return Err(ColdStorageError::DeadlineExceeded { timeout: budget });
+            return Err(ColdStorageError::DeadlineExceeded { timeout: budget }.into());
+        }
+        if let Some(session) = session {
+            session.start_write()?;
         }
         let result = execute(&self.inner.backend, op).await;
         drop(drained);
@@ -493,7 +642,7 @@ impl<B: ColdStorageBackend> Worker<B> {
                 "write finished past its deadline"
             );
         }
-        result
+        result.map_err(WireError::from)
     }
 
     /// Runs a read sharing the worker's drain barrier, bounded by its deadline.
@@ -520,9 +669,14 @@ impl<B: ColdStorageBackend> Worker<B> {
         id: u64,
         spec: StreamSpec,
         deadline: Deadline,
-        credits: Arc<Semaphore>,
+        control: StreamControl,
         replies: &mpsc::Sender<ServerFrame>,
     ) -> Option<ColdStorageError> {
+        let StreamControl {
+            connection,
+            credits,
+            ..
+        } = control;
         let StreamSpec {
             filter,
             from,
@@ -555,6 +709,7 @@ impl<B: ColdStorageBackend> Worker<B> {
                     Ok(Err(_)) => return Some(ColdStorageError::TaskTerminated),
                     Err(_) => return Some(ColdStorageError::StreamDeadlineExceeded),
                 }
+                tracing::trace!(target: TRACE_TARGET, connection, id, "stream item");
                 let item = ServerFrame::StreamItem { id, log };
                 if rt::timeout_at(deadline.at(), replies.send(item))
                     .await
@@ -616,6 +771,40 @@ async fn execute<B: ColdStorageBackend>(backend: &B, op: Request) -> ColdResult<
     })
 }
 
+/// A request's task, besides the request: its id, budget, connection's session, and for a
+/// stream its control.
+struct Job {
+    id: u64,
+    budget: Duration,
+    session: Option<Session>,
+    stream: Option<StreamControl>,
+}
+
+/// How the connection steers a stream: the credit the client granted, the client's stop.
+struct StreamControl {
+    /// The connection's number (for the stream events).
+    connection: u64,
+    credits: Arc<Semaphore>,
+    stop: CancellationToken,
+}
+
+impl StreamControl {
+    /// The control of request `id` of connection `connection` if it is a stream: the initial
+    /// credit it brings.
+    fn for_request(connection: u64, id: u64, op: &Request) -> Option<StreamControl> {
+        let Request::StreamLogs { initial_credit, .. } = op else {
+            return None;
+        };
+        let items = *initial_credit;
+        tracing::trace!(target: TRACE_TARGET, connection, id, items, "stream credit");
+        Some(StreamControl {
+            connection,
+            credits: Arc::new(Semaphore::new(items as usize)),
+            stop: CancellationToken::new(),
+        })
+    }
+}
+
 /// A stream request as the worker runs it.
 struct StreamSpec {
     filter: Filter,
@@ -635,6 +824,8 @@ struct InFlight {
 }
 
 struct Connection {
+    /// Numbers the connection in the worker's stream events.
+    number: u64,
     closed: CancellationToken,
     replies: mpsc::Sender<ServerFrame>,
     in_flight: Arc<Mutex<BTreeMap<u64, InFlight>>>,
@@ -668,6 +859,8 @@ impl Connection {
 
     fn credit(&self, id: u64, items: u32) {
         if let Some(credits) = self.lock().get(&id).and_then(|f| f.credits.as_ref()) {
+            let connection = self.number;
+            tracing::trace!(target: TRACE_TARGET, connection, id, items, "stream credit");
             credits.add_permits(
                 (items as usize).min(Semaphore::MAX_PERMITS - credits.available_permits()),
             );

@@ -318,8 +318,8 @@ pub async fn settle() {
 /// 64 reads get into the backend at once, a write then commits with none of them inside, and
 /// 8 stream producers get into the backend at once. `next_block` is the block the write
 /// appends (one above the latest).
-pub async fn assert_every_permit_back(
-    handle: &ColdStorage<Gated>,
+pub async fn assert_every_permit_back<B: engine::ColdStorageBackend>(
+    handle: &ColdStorage<B>,
     controls: &Controls,
     next_block: u64,
 ) {

@@ -42,11 +42,13 @@ pub(crate) enum Action {
     Crash { down: Duration },
     /// The link is cut both ways (what is in flight is lost), and repaired `length` later.
     Partition { length: Duration },
-    /// One direction of the link is held for `length` (nothing is lost).
+    /// One direction of the link is held for `length` (nothing is lost); with `stall`, only
+    /// the connections open now (new connections pass).
     Hold {
         from: HostName,
         to: HostName,
         length: Duration,
+        stall: bool,
     },
 }
 
@@ -79,6 +81,7 @@ pub(crate) fn plan(
         (Fault::Crash, derived.process.crashes),
         (Fault::Partition, network.partitions),
         (Fault::Hold, network.holds),
+        (Fault::Stall, network.stalls),
     ];
     for (fault, count) in counts.into_iter().filter(|(f, _)| derived.has(*f)) {
         let mut rng = seeding::rng(derived.seed, fault.name(), 0);
@@ -100,8 +103,19 @@ pub(crate) fn plan(
                 },
                 _ => {
                     let (from, to) = if rng.random_bool(0.5) { (a, b) } else { (b, a) };
-                    let length = random_up_to(&mut rng, network.max_hold);
-                    Action::Hold { from, to, length }
+                    let stall = fault == Fault::Stall;
+                    let max = if stall {
+                        network.max_stall
+                    } else {
+                        network.max_hold
+                    };
+                    let length = random_up_to(&mut rng, max);
+                    Action::Hold {
+                        from,
+                        to,
+                        length,
+                        stall,
+                    }
                 }
             };
             planned.push(Planned { trigger, action });
@@ -232,13 +246,20 @@ fn inject(
             trace::record("driver", "fault.partition", format!("for {length:?}"));
             Some(now + length)
         }
-        Action::Hold { from, to, length } => {
-            net.hold(from, to, length);
-            trace::record(
-                "driver",
-                "fault.hold",
-                format!("{from}->{to} for {length:?}"),
-            );
+        Action::Hold {
+            from,
+            to,
+            length,
+            stall,
+        } => {
+            let what = if stall {
+                net.stall(from, to, length);
+                "fault.stall"
+            } else {
+                net.hold(from, to, length);
+                "fault.hold"
+            };
+            trace::record("driver", what, format!("{from}->{to} for {length:?}"));
             None
         }
     }

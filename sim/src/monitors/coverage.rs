@@ -49,6 +49,8 @@ pub enum Goal {
     WorkerCrashWithRequestsInFlight,
     /// The remote client gave up on a request the worker never answered.
     RemoteRequestReleasedUnanswered,
+    /// The IO worker refused a write of a connection its client had replaced (the fence).
+    FencedWriteRefused,
     /// A GetAt exactly at a revision where its key changed.
     GetAtOnChangeRevision,
     /// ForgetPast cut exactly at the tail (a no-op that must change nothing).
@@ -74,6 +76,7 @@ impl Goal {
         Goal::OpenRetried,
         Goal::WorkerCrashWithRequestsInFlight,
         Goal::RemoteRequestReleasedUnanswered,
+        Goal::FencedWriteRefused,
         Goal::GetAtOnChangeRevision,
         Goal::ForgetPastAtTail,
         Goal::SliceBoundOnChangeRevision,
@@ -96,6 +99,7 @@ impl Goal {
             Goal::OpenRetried => "open-retried",
             Goal::WorkerCrashWithRequestsInFlight => "worker-crash-with-requests-in-flight",
             Goal::RemoteRequestReleasedUnanswered => "remote-request-released-unanswered",
+            Goal::FencedWriteRefused => "fenced-write-refused",
             Goal::GetAtOnChangeRevision => "get-at-on-change-revision",
             Goal::ForgetPastAtTail => "forget-past-at-tail",
             Goal::SliceBoundOnChangeRevision => "slice-bound-on-change-revision",
@@ -135,7 +139,8 @@ impl Goal {
                 CrashWithUnsyncedWrites,
                 OpenRetried,
                 WorkerCrashWithRequestsInFlight,
-                RemoteRequestReleasedUnanswered
+                RemoteRequestReleasedUnanswered,
+                FencedWriteRefused
             ),
             World::Btail => &[
                 Goal::GetAtOnChangeRevision,

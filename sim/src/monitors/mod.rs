@@ -8,9 +8,12 @@
 //!
 //! Families, one module each:
 //! - [`coverage`]: the interesting states each world must reach, counted per seed;
-//! - [`probe`]: permits and the drain barrier at a backend (the handle's, or the worker's);
+//! - [`probe`]: permits and the drain barrier at a backend (the handle's, or the worker's, and
+//!   there the worker's own barrier), stream permits against the producers' real ends, and
+//!   each producer's own deadline;
 //! - [`events`]: what the engine decides without a backend, seen through its tracing events:
-//!   cache hits (none while a write commits), and the remote client's deadline + skew rule;
+//!   cache hits (none while a write commits) and fills, the remote client's deadline + skew
+//!   rule, the protocol, the worker's fence and stream credit;
 //! - [`history`] and [`linearizability`]: every call's answer against the block-store model
 //!   (linearizability over concurrent writers, unknown outcomes included);
 //! - [`durability`]: the store after every restart holds every acknowledged write;
@@ -54,6 +57,21 @@ pub enum Invariant {
     Snapshot,
     /// A side of the wire protocol saw the other break it.
     Protocol,
+    /// A write of a connection started at the IO worker after a newer connection of its
+    /// client was acknowledged (the fence).
+    Fence,
+    /// The IO worker sent a stream more items than its client granted.
+    StreamCredit,
+    /// The cache kept a block from a read that a removal of that block raced.
+    CacheFill,
+    /// A read overlapped a write at the IO worker's backend (its own drain barrier).
+    WorkerDrain,
+    /// A stream producer ran at a backend while fewer stream permits were held than producers
+    /// ran (the handle's stream permits; at a worker, its work permits).
+    StreamPermit,
+    /// A stream producer did not stop by its own deadline: it ended late, or was still running
+    /// when it was cut off.
+    ProducerDeadline,
     /// Something in the system under test (or the harness) panicked.
     Panic,
     /// A run gave no result within its wall-clock limit (`--run-timeout`).
@@ -74,6 +92,12 @@ impl Invariant {
         Invariant::Btail,
         Invariant::Snapshot,
         Invariant::Protocol,
+        Invariant::Fence,
+        Invariant::StreamCredit,
+        Invariant::CacheFill,
+        Invariant::WorkerDrain,
+        Invariant::StreamPermit,
+        Invariant::ProducerDeadline,
         Invariant::Panic,
         Invariant::Hang,
         Invariant::Harness,
@@ -91,6 +115,12 @@ impl Invariant {
             Invariant::Btail => "btail",
             Invariant::Snapshot => "snapshot",
             Invariant::Protocol => "protocol",
+            Invariant::Fence => "fence",
+            Invariant::StreamCredit => "stream-credit",
+            Invariant::CacheFill => "cache-fill",
+            Invariant::WorkerDrain => "worker-drain",
+            Invariant::StreamPermit => "stream-permit",
+            Invariant::ProducerDeadline => "producer-deadline",
             Invariant::Panic => "panic",
             Invariant::Hang => "hang",
             Invariant::Harness => "harness",

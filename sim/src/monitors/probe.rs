@@ -13,12 +13,23 @@
 //! plain request, so a worker-side probe ([`Probe::at_worker`]) treats the two setup read kinds
 //! as ungated.
 //!
+//! At a worker every read, setup kinds included, passes the worker's own drain barrier, so
+//! there ([`Limits::worker_barrier`]) no read of any kind may overlap a write (`worker-drain`).
+//!
+//! Streams: every producer running at the backend must be covered by a permit not yet
+//! released ([`Probe::cover_streams`]: the handle's stream permits, or the worker's work
+//! permits), checked when a producer starts and when it ends (`stream-permit`); and every
+//! producer must stop by its own deadline, not only when something cuts it later (the handle's
+//! hard stop, a worker's stop): one still running when it is dropped past its deadline, or
+//! ending well past it, is a `producer-deadline` violation.
+//!
 //! It also counts backend drops (the backend must be dropped once the last handle is).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use engine::stream::PermitGauge;
 use engine::{ColdResult, ColdStorageBackend, Layer, Layered, OpKind};
 
 use crate::monitors::coverage::{self, Goal};
@@ -46,6 +57,8 @@ pub struct Limits {
     /// Treat `get_latest_block` and `get_header` as possible stream-setup reads (a worker
     /// cannot tell them apart from gated ones).
     pub setup_reads_by_kind: bool,
+    /// Every read here passed an IO worker's own drain barrier: none may overlap a write.
+    pub worker_barrier: bool,
     /// Gated reads at once.
     pub reads: u64,
     /// Writes at once.
@@ -58,6 +71,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             setup_reads_by_kind: false,
+            worker_barrier: false,
             reads: 64,
             writes: 1,
             streams: 8,
@@ -86,6 +100,8 @@ struct ProbeState {
     /// Times the writes in flight fell to none.
     write_idles: AtomicU64,
     drops: AtomicU32,
+    /// The permits that must cover every stream producer here.
+    cover: Mutex<Option<PermitGauge>>,
     sink: Sink,
 }
 
@@ -105,6 +121,7 @@ impl Probe {
                 writes_finished: AtomicU64::new(0),
                 write_idles: AtomicU64::new(0),
                 drops: AtomicU32::new(0),
+                cover: Mutex::new(None),
                 sink,
             }),
         }
@@ -116,6 +133,12 @@ impl Probe {
             inner: backend,
             probe: self.clone(),
         })
+    }
+
+    /// From now on every stream producer at this backend must be covered by one of
+    /// `permits` (replacing the permits of an earlier handle or worker).
+    pub fn cover_streams(&self, permits: PermitGauge) {
+        *crate::lock(&self.inner.cover) = Some(permits);
     }
 
     /// Reports a violation to the run's sink.
@@ -171,6 +194,15 @@ impl Probe {
 
     fn begin_read(&self, op: OpKind) -> Guard<'_> {
         let s = &self.inner;
+        if s.limits.worker_barrier && s.writes.load(Ordering::SeqCst) > 0 {
+            self.violate(Violation::new(
+                Invariant::WorkerDrain,
+                format!(
+                    "read {} started at the worker while a write is committing there",
+                    op.name()
+                ),
+            ));
+        }
         let setup_kind = matches!(op, OpKind::GetLatestBlock | OpKind::GetHeader);
         if OUTSIDE_HANDLE.try_with(|_| ()).is_ok() || (s.limits.setup_reads_by_kind && setup_kind) {
             return self.begin_ungated();
@@ -187,7 +219,7 @@ impl Probe {
                 format!("{now} reads at the backend (limit {})", s.limits.reads),
             ));
         }
-        if s.writes.load(Ordering::SeqCst) > 0 {
+        if !s.limits.worker_barrier && s.writes.load(Ordering::SeqCst) > 0 {
             self.violate(Violation::new(
                 Invariant::Drain,
                 format!(
@@ -224,10 +256,30 @@ impl Probe {
                 format!("{now} streams at the backend (limit {})", s.limits.streams),
             ));
         }
+        self.check_stream_cover("started");
         Guard {
             counter: &s.streams,
             finished: None,
             idles: None,
+        }
+    }
+
+    /// Every producer running here is covered by a permit still held (see the module docs).
+    fn check_stream_cover(&self, when: &str) {
+        let Some(held) = crate::lock(&self.inner.cover)
+            .as_ref()
+            .map(PermitGauge::held)
+        else {
+            return;
+        };
+        let running = self.inner.streams.load(Ordering::SeqCst);
+        if running > held as u64 {
+            self.violate(Violation::new(
+                Invariant::StreamPermit,
+                format!(
+                    "a stream producer {when} with {running} producers running and {held} permits held: a permit was released before its producer ended"
+                ),
+            ));
         }
     }
 
@@ -245,7 +297,18 @@ impl Probe {
             ));
         }
         let reads = s.reads.load(Ordering::SeqCst);
-        if reads > 0 {
+        if s.limits.worker_barrier {
+            let all = reads + s.ungated_reads.load(Ordering::SeqCst);
+            if all > 0 {
+                self.violate(Violation::new(
+                    Invariant::WorkerDrain,
+                    format!(
+                        "write {} started at the worker while {all} reads run there",
+                        op.name()
+                    ),
+                ));
+            }
+        } else if reads > 0 {
             self.violate(Violation::new(
                 Invariant::Drain,
                 format!(
@@ -281,6 +344,32 @@ impl Drop for Guard<'_> {
     }
 }
 
+/// A stream producer at the backend, until it ends or is dropped.
+struct Producing<'a> {
+    probe: &'a Probe,
+    deadline: engine::rt::Instant,
+    /// It returned by itself (rather than being dropped midway).
+    finished: bool,
+    /// Counts it among the streams until this drops (after `drop` below ran).
+    _guard: Guard<'a>,
+}
+
+impl Drop for Producing<'_> {
+    fn drop(&mut self) {
+        self.probe.check_stream_cover("ended");
+        let now = engine::rt::now();
+        if !self.finished && now > self.deadline {
+            let late = now - self.deadline;
+            self.probe.violate(Violation::new(
+                Invariant::ProducerDeadline,
+                format!(
+                    "a stream producer was still running {late:?} past its deadline when it was cut off"
+                ),
+            ));
+        }
+    }
+}
+
 /// A backend observed by a [`Probe`].
 pub type ProbeBackend<B> = Layered<ProbeLayer<B>>;
 
@@ -309,12 +398,14 @@ impl<B: ColdStorageBackend> Layer for ProbeLayer<B> {
         kind: OpKind,
         work: impl Future<Output = ColdResult<T>> + Send,
     ) -> ColdResult<T> {
-        crate::faults::schedule::point().await;
+        // Counted when the backend is called, before the seeded yields: a write that passed
+        // the worker's fence is at the backend from then on, for whoever settles it.
         let _guard = if kind.is_write() {
             self.probe.begin_write(kind)
         } else {
             self.probe.begin_read(kind)
         };
+        crate::faults::schedule::point().await;
         let result = work.await;
         if let Err(engine::ColdStorageError::DeadlineExceeded { .. }) = result {
             coverage::reach(Goal::DeadlineExpiredMidWork);
@@ -327,15 +418,144 @@ impl<B: ColdStorageBackend> Layer for ProbeLayer<B> {
         deadline: engine::rt::Instant,
         work: impl Future<Output = ()> + Send,
     ) {
-        let _guard = self.probe.begin_stream();
+        let mut producing = Producing {
+            probe: &self.probe,
+            deadline,
+            finished: false,
+            _guard: self.probe.begin_stream(),
+        };
         work.await;
-        // Whatever the consumer does, a producer ends by its deadline (plus the handle's grace).
+        producing.finished = true;
+        // Whatever the consumer does, a producer ends by its deadline (plus a little slack for
+        // a step under way then).
         let late = engine::rt::now().saturating_duration_since(deadline);
         if late > STREAM_OVERRUN_SLACK {
             self.probe.violate(Violation::new(
-                Invariant::Liveness,
+                Invariant::ProducerDeadline,
                 format!("a stream producer ran {late:?} past its deadline"),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use engine::backend::{ColdStorageRead, StreamParams};
+    use engine::{ColdStorage, Filter, MemBackend};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    /// Runs `check` on a paused clock with a probe enforcing `limits`; the invariant of the
+    /// first violation it reports, if any.
+    fn first_violation<F: Future<Output = ()>>(
+        limits: Limits,
+        check: impl FnOnce(Probe) -> F,
+    ) -> Option<Invariant> {
+        let sink = Sink::default();
+        let probe = Probe::new(limits, sink.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a runtime");
+        runtime.block_on(check(probe));
+        sink.first().map(|v| v.invariant)
+    }
+
+    fn at_worker() -> Limits {
+        Limits {
+            setup_reads_by_kind: true,
+            worker_barrier: true,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn at_the_worker_no_read_of_any_kind_overlaps_a_write() {
+        // A stream-setup kind of read is ungated at the handle, yet drained at the worker.
+        let setup_read_during_a_write = |limits| {
+            first_violation(limits, |probe| async move {
+                let _write = probe.begin_write(OpKind::AppendBlock);
+                let _read = probe.begin_read(OpKind::GetLatestBlock);
+            })
+        };
+        assert_eq!(
+            setup_read_during_a_write(at_worker()),
+            Some(Invariant::WorkerDrain)
+        );
+        let setup_kinds_ungated = Limits {
+            setup_reads_by_kind: true,
+            ..Limits::default()
+        };
+        assert_eq!(setup_read_during_a_write(setup_kinds_ungated), None);
+        let write_during_a_setup_read = first_violation(at_worker(), |probe| async move {
+            let _read = probe.begin_read(OpKind::GetHeader);
+            let _write = probe.begin_write(OpKind::TruncateAbove);
+        });
+        assert_eq!(write_during_a_setup_read, Some(Invariant::WorkerDrain));
+    }
+
+    #[test]
+    fn a_stream_producer_without_a_held_permit_breaks_the_permit_lifetime() {
+        let seen = first_violation(Limits::default(), |probe| async move {
+            // A handle whose stream permits are all free: none covers the producer.
+            let handle = ColdStorage::new(
+                MemBackend::new(),
+                CancellationToken::new(),
+                engine::Config::default(),
+            );
+            probe.cover_streams(handle.stream_permits());
+            let _producer = probe.begin_stream();
+        });
+        assert_eq!(seen, Some(Invariant::StreamPermit));
+    }
+
+    /// A layer whose stream producer never ends by itself.
+    #[derive(Debug)]
+    struct Stuck(MemBackend);
+
+    impl Layer for Stuck {
+        type Inner = MemBackend;
+        fn inner(&self) -> &MemBackend {
+            &self.0
+        }
+        async fn around_stream(
+            &self,
+            _deadline: engine::rt::Instant,
+            work: impl Future<Output = ()> + Send,
+        ) {
+            work.await;
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[test]
+    fn a_producer_still_running_when_cut_off_past_its_deadline_breaks_its_deadline() {
+        let cut_after = |extra: Duration| {
+            first_violation(Limits::default(), |probe| async move {
+                let backend = probe.wrap(Layered(Stuck(MemBackend::new())));
+                let (sender, _receiver) = tokio::sync::mpsc::channel(4);
+                let deadline = engine::rt::deadline_after(Duration::from_millis(100));
+                let params = StreamParams {
+                    from: 0,
+                    to: 0,
+                    max_logs: 10,
+                    sender,
+                    deadline,
+                    anchor: None,
+                };
+                let filter = Filter::range(0, 0);
+                let produce = backend.produce_log_stream(&filter, params);
+                let _ = engine::rt::timeout_at(deadline + extra, produce).await;
+            })
+        };
+        assert_eq!(
+            cut_after(Duration::from_millis(10)),
+            Some(Invariant::ProducerDeadline)
+        );
+        assert_eq!(cut_after(Duration::ZERO), None);
     }
 }

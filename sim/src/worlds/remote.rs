@@ -117,6 +117,7 @@ async fn worker(boot: Boot) -> Result<(), String> {
     }
     let backend = ctx.worker_probe().wrap(faults.wrap(backend));
     let worker = Worker::new(backend, WorkerConfig::default());
+    ctx.worker_probe().cover_streams(worker.work_permits());
     let listener = net.bind(WORKER, PORT).map_err(|e| e.to_string())?;
     trace::record(WORKER, "listening", format!("boot={number}"));
     worker
@@ -166,6 +167,7 @@ async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
     // The worker sees the handle's stream-setup reads as plain requests.
     let limits = Limits {
         setup_reads_by_kind: true,
+        worker_barrier: true,
         ..Limits::default()
     };
     let worker_probe = Probe::new(limits, env.sink.clone());
@@ -193,7 +195,9 @@ async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
     let clients = {
         let (ctx, net) = (ctx.clone(), net.clone());
         node.spawn(async move {
-            let remote = RemoteBackend::new(SimConnector(net), RemoteConfig::default());
+            // The one client of the run: an identity of its own, not the process's.
+            let config = RemoteConfig::default().with_client_id(1);
+            let remote = RemoteBackend::new(SimConnector(net), config);
             engine_world::run_remote(&ctx, remote).await
         })
     };

@@ -250,6 +250,7 @@ where
         }
         trace::record("world", "phase.start", format!("phase={phase}"));
         let handle = ColdStorage::new(backend, CancellationToken::new(), handle_config());
+        ctx.handle_probe.cover_streams(handle.stream_permits());
         let last = phase + 1 == phases;
         let crash_at = (!last).then(|| rng.random_range(1..=ops_per_phase(ctx, phases)));
         let shutdown_at = (last && ctx.fault(Fault::ShutdownInFlight))

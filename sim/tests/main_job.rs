@@ -30,11 +30,7 @@ fn main_job_finds_no_violation_and_reaches_every_coverage_goal() {
             progress: false,
         },
     );
-    let reports: String = failing
-        .iter()
-        .take(3)
-        .map(|r| r.failure_text())
-        .collect();
+    let reports: String = failing.iter().take(3).map(|r| r.failure_text()).collect();
     assert!(
         summary.failures.is_empty(),
         "{} failing seeds; the first:\n{reports}",

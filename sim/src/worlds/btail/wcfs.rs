@@ -101,7 +101,21 @@ pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
                         coverage::reach(Goal::ForgetPastAtTail);
                     }
                     match db.forget_past(cut).await {
-                        Ok(()) => trace::record("wcfs", "forget", format!("cut={}", cut.0)),
+                        Ok(()) => {
+                            trace::record("wcfs", "forget", format!("cut={}", cut.0));
+                            // wcfs is the only caller of ForgetPast, so nothing else moves
+                            // the tail: it is now exactly the cut.
+                            let (tail_after, _) = db.bounds().await;
+                            if tail_after != cut {
+                                sh.violate(
+                                    Invariant::Btail,
+                                    format!(
+                                        "forget_past({}) left the tail at {}",
+                                        cut.0, tail_after.0
+                                    ),
+                                );
+                            }
+                        }
                         Err(e) => {
                             sh.violate(Invariant::Btail, format!("forget_past({}): {e}", cut.0))
                         }

@@ -137,7 +137,10 @@ fn unfinished(
     }
 }
 
+/// The builder of a run's own thread (the run happens wholly on it; see `run_one`).
+// det-ok: a run's own thread, which shares nothing simulated with any other.
 fn run_thread(scenario: &'static Scenario, seed: u64) -> std::thread::Builder {
+    // det-ok: a run's own thread, which shares nothing simulated with any other.
     std::thread::Builder::new()
         .name(format!("sim-{}-{seed}", scenario.name))
         .stack_size(RUN_STACK_BYTES)

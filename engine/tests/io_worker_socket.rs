@@ -48,6 +48,16 @@ fn exit_code(child: &mut Child) -> Option<i32> {
     panic!("the second worker was still running after 10 s: it took the live socket over");
 }
 
+/// Starts a worker that must become ready.
+fn start_ready(db: &Path, socket: &Path) -> Child {
+    let (child, said) = start(db, socket);
+    assert!(
+        said.as_deref().is_some_and(|l| l.contains("ready")),
+        "{said:?}"
+    );
+    child
+}
+
 fn listening(socket: &Path) -> bool {
     UnixStream::connect(socket).is_ok()
 }
@@ -56,11 +66,7 @@ fn listening(socket: &Path) -> bool {
 fn a_second_worker_refuses_a_socket_a_live_worker_listens_on() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let socket = dir.path().join("w.sock");
-    let (first, ready) = start(&dir.path().join("a.db"), &socket);
-    assert!(
-        ready.is_some_and(|l| l.contains("ready")),
-        "first worker ready"
-    );
+    let first = start_ready(&dir.path().join("a.db"), &socket);
     let (mut second, said) = start(&dir.path().join("b.db"), &socket);
     assert_eq!(exit_code(&mut second), Some(1), "{said:?}");
     let said = said.unwrap_or_default();
@@ -74,18 +80,10 @@ fn a_second_worker_refuses_a_socket_a_live_worker_listens_on() {
 fn a_worker_removes_only_the_socket_it_created() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let socket = dir.path().join("w.sock");
-    let (first, ready) = start(&dir.path().join("a.db"), &socket);
-    assert!(
-        ready.is_some_and(|l| l.contains("ready")),
-        "first worker ready"
-    );
+    let first = start_ready(&dir.path().join("a.db"), &socket);
     // Someone removes the first worker's socket file; a second worker takes the path.
     std::fs::remove_file(&socket).expect("the socket file is there");
-    let (second, ready) = start(&dir.path().join("b.db"), &socket);
-    assert!(
-        ready.is_some_and(|l| l.contains("ready")),
-        "second worker ready"
-    );
+    let second = start_ready(&dir.path().join("b.db"), &socket);
     stop(first);
     std::thread::sleep(Duration::from_millis(50));
     assert!(

@@ -60,7 +60,7 @@ impl PlantedBug {
                 ),
                 EngineBug::UnboundedTerminalSend => (
                     "a never-polled stream pins its producer forever",
-                    IN_PROCESS,
+                    &["engine-mem-mixed", "engine-redb-crash"],
                 ),
                 EngineBug::LogIndexCountsMatches => {
                     ("log indexes count only the filter's matches", IN_PROCESS)

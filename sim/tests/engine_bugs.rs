@@ -139,5 +139,5 @@ fn store_creation_not_crash_atomic() {
 #[test]
 fn worker_ignoring_the_fence() {
     // A write stalled in the network past its client's reconnect starts at the worker.
-    found(Bug::WorkerIgnoresFence, "engine-remote", 10, &["fence"]);
+    found(Bug::WorkerIgnoresFence, "engine-remote", 20, &["fence"]);
 }

@@ -6,6 +6,7 @@
 //! dropped. Each run is watched by a wall-clock limit (a `hang` failure past it), so a stuck
 //! seed cannot stall the rest.
 
+pub mod cases;
 pub mod determinism;
 pub mod junit;
 mod pool;

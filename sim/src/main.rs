@@ -13,7 +13,7 @@ use sim::bugs::PlantedBug;
 use sim::explore::{
     Budget, DEFAULT_RUN_TIMEOUT, Exploration, ExploreOptions, Partition, ProgressMode, explore,
 };
-use sim::run::{RunOptions, run_one, speedup};
+use sim::run::{RunEnd, RunOptions, run_one, speedup};
 use sim::trace::Keep;
 
 // A simulation allocates and frees small objects at a high rate (frames, futures, trace
@@ -49,9 +49,13 @@ enum Command {
         /// Switch on a planted bug (see `sim list --bugs`).
         #[arg(long)]
         bug: Option<String>,
-        /// Write the trace as JSON lines to FILE and a Chrome/Perfetto trace beside it.
+        /// Write the trace: JSON lines to FILE and a Chrome/Perfetto trace to FILE.chrome.json
+        /// (a FILE ending in .chrome.json is the Chrome file, the lines go to FILE.jsonl).
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Stop the world when a monitor reports the first violation (the trace ends there).
+        #[arg(long)]
+        until_violation: bool,
     },
     /// Run many seeds of one scenario or of all: the regression seeds first, then the range.
     Explore(ExploreArgs),
@@ -248,7 +252,15 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
             seed,
             bug,
             trace,
-        } => run(&scenario, seed, bug.as_deref(), trace)?,
+            until_violation,
+        } => {
+            let end = if until_violation {
+                RunEnd::FirstViolation
+            } else {
+                RunEnd::Complete
+            };
+            run(&scenario, seed, bug.as_deref(), trace, end)?
+        }
         Command::Explore(args) => explore_command(&args)?,
         Command::CheckDeterminism {
             scenario,
@@ -277,6 +289,7 @@ fn run(
     seed: u64,
     bug: Option<&str>,
     trace: Option<PathBuf>,
+    end: RunEnd,
 ) -> Result<ExitCode, Usage> {
     let scenario = scenarios_named(scenario)?;
     let [scenario] = scenario[..] else {
@@ -287,10 +300,12 @@ fn run(
         all: trace.is_some(),
         prefix_digests: false,
     };
-    let (report, recording) = run_one(scenario, seed, RunOptions { bug, keep });
+    let (report, recording) = run_one(scenario, seed, RunOptions { bug, keep, end });
     if let Some(path) = trace {
         match sim::trace::write_files(&path, &recording.all) {
-            Ok(chrome) => eprintln!("trace: {} and {}", path.display(), chrome.display()),
+            Ok((lines, chrome)) => {
+                eprintln!("trace: {} and {}", lines.display(), chrome.display())
+            }
             Err(e) => eprintln!(
                 "sim: warning: cannot write the trace {}: {e} (the run's verdict stands)",
                 path.display()

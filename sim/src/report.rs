@@ -42,6 +42,9 @@ pub struct RunReport {
     pub digest: String,
     /// The last events of the trace.
     pub tail: Vec<String>,
+    /// A failing run's events around its first violation (`trace::around`): the lead-up and
+    /// a few after, numbered as in the run's `--trace` file.
+    pub around: Vec<String>,
     /// The coverage goals the run reached.
     pub coverage: Vec<crate::monitors::coverage::Goal>,
 }
@@ -58,7 +61,7 @@ impl RunReport {
             return String::new();
         };
         let mut out = format!(
-            "FAIL scenario={} seed={} {}\n  config:    {}\n  invariant: {}\n  detail:    {}\n  at:        {:.6}s simulated (first violation; the run ended at {:.6}s), trace digest {}\n  last events:\n",
+            "FAIL scenario={} seed={} {}\n  config:    {}\n  invariant: {}\n  detail:    {}\n  at:        {:.6}s simulated (first violation; the run ended at {:.6}s), trace digest {}\n  {}:\n",
             self.scenario,
             self.derived.seed,
             self.bug.map(|b| format!("bug={b}")).unwrap_or_default(),
@@ -68,8 +71,18 @@ impl RunReport {
             v.at.as_secs_f64(),
             self.stats.simulated.as_secs_f64(),
             self.digest,
+            if self.around.is_empty() {
+                "last events"
+            } else {
+                "events around the first violation (>> marks it, or the last event before its time)"
+            },
         );
-        for line in &self.tail {
+        let events = if self.around.is_empty() {
+            &self.tail
+        } else {
+            &self.around
+        };
+        for line in events {
             out.push_str("    ");
             out.push_str(line);
             out.push('\n');

@@ -11,7 +11,7 @@ use crate::monitors::events::RemoteDeadlines;
 use crate::monitors::panics::Capture;
 use crate::monitors::probe::{Limits, Probe};
 use crate::monitors::{Invariant, Sink, Violation};
-use crate::report::RunReport;
+use crate::report::{RunReport, RunStats};
 use crate::trace::{self, Keep, Recording};
 use crate::worlds::{self, RunEnv};
 
@@ -22,6 +22,20 @@ pub struct RunOptions {
     pub bug: Option<PlantedBug>,
     /// What the trace keeps.
     pub keep: Keep,
+    /// When the world stops.
+    pub end: RunEnd,
+}
+
+/// When a run's world stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunEnd {
+    /// When its workload is done (every check at the end runs too).
+    #[default]
+    Complete,
+    /// As soon as a monitor reports a violation (`sim run --until-violation`): the trace then
+    /// ends there. A violation found only by a check at the end (the history check) still
+    /// needs the whole run.
+    FirstViolation,
 }
 
 /// The runtime every world runs on: tokio's current-thread runtime on a paused clock (tasks
@@ -60,7 +74,7 @@ pub fn run_one(
     std::thread::scope(|scope| {
         // det-ok: the whole run happens on this one thread, which shares nothing simulated.
         let run = run_thread(scenario, seed)
-            .spawn_scoped(scope, move || run_here(scenario, seed, options))
+            .spawn_scoped(scope, move || run_explained(scenario, seed, options))
             .expect("a thread for the run starts");
         run.join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -81,7 +95,7 @@ pub fn run_watched(
     // det-ok: as in `run_one`; the watchdog only waits on the wall clock, outside the run.
     let run = run_thread(scenario, seed)
         .spawn(move || {
-            let _ = sender.send(run_here(scenario, seed, options).0);
+            let _ = sender.send(run_explained(scenario, seed, options).0);
         })
         .expect("a thread for the run starts");
     match receiver.recv_timeout(limit) {
@@ -133,6 +147,7 @@ fn unfinished(
         wall: Duration::ZERO,
         digest: String::new(),
         tail: Vec::new(),
+        around: Vec::new(),
         coverage: Vec::new(),
     }
 }
@@ -144,6 +159,40 @@ fn run_thread(scenario: &'static Scenario, seed: u64) -> std::thread::Builder {
     std::thread::Builder::new()
         .name(format!("sim-{}-{seed}", scenario.name))
         .stack_size(RUN_STACK_BYTES)
+}
+
+/// Runs `seed` of `scenario` on this thread; a failing run gets the events around its first
+/// violation. A run records only its last events (keeping every event would slow every
+/// passing run), and a monitor may report a violation after its time (the history check runs
+/// at the end), so a failing seed is replayed once with every event kept: the same seed gives
+/// the same events, which the replay's digest confirms.
+fn run_explained(
+    scenario: &'static Scenario,
+    seed: u64,
+    options: RunOptions,
+) -> (RunReport, Recording) {
+    let (mut report, recording) = run_here(scenario, seed, options);
+    let Some(at) = report.violation.as_ref().map(|v| v.at) else {
+        return (report, recording);
+    };
+    if options.keep.all {
+        report.around = trace::around(&recording.all, at);
+        return (report, recording);
+    }
+    let keep = Keep {
+        all: true,
+        ..options.keep
+    };
+    let (replay, all) = run_here(scenario, seed, RunOptions { keep, ..options });
+    report.around = if replay.digest == report.digest {
+        trace::around(&all.all, at)
+    } else {
+        vec![format!(
+            "(the replay that collects these events diverged, digest {} against {}: this seed is not deterministic; `sim check-determinism` names the first differing event)",
+            replay.digest, report.digest
+        )]
+    };
+    (report, recording)
 }
 
 /// Runs `seed` of `scenario` on this thread.
@@ -180,7 +229,18 @@ fn run_here(scenario: &'static Scenario, seed: u64, options: RunOptions) -> (Run
     let (stats, recording) = tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async {
             start();
-            let stats = worlds::run(scenario.world, &env).await;
+            let world = worlds::run(scenario.world, &env);
+            let stats = match options.end {
+                RunEnd::Complete => world.await,
+                RunEnd::FirstViolation => tokio::select! {
+                    biased;
+                    stats = world => stats,
+                    () = sink.reported() => {
+                        trace::record("world", "stopped", "at the first violation (--until-violation)");
+                        RunStats { simulated: trace::now(), ..RunStats::default() }
+                    }
+                },
+            };
             if let Some((detail, at)) = capture.finish() {
                 sink.violate(Violation {
                     invariant: Invariant::Panic,
@@ -203,6 +263,7 @@ fn run_here(scenario: &'static Scenario, seed: u64, options: RunOptions) -> (Run
         wall: wall_start.elapsed(),
         digest: recording.digest_hex(),
         tail: recording.tail.clone(),
+        around: Vec::new(),
         coverage: coverage::finish(),
     };
     (report, recording)
@@ -229,8 +290,13 @@ pub fn check_determinism(
         all: true,
         prefix_digests: true,
     };
-    let (report, a) = run_one(scenario, seed, RunOptions { bug, keep });
-    let (_, b) = run_one(scenario, seed, RunOptions { bug, keep });
+    let options = RunOptions {
+        bug,
+        keep,
+        end: RunEnd::Complete,
+    };
+    let (report, a) = run_one(scenario, seed, options);
+    let (_, b) = run_one(scenario, seed, options);
     if a.digest == b.digest {
         return (report, None);
     }

@@ -10,13 +10,19 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 /// Events kept for a failure report.
 pub const TAIL_EVENTS: usize = 40;
+
+/// Events a failure report shows up to the first violation's simulated time (the lead-up).
+pub const EVENTS_BEFORE_VIOLATION: usize = 30;
+
+/// Events a failure report shows after the first violation's simulated time.
+pub const EVENTS_AFTER_VIOLATION: usize = 6;
 
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,10 +200,54 @@ fn push(event: Event) {
     });
 }
 
-/// Writes `events` as JSON lines (`FILE`) and as a Chrome/Perfetto trace-event file beside it
-/// (`FILE.chrome.json`); returns the second path.
-pub fn write_files(path: &Path, events: &[Event]) -> std::io::Result<std::path::PathBuf> {
-    let mut lines = std::io::BufWriter::new(std::fs::File::create(path)?);
+/// The events around simulated time `at` (a first violation's), as numbered lines centred on
+/// one marked event (`>>`): the monitor's `violation` event at `at` when it reported there,
+/// else the last event at or before `at` (a violation found later, e.g. by the history check
+/// at the end, is dated at the op that broke the rule). The window is the
+/// [`EVENTS_BEFORE_VIOLATION`] events before the marked one and [`EVENTS_AFTER_VIOLATION`]
+/// after it; each line gives the event's number in the run (from 1), as in the `--trace` file.
+pub fn around(events: &[Event], at: Duration) -> Vec<String> {
+    let reported = events
+        .iter()
+        .position(|e| e.at == at && e.name == "violation");
+    let Some(marked) = reported.or_else(|| events.partition_point(|e| e.at <= at).checked_sub(1))
+    else {
+        return events
+            .iter()
+            .take(EVENTS_AFTER_VIOLATION)
+            .enumerate()
+            .map(|(i, e)| format!("#{:<6}    {}", i + 1, e.line()))
+            .collect();
+    };
+    let first = marked.saturating_sub(EVENTS_BEFORE_VIOLATION);
+    let last = (marked + 1 + EVENTS_AFTER_VIOLATION).min(events.len());
+    (first..last)
+        .map(|i| {
+            let marker = if i == marked { ">>" } else { "  " };
+            format!("#{:<6} {marker} {}", i + 1, events[i].line())
+        })
+        .collect()
+}
+
+/// The two trace files `--trace FILE` names: the JSON-lines file and the Chrome/Perfetto
+/// trace-event file. `run.jsonl` (or any other name) gives `run.jsonl` and
+/// `run.chrome.json`; a name that already ends in `.chrome.json` is the Chrome file, and the
+/// JSON lines go beside it as `.jsonl`, so no name ever doubles its suffix.
+pub fn file_names(path: &Path) -> (PathBuf, PathBuf) {
+    let text = path.to_string_lossy();
+    match text.strip_suffix(".chrome.json") {
+        Some(stem) => (PathBuf::from(format!("{stem}.jsonl")), path.to_path_buf()),
+        None => (path.to_path_buf(), path.with_extension("chrome.json")),
+    }
+}
+
+/// Writes `events` to the two files [`file_names`] derives from `path`: JSON lines, one
+/// event a line (`t_us`: simulated microseconds since the run started at which the event
+/// happened, for a span its end; `duration_us`: a span's length, else null; `actor`, `event`,
+/// `detail`), and a Chrome/Perfetto trace-event file. Returns both paths.
+pub fn write_files(path: &Path, events: &[Event]) -> std::io::Result<(PathBuf, PathBuf)> {
+    let (jsonl, chrome) = file_names(path);
+    let mut lines = std::io::BufWriter::new(std::fs::File::create(&jsonl)?);
     for e in events {
         let v = serde_json::json!({
             "t_us": e.at.as_micros() as u64,
@@ -234,13 +284,12 @@ pub fn write_files(path: &Path, events: &[Event]) -> std::io::Result<std::path::
             }),
         });
     }
-    let chrome = path.with_extension("chrome.json");
     let file = std::fs::File::create(&chrome)?;
     serde_json::to_writer(
         std::io::BufWriter::new(file),
         &serde_json::json!({ "traceEvents": trace_events }),
     )?;
-    Ok(chrome)
+    Ok((jsonl, chrome))
 }
 
 #[cfg(test)]
@@ -264,6 +313,61 @@ mod tests {
             }
             finish()
         })
+    }
+
+    #[test]
+    fn trace_file_names_never_double_a_suffix() {
+        let names = |p: &str| {
+            let (a, b) = file_names(Path::new(p));
+            (a.display().to_string(), b.display().to_string())
+        };
+        assert_eq!(
+            names("run.jsonl"),
+            ("run.jsonl".into(), "run.chrome.json".into())
+        );
+        assert_eq!(
+            names("x.chrome.json"),
+            ("x.jsonl".into(), "x.chrome.json".into())
+        );
+        assert_eq!(names("dir/t"), ("dir/t".into(), "dir/t.chrome.json".into()));
+    }
+
+    #[test]
+    fn the_window_is_around_the_violation_time() {
+        let details: Vec<String> = (0..100).map(|i| format!("x={i}")).collect();
+        let details: Vec<&str> = details.iter().map(String::as_str).collect();
+        let all = run(&details).all;
+        // Event i is at 5 ms * i; a violation dated 212 ms falls after event 42 (210 ms).
+        let lines = around(&all, Duration::from_millis(212));
+        assert_eq!(
+            lines.len(),
+            EVENTS_BEFORE_VIOLATION + 1 + EVENTS_AFTER_VIOLATION
+        );
+        let marked: Vec<&String> = lines.iter().filter(|l| l.contains(">>")).collect();
+        assert_eq!(marked.len(), 1);
+        assert!(
+            marked[0].starts_with("#43 ") && marked[0].contains("x=42"),
+            "{marked:?}"
+        );
+        assert!(lines[0].contains("x=12"), "{}", lines[0]);
+        assert!(lines.last().unwrap().contains("x=48"));
+        // At the very start and past the end the window is cut, never out of range.
+        assert_eq!(
+            around(&all, Duration::ZERO).len(),
+            1 + EVENTS_AFTER_VIOLATION
+        );
+        let past = around(&all, Duration::from_secs(9));
+        assert_eq!(past.len(), EVENTS_BEFORE_VIOLATION + 1);
+        // A monitor's own violation event at that time is the one marked.
+        let mut reported = all.clone();
+        reported[30].name = "violation".into();
+        reported[31].at = reported[30].at;
+        let lines = around(&reported, reported[30].at);
+        let marked = lines.iter().find(|l| l.contains(">>")).unwrap();
+        assert!(
+            marked.starts_with("#31 ") && marked.contains("violation"),
+            "{marked}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use engine::bugs::Bug;
 use scenarios::Scenario;
 use sim::bugs::PlantedBug;
-use sim::run::{RunOptions, run_one};
+use sim::run::{RunEnd, RunOptions, run_one};
 
 /// The first seed (under `budget`) at which `scenario` finds `bug`, if any.
 fn first_finding(scenario: &'static Scenario, bug: Bug, budget: u64) -> Option<u64> {
@@ -140,4 +140,46 @@ fn store_creation_not_crash_atomic() {
 fn worker_ignoring_the_fence() {
     // A write stalled in the network past its client's reconnect starts at the worker.
     found(Bug::WorkerIgnoresFence, "engine-remote", 20, &["fence"]);
+}
+
+/// A failure report centres on the first violation, not on the run's end, and
+/// `--until-violation` (`RunEnd::FirstViolation`) stops the world there.
+#[test]
+fn a_failure_report_starts_at_the_first_violation() {
+    let scenario = scenarios::find("engine-mem-mixed").expect("scenario exists");
+    let bug = Bug::CacheBypassesDrain;
+    let seed = first_finding(scenario, bug, 20).expect("the bug is found");
+    let options = RunOptions {
+        bug: Some(PlantedBug::Engine(bug)),
+        ..Default::default()
+    };
+    let (whole, _) = run_one(scenario, seed, options);
+    let violation = whole.violation.clone().expect("the finding reproduces");
+    let marked = whole
+        .around
+        .iter()
+        .find(|line| line.contains(">>"))
+        .expect("one event is marked");
+    assert!(
+        marked.contains("violation") && marked.contains(&violation.detail),
+        "{}",
+        whole.failure_text()
+    );
+    assert!(whole.failure_text().contains(marked.as_str()));
+    let stopping = RunOptions {
+        end: RunEnd::FirstViolation,
+        ..options
+    };
+    let (stopped, recording) = run_one(scenario, seed, stopping);
+    assert_eq!(stopped.violation, Some(violation.clone()));
+    assert_eq!(stopped.stats.simulated, violation.at);
+    assert!(
+        whole.stats.simulated > violation.at,
+        "the whole run goes on"
+    );
+    assert!(
+        recording.tail.last().is_some_and(|e| e.contains("stopped")),
+        "{:?}",
+        recording.tail.last()
+    );
 }

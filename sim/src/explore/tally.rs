@@ -38,6 +38,9 @@ pub struct FailureRecord {
     pub digest: String,
     /// The command that reproduces it.
     pub reproduce: String,
+    /// The events around the first violation (the lead-up and a few after), numbered as in
+    /// the run's `--trace` file; the run's last events when it has none (a hang).
+    pub events: Vec<String>,
 }
 
 impl FailureRecord {
@@ -53,6 +56,11 @@ impl FailureRecord {
             config: report.derived.to_string(),
             digest: report.digest.clone(),
             reproduce: report.repro_command(),
+            events: if report.around.is_empty() {
+                report.tail.clone()
+            } else {
+                report.around.clone()
+            },
         })
     }
 }
@@ -217,6 +225,7 @@ mod tests {
             wall: std::time::Duration::ZERO,
             digest: String::new(),
             tail: vec!["an event".into(); 40],
+            around: vec!["an event".into(); 36],
             coverage: Goal::of(scenario.world).to_vec(),
         }
     }

@@ -167,6 +167,8 @@ impl fmt::Display for Violation {
 #[derive(Debug, Clone, Default)]
 pub struct Sink {
     first: Arc<Mutex<Option<Violation>>>,
+    /// Woken by every report, for a run that stops at its first violation.
+    reported: Arc<tokio::sync::Notify>,
 }
 
 impl Sink {
@@ -177,6 +179,15 @@ impl Sink {
         if first.as_ref().is_none_or(|f| violation.at < f.at) {
             *first = Some(violation);
         }
+        self.reported.notify_one();
+    }
+
+    /// Resolves once a violation has been reported (at once if one was already).
+    pub async fn reported(&self) {
+        if self.failed() {
+            return;
+        }
+        self.reported.notified().await;
     }
 
     /// Records `result`'s violation, if it has one.

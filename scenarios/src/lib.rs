@@ -17,6 +17,10 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod overrides;
+
+pub use overrides::KEYS as OVERRIDE_KEYS;
+
 /// Where a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum World {
@@ -195,6 +199,10 @@ pub struct Derived {
     pub process: Process,
     /// How clients misbehave.
     pub clients: ClientFaults,
+    /// The `--set KEY=VALUE` overrides applied after the draw ([`Scenario::derive_with`]), as
+    /// given; empty for a configuration drawn from the seed alone. Reproduce commands repeat
+    /// them.
+    pub overrides: Vec<String>,
 }
 
 /// The workload's size.
@@ -384,6 +392,14 @@ fn draw_tick(rng: &mut ChaCha8Rng) -> Duration {
 impl Scenario {
     /// The configuration `seed` derives: the same seed always gives the same configuration.
     pub fn derive(&self, seed: u64) -> Derived {
+        self.derive_switching(seed, |_, drawn| drawn)
+    }
+
+    /// Derives `seed`'s configuration with each fault switched on where `switch(fault, drawn)`
+    /// says (`drawn`: whether the seed switched it on). A fault switched on draws its knobs
+    /// from its own sub-stream whatever the seed drew, so forcing one fault on or off changes
+    /// nothing else.
+    fn derive_switching(&self, seed: u64, switch: impl Fn(Fault, bool) -> bool) -> Derived {
         // The scenario's name is mixed in, so one seed explores different mixes in different
         // scenarios.
         let scenario = fnv(self.name);
@@ -411,12 +427,13 @@ impl Scenario {
             disk: Disk::default(),
             process: Process::default(),
             clients: ClientFaults::default(),
+            overrides: Vec::new(),
         };
         // Swarm: each allowed fault is on with probability ½, so every subset occurs; a fault
         // that is off keeps every knob at zero.
         for &fault in self.faults {
             let mut rng = stream_rng(seed, scenario, fault.name());
-            if rng.random_bool(0.5) {
+            if switch(fault, rng.random_bool(0.5)) {
                 derived.faults.push(fault);
                 fault.draw_knobs(&mut rng, &mut derived);
             }

@@ -22,6 +22,7 @@
 //! - [`net`]: the simulated network (latency, ticks, partitions, holds, crashes, flow control).
 //! - [`bugs`]: the planted bugs by name.
 //! - [`run`]: one seed, and the determinism check.
+//! - [`shrink`]: making a failing run smaller while the same invariant fails.
 //! - [`explore`]: many seeds in parallel, lazily and in bounded memory, with progress, a
 //!   per-run watchdog, shards, and the summary (text, JSON, JUnit).
 //! - [`build_info`]: the build a report came from.
@@ -39,6 +40,7 @@ pub mod regressions;
 pub mod report;
 pub mod run;
 pub mod seeding;
+pub mod shrink;
 pub mod trace;
 pub mod vectors;
 mod worlds;

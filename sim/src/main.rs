@@ -13,7 +13,7 @@ use sim::bugs::PlantedBug;
 use sim::explore::{
     Budget, DEFAULT_RUN_TIMEOUT, Exploration, ExploreOptions, Partition, ProgressMode, explore,
 };
-use sim::run::{RunEnd, RunOptions, run_one, speedup};
+use sim::run::{RunEnd, RunOptions, run_derived, speedup};
 use sim::trace::Keep;
 
 // A simulation allocates and frees small objects at a high rate (frames, futures, trace
@@ -30,6 +30,31 @@ struct Cli {
     command: Command,
 }
 
+/// `sim run`'s arguments.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Scenario name (see `sim list`).
+    #[arg(env = "SIM_SCENARIO")]
+    scenario: String,
+    /// The seed.
+    #[arg(long, env = "SIM_SEED")]
+    seed: u64,
+    /// Switch on a planted bug (see `sim list --bugs`).
+    #[arg(long)]
+    bug: Option<String>,
+    /// Override a knob of the seed's configuration, e.g. `--set clients=2 --set faults=crash`
+    /// (repeatable; the keys are the ones the configuration prints).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Write the trace: JSON lines to FILE and a Chrome/Perfetto trace to FILE.chrome.json
+    /// (a FILE ending in .chrome.json is the Chrome file, the lines go to FILE.jsonl).
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Stop the world when a monitor reports the first violation (the trace ends there).
+    #[arg(long)]
+    until_violation: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List the scenarios (or, with --bugs, the planted bugs), one per line, name first.
@@ -39,24 +64,7 @@ enum Command {
         bugs: bool,
     },
     /// Run one seed of one scenario and report.
-    Run {
-        /// Scenario name (see `sim list`).
-        #[arg(env = "SIM_SCENARIO")]
-        scenario: String,
-        /// The seed.
-        #[arg(long, env = "SIM_SEED")]
-        seed: u64,
-        /// Switch on a planted bug (see `sim list --bugs`).
-        #[arg(long)]
-        bug: Option<String>,
-        /// Write the trace: JSON lines to FILE and a Chrome/Perfetto trace to FILE.chrome.json
-        /// (a FILE ending in .chrome.json is the Chrome file, the lines go to FILE.jsonl).
-        #[arg(long)]
-        trace: Option<PathBuf>,
-        /// Stop the world when a monitor reports the first violation (the trace ends there).
-        #[arg(long)]
-        until_violation: bool,
-    },
+    Run(RunArgs),
     /// Run many seeds of one scenario or of all: the regression seeds first, then the range.
     Explore(ExploreArgs),
     /// Run each seed twice and compare trace digests.
@@ -79,11 +87,34 @@ enum Command {
         #[command(subcommand)]
         command: RegressionsCommand,
     },
+    /// Make a failing run smaller while the same invariant still fails: fewer faults, clients,
+    /// ops, crashes, holds…; prints the minimal reproduce command (with its --set overrides).
+    Shrink(ShrinkArgs),
     /// Walk a ΔBtail vector file (format in its header) with the Update and rebuild checks.
     Vectors {
         /// The vector file, e.g. ../shared/vectors/btail-public.txt.
         file: PathBuf,
     },
+}
+
+/// `sim shrink`'s arguments.
+#[derive(Debug, clap::Args)]
+struct ShrinkArgs {
+    /// Scenario name (see `sim list`).
+    #[arg(env = "SIM_SCENARIO")]
+    scenario: String,
+    /// The failing seed; without it, the first failing seed below --search.
+    #[arg(long, env = "SIM_SEED")]
+    seed: Option<u64>,
+    /// Without --seed: how many seeds (from 0) to search for a failing one.
+    #[arg(long, default_value_t = 200)]
+    search: u64,
+    /// Switch on a planted bug (see `sim list --bugs`).
+    #[arg(long)]
+    bug: Option<String>,
+    /// Start from the seed's configuration with these overrides (see `sim run --set`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 /// `sim explore`'s arguments.
@@ -247,20 +278,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
             }
             ExitCode::SUCCESS
         }
-        Command::Run {
-            scenario,
-            seed,
-            bug,
-            trace,
-            until_violation,
-        } => {
-            let end = if until_violation {
-                RunEnd::FirstViolation
-            } else {
-                RunEnd::Complete
-            };
-            run(&scenario, seed, bug.as_deref(), trace, end)?
-        }
+        Command::Run(args) => run(&args)?,
         Command::Explore(args) => explore_command(&args)?,
         Command::CheckDeterminism {
             scenario,
@@ -269,8 +287,55 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
             jobs,
         } => check_determinism_command(&scenario, seeds, start, jobs_or_cores(jobs)?)?,
         Command::Regressions { command } => regressions_command(command)?,
+        Command::Shrink(args) => shrink_command(&args)?,
         Command::Vectors { file } => sim::vectors::run_file(&file),
     })
+}
+
+/// `sim shrink`: finds the failing seed if none is given, shrinks it, prints the minimal run.
+fn shrink_command(args: &ShrinkArgs) -> Result<ExitCode, Usage> {
+    let scenario = scenarios_named(&args.scenario)?;
+    let [scenario] = scenario[..] else {
+        return Err(Usage("`shrink` takes one scenario, not all".into()));
+    };
+    let bug = bug_named(args.bug.as_deref())?;
+    let fails = |seed: u64| -> Result<bool, Usage> {
+        let derived = scenario.derive_with(seed, &args.set).map_err(Usage)?;
+        let options = RunOptions {
+            bug,
+            ..RunOptions::default()
+        };
+        Ok(run_derived(scenario, derived, options)
+            .0
+            .violation
+            .is_some())
+    };
+    let seed = match args.seed {
+        Some(seed) => seed,
+        None => (0..args.search)
+            .map(|seed| fails(seed).map(|f| f.then_some(seed)))
+            .find_map(Result::transpose)
+            .transpose()?
+            .ok_or_else(|| {
+                Usage(format!(
+                    "no seed below {} fails in {}: nothing to shrink",
+                    args.search, scenario.name
+                ))
+            })?,
+    };
+    let derived = scenario.derive_with(seed, &args.set).map_err(Usage)?;
+    let shrunk = sim::shrink::shrink(scenario, derived, bug).map_err(Usage)?;
+    say!(
+        "{} seed {seed} fails: {}",
+        scenario.name,
+        shrunk.original.derived
+    );
+    say!("{}", shrunk.summary());
+    if !shrunk.is_smaller() {
+        say!("no smaller failing run found: the original is the smallest this search reaches");
+    }
+    say_raw!("{}", shrunk.minimal.failure_text());
+    Ok(ExitCode::from(1))
 }
 
 /// `--jobs`, or the machine's cores; 0 is a usage error.
@@ -284,25 +349,25 @@ fn jobs_or_cores(jobs: Option<usize>) -> Result<usize, Usage> {
 
 /// `sim run`: one seed, its report, and the trace files when asked. A trace that cannot be
 /// written is a warning: it never changes the verdict or hides the report.
-fn run(
-    scenario: &str,
-    seed: u64,
-    bug: Option<&str>,
-    trace: Option<PathBuf>,
-    end: RunEnd,
-) -> Result<ExitCode, Usage> {
-    let scenario = scenarios_named(scenario)?;
+fn run(args: &RunArgs) -> Result<ExitCode, Usage> {
+    let scenario = scenarios_named(&args.scenario)?;
     let [scenario] = scenario[..] else {
         return Err(Usage("`run` takes one scenario, not all".into()));
     };
-    let bug = bug_named(bug)?;
+    let bug = bug_named(args.bug.as_deref())?;
+    let derived = scenario.derive_with(args.seed, &args.set).map_err(Usage)?;
     let keep = Keep {
-        all: trace.is_some(),
+        all: args.trace.is_some(),
         prefix_digests: false,
     };
-    let (report, recording) = run_one(scenario, seed, RunOptions { bug, keep, end });
-    if let Some(path) = trace {
-        match sim::trace::write_files(&path, &recording.all) {
+    let end = if args.until_violation {
+        RunEnd::FirstViolation
+    } else {
+        RunEnd::Complete
+    };
+    let (report, recording) = run_derived(scenario, derived, RunOptions { bug, keep, end });
+    if let Some(path) = &args.trace {
+        match sim::trace::write_files(path, &recording.all) {
             Ok((lines, chrome)) => {
                 eprintln!("trace: {} and {}", lines.display(), chrome.display())
             }
@@ -317,8 +382,9 @@ fn run(
         say_raw!("{}", report.failure_text());
     } else {
         say!(
-            "PASS scenario={} seed={seed} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}\n  build:  {}",
+            "PASS scenario={} seed={} ops={} simulated={:.3}s wall={:.3}s speedup={:.0}x digest={}\n  config: {}\n  build:  {}",
             report.scenario,
+            report.derived.seed,
             report.stats.ops,
             report.stats.simulated.as_secs_f64(),
             report.wall.as_secs_f64(),

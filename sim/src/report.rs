@@ -52,7 +52,12 @@ pub struct RunReport {
 impl RunReport {
     /// The one-line command that reproduces this run exactly.
     pub fn repro_command(&self) -> String {
-        repro_command(self.scenario, self.derived.seed, self.bug)
+        let mut command = repro_command(self.scenario, self.derived.seed, self.bug);
+        for o in &self.derived.overrides {
+            command.push_str(" --set ");
+            command.push_str(o);
+        }
+        command
     }
 
     /// The full failure report: scenario, seed, configuration, invariant, last events, command.
@@ -61,7 +66,7 @@ impl RunReport {
             return String::new();
         };
         let mut out = format!(
-            "FAIL scenario={} seed={} {}\n  config:    {}\n  invariant: {}\n  detail:    {}\n  at:        {:.6}s simulated (first violation; the run ended at {:.6}s), trace digest {}\n  {}:\n",
+            "FAIL scenario={} seed={} {}\n  config:    {}\n  invariant: {}\n  detail:    {}\n  at:        {:.6}s simulated (first violation; the run ended at {:.6}s), trace digest {}\n",
             self.scenario,
             self.derived.seed,
             self.bug.map(|b| format!("bug={b}")).unwrap_or_default(),
@@ -71,17 +76,22 @@ impl RunReport {
             v.at.as_secs_f64(),
             self.stats.simulated.as_secs_f64(),
             self.digest,
-            if self.around.is_empty() {
-                "last events"
-            } else {
-                "events around the first violation (>> marks it, or the last event before its time)"
-            },
         );
-        let events = if self.around.is_empty() {
-            &self.tail
+        if !self.derived.overrides.is_empty() {
+            out.push_str(&format!(
+                "  overrides: --set {}\n",
+                self.derived.overrides.join(" --set ")
+            ));
+        }
+        let (heading, events) = if self.around.is_empty() {
+            ("last events", &self.tail)
         } else {
-            &self.around
+            (
+                "events around the first violation (>> marks it, or the last event before its time)",
+                &self.around,
+            )
         };
+        out.push_str(&format!("  {heading}:\n"));
         for line in events {
             out.push_str("    ");
             out.push_str(line);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use scenarios::Scenario;
+use scenarios::{Derived, Scenario};
 
 use crate::bugs::PlantedBug;
 use crate::monitors::coverage;
@@ -71,10 +71,21 @@ pub fn run_one(
     seed: u64,
     options: RunOptions,
 ) -> (RunReport, Recording) {
+    run_derived(scenario, scenario.derive(seed), options)
+}
+
+/// Like [`run_one`], with a configuration given instead of drawn from the seed alone (a seed's
+/// configuration with `--set` overrides, `Scenario::derive_with`); every random choice after
+/// the configuration still comes from its seed.
+pub fn run_derived(
+    scenario: &'static Scenario,
+    derived: Derived,
+    options: RunOptions,
+) -> (RunReport, Recording) {
     std::thread::scope(|scope| {
         // det-ok: the whole run happens on this one thread, which shares nothing simulated.
-        let run = run_thread(scenario, seed)
-            .spawn_scoped(scope, move || run_explained(scenario, seed, options))
+        let run = run_thread(scenario, derived.seed)
+            .spawn_scoped(scope, move || run_explained(scenario, derived, options))
             .expect("a thread for the run starts");
         run.join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -95,7 +106,7 @@ pub fn run_watched(
     // det-ok: as in `run_one`; the watchdog only waits on the wall clock, outside the run.
     let run = run_thread(scenario, seed)
         .spawn(move || {
-            let _ = sender.send(run_explained(scenario, seed, options).0);
+            let _ = sender.send(run_explained(scenario, scenario.derive(seed), options).0);
         })
         .expect("a thread for the run starts");
     match receiver.recv_timeout(limit) {
@@ -168,10 +179,10 @@ fn run_thread(scenario: &'static Scenario, seed: u64) -> std::thread::Builder {
 /// the same events, which the replay's digest confirms.
 fn run_explained(
     scenario: &'static Scenario,
-    seed: u64,
+    derived: Derived,
     options: RunOptions,
 ) -> (RunReport, Recording) {
-    let (mut report, recording) = run_here(scenario, seed, options);
+    let (mut report, recording) = run_here(scenario, derived.clone(), options);
     let Some(at) = report.violation.as_ref().map(|v| v.at) else {
         return (report, recording);
     };
@@ -183,7 +194,7 @@ fn run_explained(
         all: true,
         ..options.keep
     };
-    let (replay, all) = run_here(scenario, seed, RunOptions { keep, ..options });
+    let (replay, all) = run_here(scenario, derived, RunOptions { keep, ..options });
     report.around = if replay.digest == report.digest {
         trace::around(&all.all, at)
     } else {
@@ -196,8 +207,12 @@ fn run_explained(
 }
 
 /// Runs `seed` of `scenario` on this thread.
-fn run_here(scenario: &'static Scenario, seed: u64, options: RunOptions) -> (RunReport, Recording) {
-    let derived = scenario.derive(seed);
+fn run_here(
+    scenario: &'static Scenario,
+    derived: Derived,
+    options: RunOptions,
+) -> (RunReport, Recording) {
+    let seed = derived.seed;
     // det-ok: wall time of the whole run, measured outside the simulation, for figures only.
     let wall_start = std::time::Instant::now();
     let bug_guard = crate::bugs::activate(options.bug);

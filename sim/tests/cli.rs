@@ -64,6 +64,89 @@ fn usage_errors_exit_2_and_name_what_was_wrong() {
 }
 
 #[test]
+fn overrides_and_shrink_refuse_bad_input_with_exit_2() {
+    for (args, named) in [
+        (
+            &[
+                "run",
+                "engine-mem-mixed",
+                "--seed",
+                "1",
+                "--set",
+                "colour=red",
+            ][..],
+            "no such key",
+        ),
+        (
+            &[
+                "run",
+                "engine-mem-mixed",
+                "--seed",
+                "1",
+                "--set",
+                "clients=0",
+            ][..],
+            "--set clients=0",
+        ),
+        (
+            &[
+                "run",
+                "engine-mem-mixed",
+                "--seed",
+                "1",
+                "--set",
+                "tick_ms=5",
+            ][..],
+            "no network",
+        ),
+        (
+            &["shrink", "engine-mem-mixed", "--seed", "1"][..],
+            "nothing to shrink",
+        ),
+        (
+            &["shrink", "engine-mem-mixed", "--search", "3"][..],
+            "no seed below 3 fails",
+        ),
+    ] {
+        let out = sim().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+    // An override is applied, echoed in the configuration, and the run still passes.
+    let out = sim()
+        .args([
+            "run",
+            "engine-mem-mixed",
+            "--seed",
+            "1",
+            "--set",
+            "clients=2",
+            "--set",
+            "faults=none",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("faults=none clients=2 "), "{stdout}");
+}
+
+#[test]
+fn a_chrome_trace_name_is_not_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.chrome.json");
+    let out = sim()
+        .args(["run", "engine-mem-mixed", "--seed", "1", "--trace"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(path.exists() && dir.path().join("x.jsonl").exists());
+    assert!(!dir.path().join("x.chrome.chrome.json").exists());
+}
+
+#[test]
 fn a_passing_run_exits_0_and_writes_both_trace_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.jsonl");

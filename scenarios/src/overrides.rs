@@ -1,0 +1,333 @@
+//! `--set KEY=VALUE`: overriding the knobs of a seed's configuration, to make a failing run
+//! smaller or to try a variation of it by hand (`sim run … --set clients=2`), and the steps of
+//! `sim shrink`.
+//!
+//! The keys are the ones the configuration prints (`Derived`'s `Display`), so a printed
+//! configuration can be edited and given back. `faults=` switches faults on or off: one
+//! switched on draws its knobs from its own sub-stream as the seed would, one switched off
+//! keeps every knob at zero. Values are checked: an unknown key, a knob of a fault that is
+//! off, a knob the world does not have, a value out of range, or a fraction with more decimals
+//! than the configuration prints (it could not be reproduced from the printed line) is an
+//! error naming the override.
+
+use std::time::Duration;
+
+use crate::{Derived, Fault, MAX_BURST, MAX_FAIL_AT_OP, MAX_WRITERS, Scenario};
+
+/// Every key `--set` takes, in the order the configuration prints them.
+pub const KEYS: &[&str] = &[
+    "faults",
+    "clients",
+    "writers",
+    "ops_per_client",
+    "burst",
+    "tick_ms",
+    "max_latency_ms",
+    "partitions",
+    "holds",
+    "max_hold_ms",
+    "stalls",
+    "max_stall_ms",
+    "crashes",
+    "sector_survival",
+    "disk_error_rate",
+    "disk_fail_at_op",
+    "backend_latency_us",
+    "cancel_rate",
+    "slow_consumer_rate",
+];
+
+impl Scenario {
+    /// The configuration `seed` derives, with `overrides` (`KEY=VALUE` each) applied in order;
+    /// a `faults=` override applies before the knobs, whatever its place. The result carries
+    /// the overrides, for reproduce commands.
+    pub fn derive_with(&self, seed: u64, overrides: &[String]) -> Result<Derived, String> {
+        let parsed = overrides
+            .iter()
+            .map(|o| {
+                o.split_once('=')
+                    .ok_or_else(|| format!("--set {o:?}: expected KEY=VALUE"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let faults = parsed
+            .iter()
+            .rev()
+            .find(|(key, _)| *key == "faults")
+            .map(|(_, value)| self.parse_faults(value))
+            .transpose()?;
+        let mut derived = match &faults {
+            None => self.derive(seed),
+            Some(on) => self.derive_switching(seed, |fault, _| on.contains(&fault)),
+        };
+        for (key, value) in parsed.into_iter().filter(|(key, _)| *key != "faults") {
+            set_knob(&mut derived, key, value)
+                .map_err(|why| format!("--set {key}={value}: {why}"))?;
+        }
+        derived.overrides = overrides.to_vec();
+        Ok(derived)
+    }
+
+    /// `none`, or a comma-separated list of this scenario's faults.
+    fn parse_faults(&self, value: &str) -> Result<Vec<Fault>, String> {
+        if value == "none" {
+            return Ok(Vec::new());
+        }
+        value
+            .split(',')
+            .map(|name| {
+                self.faults
+                    .iter()
+                    .copied()
+                    .find(|f| f.name() == name)
+                    .ok_or_else(|| {
+                        let allowed: Vec<_> = self.faults.iter().map(|f| f.name()).collect();
+                        format!(
+                            "--set faults={value}: {name:?} is not a fault of {} (it has: {}, or none)",
+                            self.name,
+                            allowed.join(",")
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
+/// Sets one knob.
+fn set_knob(derived: &mut Derived, key: &str, value: &str) -> Result<(), String> {
+    let on = |fault: Fault| {
+        if derived.has(fault) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the fault {} is off for this seed (switch it on with --set faults=…)",
+                fault.name()
+            ))
+        }
+    };
+    let ms = |lo, hi| whole(value, lo, hi).map(Duration::from_millis);
+    match key {
+        "clients" => derived.workload.clients = whole(value, 1, 64)? as u32,
+        "writers" => derived.workload.writers = whole(value, 1, u64::from(MAX_WRITERS))? as u32,
+        "ops_per_client" => derived.workload.ops_per_client = whole(value, 1, 100_000)? as u32,
+        "burst" => derived.workload.burst = whole(value, 0, u64::from(MAX_BURST))? as u32,
+        "crashes" => {
+            on(Fault::Crash)?;
+            derived.process.crashes = whole(value, 0, 100)? as u32;
+        }
+        "sector_survival" => {
+            on(Fault::TornWrites)?;
+            derived.disk.sector_survival = fraction(value, 2)?;
+        }
+        "disk_error_rate" => {
+            on(Fault::DiskErrors)?;
+            derived.disk.error_rate = fraction(value, 4)?;
+        }
+        "disk_fail_at_op" => {
+            on(Fault::DiskErrors)?;
+            derived.disk.fail_at_op = whole(value, 0, u64::from(MAX_FAIL_AT_OP))? as u32;
+        }
+        "backend_latency_us" => {
+            on(Fault::BackendLatency)?;
+            derived.disk.latency = Duration::from_micros(whole(value, 1, 1_000_000)?);
+        }
+        "cancel_rate" => {
+            on(Fault::ClientCancel)?;
+            derived.clients.cancel_rate = fraction(value, 3)?;
+        }
+        "slow_consumer_rate" => {
+            on(Fault::SlowConsumers)?;
+            derived.clients.slow_consumer_rate = fraction(value, 3)?;
+        }
+        _ => return set_network_knob(derived, key, value, ms),
+    }
+    Ok(())
+}
+
+/// Sets a knob of the simulated network (only a network world has one).
+fn set_network_knob(
+    derived: &mut Derived,
+    key: &str,
+    value: &str,
+    ms: impl Fn(u64, u64) -> Result<Duration, String>,
+) -> Result<(), String> {
+    if !KEYS.contains(&key) {
+        return Err(format!("no such key (keys: {})", KEYS.join(", ")));
+    }
+    let faults = derived.faults.clone();
+    let network = derived
+        .network
+        .as_mut()
+        .ok_or("this scenario's world has no network")?;
+    let needs = |fault: Fault| {
+        if faults.contains(&fault) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the fault {} is off for this seed (switch it on with --set faults=…)",
+                fault.name()
+            ))
+        }
+    };
+    match key {
+        "tick_ms" => network.tick = ms(1, 1_000)?,
+        "max_latency_ms" => {
+            needs(Fault::NetworkLatency)?;
+            network.max_latency = ms(1, 10_000)?;
+        }
+        "partitions" => {
+            needs(Fault::Partition)?;
+            network.partitions = whole(value, 0, 100)? as u32;
+        }
+        "holds" => {
+            needs(Fault::Hold)?;
+            network.holds = whole(value, 0, 100)? as u32;
+        }
+        "max_hold_ms" => {
+            needs(Fault::Hold)?;
+            network.max_hold = ms(1, 60_000)?;
+        }
+        "stalls" => {
+            needs(Fault::Stall)?;
+            network.stalls = whole(value, 0, 100)? as u32;
+        }
+        "max_stall_ms" => {
+            needs(Fault::Stall)?;
+            network.max_stall = ms(1, 60_000)?;
+        }
+        _ => unreachable!("every key of KEYS is handled: {key}"),
+    }
+    Ok(())
+}
+
+/// A whole number from `lo` to `hi`.
+fn whole(value: &str, lo: u64, hi: u64) -> Result<u64, String> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (lo..=hi).contains(n))
+        .ok_or_else(|| format!("expected a whole number from {lo} to {hi}"))
+}
+
+/// A fraction from 0 to 1 with at most `decimals` decimals (as the configuration prints it).
+fn fraction(value: &str, decimals: usize) -> Result<f64, String> {
+    let bad = || format!("expected a number from 0 to 1 with at most {decimals} decimals");
+    let places = value.split_once('.').map_or(0, |(_, d)| d.len());
+    let number: f64 = value.parse().map_err(|_| bad())?;
+    if places > decimals || !(0.0..=1.0).contains(&number) {
+        return Err(bad());
+    }
+    Ok(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{CATALOG, find};
+
+    fn set(scenario: &str, seed: u64, overrides: &[&str]) -> Result<String, String> {
+        let overrides: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
+        let derived = find(scenario).unwrap().derive_with(seed, &overrides)?;
+        assert_eq!(derived.overrides, overrides);
+        Ok(derived.to_string())
+    }
+
+    #[test]
+    fn no_override_is_the_seed_itself() {
+        for s in CATALOG {
+            for seed in 0..20 {
+                assert_eq!(s.derive_with(seed, &[]).unwrap(), s.derive(seed));
+            }
+        }
+    }
+
+    #[test]
+    fn knobs_and_faults_are_set_and_printed() {
+        let line = set(
+            "engine-remote",
+            3,
+            &["clients=2", "faults=crash,hold", "ops_per_client=5"],
+        )
+        .unwrap();
+        assert!(
+            line.contains(" faults=hold,crash ") || line.contains(" faults=crash,hold "),
+            "{line}"
+        );
+        assert!(
+            line.contains(" clients=2 ") && line.contains(" ops_per_client=5"),
+            "{line}"
+        );
+        assert!(
+            line.contains(" crashes=") && line.contains(" holds="),
+            "{line}"
+        );
+        let line = set(
+            "engine-remote",
+            3,
+            &["faults=hold", "holds=1", "max_hold_ms=7"],
+        )
+        .unwrap();
+        assert!(line.contains("holds=1 max_hold_ms=7"), "{line}");
+        assert!(
+            set("engine-remote", 3, &["faults=none"])
+                .unwrap()
+                .contains("faults=none")
+        );
+    }
+
+    #[test]
+    fn a_fault_switched_on_draws_what_the_seed_would() {
+        let s = find("engine-redb-crash").unwrap();
+        let seed = (0..100)
+            .find(|seed| s.derive(*seed).has(crate::Fault::Crash))
+            .unwrap();
+        let drawn = s.derive(seed);
+        let names: Vec<&str> = drawn.faults.iter().map(|f| f.name()).collect();
+        let forced = s
+            .derive_with(seed, &[format!("faults={}", names.join(","))])
+            .unwrap();
+        assert_eq!(forced.to_string(), drawn.to_string());
+    }
+
+    #[test]
+    fn bad_overrides_are_named() {
+        for (scenario, over, named) in [
+            ("engine-mem-mixed", "colour=red", "no such key"),
+            ("engine-mem-mixed", "clients", "expected KEY=VALUE"),
+            (
+                "engine-mem-mixed",
+                "clients=0",
+                "--set clients=0: expected a whole number",
+            ),
+            ("engine-mem-mixed", "clients=many", "--set clients=many"),
+            ("engine-mem-mixed", "tick_ms=5", "no network"),
+            (
+                "engine-mem-mixed",
+                "faults=partition",
+                "not a fault of engine-mem-mixed",
+            ),
+            ("engine-remote", "faults=none", ""),
+            ("engine-redb-crash", "faults=torn-writes", ""),
+        ] {
+            let result = set(scenario, 1, &[over]);
+            if named.is_empty() {
+                assert!(result.is_ok(), "{over}: {result:?}");
+            } else {
+                let problem = result.unwrap_err();
+                assert!(problem.contains(named), "{over}: {problem}");
+            }
+        }
+        let off = set("engine-remote", 1, &["faults=none", "holds=2"]).unwrap_err();
+        assert!(off.contains("the fault hold is off"), "{off}");
+        let precise = set(
+            "engine-redb-crash",
+            1,
+            &["faults=torn-writes", "sector_survival=0.123"],
+        );
+        assert!(precise.unwrap_err().contains("at most 2 decimals"));
+        let exact = set(
+            "engine-redb-crash",
+            1,
+            &["faults=torn-writes", "sector_survival=0.25"],
+        );
+        assert!(exact.unwrap().contains("sector_survival=0.25"));
+    }
+}

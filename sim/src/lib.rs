@@ -12,7 +12,8 @@
 //!
 //! Module map:
 //! - [`seeding`]: seeded sub-streams of randomness and seeded op generation.
-//! - [`trace`]: events with simulated time, the digest, `--trace` files.
+//! - [`trace`]: events with simulated time, the digest, `--trace` files (the Chrome
+//!   timeline's layout is in `timeline`).
 //! - [`monitors`]: the invariants (`Invariant`), the run's one violation sink, and one module
 //!   per family: permits and drain at a backend, cache hits, history, durability, panics.
 //! - `faults`: what a run injects: the fault plan and its one driver (crashes, partitions,
@@ -41,6 +42,7 @@ pub mod report;
 pub mod run;
 pub mod seeding;
 pub mod shrink;
+mod timeline;
 pub mod trace;
 pub mod vectors;
 mod worlds;

@@ -244,7 +244,7 @@ pub fn file_names(path: &Path) -> (PathBuf, PathBuf) {
 /// Writes `events` to the two files [`file_names`] derives from `path`: JSON lines, one
 /// event a line (`t_us`: simulated microseconds since the run started at which the event
 /// happened, for a span its end; `duration_us`: a span's length, else null; `actor`, `event`,
-/// `detail`), and a Chrome/Perfetto trace-event file. Returns both paths.
+/// `detail`), and a Chrome/Perfetto trace-event file (`crate::timeline`). Returns both paths.
 pub fn write_files(path: &Path, events: &[Event]) -> std::io::Result<(PathBuf, PathBuf)> {
     let (jsonl, chrome) = file_names(path);
     let mut lines = std::io::BufWriter::new(std::fs::File::create(&jsonl)?);
@@ -259,35 +259,10 @@ pub fn write_files(path: &Path, events: &[Event]) -> std::io::Result<(PathBuf, P
         writeln!(lines, "{v}")?;
     }
     lines.flush()?;
-    // Chrome trace-event format: spans as complete events ("X"), the rest as instants ("i");
-    // one track (tid) per actor.
-    let mut actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
-    actors.sort_unstable();
-    actors.dedup();
-    let tid = |actor: &str| actors.binary_search(&actor).unwrap_or(0);
-    let mut trace_events: Vec<serde_json::Value> = actors
-        .iter()
-        .enumerate()
-        .map(|(i, a)| serde_json::json!({"ph": "M", "name": "thread_name", "pid": 1, "tid": i, "args": {"name": a}}))
-        .collect();
-    for e in events {
-        let end_us = e.at.as_micros() as u64;
-        trace_events.push(match e.duration {
-            Some(d) => serde_json::json!({
-                "ph": "X", "pid": 1, "tid": tid(&e.actor), "name": e.name,
-                "ts": end_us.saturating_sub(d.as_micros() as u64), "dur": d.as_micros() as u64,
-                "args": {"detail": e.detail},
-            }),
-            None => serde_json::json!({
-                "ph": "i", "s": "t", "pid": 1, "tid": tid(&e.actor), "name": e.name, "ts": end_us,
-                "args": {"detail": e.detail},
-            }),
-        });
-    }
     let file = std::fs::File::create(&chrome)?;
     serde_json::to_writer(
         std::io::BufWriter::new(file),
-        &serde_json::json!({ "traceEvents": trace_events }),
+        &crate::timeline::chrome_trace(events),
     )?;
     Ok((jsonl, chrome))
 }

@@ -36,7 +36,7 @@ fn process_of(actor: &str, event: &str) -> &'static str {
 
 /// The thread track of an event within its process: faults get one per kind, the rest one
 /// per actor.
-fn thread_of<'a>(event: &'a Event) -> &'a str {
+fn thread_of(event: &Event) -> &str {
     match event.name.strip_prefix("fault.") {
         Some(kind) => kind,
         None => &event.actor,

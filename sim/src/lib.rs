@@ -27,13 +27,15 @@
 //! - [`explore`]: many seeds in parallel, lazily and in bounded memory, with progress, a
 //!   per-run watchdog, shards, and the summary (text, JSON, JUnit).
 //! - [`build_info`]: the build a report came from.
-//! - [`report`]: violations and the failure report.
+//! - [`report`]: violations and the failure report; [`failure_page`]: the same as one
+//!   offline HTML page with the run's timeline (`sim run --report`).
 //! - [`regressions`]: seeds that once found a defect, run first.
 //! - [`vectors`]: the ΔBtail vector-file runner (`sim vectors FILE`).
 
 pub mod bugs;
 pub mod build_info;
 pub mod explore;
+pub mod failure_page;
 mod faults;
 pub mod monitors;
 pub mod net;

@@ -53,6 +53,10 @@ struct RunArgs {
     /// Stop the world when a monitor reports the first violation (the trace ends there).
     #[arg(long)]
     until_violation: bool,
+    /// Write one offline HTML page about the run: configuration, violation, a timeline of
+    /// every actor's ops with the faults and the violation, the events around it.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,7 +361,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, Usage> {
     let bug = bug_named(args.bug.as_deref())?;
     let derived = scenario.derive_with(args.seed, &args.set).map_err(Usage)?;
     let keep = Keep {
-        all: args.trace.is_some(),
+        all: args.trace.is_some() || args.report.is_some(),
         prefix_digests: false,
     };
     let end = if args.until_violation {
@@ -373,6 +377,16 @@ fn run(args: &RunArgs) -> Result<ExitCode, Usage> {
             }
             Err(e) => eprintln!(
                 "sim: warning: cannot write the trace {}: {e} (the run's verdict stands)",
+                path.display()
+            ),
+        }
+    }
+    if let Some(path) = &args.report {
+        let page = sim::failure_page::page(&report, &recording.all);
+        match std::fs::write(path, page) {
+            Ok(()) => eprintln!("report: {}", path.display()),
+            Err(e) => eprintln!(
+                "sim: warning: cannot write the report {}: {e} (the run's verdict stands)",
                 path.display()
             ),
         }

@@ -54,7 +54,7 @@ fn slice_name(event: &Event) -> String {
 
 /// A fault's length from its detail (`for 14ms`, `down for 1.9s`), as the fault plan
 /// prints it (Rust's `Duration` debug form).
-fn fault_length(detail: &str) -> Option<Duration> {
+pub(crate) fn fault_length(detail: &str) -> Option<Duration> {
     let text = detail.split_once("for ")?.1.split_whitespace().next()?;
     let unit_at = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (number, unit) = text.split_at(unit_at);

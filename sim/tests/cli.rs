@@ -133,6 +133,47 @@ fn overrides_and_shrink_refuse_bad_input_with_exit_2() {
 }
 
 #[test]
+fn a_failure_page_holds_the_violation_the_timeline_and_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fail.html");
+    let out = sim()
+        .args([
+            "run",
+            "engine-mem-mixed",
+            "--seed",
+            "4",
+            "--bug",
+            "cache-bypasses-drain",
+        ])
+        .arg("--report")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the planted bug is found at seed 4"
+    );
+    let page = std::fs::read_to_string(&path).unwrap();
+    for want in [
+        "<h1>FAIL engine-mem-mixed seed 4</h1>",
+        "<th>invariant</th><td>drain</td>",
+        "class=violation",
+        "rect class=\"ok",
+        "class=mark",
+        "--seed 4 --bug cache-bypasses-drain</pre>",
+    ] {
+        assert!(page.contains(want), "the page lacks {want}");
+    }
+    assert_eq!(
+        page.matches("<svg").count(),
+        2,
+        "the whole run and the lead-up"
+    );
+    assert!(!page.contains("<script"), "the page is static");
+}
+
+#[test]
 fn a_chrome_trace_name_is_not_doubled() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.chrome.json");

@@ -1,6 +1,7 @@
 //! Running one seed of one scenario, and the checks built on it: exploring many seeds and
 //! comparing two runs of one seed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use scenarios::Scenario;
@@ -10,7 +11,7 @@ use crate::monitors::coverage;
 use crate::monitors::events::RemoteDeadlines;
 use crate::monitors::panics::Capture;
 use crate::monitors::probe::{Limits, Probe};
-use crate::monitors::{Invariant, Sink, Violation};
+use crate::monitors::{Invariant, Monitors, Sink, Violation};
 use crate::report::RunReport;
 use crate::trace::{self, Keep, Recording};
 use crate::worlds::{self, RunEnv};
@@ -166,8 +167,9 @@ fn run_here(scenario: &'static Scenario, seed: u64, options: RunOptions) -> (Run
         derived: derived.clone(),
         sink: sink.clone(),
         probe: Probe::new(Limits::default(), sink.clone()),
+        monitors: Monitors::default(),
     };
-    let capture = Capture::start();
+    env.monitors.register(Arc::new(Capture::start()));
     coverage::start();
     crate::faults::schedule::start(seed);
     // What the engine decides without a backend reaches the monitors through its tracing
@@ -181,13 +183,6 @@ fn run_here(scenario: &'static Scenario, seed: u64, options: RunOptions) -> (Run
         runtime.block_on(async {
             start();
             let stats = worlds::run(scenario.world, &env).await;
-            if let Some((detail, at)) = capture.finish() {
-                sink.violate(Violation {
-                    invariant: Invariant::Panic,
-                    detail,
-                    at,
-                });
-            }
             (stats, trace::finish())
         })
     });

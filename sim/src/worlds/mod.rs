@@ -18,7 +18,7 @@ use std::future::Future;
 use scenarios::Derived;
 
 use crate::monitors::probe::Probe;
-use crate::monitors::{Invariant, Sink, Violation};
+use crate::monitors::{Invariant, Monitors, Sink, Violation};
 use crate::net::Net;
 use crate::report::RunStats;
 
@@ -32,6 +32,8 @@ pub(crate) struct RunEnv {
     pub sink: Sink,
     /// The probe the handle's backend is observed by; the cache monitor reports to it too.
     pub probe: Probe,
+    /// The monitors with an end-of-run check; a world registers its own (the history).
+    pub monitors: Monitors,
 }
 
 /// One kind of world.
@@ -52,8 +54,14 @@ pub(crate) fn network(env: &RunEnv) -> Result<Net, Violation> {
     Ok(Net::for_seed(env.derived.seed, network))
 }
 
-/// Runs `env`'s seed in the world `kind`.
+/// Runs `env`'s seed in the world `kind`, then finishes the run's monitors.
 pub(crate) async fn run(kind: scenarios::World, env: &RunEnv) -> RunStats {
+    let mut stats = run_world(kind, env).await;
+    env.monitors.finish(&env.sink, &mut stats);
+    stats
+}
+
+async fn run_world(kind: scenarios::World, env: &RunEnv) -> RunStats {
     // Boxed: a world's future is large (in debug builds especially), and the runtime's
     // thread has an ordinary stack.
     match kind {

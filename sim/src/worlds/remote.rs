@@ -28,7 +28,6 @@ use crate::faults::backend::{BackendFaults, Site};
 use crate::faults::plan::{self, Schedule, Target};
 use crate::lock;
 use crate::monitors::coverage::{self, Goal};
-use crate::monitors::history::HistoryStats;
 use crate::monitors::probe::{Limits, Probe};
 use crate::monitors::{Invariant, Violation};
 use crate::net::{Net, SimStream};
@@ -146,23 +145,23 @@ impl World for RemoteWorld {
     async fn run(env: &RunEnv) -> RunStats {
         let start = rt::now();
         let outcome = rt::timeout(MAX_SIMULATED, run_world(env)).await;
-        let (ops, history) = outcome.unwrap_or_else(|rt::Elapsed| {
+        let ops = outcome.unwrap_or_else(|rt::Elapsed| {
             env.sink.violate(Violation::new(
                 Invariant::Liveness,
                 format!("the run did not finish within {MAX_SIMULATED:?} of simulated time"),
             ));
-            (0, Default::default())
+            0
         });
         RunStats {
             ops,
             simulated: rt::now() - start,
-            history,
+            ..RunStats::default()
         }
     }
 }
 
-/// Runs the world; the operations issued, and the history check's figures.
-async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
+/// Runs the world; the operations issued.
+async fn run_world(env: &RunEnv) -> u64 {
     let derived = &env.derived;
     // The worker sees the handle's stream-setup reads as plain requests.
     let limits = Limits {
@@ -176,7 +175,7 @@ async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
         Ok(net) => net,
         Err(v) => {
             env.sink.violate(v);
-            return (0, HistoryStats::default());
+            return 0;
         }
     };
     let boot = Boot {
@@ -217,7 +216,7 @@ async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
         )),
         None => {}
     }
-    (ctx.ops(), ctx.stats().history)
+    ctx.ops()
 }
 
 /// The worker's host, as the fault driver crashes and restarts it.

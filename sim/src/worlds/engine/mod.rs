@@ -40,7 +40,7 @@ use crate::faults::disk::sim_disk;
 pub(crate) use crate::lock;
 use crate::monitors::coverage::{self, Goal};
 use crate::monitors::durability::{read_tip, snapshot};
-use crate::monitors::history::{Fate, History};
+use crate::monitors::history::{Fate, History, HistoryMonitor};
 use crate::monitors::linearizability::Via;
 use crate::monitors::probe::{Probe, ProbeBackend};
 use crate::monitors::{Invariant, Sink, Violation};
@@ -85,7 +85,11 @@ impl Ctx {
     }
 
     /// A context for one run whose work runs at `probe`'s backend (the worker's).
+    /// Registers the run's history for the end-of-run check.
     pub(crate) fn new(env: &RunEnv, probe: Probe) -> Ctx {
+        let history = Arc::new(Mutex::new(History::new()));
+        env.monitors
+            .register(Arc::new(HistoryMonitor(Arc::clone(&history))));
         Ctx {
             derived: env.derived.clone(),
             sink: env.sink.clone(),
@@ -93,7 +97,7 @@ impl Ctx {
             handle_probe: env.probe.clone(),
             faults: BackendFaults::default(),
             disk: None,
-            history: Arc::new(Mutex::new(History::new())),
+            history,
             ops: Arc::new(watch::Sender::new(0)),
         }
     }
@@ -142,12 +146,12 @@ impl Ctx {
         self.disk.as_ref().is_some_and(|d| lock(d).is_crashed())
     }
 
-    /// The run's figures so far.
+    /// The run's figures so far (the history's are its monitor's).
     pub(crate) fn stats(&self) -> RunStats {
         RunStats {
             ops: self.ops(),
             simulated: trace::now(),
-            history: lock(&self.history).stats(),
+            ..RunStats::default()
         }
     }
 
@@ -290,24 +294,13 @@ async fn check_durable<B: ColdStorageBackend>(
     Ok(())
 }
 
-/// The end of the last phase: the history check, then shutdown or dropping every handle.
+/// The end of the last phase: shutdown or dropping every handle (the history is checked by its
+/// monitor once the world returned).
 async fn finish<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: ColdStorage<ProbeBackend<B>>,
     end_by_shutdown: bool,
 ) -> Result<(), Violation> {
-    {
-        let mut history = lock(&ctx.history);
-        history.check(false)?;
-        // The search's cost stays out of the trace: a faster search moves no digest.
-        match history.inconclusive() {
-            Some(why) => trace::record("monitor", "history.inconclusive", why),
-            None => {
-                let text = format!("operations={}", history.stats().operations);
-                trace::record("monitor", "history.ok", text);
-            }
-        }
-    }
     if end_by_shutdown {
         handle.shutdown();
         let what = || "wait_shutdown".to_string();

@@ -482,7 +482,10 @@ mod tests {
         let failed = Sink::default();
         failed.violate(Violation::new(Invariant::Liveness, "earlier"));
         broken().finish(&failed, &mut stats);
-        assert_eq!(failed.first().map(|v| v.invariant), Some(Invariant::Liveness));
+        assert_eq!(
+            failed.first().map(|v| v.invariant),
+            Some(Invariant::Liveness)
+        );
     }
 
     #[test]

@@ -285,7 +285,7 @@ async fn run(run_env: &RunEnv, env: TreeEnv, net: Net) -> RunStats {
     // Holds between zstor and wcfs now and then, in the first seconds of the run (δZ and
     // object loads arrive late, in bursts; ΔBtail has no deadlines, so no answer may change).
     let plan = plan::plan(derived, (ZSTOR, WCFS), Schedule::Time);
-    let link = (&shared.net, (ZSTOR, WCFS));
+    let link = (Some(&shared.net), (ZSTOR, WCFS));
     let hosts_done = run_hosts(&shared, &hosts);
     let mut no_crashes = NoCrashes;
     let driven = plan::drive(plan, link, &mut no_crashes, None, &shared.sink, hosts_done);

@@ -40,8 +40,22 @@ use std::time::Duration;
 use crate::report::RunStats;
 use crate::{lock, trace};
 
-/// The invariants a run checks. Their names are stable: reports, JSON and tests use them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The invariants a run checks. Their names (kebab-case) are stable: reports, JSON and tests
+/// use them.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Invariant {
     /// More reads, writes or streams at a backend than the handle's permits allow.
     Permits,
@@ -87,49 +101,11 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant, in report order.
-    pub const ALL: &'static [Invariant] = &[
-        Invariant::Permits,
-        Invariant::Drain,
-        Invariant::History,
-        Invariant::Cache,
-        Invariant::Durability,
-        Invariant::Liveness,
-        Invariant::Btail,
-        Invariant::Snapshot,
-        Invariant::Protocol,
-        Invariant::Fence,
-        Invariant::StreamCredit,
-        Invariant::CacheFill,
-        Invariant::WorkerDrain,
-        Invariant::StreamPermit,
-        Invariant::ProducerDeadline,
-        Invariant::Panic,
-        Invariant::Hang,
-        Invariant::Harness,
-    ];
+    pub const ALL: &'static [Invariant] = <Invariant as strum::VariantArray>::VARIANTS;
 
     /// The stable name printed in reports and JSON.
     pub fn name(self) -> &'static str {
-        match self {
-            Invariant::Permits => "permits",
-            Invariant::Drain => "drain",
-            Invariant::History => "history",
-            Invariant::Cache => "cache",
-            Invariant::Durability => "durability",
-            Invariant::Liveness => "liveness",
-            Invariant::Btail => "btail",
-            Invariant::Snapshot => "snapshot",
-            Invariant::Protocol => "protocol",
-            Invariant::Fence => "fence",
-            Invariant::StreamCredit => "stream-credit",
-            Invariant::CacheFill => "cache-fill",
-            Invariant::WorkerDrain => "worker-drain",
-            Invariant::StreamPermit => "stream-permit",
-            Invariant::ProducerDeadline => "producer-deadline",
-            Invariant::Panic => "panic",
-            Invariant::Hang => "hang",
-            Invariant::Harness => "harness",
-        }
+        self.into()
     }
 }
 
@@ -252,5 +228,26 @@ impl Monitors {
 impl fmt::Debug for Monitors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.families()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are part of the reports, the JSON summary and the regressions file: renaming
+    /// a variant must not rename its invariant.
+    #[test]
+    fn invariant_names_are_pinned() {
+        let names: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
+        assert_eq!(
+            names.join(" "),
+            "permits drain history cache durability liveness btail snapshot protocol fence \
+             stream-credit cache-fill worker-drain stream-permit producer-deadline panic hang \
+             harness"
+        );
+        for invariant in Invariant::ALL {
+            assert_eq!(invariant.name().parse::<Invariant>(), Ok(*invariant));
+        }
     }
 }

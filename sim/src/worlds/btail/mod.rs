@@ -355,45 +355,6 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
-    fn wire_round_trips_objects_and_messages() {
-        let objects = [
-            Object::Tree(TreeState::Empty),
-            Object::Tree(TreeState::Embedded(btail::Bucket {
-                entries: vec![(1, Oid(7)), (-3, Oid(9))],
-            })),
-            Object::Tree(TreeState::Node {
-                keys: vec![3, KEY_MAX],
-                children: vec![Oid(1), Oid(2), Oid(3)],
-            }),
-            Object::Bucket(btail::Bucket::default()),
-            Object::Value("ab".into()),
-        ];
-        for obj in objects {
-            let res = Ok(Some(Arc::new(obj)));
-            let back = wire::decode_load_response(&wire::load_response(&res)).unwrap();
-            assert_eq!(back, res);
-        }
-        let err = Err(LoadError::RevOutOfRange {
-            at: Rev(9),
-            tail: Rev(1),
-            head: Rev(5),
-        });
-        assert_eq!(
-            wire::decode_load_response(&wire::load_response(&err)).unwrap(),
-            err
-        );
-        let msg = wire::DzMsg::Commit {
-            rev: Rev(4),
-            changed: vec![Oid(1), Oid(5)],
-        };
-        assert_eq!(wire::decode_dz(&wire::dz(&msg)).unwrap(), msg);
-        assert!(wire::decode_dz(&[1, 0]).unwrap_err().contains("truncated"));
-        assert!(wire::decode_load_response(&[1, 9]).is_err());
-        let huge_count = [1u8, 3, 255, 255, 255, 255];
-        assert!(wire::decode_load_response(&huge_count).is_err());
-    }
-
-    #[test]
     fn sampled_topologies_hold_exactly_their_content() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let names: Vec<Value> = VALUE_NAMES.iter().map(|s| Value::from(*s)).collect();

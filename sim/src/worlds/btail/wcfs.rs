@@ -4,7 +4,7 @@ use super::*;
 use crate::monitors::coverage::{self, Goal};
 
 pub(super) async fn loader(sh: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<LoadReq>>>) {
-    let mut conn: Option<SimStream> = None;
+    let mut conn: Option<wire::Conn<SimStream>> = None;
     loop {
         let req = rx.lock().await.recv().await;
         let Some(req) = req else { return };
@@ -16,7 +16,7 @@ pub(super) async fn loader(sh: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Rec
 
 pub(super) async fn load_over(
     net: &Net,
-    conn: &mut Option<SimStream>,
+    conn: &mut Option<wire::Conn<SimStream>>,
     oid: Oid,
     at: Rev,
 ) -> Result<Option<Arc<Object>>, LoadError> {
@@ -26,15 +26,15 @@ pub(super) async fn load_over(
             .connect(WCFS, ZSTOR, LOAD_PORT)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        *conn = Some(s);
+        *conn = Some(wire::framed(s));
     }
     let stream = conn.as_mut().expect("connected above");
     let exchange = async {
-        wire::write_frame(stream, &wire::load_request(oid, at)).await?;
-        wire::read_frame(stream).await
+        wire::send(stream, &wire::LoadRequest { oid, at }).await?;
+        wire::recv_response(stream).await
     };
     match exchange.await {
-        Ok(Some(buf)) => wire::decode_load_response(&buf).map_err(unavailable)?,
+        Ok(Some(res)) => res,
         Ok(None) => {
             *conn = None;
             Err(unavailable("connection closed".into()))
@@ -53,11 +53,9 @@ pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
     for _ in 0..LOADERS {
         rt::spawn(loader(sh.clone(), rx.clone()));
     }
-    let mut dz = listener.accept().await?;
-    let next = |buf: Option<Vec<u8>>| -> Result<wire::DzMsg, String> {
-        wire::decode_dz(&buf.ok_or("δZ stream ended without End")?)
-    };
-    let wire::DzMsg::Hello { at0 } = next(wire::read_frame(&mut dz).await?)? else {
+    let mut dz = wire::framed(listener.accept().await?);
+    let next = |msg: Option<wire::DzMsg>| msg.ok_or("δZ stream ended without End");
+    let wire::DzMsg::Hello { at0 } = next(wire::recv(&mut dz).await?)? else {
         return Err("δZ stream does not start with hello".into());
     };
     let db = Arc::new(DBtail::new(Arc::new(NetSource { tx }), at0));
@@ -71,7 +69,7 @@ pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
     trace::record("wcfs", "start", format!("at0={}", at0.0));
     let mut rng = seeding::rng(sh.derived.seed, "wcfs", 0);
     loop {
-        match next(wire::read_frame(&mut dz).await?)? {
+        match next(wire::recv(&mut dz).await?)? {
             wire::DzMsg::Commit { rev, changed } => {
                 match db.update(rev, &changed).await {
                     Ok(δb) => {

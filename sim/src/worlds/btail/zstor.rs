@@ -17,18 +17,18 @@ pub(super) async fn serve_loads(mut listener: SimListener, sh: Arc<Shared>) -> s
     }
 }
 
-pub(super) async fn serve_conn(mut stream: SimStream, sh: Arc<Shared>) -> std::io::Result<()> {
+pub(super) async fn serve_conn(stream: SimStream, sh: Arc<Shared>) -> std::io::Result<()> {
+    let mut stream = wire::framed(stream);
     let latency = sh
         .derived
         .has(Fault::BackendLatency)
         .then_some(sh.derived.disk.latency);
-    while let Some(req) = wire::read_frame(&mut stream).await? {
-        let (oid, at) = wire::decode_load_request(&req).map_err(std::io::Error::other)?;
+    while let Some(wire::LoadRequest { oid, at }) = wire::recv(&mut stream).await? {
         if let Some(latency) = latency {
             rt::sleep(latency).await;
         }
         let res = sh.store.get(oid, at);
-        wire::write_frame(&mut stream, &wire::load_response(&res)).await?;
+        wire::send_response(&mut stream, &res).await?;
     }
     Ok(())
 }
@@ -61,14 +61,14 @@ pub(super) async fn commit_loop(sh: &Shared) -> HostResult {
     let delete_probability = DELETE_PROBABILITIES[rng.random_range(0..DELETE_PROBABILITIES.len())];
     let mut dz = loop {
         match sh.net.connect(ZSTOR, WCFS, DZ_PORT).await {
-            Ok(s) => break s,
+            Ok(s) => break wire::framed(s),
             Err(_) => rt::sleep(Duration::from_millis(1)).await,
         }
     };
     let at0 = env.head().rev;
     // The shape of the last commit, when it was sampled here (value-only commits reuse it).
     let mut shape: Option<Shape> = None;
-    wire::write_frame(&mut dz, &wire::dz(&wire::DzMsg::Hello { at0 })).await?;
+    wire::send(&mut dz, &wire::DzMsg::Hello { at0 }).await?;
     for i in 0..ncommits {
         rt::sleep(Duration::from_millis(rng.random_range(2..=40))).await;
         let prev_kv = &env.head().kv;
@@ -125,8 +125,8 @@ pub(super) async fn commit_loop(sh: &Shared) -> HostResult {
             rev: commit.rev,
             changed: commit.changed,
         };
-        wire::write_frame(&mut dz, &wire::dz(&msg)).await?;
+        wire::send(&mut dz, &msg).await?;
     }
-    wire::write_frame(&mut dz, &wire::dz(&wire::DzMsg::End)).await?;
+    wire::send(&mut dz, &wire::DzMsg::End).await?;
     Ok(())
 }

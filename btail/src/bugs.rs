@@ -7,18 +7,11 @@
 //! is switched on for the current thread only ([`set_active`]), which is where a simulation
 //! runs all of its tasks, so runs on other threads are unaffected.
 
+use strum::{EnumString, IntoStaticStr, VariantArray};
+
 /// A planted ΔBtail bug.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::VariantArray,
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, IntoStaticStr, EnumString, VariantArray,
 )]
 #[strum(serialize_all = "kebab-case")]
 pub enum Bug {
@@ -35,7 +28,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted ΔBtail bug.
-    pub const ALL: &'static [Bug] = <Bug as strum::VariantArray>::VARIANTS;
+    pub const ALL: &'static [Bug] = <Bug as VariantArray>::VARIANTS;
 
     /// The name used on the command line (kebab-case, stable: the regressions file and
     /// reports use it).

@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
+use strum::{IntoStaticStr, VariantArray};
 
 use scenarios::World;
 
@@ -17,18 +18,7 @@ use scenarios::World;
 pub const MIN_SEEDS: u64 = 100;
 
 /// An interesting state a workload must reach.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, IntoStaticStr, VariantArray)]
 #[strum(serialize_all = "kebab-case")]
 pub enum Goal {
     /// 64 barrier-gated reads ran at the backend at once (the read permits' cap).
@@ -74,7 +64,7 @@ pub enum Goal {
 
 impl Goal {
     /// Every goal.
-    pub const ALL: &'static [Goal] = <Goal as strum::VariantArray>::VARIANTS;
+    pub const ALL: &'static [Goal] = <Goal as VariantArray>::VARIANTS;
 
     /// The stable name printed in reports and JSON.
     pub fn name(self) -> &'static str {

@@ -3,16 +3,15 @@
 //!
 //! An invariant that is never put to the test proves nothing: a drain barrier checked in runs
 //! where reads never fill the pool, or a durability check after crashes that never tore an
-//! unsynced sector, passes vacuously. Each world declares its goals ([`Goal::of`]); the code
+//! unsynced sector, passes vacuously. Each world declares its goals (`World::GOALS`); the code
 //! marks a goal where the state occurs ([`reach`]); `sim explore` counts, per goal, the seeds
 //! that reached it, and fails naming any goal of an explored world that no seed reached
 //! (from [`MIN_SEEDS`] seeds per scenario on: fewer seeds prove nothing either way).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use strum::{IntoStaticStr, VariantArray};
 
-use scenarios::World;
+use strum::{IntoStaticStr, VariantArray};
 
 /// Seeds per scenario from which a goal nobody reached fails the exploration.
 pub const MIN_SEEDS: u64 = 100;
@@ -70,51 +69,25 @@ impl Goal {
     pub fn name(self) -> &'static str {
         self.into()
     }
-
-    /// The goals a world's workload must reach.
-    pub fn of(world: World) -> &'static [Goal] {
-        // Every engine world's workload reaches these; each world adds its own.
-        macro_rules! engine_goals {
-            ($($goal:ident),*) => {
-                &[
-                    Goal::ReadsAtCap,
-                    Goal::StreamsAtCap,
-                    Goal::StreamEndedAtMaxLogs,
-                    Goal::IndeterminateWriteApplied,
-                    Goal::ShutdownWithOpsInFlight,
-                    Goal::WritesQueuedAtPermit,
-                    Goal::AppendRacedRemoval,
-                    $(Goal::$goal),*
-                ]
-            };
-        }
-        match world {
-            World::EngineMem => engine_goals!(
-                WriteDrainedFullPool,
-                DeadlineExpiredMidWork,
-                RemovedBlocksReadBack
-            ),
-            World::EngineRedb => engine_goals!(
-                WriteDrainedFullPool,
-                RemovedBlocksReadBack,
-                CrashWithUnsyncedWrites,
-                OpenRetried
-            ),
-            World::EngineRemote => engine_goals!(
-                CrashWithUnsyncedWrites,
-                OpenRetried,
-                WorkerCrashWithRequestsInFlight,
-                RemoteRequestReleasedUnanswered,
-                FencedWriteRefused
-            ),
-            World::Btail => &[
-                Goal::GetAtOnChangeRevision,
-                Goal::ForgetPastAtTail,
-                Goal::SliceBoundOnChangeRevision,
-            ],
-        }
-    }
 }
+
+/// The goals every engine world's workload reaches, then the world's own `$goal`s: a world's
+/// `World::GOALS`.
+macro_rules! engine_goals {
+    ($($goal:ident),*) => {
+        &[
+            Goal::ReadsAtCap,
+            Goal::StreamsAtCap,
+            Goal::StreamEndedAtMaxLogs,
+            Goal::IndeterminateWriteApplied,
+            Goal::ShutdownWithOpsInFlight,
+            Goal::WritesQueuedAtPermit,
+            Goal::AppendRacedRemoval,
+            $(Goal::$goal),*
+        ]
+    };
+}
+pub(crate) use engine_goals;
 
 thread_local! {
     /// The goals this thread's run has reached so far.

@@ -36,6 +36,7 @@ pub mod probe;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
 use strum::{IntoStaticStr, VariantArray};
 
 use crate::report::RunStats;

@@ -133,6 +133,14 @@ fn boot_worker(boot: Boot) -> Host {
 pub(crate) struct RemoteWorld;
 
 impl World for RemoteWorld {
+    const GOALS: &'static [Goal] = coverage::engine_goals!(
+        CrashWithUnsyncedWrites,
+        OpenRetried,
+        WorkerCrashWithRequestsInFlight,
+        RemoteRequestReleasedUnanswered,
+        FencedWriteRefused
+    );
+
     async fn run(env: &RunEnv) -> RunStats {
         let start = rt::now();
         let outcome = rt::timeout(MAX_SIMULATED, run_world(env)).await;

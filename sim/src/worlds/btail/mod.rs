@@ -65,6 +65,7 @@ use zstor::*;
 
 use crate::faults::plan::{self, NoCrashes, Schedule};
 use crate::lock;
+use crate::monitors::coverage::Goal;
 use crate::monitors::{Invariant, Sink, Violation};
 use crate::net::{Net, SimListener, SimStream};
 use crate::report::RunStats;
@@ -233,6 +234,12 @@ impl ObjectSource for NetSource {
 pub(crate) struct BtailWorld;
 
 impl World for BtailWorld {
+    const GOALS: &'static [Goal] = &[
+        Goal::GetAtOnChangeRevision,
+        Goal::ForgetPastAtTail,
+        Goal::SliceBoundOnChangeRevision,
+    ];
+
     async fn run(env: &RunEnv) -> RunStats {
         let net = match crate::worlds::network(env) {
             Ok(net) => net,

@@ -180,6 +180,12 @@ impl Ctx {
 pub(crate) struct MemWorld;
 
 impl World for MemWorld {
+    const GOALS: &'static [Goal] = coverage::engine_goals!(
+        WriteDrainedFullPool,
+        DeadlineExpiredMidWork,
+        RemovedBlocksReadBack
+    );
+
     async fn run(env: &RunEnv) -> RunStats {
         let ctx = Ctx::for_env(env, Site::Memory);
         let timeouts = Timeouts::default();
@@ -248,7 +254,7 @@ async fn check_durable<B: ColdStorageBackend>(
     Ok(())
 }
 
-/// The end of the last phase: shutdown or dropping every handle (the history is checked by its
+/// The end of the last life: shutdown or dropping every handle (the history is checked by its
 /// monitor once the world returned).
 async fn finish<B: ColdStorageBackend>(
     ctx: &Ctx,

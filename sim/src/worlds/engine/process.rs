@@ -111,6 +111,13 @@ pub(crate) struct RedbWorld;
 const PROCESS: &str = "process";
 
 impl World for RedbWorld {
+    const GOALS: &'static [Goal] = coverage::engine_goals!(
+        WriteDrainedFullPool,
+        RemovedBlocksReadBack,
+        CrashWithUnsyncedWrites,
+        OpenRetried
+    );
+
     async fn run(env: &RunEnv) -> RunStats {
         let derived = &env.derived;
         let disk = Arc::new(Mutex::new(sim_disk(derived, "disk", 0, None)));

@@ -54,6 +54,41 @@ pub(super) fn next_kv(
     kv
 }
 
+/// The next commit's topology: deleted now and then, else the last shape with new values, or a
+/// fresh shape sampled for fresh content (kept in `shape` for the next).
+fn next_topology(
+    sh: &Shared,
+    rng: &mut ChaCha8Rng,
+    shape: &mut Option<Shape>,
+    prev_kv: &BTreeMap<Key, Value>,
+    delete_probability: f64,
+) -> Topology {
+    if rng.random_bool(delete_probability) {
+        *shape = None;
+        Topology::deleted()
+    } else if let Some(same) = shape.as_ref().filter(|_| rng.random_bool(0.4)) {
+        // Values only: the shape (and every key coverage) stays.
+        let kv = prev_kv
+            .iter()
+            .map(|(k, v)| match rng.random_bool(0.5) {
+                true => (
+                    *k,
+                    Value::from(VALUE_NAMES[rng.random_range(0..VALUE_NAMES.len())]),
+                ),
+                false => (*k, v.clone()),
+            })
+            .collect();
+        topology_of(same, &kv)
+    } else {
+        let kv = next_kv(rng, &sh.universe, prev_kv);
+        let fresh = sample_topology_shape(rng, &kv);
+        let topo = topology_of(&fresh, &kv);
+        *shape = Some(fresh);
+        topo
+    }
+}
+
+/// Commits the seed's topologies one after another, each announced on the δZ stream.
 pub(super) async fn commit_loop(sh: &Shared) -> HostResult {
     let mut env = lock(&sh.env).take().expect("zstor boots once");
     let mut rng = seeding::rng(sh.derived.seed, "zstor-commits", 0);
@@ -71,30 +106,7 @@ pub(super) async fn commit_loop(sh: &Shared) -> HostResult {
     wire::send(&mut dz, &wire::DzMsg::Hello { at0 }).await?;
     for i in 0..ncommits {
         rt::sleep(Duration::from_millis(rng.random_range(2..=40))).await;
-        let prev_kv = &env.head().kv;
-        let topo = if rng.random_bool(delete_probability) {
-            shape = None;
-            Topology::deleted()
-        } else if let Some(same) = shape.as_ref().filter(|_| rng.random_bool(0.4)) {
-            // Values only: the shape (and every key coverage) stays.
-            let kv = prev_kv
-                .iter()
-                .map(|(k, v)| match rng.random_bool(0.5) {
-                    true => (
-                        *k,
-                        Value::from(VALUE_NAMES[rng.random_range(0..VALUE_NAMES.len())]),
-                    ),
-                    false => (*k, v.clone()),
-                })
-                .collect();
-            topology_of(same, &kv)
-        } else {
-            let kv = next_kv(&mut rng, &sh.universe, prev_kv);
-            let fresh = sample_topology_shape(&mut rng, &kv);
-            let topo = topology_of(&fresh, &kv);
-            shape = Some(fresh);
-            topo
-        };
+        let topo = next_topology(sh, &mut rng, &mut shape, &env.head().kv, delete_probability);
         let commit = match env.commit(&topo) {
             Ok(c) => c,
             Err(e) => {

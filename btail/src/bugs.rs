@@ -7,8 +7,13 @@
 //! is switched on for the current thread only ([`set_active`]), which is where a simulation
 //! runs all of its tasks, so runs on other threads are unaffected.
 
+use strum::{EnumString, IntoStaticStr, VariantArray};
+
 /// A planted ΔBtail bug.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, IntoStaticStr, EnumString, VariantArray,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Bug {
     /// When a tracked tree is deleted, treediff drops the root from the tracking set instead of
     /// keeping it, so a later re-creation (`T1 → ø → T2`) goes unseen.
@@ -23,24 +28,17 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted ΔBtail bug.
-    pub const ALL: &'static [Bug] = &[
-        Bug::TreediffDropsRootOnDelete,
-        Bug::RebuildNotFromHead,
-        Bug::ForgetPastInPlace,
-    ];
+    pub const ALL: &'static [Bug] = <Bug as VariantArray>::VARIANTS;
 
-    /// The name used on the command line.
+    /// The name used on the command line (kebab-case, stable: the regressions file and
+    /// reports use it).
     pub fn name(self) -> &'static str {
-        match self {
-            Bug::TreediffDropsRootOnDelete => "treediff-drops-root-on-delete",
-            Bug::RebuildNotFromHead => "rebuild-not-from-head",
-            Bug::ForgetPastInPlace => "forget-past-in-place",
-        }
+        self.into()
     }
 
     /// The bug named `name`.
     pub fn from_name(name: &str) -> Option<Bug> {
-        Bug::ALL.iter().copied().find(|b| b.name() == name)
+        name.parse().ok()
     }
 }
 

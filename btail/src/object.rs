@@ -13,6 +13,7 @@ pub const KEY_MAX: Key = i64::MAX;
 
 /// An object id.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Oid(pub u64);
 
 impl Oid {
@@ -27,10 +28,12 @@ impl Oid {
 
 /// A revision (transaction id): strictly increasing with every commit.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Rev(pub u64);
 
 /// A bucket: sorted keys, each mapped to the oid of a value object.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Bucket {
     /// `(key, value oid)` pairs, strictly ascending by key.
     pub entries: Vec<(Key, Oid)>,
@@ -38,6 +41,7 @@ pub struct Bucket {
 
 /// The state of a Tree node.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TreeState {
     /// No entries: only legal for a whole tree (ZODB pickles it as `None`).
     Empty,
@@ -56,6 +60,7 @@ pub enum TreeState {
 
 /// The state of a stored object.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Object {
     /// An interior (or root) node.
     Tree(TreeState),
@@ -67,6 +72,7 @@ pub enum Object {
 
 /// Why an object could not be loaded (absence is not an error: it is `Ok(None)`).
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum LoadError {
     /// The revision is not served by this source (before its start or after its head).
     #[error("revision {at:?} is outside the source's range {tail:?}..={head:?}")]

@@ -6,8 +6,13 @@
 //! is switched on for the current thread only ([`set_active`]), which is where a simulation
 //! runs all of its tasks, so runs on other threads are unaffected.
 
+use strum::{EnumString, IntoStaticStr, VariantArray};
+
 /// A planted engine bug.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, IntoStaticStr, EnumString, VariantArray,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Bug {
     /// The cache fast path answers without looking at the write in progress (hazard B1 of
     /// docs/hazards.md, where every planted bug is described).
@@ -42,38 +47,17 @@ pub enum Bug {
 
 impl Bug {
     /// Every planted engine bug.
-    pub const ALL: &'static [Bug] = &[
-        Bug::CacheBypassesDrain,
-        Bug::StaleCacheAfterFailedTruncate,
-        Bug::CoordinatorStrongRef,
-        Bug::StreamSetupHoldsReadPermit,
-        Bug::RemoteTimeoutReleasesPermit,
-        Bug::DrainOnePermitShort,
-        Bug::UnboundedTerminalSend,
-        Bug::LogIndexCountsMatches,
-        Bug::CreationNotAtomic,
-        Bug::WorkerIgnoresFence,
-    ];
+    pub const ALL: &'static [Bug] = <Bug as VariantArray>::VARIANTS;
 
-    /// The name used on the command line.
+    /// The name used on the command line (kebab-case, stable: the regressions file and
+    /// reports use it).
     pub fn name(self) -> &'static str {
-        match self {
-            Bug::CacheBypassesDrain => "cache-bypasses-drain",
-            Bug::StaleCacheAfterFailedTruncate => "stale-cache-after-failed-truncate",
-            Bug::CoordinatorStrongRef => "coordinator-strong-ref",
-            Bug::StreamSetupHoldsReadPermit => "stream-setup-holds-read-permit",
-            Bug::RemoteTimeoutReleasesPermit => "remote-timeout-releases-permit",
-            Bug::DrainOnePermitShort => "drain-one-permit-short",
-            Bug::UnboundedTerminalSend => "unbounded-terminal-send",
-            Bug::LogIndexCountsMatches => "log-index-counts-matches",
-            Bug::CreationNotAtomic => "creation-not-atomic",
-            Bug::WorkerIgnoresFence => "worker-ignores-fence",
-        }
+        self.into()
     }
 
     /// The bug named `name`.
     pub fn from_name(name: &str) -> Option<Bug> {
-        Bug::ALL.iter().copied().find(|b| b.name() == name)
+        name.parse().ok()
     }
 }
 

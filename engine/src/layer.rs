@@ -6,7 +6,8 @@
 //! A wrapper that observes or perturbs a backend (a monitor counting work in flight, a fault
 //! injector adding latency, a test gate) implements [`Layer`]: it names its inner backend and
 //! wraps each operation's future in [`Layer::around`] (and a stream's in
-//! [`Layer::around_stream`]); an operation it must change itself it overrides. [`Layered`]
+//! [`Layer::around_stream`]); an operation it must change itself it overrides (a stream
+//! producer that must read through the layer overrides [`Layer::produce_log_stream`]). [`Layered`]
 //! turns any layer into a backend, so the thirteen forwards are written once, here.
 
 use std::future::Future;
@@ -131,6 +132,23 @@ pub trait Layer: Send + Sync + 'static {
         work
     }
 
+    /// Runs the stream producer of `layered` (this layer as a backend); the default runs the
+    /// inner backend's producer, wrapped in [`Layer::around_stream`]. Override it to produce
+    /// the stream over the layer itself (`stream::produce_default(layered, ..)`), so that the
+    /// producer's reads pass through the layer's own operations.
+    fn produce_log_stream(
+        layered: &Layered<Self>,
+        filter: &Filter,
+        params: StreamParams,
+    ) -> impl Future<Output = ()> + Send
+    where
+        Self: Sized,
+    {
+        let deadline = params.deadline;
+        let work = layered.0.inner().produce_log_stream(filter, params);
+        layered.0.around_stream(deadline, work)
+    }
+
     /// See [`ColdStorageRead::get_logs`]: override to change the operation itself.
     fn get_logs(
         &self,
@@ -218,9 +236,7 @@ impl<L: Layer> ColdStorageRead for Layered<L> {
     }
 
     async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
-        let deadline = params.deadline;
-        let work = self.0.inner().produce_log_stream(filter, params);
-        self.0.around_stream(deadline, work).await
+        L::produce_log_stream(self, filter, params).await
     }
 }
 

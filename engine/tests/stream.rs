@@ -2,20 +2,18 @@
 //! block (hazard H2 in docs/hazards.md), a bounded terminal error on a full channel (hazard H1),
 //! and at most one error, last.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use engine::backend::{ColdStorageRead, ColdStorageWrite, StreamParams, Timeouts};
+use engine::backend::{ColdStorageRead, ColdStorageWrite, StreamParams};
+use engine::layer::{Layer, Layered};
 use engine::stream::{LogStream, produce_default};
-use engine::{
-    BlockData, ColdReceipt, ColdResult, ColdStorageError, Confirmed, Filter, Header,
-    HeaderSpecifier, MemBackend, ReceiptSpecifier, RpcLog, SealedHeader, Transaction,
-    TransactionSpecifier,
-};
+use engine::{BlockData, ColdResult, ColdStorageError, Filter, Header, MemBackend, RpcLog};
 use model::conformance::sample_block;
 use tokio::sync::mpsc;
 
-/// Mem, plus a reorg of block `to` right after the first read that covers it.
+/// Mem, plus a reorg of block `to` right after the first read that covers it (as a layer).
 struct ReorgOnRead {
     inner: MemBackend,
     to: u64,
@@ -36,40 +34,13 @@ impl ReorgOnRead {
     }
 }
 
-impl ColdStorageRead for ReorgOnRead {
-    fn timeouts(&self) -> Timeouts {
-        self.inner.timeouts()
+impl Layer for ReorgOnRead {
+    type Inner = MemBackend;
+
+    fn inner(&self) -> &MemBackend {
+        &self.inner
     }
-    async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
-        self.inner.get_header(spec).await
-    }
-    async fn get_headers(
-        &self,
-        specs: Vec<HeaderSpecifier>,
-    ) -> ColdResult<Vec<Option<SealedHeader>>> {
-        self.inner.get_headers(specs).await
-    }
-    async fn get_transaction(
-        &self,
-        spec: TransactionSpecifier,
-    ) -> ColdResult<Option<Confirmed<Transaction>>> {
-        self.inner.get_transaction(spec).await
-    }
-    async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
-        self.inner.get_transactions_in_block(block).await
-    }
-    async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
-        self.inner.get_transaction_count(block).await
-    }
-    async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
-        self.inner.get_receipt(spec).await
-    }
-    async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
-        self.inner.get_receipts_in_block(block).await
-    }
-    async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
-        self.inner.get_latest_block().await
-    }
+
     async fn get_logs(&self, filter: &Filter, max_logs: usize) -> ColdResult<Vec<RpcLog>> {
         let logs = self.inner.get_logs(filter, max_logs).await;
         if filter.to_block == Some(self.to) && !self.done.swap(true, Ordering::SeqCst) {
@@ -77,8 +48,14 @@ impl ColdStorageRead for ReorgOnRead {
         }
         logs
     }
-    async fn produce_log_stream(&self, filter: &Filter, params: StreamParams) {
-        produce_default(self, filter, params).await
+
+    /// Over the wrapper, so the producer's reads are the ones that reorg.
+    fn produce_log_stream(
+        layered: &Layered<Self>,
+        filter: &Filter,
+        params: StreamParams,
+    ) -> impl Future<Output = ()> + Send {
+        produce_default(layered, filter, params)
     }
 }
 
@@ -111,13 +88,15 @@ fn params(
 
 #[tokio::test(start_paused = true)]
 async fn a_reorg_of_the_last_block_during_its_read_is_detected() {
-    let backend = ReorgOnRead {
+    let backend = Layered(ReorgOnRead {
         inner: stored((0..=3).map(|n| sample_block(n, 1, 1))).await,
         to: 3,
         done: AtomicBool::new(false),
-    };
+    });
     let (params, stream) = params(0, 3, 100, 64, Duration::from_secs(10));
-    produce_default(&backend, &Filter::range(0, 3), params).await;
+    backend
+        .produce_log_stream(&Filter::range(0, 3), params)
+        .await;
     let (logs, error) = stream.collect_all().await;
     assert_eq!(error, Some(ColdStorageError::ReorgDetected));
     assert!(

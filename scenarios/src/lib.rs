@@ -22,7 +22,8 @@ mod overrides;
 pub use overrides::KEYS as OVERRIDE_KEYS;
 
 /// Where a scenario runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "kebab-case")]
 pub enum World {
     /// The handle over the in-memory backend, in process, on a paused clock.
     EngineMem,
@@ -44,19 +45,18 @@ impl World {
 
     /// The world's name as printed.
     pub fn name(self) -> &'static str {
-        match self {
-            World::EngineMem => "engine-mem",
-            World::EngineRedb => "engine-redb",
-            World::EngineRemote => "engine-remote",
-            World::Btail => "btail",
-        }
+        self.into()
     }
 }
 
-/// A fault a scenario may inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A fault a scenario may inject. Its name (kebab-case) names its seed sub-stream too.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, strum::IntoStaticStr, strum::VariantArray,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Fault {
     /// Message latency between hosts (distribution drawn per seed).
+    #[strum(serialize = "net-latency")]
     NetworkLatency,
     /// Partitions between hosts (what is in flight or sent meanwhile is lost), healed later.
     Partition,
@@ -89,21 +89,9 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// The fault's name as printed.
+    /// The fault's name as printed (and its seed sub-stream's).
     pub fn name(self) -> &'static str {
-        match self {
-            Fault::NetworkLatency => "net-latency",
-            Fault::Partition => "partition",
-            Fault::Hold => "hold",
-            Fault::Stall => "stall",
-            Fault::Crash => "crash",
-            Fault::TornWrites => "torn-writes",
-            Fault::DiskErrors => "disk-errors",
-            Fault::BackendLatency => "backend-latency",
-            Fault::ClientCancel => "client-cancel",
-            Fault::ShutdownInFlight => "shutdown-in-flight",
-            Fault::SlowConsumers => "slow-consumers",
-        }
+        self.into()
     }
 }
 
@@ -516,6 +504,24 @@ impl fmt::Display for Derived {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fault names name the faults' seed sub-streams and appear in reports and the JSON
+    /// summary; world names are printed: renaming a variant must rename neither.
+    #[test]
+    fn fault_and_world_names_are_pinned() {
+        use strum::VariantArray;
+        let faults: Vec<&str> = Fault::VARIANTS.iter().map(|f| f.name()).collect();
+        assert_eq!(
+            faults.join(" "),
+            "net-latency partition hold stall crash torn-writes disk-errors backend-latency \
+             client-cancel shutdown-in-flight slow-consumers"
+        );
+        let worlds: Vec<&str> = World::VARIANTS.iter().map(|w| w.name()).collect();
+        assert_eq!(
+            worlds.join(" "),
+            "engine-mem engine-redb engine-remote btail"
+        );
+    }
 
     #[test]
     fn names_are_unique_and_findable() {

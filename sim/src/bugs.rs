@@ -119,3 +119,28 @@ pub fn activate(bug: Option<PlantedBug>) -> Active {
     btail::bugs::set_active(btail_bug).expect("sim enables the planted-bugs feature");
     Active(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Planted bugs are named on the command line, in CI and in the regressions file.
+    #[test]
+    fn planted_bug_names_are_pinned() {
+        let names: Vec<&str> = PlantedBug::all()
+            .into_iter()
+            .map(PlantedBug::name)
+            .collect();
+        assert_eq!(
+            names.join(" "),
+            "cache-bypasses-drain stale-cache-after-failed-truncate coordinator-strong-ref \
+             stream-setup-holds-read-permit remote-timeout-releases-permit drain-one-permit-short \
+             unbounded-terminal-send log-index-counts-matches creation-not-atomic \
+             worker-ignores-fence treediff-drops-root-on-delete rebuild-not-from-head \
+             forget-past-in-place"
+        );
+        for bug in PlantedBug::all() {
+            assert_eq!(PlantedBug::from_name(bug.name()), Some(bug));
+        }
+    }
+}

@@ -49,9 +49,16 @@ pub mod trace;
 pub mod vectors;
 mod worlds;
 
-/// Locks `m`. A panic while it was held is a `panic` violation of the run already (see
-/// `monitors::panics`), so a poisoned lock's data is still what the run left there, and the
-/// run goes on to its report.
+/// Locks `m`: the crate's one lock helper. A panic while it was held is a `panic` violation of
+/// the run already (see `monitors::panics`), so a poisoned lock's data is still what the run
+/// left there, and the run goes on to its report. (The engine, a crate below this one, has its
+/// own: each of its locks states why its data stays consistent under a panic.)
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes the value out of `m`, poisoned or not (as [`lock`]).
+pub(crate) fn into_inner<T>(m: std::sync::Mutex<T>) -> T {
+    m.into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -1,6 +1,7 @@
 //! Running one seed of one scenario, and the checks built on it: exploring many seeds and
 //! comparing two runs of one seed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use scenarios::{Derived, Scenario};
@@ -10,7 +11,7 @@ use crate::monitors::coverage;
 use crate::monitors::events::RemoteDeadlines;
 use crate::monitors::panics::Capture;
 use crate::monitors::probe::{Limits, Probe};
-use crate::monitors::{Invariant, Sink, Violation};
+use crate::monitors::{Invariant, Monitors, Sink, Violation};
 use crate::report::{RunReport, RunStats};
 use crate::trace::{self, Keep, Recording};
 use crate::worlds::{self, RunEnv};
@@ -230,8 +231,9 @@ fn run_here(
         derived: derived.clone(),
         sink: sink.clone(),
         probe: Probe::new(Limits::default(), sink.clone()),
+        monitors: Monitors::default(),
     };
-    let capture = Capture::start();
+    env.monitors.register(Arc::new(Capture::start()));
     coverage::start();
     crate::faults::schedule::start(seed);
     // What the engine decides without a backend reaches the monitors through its tracing
@@ -247,6 +249,8 @@ fn run_here(
             let world = worlds::run(scenario.world, &env);
             let stats = match options.end {
                 RunEnd::Complete => world.await,
+                // Stopped: the end-of-run monitors do not run (the history check would judge
+                // a history cut short); the violation that stopped it is the first.
                 RunEnd::FirstViolation => tokio::select! {
                     biased;
                     stats = world => stats,
@@ -256,13 +260,6 @@ fn run_here(
                     }
                 },
             };
-            if let Some((detail, at)) = capture.finish() {
-                sink.violate(Violation {
-                    invariant: Invariant::Panic,
-                    detail,
-                    at,
-                });
-            }
             (stats, trace::finish())
         })
     });

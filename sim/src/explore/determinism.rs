@@ -54,9 +54,7 @@ pub fn check(list: &WorkList<'_>, jobs: usize, mode: ProgressMode) -> Checked {
         };
         progress.update(found.0, &text);
     });
-    let (done, mut findings) = found
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (done, mut findings) = crate::into_inner(found);
     findings.sort_by_key(|(order, f)| (*order, f.seed));
     let findings: Vec<Finding> = findings.into_iter().map(|(_, f)| f).collect();
     let diverged = findings.iter().filter(|f| f.divergence.is_some()).count() as u64;

@@ -211,9 +211,7 @@ pub fn explore(
         tally.add(order, report);
         progress.update(tally.runs(), &failing_text(&tally));
     });
-    let tally = tally
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tally = crate::into_inner(tally);
     progress.finish(tally.runs(), &failing_text(&tally));
     let ended = if interrupt.load(Ordering::SeqCst) {
         Ended::Interrupted

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use scenarios::Scenario;
 use serde::Serialize;
 
-use crate::monitors::coverage::{self, Goal};
+use crate::monitors::coverage;
 use crate::report::RunReport;
 
 /// Full failure records kept (each a few KB); past this only seeds are kept.
@@ -113,7 +113,7 @@ impl Tally {
         for scenario in scenarios {
             let entry = tally.scenarios.entry(scenario.name).or_default();
             entry.world = scenario.world.name();
-            for &goal in Goal::of(scenario.world) {
+            for &goal in crate::worlds::goals(scenario.world) {
                 entry.coverage.insert(goal.name(), 0);
             }
         }
@@ -226,7 +226,7 @@ mod tests {
             digest: String::new(),
             tail: vec!["an event".into(); 40],
             around: vec!["an event".into(); 36],
-            coverage: Goal::of(scenario.world).to_vec(),
+            coverage: crate::worlds::goals(scenario.world).to_vec(),
         }
     }
 
@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn a_goal_no_seed_reached_is_named_once_enough_seeds_ran() {
         let scenario = scenarios::find("btail-tracking").expect("in the catalog");
-        let [first, ..] = Goal::of(scenario.world) else {
+        let [first, ..] = crate::worlds::goals(scenario.world) else {
             panic!("the btail world declares goals")
         };
         let mut tally = Tally::new(&[scenario], 0);

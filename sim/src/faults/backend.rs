@@ -130,10 +130,6 @@ pub(crate) struct FaultLayer<B> {
 impl<B: ColdStorageBackend> Layer for FaultLayer<B> {
     type Inner = B;
 
-    fn inner(&self) -> &B {
-        &self.inner
-    }
-
     async fn around<T: Send>(
         &self,
         kind: OpKind,
@@ -174,5 +170,9 @@ impl<B: ColdStorageBackend> Layer for FaultLayer<B> {
             let _ = engine::rt::timeout_at(deadline, engine::rt::sleep(pause)).await;
         }
         work.await;
+    }
+
+    fn inner(&self) -> &B {
+        &self.inner
     }
 }

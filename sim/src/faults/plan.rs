@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use scenarios::{Derived, Fault};
 use tokio::sync::watch;
 
-use crate::monitors::Sink;
+use crate::monitors::{Invariant, Sink, Violation};
 use crate::net::{HostName, Net};
 use crate::seeding;
 use crate::trace;
@@ -159,11 +159,12 @@ impl Target for NoCrashes {
 /// Where the driver reads the clients' progress (operations issued so far).
 pub(crate) type Progress = Option<watch::Receiver<u64>>;
 
-/// The driver: injects `plan` into the world over `net`'s link `link` and `target`, until
-/// `done` finishes (its output) or `sink` has a violation (`None`).
+/// The driver: injects `plan` into the world over `net`'s link `link` (`a` is the store's
+/// host; an in-process world has no network: a link event there is a harness failure) and
+/// `target`, until `done` finishes (its output) or `sink` has a violation (`None`).
 pub(crate) async fn drive<R>(
     plan: Vec<Planned>,
-    (net, link): (&Net, (HostName, HostName)),
+    (net, link): (Option<&Net>, (HostName, HostName)),
     target: &mut impl Target,
     mut progress: Progress,
     sink: &Sink,
@@ -194,8 +195,13 @@ pub(crate) async fn drive<R>(
         let now = rt::now();
         let ops = progress.as_ref().map_or(0, |p| *p.borrow());
         while let Some(p) = planned.next_if(|p| due(p.trigger, start, now, ops)) {
-            if let Some(heal_at) = inject(p.action, net, link, target, now) {
-                recovering.push((heal_at, p.action));
+            match inject(p.action, net, link, target, now) {
+                Ok(Some(heal_at)) => recovering.push((heal_at, p.action)),
+                Ok(None) => {}
+                Err(v) => {
+                    sink.violate(v);
+                    return None;
+                }
             }
         }
         recovering.retain(|(until, action)| {
@@ -225,22 +231,30 @@ fn due(trigger: Trigger, start: Instant, now: Instant, ops: u64) -> bool {
     }
 }
 
-/// Injects `action` now; when it must be healed, if it must.
+/// Injects `action` now; when it must be healed, if it must. A link event in a world without
+/// a network is a harness failure.
 fn inject(
     action: Action,
-    net: &Net,
+    net: Option<&Net>,
     (a, b): (HostName, HostName),
     target: &mut impl Target,
     now: Instant,
-) -> Option<Instant> {
-    match action {
-        Action::Crash { down } => {
-            if !target.crash() {
-                return None;
-            }
-            trace::record("driver", "fault.crash", format!("{a} down for {down:?}"));
-            Some(now + down)
+) -> Result<Option<Instant>, Violation> {
+    if let Action::Crash { down } = action {
+        if !target.crash() {
+            return Ok(None);
         }
+        trace::record("driver", "fault.crash", format!("{a} down for {down:?}"));
+        return Ok(Some(now + down));
+    }
+    let net = net.ok_or_else(|| {
+        Violation::new(
+            Invariant::Harness,
+            format!("{action:?} planned in a world without a network"),
+        )
+    })?;
+    Ok(match action {
+        Action::Crash { .. } => None,
         Action::Partition { length } => {
             net.partition(b, a);
             trace::record("driver", "fault.partition", format!("for {length:?}"));
@@ -262,19 +276,20 @@ fn inject(
             trace::record("driver", what, format!("{from}->{to} for {length:?}"));
             None
         }
-    }
+    })
 }
 
-fn heal(action: Action, net: &Net, (a, b): (HostName, HostName), target: &mut impl Target) {
-    match action {
-        Action::Crash { .. } => {
+fn heal(action: Action, net: Option<&Net>, (a, b): (HostName, HostName), target: &mut impl Target) {
+    match (action, net) {
+        (Action::Crash { .. }, _) => {
             target.restart();
             trace::record("driver", "fault.restart", a);
         }
-        Action::Partition { .. } => {
+        (Action::Partition { .. }, Some(net)) => {
             net.repair(b, a);
             trace::record("driver", "fault.repair", format!("{b}-{a}"));
         }
-        Action::Hold { .. } => {}
+        // Only a crash is injected without a network; a hold heals by itself.
+        (Action::Partition { .. } | Action::Hold { .. }, _) => {}
     }
 }

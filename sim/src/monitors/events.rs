@@ -14,7 +14,7 @@
 //! fill inserts a block that a removal started to remove, `cache-fill`).
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tracing::Subscriber;
@@ -22,6 +22,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
+use crate::lock;
 use crate::monitors::coverage::{self, Goal};
 use crate::monitors::probe::Probe;
 use crate::monitors::{Invariant, Sink, Violation};
@@ -238,20 +239,14 @@ impl EngineEvents {
     }
 }
 
-/// Locks a monitor's rules; a poisoned lock still holds consistent rules (each event updates
-/// them in one step).
-fn locked<R>(rules: &Mutex<R>) -> std::sync::MutexGuard<'_, R> {
-    rules.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl<S: Subscriber> Layer<S> for EngineEvents {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
         match event.metadata().target() {
             CACHE_TARGET if fields.message == "cache hit" => self.probe.on_cache_hit(&fields.op),
-            CACHE_TARGET => self.report(locked(&self.cache).on_event(&fields)),
-            WORKER_TARGET => self.report(locked(&self.worker).on_event(&fields)),
+            CACHE_TARGET => self.report(lock(&self.cache).on_event(&fields)),
+            WORKER_TARGET => self.report(lock(&self.worker).on_event(&fields)),
             PROTOCOL_TARGET => self.report(Some(Violation::new(
                 Invariant::Protocol,
                 format!("a protocol violation on the wire: {}", fields.detail),

@@ -25,15 +25,18 @@
 //! check judges like any other.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use engine::{B256, ColdStorageError, HeaderSpecifier, ReceiptSpecifier, TransactionSpecifier};
 use model::block_store::BlockStoreModel;
 use model::ops::{Op, Outcome, apply_model};
 
-use crate::monitors::Violation;
 use crate::monitors::linearizability::{
     Checker, Cost, Effect, End, Entry, STEP_BUDGET, Time, Verdict, Via,
 };
+use crate::monitors::{Invariant, Monitor, Sink, Violation};
+use crate::report::RunStats;
+use crate::{lock, trace};
 
 /// What the store shows about its newest block: enough to tell a write's two outcomes apart.
 pub type Tip = (Option<u64>, Option<B256>);
@@ -321,6 +324,41 @@ impl History {
     }
 }
 
+/// A run's history as a [`Monitor`]: the check at the end of the run (the checks after
+/// restarts are the durability monitor's, during the run).
+#[derive(Debug, Clone)]
+pub struct HistoryMonitor(pub Arc<Mutex<History>>);
+
+impl Monitor for HistoryMonitor {
+    fn family(&self) -> &'static str {
+        "history"
+    }
+
+    fn invariants(&self) -> &'static [Invariant] {
+        &[Invariant::History, Invariant::Cache, Invariant::Durability]
+    }
+
+    /// Checks what the last check left, unless the run failed already (a run cut short leaves
+    /// calls open that no answer will close, and its report starts at the earlier violation).
+    fn finish(&self, sink: &Sink, stats: &mut RunStats) {
+        let mut history = lock(&self.0);
+        if !sink.failed() {
+            match history.check(false) {
+                Err(v) => sink.violate(v),
+                // The search's cost stays out of the trace: a faster search moves no digest.
+                Ok(()) => match history.inconclusive() {
+                    Some(why) => trace::record("monitor", "history.inconclusive", why),
+                    None => {
+                        let text = format!("operations={}", history.stats().operations);
+                        trace::record("monitor", "history.ok", text);
+                    }
+                },
+            }
+        }
+        stats.history = history.stats();
+    }
+}
+
 /// What a write's answer (`None`: abandoned) says about its effect.
 pub fn fate(outcome: Option<&Outcome>) -> Fate {
     let Some(outcome) = outcome else {
@@ -424,6 +462,30 @@ mod tests {
         read_latest(&mut history, None);
         let violation = history.check(true).expect_err("block 1 cannot vanish");
         assert_eq!(violation.invariant, crate::monitors::Invariant::History);
+    }
+
+    #[test]
+    fn the_end_of_run_check_reports_a_broken_history_once_nothing_else_failed() {
+        let broken = || {
+            let mut history = History::new();
+            let id = history.invoke("writer", &append(1));
+            history.answer_write(id, Some(&Outcome::Done(Ok(()))));
+            read_latest(&mut history, None);
+            HistoryMonitor(Arc::new(Mutex::new(history)))
+        };
+        let (sink, mut stats) = (Sink::default(), RunStats::default());
+        broken().finish(&sink, &mut stats);
+        let seen = sink.first().map(|v| v.invariant);
+        assert_eq!(seen, Some(Invariant::History));
+        assert_eq!(stats.history.operations, 2);
+        // A run that failed earlier is not checked again: its report starts there.
+        let failed = Sink::default();
+        failed.violate(Violation::new(Invariant::Liveness, "earlier"));
+        broken().finish(&failed, &mut stats);
+        assert_eq!(
+            failed.first().map(|v| v.invariant),
+            Some(Invariant::Liveness)
+        );
     }
 
     #[test]

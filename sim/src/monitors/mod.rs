@@ -20,6 +20,10 @@
 //! - [`panics`]: a panic anywhere in the run;
 //! - liveness: bounds on every call, stream and shutdown, checked where the worlds wait;
 //! - btail: ΔBtail's answers against the KV model (in the btail world's `checks`).
+//!
+//! A family that has something to check once the run's work is over implements [`Monitor`]
+//! and is registered in the run's [`Monitors`] (by `run::run_one` for every run, by a world
+//! for its own); `worlds::run` finishes them all, in one loop, when the world returned.
 
 pub mod coverage;
 pub mod durability;
@@ -30,13 +34,18 @@ pub mod panics;
 pub mod probe;
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::trace;
+use strum::{IntoStaticStr, VariantArray};
 
-/// The invariants a run checks. Their names are stable: reports, JSON and tests use them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+use crate::report::RunStats;
+use crate::{lock, trace};
+
+/// The invariants a run checks. Their names (kebab-case) are stable: reports, JSON and tests
+/// use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Invariant {
     /// More reads, writes or streams at a backend than the handle's permits allow.
     Permits,
@@ -82,49 +91,11 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant, in report order.
-    pub const ALL: &'static [Invariant] = &[
-        Invariant::Permits,
-        Invariant::Drain,
-        Invariant::History,
-        Invariant::Cache,
-        Invariant::Durability,
-        Invariant::Liveness,
-        Invariant::Btail,
-        Invariant::Snapshot,
-        Invariant::Protocol,
-        Invariant::Fence,
-        Invariant::StreamCredit,
-        Invariant::CacheFill,
-        Invariant::WorkerDrain,
-        Invariant::StreamPermit,
-        Invariant::ProducerDeadline,
-        Invariant::Panic,
-        Invariant::Hang,
-        Invariant::Harness,
-    ];
+    pub const ALL: &'static [Invariant] = <Invariant as VariantArray>::VARIANTS;
 
     /// The stable name printed in reports and JSON.
     pub fn name(self) -> &'static str {
-        match self {
-            Invariant::Permits => "permits",
-            Invariant::Drain => "drain",
-            Invariant::History => "history",
-            Invariant::Cache => "cache",
-            Invariant::Durability => "durability",
-            Invariant::Liveness => "liveness",
-            Invariant::Btail => "btail",
-            Invariant::Snapshot => "snapshot",
-            Invariant::Protocol => "protocol",
-            Invariant::Fence => "fence",
-            Invariant::StreamCredit => "stream-credit",
-            Invariant::CacheFill => "cache-fill",
-            Invariant::WorkerDrain => "worker-drain",
-            Invariant::StreamPermit => "stream-permit",
-            Invariant::ProducerDeadline => "producer-deadline",
-            Invariant::Panic => "panic",
-            Invariant::Hang => "hang",
-            Invariant::Harness => "harness",
-        }
+        self.into()
     }
 }
 
@@ -208,6 +179,73 @@ impl Sink {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Violation>> {
-        self.first.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.first)
+    }
+}
+
+/// One monitor family of a run, as the run's end sees it. What a family observes during the
+/// run reaches it through its own feed (a probe around a backend, the engine's tracing events,
+/// a world's calls) and goes to the [`Sink`] at once; what can only be judged once the work is
+/// over (the panics the run caught, the recorded history) is judged in [`Monitor::finish`].
+pub trait Monitor: Send + Sync {
+    /// The family's name (its module's).
+    fn family(&self) -> &'static str;
+
+    /// The invariants this family reports violations of.
+    fn invariants(&self) -> &'static [Invariant];
+
+    /// The end-of-run check, once the world returned: reports into `sink`, and adds the
+    /// family's figures to the run's `stats`.
+    fn finish(&self, sink: &Sink, stats: &mut RunStats);
+}
+
+/// The monitors of one run, finished in the order they were registered; clone-cheap.
+#[derive(Clone, Default)]
+pub struct Monitors {
+    registered: Arc<Mutex<Vec<Arc<dyn Monitor>>>>,
+}
+
+impl Monitors {
+    /// Registers `monitor` for the end of the run.
+    pub fn register(&self, monitor: Arc<dyn Monitor>) {
+        lock(&self.registered).push(monitor);
+    }
+
+    /// Finishes every registered monitor: the run's one end-of-run loop.
+    pub fn finish(&self, sink: &Sink, stats: &mut RunStats) {
+        // A monitor's check may take a while (the history's search): not under the lock.
+        let registered = lock(&self.registered).clone();
+        for monitor in registered {
+            monitor.finish(sink, stats);
+        }
+    }
+
+    /// The registered families, in order.
+    pub fn families(&self) -> Vec<&'static str> {
+        lock(&self.registered).iter().map(|m| m.family()).collect()
+    }
+}
+
+impl fmt::Debug for Monitors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.families()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are part of the reports, the JSON summary and the regressions file: renaming
+    /// a variant must not rename its invariant.
+    #[test]
+    fn invariant_names_are_pinned() {
+        let names: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
+        assert_eq!(
+            names.join(" "),
+            "permits drain history cache durability liveness btail snapshot protocol fence \
+             stream-credit cache-fill worker-drain stream-permit producer-deadline panic hang \
+             harness"
+        );
     }
 }

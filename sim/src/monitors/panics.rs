@@ -11,6 +11,9 @@ use std::cell::{Cell, RefCell};
 use std::sync::Once;
 use std::time::Duration;
 
+use crate::monitors::{Invariant, Monitor, Sink, Violation};
+use crate::report::RunStats;
+
 thread_local! {
     /// Whether panics on this thread are captured (a run is in progress here).
     static CAPTURE: Cell<bool> = const { Cell::new(false) };
@@ -41,7 +44,8 @@ pub fn panicked() -> bool {
     PANICKED.with(|p| p.borrow().is_some())
 }
 
-/// Captures panics on this thread while alive; [`Capture::finish`] hands back the first.
+/// Captures panics on this thread while alive; its [`Monitor::finish`] (on the same thread)
+/// reports the first.
 #[derive(Debug)]
 pub struct Capture(());
 
@@ -53,10 +57,26 @@ impl Capture {
         CAPTURE.with(|c| c.set(true));
         Capture(())
     }
+}
 
-    /// Stops capturing; the first panic's message and simulated time, if the run panicked.
-    pub fn finish(self) -> Option<(String, Duration)> {
-        PANICKED.with(|p| p.borrow_mut().take())
+impl Monitor for Capture {
+    fn family(&self) -> &'static str {
+        "panics"
+    }
+
+    fn invariants(&self) -> &'static [Invariant] {
+        &[Invariant::Panic]
+    }
+
+    /// The first panic of the run, at the simulated time it happened.
+    fn finish(&self, sink: &Sink, _: &mut RunStats) {
+        if let Some((detail, at)) = PANICKED.with(|p| p.borrow_mut().take()) {
+            sink.violate(Violation {
+                invariant: Invariant::Panic,
+                detail,
+                at,
+            });
+        }
     }
 }
 
@@ -64,5 +84,26 @@ impl Drop for Capture {
     fn drop(&mut self) {
         CAPTURE.with(|c| c.set(false));
         PANICKED.with(|p| p.borrow_mut().take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_panic_is_reported_at_the_end_of_the_run() {
+        let capture = Capture::start();
+        let caught = std::panic::catch_unwind(|| panic!("planted"));
+        assert!(caught.is_err() && panicked());
+        let (sink, mut stats) = (Sink::default(), RunStats::default());
+        capture.finish(&sink, &mut stats);
+        let seen = sink.first().expect("the panic is a violation");
+        assert_eq!(seen.invariant, Invariant::Panic);
+        assert!(seen.detail.contains("planted"), "{}", seen.detail);
+        // Reported once.
+        let again = Sink::default();
+        capture.finish(&again, &mut stats);
+        assert!(!again.failed());
     }
 }

@@ -3,7 +3,7 @@
 //! A world builds the system under test for one seed's configuration, drives its workload,
 //! injects the faults the configuration switched on, and reports every broken invariant to the
 //! run's one [`Sink`]. [`run`] is the only place that maps a scenario's [`scenarios::World`] to
-//! its implementation.
+//! its implementation (and [`goals`] its coverage goals).
 //!
 //! - [`engine`]: the handle in process, over Mem or over redb on SimDisk with crashes;
 //! - [`remote`]: the handle over a RemoteBackend, the IO worker on another simulated host;
@@ -17,8 +17,9 @@ use std::future::Future;
 
 use scenarios::Derived;
 
+use crate::monitors::coverage::Goal;
 use crate::monitors::probe::Probe;
-use crate::monitors::{Invariant, Sink, Violation};
+use crate::monitors::{Invariant, Monitors, Sink, Violation};
 use crate::net::Net;
 use crate::report::RunStats;
 
@@ -32,10 +33,15 @@ pub(crate) struct RunEnv {
     pub sink: Sink,
     /// The probe the handle's backend is observed by; the cache monitor reports to it too.
     pub probe: Probe,
+    /// The monitors with an end-of-run check; a world registers its own (the history).
+    pub monitors: Monitors,
 }
 
 /// One kind of world.
 pub(crate) trait World {
+    /// The coverage goals its workload must reach.
+    const GOALS: &'static [Goal];
+
     /// Runs the seed of `env` to its end on the current runtime; violations go to the sink.
     fn run(env: &RunEnv) -> impl Future<Output = RunStats>;
 }
@@ -52,8 +58,24 @@ pub(crate) fn network(env: &RunEnv) -> Result<Net, Violation> {
     Ok(Net::for_seed(env.derived.seed, network))
 }
 
-/// Runs `env`'s seed in the world `kind`.
+/// Runs `env`'s seed in the world `kind`, then finishes the run's monitors.
 pub(crate) async fn run(kind: scenarios::World, env: &RunEnv) -> RunStats {
+    let mut stats = run_world(kind, env).await;
+    env.monitors.finish(&env.sink, &mut stats);
+    stats
+}
+
+/// The coverage goals of the world `kind`.
+pub(crate) fn goals(kind: scenarios::World) -> &'static [Goal] {
+    match kind {
+        scenarios::World::EngineMem => engine::MemWorld::GOALS,
+        scenarios::World::EngineRedb => engine::RedbWorld::GOALS,
+        scenarios::World::EngineRemote => remote::RemoteWorld::GOALS,
+        scenarios::World::Btail => btail::BtailWorld::GOALS,
+    }
+}
+
+async fn run_world(kind: scenarios::World, env: &RunEnv) -> RunStats {
     // Boxed: a world's future is large (in debug builds especially), and the runtime's
     // thread has an ordinary stack.
     match kind {

@@ -20,21 +20,18 @@ use engine::remote::client::{Connector, RemoteBackend, RemoteConfig};
 use engine::remote::worker::{Worker, WorkerConfig};
 use engine::rt::{self, Host};
 use engine::simdisk::SimDisk;
-use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
-use scenarios::Derived;
 
 use crate::faults::backend::{BackendFaults, Site};
-use crate::faults::plan::{self, Schedule, Target};
+use crate::faults::disk::sim_disk;
+use crate::faults::plan::{self, Schedule};
 use crate::lock;
 use crate::monitors::coverage::{self, Goal};
-use crate::monitors::history::HistoryStats;
 use crate::monitors::probe::{Limits, Probe};
 use crate::monitors::{Invariant, Violation};
 use crate::net::{Net, SimStream};
 use crate::report::RunStats;
 use crate::trace;
-use crate::worlds::engine::{self as engine_world, Ctx};
+use crate::worlds::engine::{self as engine_world, Ctx, Lives, Process};
 use crate::worlds::{RunEnv, World};
 
 const PORT: u16 = 7400;
@@ -44,8 +41,6 @@ const NODE: &str = "node";
 const MAX_SIMULATED: Duration = Duration::from_secs(1_800);
 /// The seed's stream for the worker's disks.
 const WORKER_DISK: &str = "worker-disk";
-/// Most mutating disk operations before an armed disk crash strikes.
-const MAX_OPS_TO_DISK_CRASH: u64 = 6;
 /// How long a worker whose store did not open takes to be started again.
 const OPEN_RETRY: Duration = Duration::from_millis(10);
 
@@ -71,11 +66,6 @@ struct Boot {
     disk: Arc<Mutex<SimDisk>>,
     /// 1 for the first boot.
     number: u64,
-}
-
-/// The worker's disk of `generation`, its randomness from the seed's own stream for it.
-fn disk(derived: &Derived, generation: u64, image: Option<engine::simdisk::DiskImage>) -> SimDisk {
-    crate::faults::disk::sim_disk(derived, WORKER_DISK, generation, image)
 }
 
 /// Opens the store on the boot's disk. An injected I/O error can break an open: the worker
@@ -143,26 +133,34 @@ fn boot_worker(boot: Boot) -> Host {
 pub(crate) struct RemoteWorld;
 
 impl World for RemoteWorld {
+    const GOALS: &'static [Goal] = coverage::engine_goals!(
+        CrashWithUnsyncedWrites,
+        OpenRetried,
+        WorkerCrashWithRequestsInFlight,
+        RemoteRequestReleasedUnanswered,
+        FencedWriteRefused
+    );
+
     async fn run(env: &RunEnv) -> RunStats {
         let start = rt::now();
         let outcome = rt::timeout(MAX_SIMULATED, run_world(env)).await;
-        let (ops, history) = outcome.unwrap_or_else(|rt::Elapsed| {
+        let ops = outcome.unwrap_or_else(|rt::Elapsed| {
             env.sink.violate(Violation::new(
                 Invariant::Liveness,
                 format!("the run did not finish within {MAX_SIMULATED:?} of simulated time"),
             ));
-            (0, Default::default())
+            0
         });
         RunStats {
             ops,
             simulated: rt::now() - start,
-            history,
+            ..RunStats::default()
         }
     }
 }
 
-/// Runs the world; the operations issued, and the history check's figures.
-async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
+/// Runs the world; the operations issued.
+async fn run_world(env: &RunEnv) -> u64 {
     let derived = &env.derived;
     // The worker sees the handle's stream-setup reads as plain requests.
     let limits = Limits {
@@ -176,21 +174,19 @@ async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
         Ok(net) => net,
         Err(v) => {
             env.sink.violate(v);
-            return (0, HistoryStats::default());
+            return 0;
         }
     };
+    let disk = Arc::new(Mutex::new(sim_disk(derived, WORKER_DISK, 0, None)));
     let boot = Boot {
         ctx: ctx.clone(),
         net: net.clone(),
         faults: BackendFaults::for_seed(derived, Site::Worker),
-        disk: Arc::new(Mutex::new(disk(derived, 0, None))),
+        disk: Arc::clone(&disk),
         number: 1,
     };
-    let mut worker = WorkerHost {
-        host: boot_worker(boot.clone()),
-        boot,
-        rng: crate::seeding::rng(derived.seed, "worker-crash", 0),
-    };
+    let lives = WorkerLives { boot };
+    let mut worker = Process::start(lives, disk, derived, (WORKER_DISK, "worker-crash"));
     let node = Host::new();
     let clients = {
         let (ctx, net) = (ctx.clone(), net.clone());
@@ -204,10 +200,10 @@ async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
     let total = u64::from(derived.workload.clients) * u64::from(derived.workload.ops_per_client);
     let plan = plan::plan(derived, (WORKER, NODE), Schedule::Ops { total });
     let progress = Some(ctx.watch_ops());
-    let link = (&net, (WORKER, NODE));
+    let link = (Some(&net), (WORKER, NODE));
     let outcome = plan::drive(plan, link, &mut worker, progress, &env.sink, clients).await;
     // The run is over: nothing of it may run on.
-    worker.host.kill();
+    worker.stop();
     node.kill();
     match outcome {
         Some(Ok(result)) => env.sink.check(result),
@@ -217,60 +213,29 @@ async fn run_world(env: &RunEnv) -> (u64, HistoryStats) {
         )),
         None => {}
     }
-    (ctx.ops(), ctx.stats().history)
+    ctx.ops()
 }
 
-/// The worker's host, as the fault driver crashes and restarts it.
+/// The worker's lives, as the fault driver crashes and restarts them.
 #[derive(Debug)]
-struct WorkerHost {
-    host: Host,
+struct WorkerLives {
     /// What the next boot needs.
     boot: Boot,
-    /// Draws how each crash strikes.
-    rng: ChaCha8Rng,
 }
 
-impl WorkerHost {
-    /// The process dies now: its tasks, and every write its disk did not sync.
-    fn kill(&mut self) {
+impl Lives for WorkerLives {
+    fn boot(&mut self, number: u64) -> Host {
+        self.boot.number = number;
+        boot_worker(self.boot.clone())
+    }
+
+    /// The worker's connections reset with it.
+    fn kill(&mut self, host: &Host) {
         let probe = self.boot.ctx.worker_probe();
         if probe.reads_in_flight() > 0 || probe.write_in_flight() {
             coverage::reach(Goal::WorkerCrashWithRequestsInFlight);
         }
-        self.host.kill();
+        host.kill();
         self.boot.net.crash(WORKER);
-        let boot = &mut self.boot;
-        boot.number += 1;
-        let mut current = lock(&boot.disk);
-        if current.dirty_sectors() > 0 {
-            coverage::reach(Goal::CrashWithUnsyncedWrites);
-        }
-        let image = current.crash();
-        *current = disk(boot.ctx.derived(), boot.number - 1, Some(image));
-    }
-}
-
-impl Target for WorkerHost {
-    /// Half the crashes kill the worker now; the others strike its disk a few writes on,
-    /// mostly inside a commit (which writes and syncs without yielding, so a kill from outside
-    /// never lands there): the worker then fails on, and dies when it is restarted.
-    fn crash(&mut self) -> bool {
-        if self.host.is_killed() {
-            return false;
-        }
-        if self.rng.random_bool(0.5) {
-            let writes = self.rng.random_range(1..=MAX_OPS_TO_DISK_CRASH);
-            lock(&self.boot.disk).crash_after_ops(writes);
-        } else {
-            self.kill();
-        }
-        true
-    }
-
-    fn restart(&mut self) {
-        if !self.host.is_killed() {
-            self.kill();
-        }
-        self.host = boot_worker(self.boot.clone());
     }
 }

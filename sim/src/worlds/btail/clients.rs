@@ -45,6 +45,35 @@ pub(super) fn random_rev(rng: &mut ChaCha8Rng, lo: Rev, hi: Rev) -> Rev {
     Rev(rng.random_range(lo.0..=hi.0))
 }
 
+/// A key to track as of `head`: mostly one present and not tracked yet (those make ΔBtail
+/// rebuild history), else one present, else any of the universe.
+fn key_to_track(sh: &Shared, rng: &mut ChaCha8Rng, head: Rev) -> Key {
+    let present: Vec<Key> = {
+        let model = lock(&sh.model);
+        sh.universe
+            .iter()
+            .copied()
+            .filter(|k| value_oid(&model, *k, head).is_valid())
+            .collect()
+    };
+    let fresh: Vec<Key> = {
+        let requested = lock(&sh.requested);
+        present
+            .iter()
+            .copied()
+            .filter(|k| !requested.contains(k))
+            .collect()
+    };
+    if !fresh.is_empty() && rng.random_bool(0.8) {
+        fresh[rng.random_range(0..fresh.len())]
+    } else if !present.is_empty() && rng.random_bool(0.7) {
+        present[rng.random_range(0..present.len())]
+    } else {
+        sh.universe[rng.random_range(0..sh.universe.len())]
+    }
+}
+
+/// Tracks a key's leaf in ΔBtail (tried again, up to three times, if the head moved under it).
 pub(super) async fn op_track(
     sh: &Shared,
     db: &DBtail<NetSource>,
@@ -53,30 +82,7 @@ pub(super) async fn op_track(
 ) {
     for _attempt in 0..3 {
         let (_, head) = db.bounds().await;
-        let present: Vec<Key> = {
-            let model = lock(&sh.model);
-            sh.universe
-                .iter()
-                .copied()
-                .filter(|k| value_oid(&model, *k, head).is_valid())
-                .collect()
-        };
-        // Mostly keys not tracked yet: those make ΔBtail rebuild history.
-        let fresh: Vec<Key> = {
-            let requested = lock(&sh.requested);
-            present
-                .iter()
-                .copied()
-                .filter(|k| !requested.contains(k))
-                .collect()
-        };
-        let key = if !fresh.is_empty() && rng.random_bool(0.8) {
-            fresh[rng.random_range(0..fresh.len())]
-        } else if !present.is_empty() && rng.random_bool(0.7) {
-            present[rng.random_range(0..present.len())]
-        } else {
-            sh.universe[rng.random_range(0..sh.universe.len())]
-        };
+        let key = key_to_track(sh, rng, head);
         let listing = match btree::bucket_listing(&sh.store, sh.root, head) {
             Ok(l) => l,
             Err(e) => {

@@ -65,6 +65,7 @@ use zstor::*;
 
 use crate::faults::plan::{self, NoCrashes, Schedule};
 use crate::lock;
+use crate::monitors::coverage::Goal;
 use crate::monitors::{Invariant, Sink, Violation};
 use crate::net::{Net, SimListener, SimStream};
 use crate::report::RunStats;
@@ -233,6 +234,12 @@ impl ObjectSource for NetSource {
 pub(crate) struct BtailWorld;
 
 impl World for BtailWorld {
+    const GOALS: &'static [Goal] = &[
+        Goal::GetAtOnChangeRevision,
+        Goal::ForgetPastAtTail,
+        Goal::SliceBoundOnChangeRevision,
+    ];
+
     async fn run(env: &RunEnv) -> RunStats {
         let net = match crate::worlds::network(env) {
             Ok(net) => net,
@@ -285,7 +292,7 @@ async fn run(run_env: &RunEnv, env: TreeEnv, net: Net) -> RunStats {
     // Holds between zstor and wcfs now and then, in the first seconds of the run (δZ and
     // object loads arrive late, in bursts; ΔBtail has no deadlines, so no answer may change).
     let plan = plan::plan(derived, (ZSTOR, WCFS), Schedule::Time);
-    let link = (&shared.net, (ZSTOR, WCFS));
+    let link = (Some(&shared.net), (ZSTOR, WCFS));
     let hosts_done = run_hosts(&shared, &hosts);
     let mut no_crashes = NoCrashes;
     let driven = plan::drive(plan, link, &mut no_crashes, None, &shared.sink, hosts_done);
@@ -353,45 +360,6 @@ async fn run_hosts(sh: &Arc<Shared>, hosts: &[Host]) -> Option<Violation> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
-
-    #[test]
-    fn wire_round_trips_objects_and_messages() {
-        let objects = [
-            Object::Tree(TreeState::Empty),
-            Object::Tree(TreeState::Embedded(btail::Bucket {
-                entries: vec![(1, Oid(7)), (-3, Oid(9))],
-            })),
-            Object::Tree(TreeState::Node {
-                keys: vec![3, KEY_MAX],
-                children: vec![Oid(1), Oid(2), Oid(3)],
-            }),
-            Object::Bucket(btail::Bucket::default()),
-            Object::Value("ab".into()),
-        ];
-        for obj in objects {
-            let res = Ok(Some(Arc::new(obj)));
-            let back = wire::decode_load_response(&wire::load_response(&res)).unwrap();
-            assert_eq!(back, res);
-        }
-        let err = Err(LoadError::RevOutOfRange {
-            at: Rev(9),
-            tail: Rev(1),
-            head: Rev(5),
-        });
-        assert_eq!(
-            wire::decode_load_response(&wire::load_response(&err)).unwrap(),
-            err
-        );
-        let msg = wire::DzMsg::Commit {
-            rev: Rev(4),
-            changed: vec![Oid(1), Oid(5)],
-        };
-        assert_eq!(wire::decode_dz(&wire::dz(&msg)).unwrap(), msg);
-        assert!(wire::decode_dz(&[1, 0]).unwrap_err().contains("truncated"));
-        assert!(wire::decode_load_response(&[1, 9]).is_err());
-        let huge_count = [1u8, 3, 255, 255, 255, 255];
-        assert!(wire::decode_load_response(&huge_count).is_err());
-    }
 
     #[test]
     fn sampled_topologies_hold_exactly_their_content() {

@@ -4,7 +4,7 @@ use super::*;
 use crate::monitors::coverage::{self, Goal};
 
 pub(super) async fn loader(sh: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<LoadReq>>>) {
-    let mut conn: Option<SimStream> = None;
+    let mut conn: Option<wire::Conn<SimStream>> = None;
     loop {
         let req = rx.lock().await.recv().await;
         let Some(req) = req else { return };
@@ -16,7 +16,7 @@ pub(super) async fn loader(sh: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Rec
 
 pub(super) async fn load_over(
     net: &Net,
-    conn: &mut Option<SimStream>,
+    conn: &mut Option<wire::Conn<SimStream>>,
     oid: Oid,
     at: Rev,
 ) -> Result<Option<Arc<Object>>, LoadError> {
@@ -26,15 +26,15 @@ pub(super) async fn load_over(
             .connect(WCFS, ZSTOR, LOAD_PORT)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        *conn = Some(s);
+        *conn = Some(wire::framed(s));
     }
     let stream = conn.as_mut().expect("connected above");
     let exchange = async {
-        wire::write_frame(stream, &wire::load_request(oid, at)).await?;
-        wire::read_frame(stream).await
+        wire::send(stream, &wire::LoadRequest { oid, at }).await?;
+        wire::recv_response(stream).await
     };
     match exchange.await {
-        Ok(Some(buf)) => wire::decode_load_response(&buf).map_err(unavailable)?,
+        Ok(Some(res)) => res,
         Ok(None) => {
             *conn = None;
             Err(unavailable("connection closed".into()))
@@ -46,6 +46,8 @@ pub(super) async fn load_over(
     }
 }
 
+/// Host `wcfs`: starts ΔBtail at the δZ stream's hello, applies every commit it announces
+/// (forgetting the past now and then), and checks ΔBtail's state after each and at the end.
 pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
     let mut listener = sh.net.bind(WCFS, DZ_PORT)?;
     let (tx, rx) = mpsc::channel(LOAD_QUEUE);
@@ -53,73 +55,21 @@ pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
     for _ in 0..LOADERS {
         rt::spawn(loader(sh.clone(), rx.clone()));
     }
-    let mut dz = listener.accept().await?;
-    let next = |buf: Option<Vec<u8>>| -> Result<wire::DzMsg, String> {
-        wire::decode_dz(&buf.ok_or("δZ stream ended without End")?)
-    };
-    let wire::DzMsg::Hello { at0 } = next(wire::read_frame(&mut dz).await?)? else {
+    let mut dz = wire::framed(listener.accept().await?);
+    let next = |msg: Option<wire::DzMsg>| msg.ok_or("δZ stream ended without End");
+    let wire::DzMsg::Hello { at0 } = next(wire::recv(&mut dz).await?)? else {
         return Err("δZ stream does not start with hello".into());
     };
     let db = Arc::new(DBtail::new(Arc::new(NetSource { tx }), at0));
-    sh.advance(|sh| {
-        *lock(&sh.dbtail) = Some(Started {
-            db: db.clone(),
-            at0,
-            head: at0,
-        })
-    });
+    publish(&sh, &db, at0, at0);
     trace::record("wcfs", "start", format!("at0={}", at0.0));
     let mut rng = seeding::rng(sh.derived.seed, "wcfs", 0);
     loop {
-        match next(wire::read_frame(&mut dz).await?)? {
+        match next(wire::recv(&mut dz).await?)? {
             wire::DzMsg::Commit { rev, changed } => {
-                match db.update(rev, &changed).await {
-                    Ok(δb) => {
-                        trace::record(
-                            "wcfs",
-                            "update",
-                            format!("rev={} δb={:?}", rev.0, δb.by_root),
-                        );
-                        sh.advance(|sh| {
-                            *lock(&sh.dbtail) = Some(Started {
-                                db: db.clone(),
-                                at0,
-                                head: rev,
-                            })
-                        });
-                    }
-                    Err(e) => sh.violate(Invariant::Btail, format!("update @{}: {e}", rev.0)),
-                }
-                if let Err(e) = check_state(&sh, &db, false).await {
-                    sh.violate(Invariant::Btail, format!("after update @{}: {e}", rev.0));
-                }
+                apply_commit(&sh, &db, at0, rev, &changed).await;
                 if rng.random_bool(0.25) {
-                    rt::sleep(Duration::from_millis(rng.random_range(0..=20))).await;
-                    let (tail, head) = db.bounds().await;
-                    let cut = Rev(tail.0 + rng.random_range(0..=(head.0 - tail.0) * 2 / 3));
-                    if cut == tail {
-                        coverage::reach(Goal::ForgetPastAtTail);
-                    }
-                    match db.forget_past(cut).await {
-                        Ok(()) => {
-                            trace::record("wcfs", "forget", format!("cut={}", cut.0));
-                            // wcfs is the only caller of ForgetPast, so nothing else moves
-                            // the tail: it is now exactly the cut.
-                            let (tail_after, _) = db.bounds().await;
-                            if tail_after != cut {
-                                sh.violate(
-                                    Invariant::Btail,
-                                    format!(
-                                        "forget_past({}) left the tail at {}",
-                                        cut.0, tail_after.0
-                                    ),
-                                );
-                            }
-                        }
-                        Err(e) => {
-                            sh.violate(Invariant::Btail, format!("forget_past({}): {e}", cut.0))
-                        }
-                    }
+                    forget_some_past(&sh, &db, &mut rng).await;
                 }
             }
             wire::DzMsg::End => break,
@@ -129,26 +79,84 @@ pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
             return Ok(());
         }
     }
-    // The loaders live in this host: stay until every client is done with them.
+    finish(&sh, &db).await;
+    Ok(())
+}
+
+/// Hands the clients ΔBtail as of `head`.
+fn publish(sh: &Shared, db: &Arc<DBtail<NetSource>>, at0: Rev, head: Rev) {
+    sh.advance(|sh| {
+        *lock(&sh.dbtail) = Some(Started {
+            db: db.clone(),
+            at0,
+            head,
+        })
+    });
+}
+
+/// Updates ΔBtail with the commit `rev` (which changed `changed`), publishes it and checks
+/// ΔBtail's state.
+async fn apply_commit(
+    sh: &Shared,
+    db: &Arc<DBtail<NetSource>>,
+    at0: Rev,
+    rev: Rev,
+    changed: &[Oid],
+) {
+    match db.update(rev, changed).await {
+        Ok(δb) => {
+            let text = format!("rev={} δb={:?}", rev.0, δb.by_root);
+            trace::record("wcfs", "update", text);
+            publish(sh, db, at0, rev);
+        }
+        Err(e) => sh.violate(Invariant::Btail, format!("update @{}: {e}", rev.0)),
+    }
+    if let Err(e) = check_state(sh, db, false).await {
+        sh.violate(Invariant::Btail, format!("after update @{}: {e}", rev.0));
+    }
+}
+
+/// A moment later, forgets the history before a revision drawn in the older two thirds of
+/// ΔBtail's range (its tail included).
+async fn forget_some_past(sh: &Shared, db: &DBtail<NetSource>, rng: &mut ChaCha8Rng) {
+    rt::sleep(Duration::from_millis(rng.random_range(0..=20))).await;
+    let (tail, head) = db.bounds().await;
+    let cut = Rev(tail.0 + rng.random_range(0..=(head.0 - tail.0) * 2 / 3));
+    if cut == tail {
+        coverage::reach(Goal::ForgetPastAtTail);
+    }
+    if let Err(e) = db.forget_past(cut).await {
+        sh.violate(Invariant::Btail, format!("forget_past({}): {e}", cut.0));
+        return;
+    }
+    trace::record("wcfs", "forget", format!("cut={}", cut.0));
+    // wcfs is the only caller of ForgetPast, so nothing else moves the tail: it is now
+    // exactly the cut.
+    let (tail_after, _) = db.bounds().await;
+    if tail_after != cut {
+        let text = format!("forget_past({}) left the tail at {}", cut.0, tail_after.0);
+        sh.violate(Invariant::Btail, text);
+    }
+}
+
+/// Once every client is done (the loaders live in this host, so it stays until then):
+/// rebuilds everything and checks the final state and every snapshot handed out.
+async fn finish(sh: &Shared, db: &DBtail<NetSource>) {
     sh.wait_until(|sh| *lock(&sh.clients_done) >= sh.clients)
         .await;
     if let Err(e) = db.rebuild_all().await {
         sh.violate(Invariant::Btail, format!("final rebuild: {e}"));
     }
-    if let Err(e) = check_state(&sh, &db, true).await {
+    if let Err(e) = check_state(sh, db, true).await {
         sh.violate(Invariant::Btail, format!("at the end: {e}"));
     }
-    check_snapshots(&sh);
-    trace::record(
-        "wcfs",
-        "done",
-        format!(
-            "loads={} snapshots={}",
-            *lock(&sh.loads),
-            lock(&sh.snapshots).len()
-        ),
+    check_snapshots(sh);
+    let text = format!(
+        "loads={} snapshots={}",
+        *lock(&sh.loads),
+        lock(&sh.snapshots).len()
     );
-    Ok(())
+    trace::record("wcfs", "done", text);
 }
 
 /// The key coverage of the node at the end of `path` in the tree as of `at`, read from the

@@ -1,26 +1,41 @@
-//! The wire protocol between the hosts: length-prefixed frames (u32 LE length, then the
-//! payload), integers little-endian.
+//! The wire protocol between the hosts: frames of tokio-util's [`LengthDelimitedCodec`]
+//! (a little-endian `u32` length, then the payload, at most [`MAX_FRAME_BYTES`]), each payload
+//! one postcard-encoded message:
 //!
-//! - load request (wcfs → zstor): `oid u64, at u64`;
-//! - load response: tag `0` absent, `1` object, `2` revision out of range (`at, tail, head`),
-//!   `3` unavailable (`len u32, utf-8`);
-//! - δZ stream (zstor → wcfs): tag `0` hello (`at0 u64`), `1` commit (`rev u64, n u32,
-//!   n × oid u64`), `2` end.
+//! - load request (wcfs → zstor): [`LoadRequest`];
+//! - load response: `Result<Option<Object>, LoadError>`;
+//! - δZ stream (zstor → wcfs): [`DzMsg`] (hello, then commits, then end).
 //!
-//! Objects: tag `0` empty tree, `1` tree with embedded bucket, `2` tree node (`n u32, n × key
-//! i64, m u32, m × oid u64`), `3` bucket, `4` value (`len u32, utf-8`); a bucket is `n u32,
-//! n × (key i64, oid u64)`.
+//! A frame whose length prefix exceeds the limit is refused before anything is allocated for
+//! it; a payload that does not decode, or leaves bytes over, is an error naming what was wrong.
 
 use std::sync::Arc;
 
-use btail::{Bucket, LoadError, Object, Oid, Rev, TreeState};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use btail::{LoadError, Object, Oid, Rev};
+use futures_util::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// Largest frame accepted.
+/// Largest frame accepted (and sent).
 const MAX_FRAME_BYTES: usize = 1 << 20;
 
+/// A byte stream framed for this protocol.
+pub(crate) type Conn<T> = Framed<T, LengthDelimitedCodec>;
+
+/// A load request: the object `oid` as of revision `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LoadRequest {
+    pub oid: Oid,
+    pub at: Rev,
+}
+
+/// A load's answer, as ΔBtail's source returns it.
+pub(crate) type LoadResponse = Result<Option<Arc<Object>>, LoadError>;
+
 /// A message of the δZ stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum DzMsg {
     /// The revision the stream starts after.
     Hello { at0: Rev },
@@ -30,279 +45,144 @@ pub(crate) enum DzMsg {
     End,
 }
 
-/// Writes one frame.
-pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    payload: &[u8],
+/// `io` framed for this protocol.
+pub(crate) fn framed<T: AsyncRead + AsyncWrite>(io: T) -> Conn<T> {
+    let codec = LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .little_endian()
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_codec();
+    Framed::new(io, codec)
+}
+
+/// Sends one message in a frame of its own.
+pub(crate) async fn send<T, M>(conn: &mut Conn<T>, msg: &M) -> std::io::Result<()>
+where
+    T: AsyncWrite + Unpin,
+    M: Serialize + ?Sized,
+{
+    let payload = postcard::to_stdvec(msg).map_err(std::io::Error::other)?;
+    conn.send(payload.as_slice()).await
+}
+
+/// Receives one message; `None` at a clean end of stream. A frame that does not decode is an
+/// `InvalidData` error.
+pub(crate) async fn recv<T, M>(conn: &mut Conn<T>) -> std::io::Result<Option<M>>
+where
+    T: AsyncRead + Unpin,
+    M: DeserializeOwned,
+{
+    match conn.next().await {
+        None => Ok(None),
+        Some(frame) => decode(&frame?)
+            .map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+    }
+}
+
+/// Decodes one frame's payload as an `M`, with nothing left over.
+pub(crate) fn decode<M: DeserializeOwned>(payload: &[u8]) -> Result<M, String> {
+    let (msg, rest) = postcard::take_from_bytes(payload).map_err(|e| e.to_string())?;
+    if rest.is_empty() {
+        Ok(msg)
+    } else {
+        Err(format!("{} trailing bytes", rest.len()))
+    }
+}
+
+/// Sends a load's answer.
+pub(crate) async fn send_response<T: AsyncWrite + Unpin>(
+    conn: &mut Conn<T>,
+    res: &LoadResponse,
 ) -> std::io::Result<()> {
-    debug_assert!(payload.len() <= MAX_FRAME_BYTES, "frame too large to send");
-    let len = u32::try_from(payload.len()).map_err(std::io::Error::other)?;
-    w.write_all(&len.to_le_bytes()).await?;
-    w.write_all(payload).await?;
-    w.flush().await
+    let res: Result<Option<&Object>, &LoadError> = res.as_ref().map(Option::as_deref);
+    send(conn, &res).await
 }
 
-/// Reads one frame; `None` at a clean end of stream.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+/// Receives a load's answer; `None` at a clean end of stream.
+pub(crate) async fn recv_response<T: AsyncRead + Unpin>(
+    conn: &mut Conn<T>,
+) -> std::io::Result<Option<LoadResponse>> {
+    let res: Option<Result<Option<Object>, LoadError>> = recv(conn).await?;
+    Ok(res.map(|res| res.map(|o| o.map(Arc::new))))
+}
+
+#[cfg(test)]
+mod tests {
+    use btail::{Bucket, KEY_MAX, TreeState};
+
+    use super::*;
+
+    /// Sends `res` through a pipe and reads it back.
+    async fn round_trip(res: &LoadResponse) -> LoadResponse {
+        let (a, b) = tokio::io::duplex(MAX_FRAME_BYTES);
+        let (mut a, mut b) = (framed(a), framed(b));
+        send_response(&mut a, res).await.unwrap();
+        recv_response(&mut b).await.unwrap().expect("one frame")
     }
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME_BYTES {
-        return Err(std::io::Error::other(format!(
-            "frame of {len} bytes exceeds {MAX_FRAME_BYTES}"
-        )));
-    }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
-    Ok(Some(buf))
-}
 
-fn put_u32(b: &mut Vec<u8>, x: u32) {
-    b.extend_from_slice(&x.to_le_bytes());
-}
-
-fn put_u64(b: &mut Vec<u8>, x: u64) {
-    b.extend_from_slice(&x.to_le_bytes());
-}
-
-fn put_len(b: &mut Vec<u8>, n: usize) {
-    put_u32(
-        b,
-        u32::try_from(n).expect("collections on the wire are small"),
-    );
-}
-
-fn put_str(b: &mut Vec<u8>, s: &str) {
-    put_len(b, s.len());
-    b.extend_from_slice(s.as_bytes());
-}
-
-fn put_bucket(b: &mut Vec<u8>, bucket: &Bucket) {
-    put_len(b, bucket.entries.len());
-    for &(k, v) in &bucket.entries {
-        put_u64(b, k as u64);
-        put_u64(b, v.0);
-    }
-}
-
-fn put_object(b: &mut Vec<u8>, obj: &Object) {
-    match obj {
-        Object::Tree(TreeState::Empty) => b.push(0),
-        Object::Tree(TreeState::Embedded(bucket)) => {
-            b.push(1);
-            put_bucket(b, bucket);
+    #[tokio::test]
+    async fn objects_errors_and_dz_messages_round_trip() {
+        let objects = [
+            Object::Tree(TreeState::Empty),
+            Object::Tree(TreeState::Embedded(Bucket {
+                entries: vec![(1, Oid(7)), (-3, Oid(9))],
+            })),
+            Object::Tree(TreeState::Node {
+                keys: vec![3, KEY_MAX],
+                children: vec![Oid(1), Oid(2), Oid(3)],
+            }),
+            Object::Bucket(Bucket::default()),
+            Object::Value("ab".into()),
+        ];
+        for obj in objects {
+            let res = Ok(Some(Arc::new(obj)));
+            assert_eq!(round_trip(&res).await, res);
         }
-        Object::Tree(TreeState::Node { keys, children }) => {
-            b.push(2);
-            put_len(b, keys.len());
-            for &k in keys {
-                put_u64(b, k as u64);
-            }
-            put_len(b, children.len());
-            for c in children {
-                put_u64(b, c.0);
-            }
-        }
-        Object::Bucket(bucket) => {
-            b.push(3);
-            put_bucket(b, bucket);
-        }
-        Object::Value(s) => {
-            b.push(4);
-            put_str(b, s);
-        }
-    }
-}
-
-/// A reader over one frame's payload; every error names what was malformed.
-struct Dec<'a> {
-    buf: &'a [u8],
-}
-
-impl Dec<'_> {
-    fn bytes(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
-        if self.buf.len() < n {
-            return Err(format!("truncated frame reading {what}"));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
+        let err = Err(LoadError::RevOutOfRange {
+            at: Rev(9),
+            tail: Rev(1),
+            head: Rev(5),
+        });
+        assert_eq!(round_trip(&err).await, err);
+        let (a, b) = tokio::io::duplex(MAX_FRAME_BYTES);
+        let (mut a, mut b) = (framed(a), framed(b));
+        let msg = DzMsg::Commit {
+            rev: Rev(4),
+            changed: vec![Oid(1), Oid(5)],
+        };
+        send(&mut a, &msg).await.unwrap();
+        drop(a);
+        assert_eq!(recv(&mut b).await.unwrap(), Some(msg));
+        assert_eq!(recv::<_, DzMsg>(&mut b).await.unwrap(), None);
     }
 
-    fn u8(&mut self, what: &str) -> Result<u8, String> {
-        Ok(self.bytes(1, what)?[0])
+    #[test]
+    fn a_bad_payload_is_named_never_a_panic() {
+        // A commit whose oid list is cut short.
+        assert!(decode::<DzMsg>(&[1, 4, 2, 1]).is_err());
+        assert!(decode::<DzMsg>(&[9]).is_err());
+        // A length prefix that lies: 2^32 - 1 oids in a few bytes.
+        assert!(decode::<DzMsg>(&[1, 4, 255, 255, 255, 255, 15]).is_err());
+        let end = postcard::to_stdvec(&DzMsg::End).unwrap();
+        assert_eq!(decode::<DzMsg>(&end), Ok(DzMsg::End));
+        let trailing = [end, vec![0]].concat();
+        assert_eq!(
+            decode::<DzMsg>(&trailing),
+            Err("1 trailing bytes".to_string())
+        );
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, String> {
-        let b = self.bytes(4, what)?;
-        Ok(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    #[tokio::test]
+    async fn a_frame_over_the_limit_is_refused_before_it_is_read() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut b = framed(b);
+        // Announces 4 GiB and sends none of it.
+        tokio::io::AsyncWriteExt::write_all(&mut a, &[255, 255, 255, 255])
+            .await
+            .unwrap();
+        let refused = recv::<_, DzMsg>(&mut b).await.unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidData);
+        assert!(b.read_buffer().capacity() < MAX_FRAME_BYTES);
     }
-
-    fn u64(&mut self, what: &str) -> Result<u64, String> {
-        let b = self.bytes(8, what)?;
-        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
-    }
-
-    /// A count of elements of `elem_bytes` each, checked against what is left.
-    fn count(&mut self, elem_bytes: usize, what: &str) -> Result<usize, String> {
-        let n = self.u32(what)? as usize;
-        if n.saturating_mul(elem_bytes) > self.buf.len() {
-            return Err(format!("{what}: {n} elements do not fit the frame"));
-        }
-        Ok(n)
-    }
-
-    fn string(&mut self, what: &str) -> Result<String, String> {
-        let n = self.count(1, what)?;
-        let b = self.bytes(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| format!("{what}: not utf-8"))
-    }
-
-    fn bucket(&mut self) -> Result<Bucket, String> {
-        let n = self.count(16, "bucket entries")?;
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let k = self.u64("bucket key")? as i64;
-            entries.push((k, Oid(self.u64("bucket value")?)));
-        }
-        Ok(Bucket { entries })
-    }
-
-    fn object(&mut self) -> Result<Object, String> {
-        Ok(match self.u8("object tag")? {
-            0 => Object::Tree(TreeState::Empty),
-            1 => Object::Tree(TreeState::Embedded(self.bucket()?)),
-            2 => {
-                let n = self.count(8, "tree keys")?;
-                let keys = (0..n)
-                    .map(|_| self.u64("tree key").map(|k| k as i64))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let m = self.count(8, "tree children")?;
-                let children = (0..m)
-                    .map(|_| self.u64("tree child").map(Oid))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Object::Tree(TreeState::Node { keys, children })
-            }
-            3 => Object::Bucket(self.bucket()?),
-            4 => Object::Value(self.string("value")?),
-            t => return Err(format!("unknown object tag {t}")),
-        })
-    }
-
-    fn end(&self) -> Result<(), String> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{} trailing bytes", self.buf.len()))
-        }
-    }
-}
-
-/// Encodes a load request.
-pub(crate) fn load_request(oid: Oid, at: Rev) -> Vec<u8> {
-    let mut b = Vec::with_capacity(16);
-    put_u64(&mut b, oid.0);
-    put_u64(&mut b, at.0);
-    b
-}
-
-/// Decodes a load request.
-pub(crate) fn decode_load_request(buf: &[u8]) -> Result<(Oid, Rev), String> {
-    let mut d = Dec { buf };
-    let oid = Oid(d.u64("oid")?);
-    let at = Rev(d.u64("at")?);
-    d.end()?;
-    Ok((oid, at))
-}
-
-/// Encodes a load response.
-pub(crate) fn load_response(res: &Result<Option<Arc<Object>>, LoadError>) -> Vec<u8> {
-    let mut b = Vec::new();
-    match res {
-        Ok(None) => b.push(0),
-        Ok(Some(obj)) => {
-            b.push(1);
-            put_object(&mut b, obj);
-        }
-        Err(LoadError::RevOutOfRange { at, tail, head }) => {
-            b.push(2);
-            for r in [at, tail, head] {
-                put_u64(&mut b, r.0);
-            }
-        }
-        Err(LoadError::Unavailable(msg)) => {
-            b.push(3);
-            put_str(&mut b, msg);
-        }
-    }
-    b
-}
-
-/// Decodes a load response.
-pub(crate) fn decode_load_response(
-    buf: &[u8],
-) -> Result<Result<Option<Arc<Object>>, LoadError>, String> {
-    let mut d = Dec { buf };
-    let res = match d.u8("response tag")? {
-        0 => Ok(None),
-        1 => Ok(Some(Arc::new(d.object()?))),
-        2 => Err(LoadError::RevOutOfRange {
-            at: Rev(d.u64("at")?),
-            tail: Rev(d.u64("tail")?),
-            head: Rev(d.u64("head")?),
-        }),
-        3 => Err(LoadError::Unavailable(d.string("message")?)),
-        t => return Err(format!("unknown response tag {t}")),
-    };
-    d.end()?;
-    Ok(res)
-}
-
-/// Encodes a δZ stream message.
-pub(crate) fn dz(msg: &DzMsg) -> Vec<u8> {
-    let mut b = Vec::new();
-    match msg {
-        DzMsg::Hello { at0 } => {
-            b.push(0);
-            put_u64(&mut b, at0.0);
-        }
-        DzMsg::Commit { rev, changed } => {
-            b.push(1);
-            put_u64(&mut b, rev.0);
-            put_len(&mut b, changed.len());
-            for o in changed {
-                put_u64(&mut b, o.0);
-            }
-        }
-        DzMsg::End => b.push(2),
-    }
-    b
-}
-
-/// Decodes a δZ stream message.
-pub(crate) fn decode_dz(buf: &[u8]) -> Result<DzMsg, String> {
-    let mut d = Dec { buf };
-    let msg = match d.u8("δZ tag")? {
-        0 => DzMsg::Hello {
-            at0: Rev(d.u64("at0")?),
-        },
-        1 => {
-            let rev = Rev(d.u64("rev")?);
-            let n = d.count(8, "changed oids")?;
-            let changed = (0..n)
-                .map(|_| d.u64("oid").map(Oid))
-                .collect::<Result<Vec<_>, _>>()?;
-            DzMsg::Commit { rev, changed }
-        }
-        2 => DzMsg::End,
-        t => return Err(format!("unknown δZ tag {t}")),
-    };
-    d.end()?;
-    Ok(msg)
 }

@@ -17,18 +17,18 @@ pub(super) async fn serve_loads(mut listener: SimListener, sh: Arc<Shared>) -> s
     }
 }
 
-pub(super) async fn serve_conn(mut stream: SimStream, sh: Arc<Shared>) -> std::io::Result<()> {
+pub(super) async fn serve_conn(stream: SimStream, sh: Arc<Shared>) -> std::io::Result<()> {
+    let mut stream = wire::framed(stream);
     let latency = sh
         .derived
         .has(Fault::BackendLatency)
         .then_some(sh.derived.disk.latency);
-    while let Some(req) = wire::read_frame(&mut stream).await? {
-        let (oid, at) = wire::decode_load_request(&req).map_err(std::io::Error::other)?;
+    while let Some(wire::LoadRequest { oid, at }) = wire::recv(&mut stream).await? {
         if let Some(latency) = latency {
             rt::sleep(latency).await;
         }
         let res = sh.store.get(oid, at);
-        wire::write_frame(&mut stream, &wire::load_response(&res)).await?;
+        wire::send_response(&mut stream, &res).await?;
     }
     Ok(())
 }
@@ -54,6 +54,41 @@ pub(super) fn next_kv(
     kv
 }
 
+/// The next commit's topology: deleted now and then, else the last shape with new values, or a
+/// fresh shape sampled for fresh content (kept in `shape` for the next).
+fn next_topology(
+    sh: &Shared,
+    rng: &mut ChaCha8Rng,
+    shape: &mut Option<Shape>,
+    prev_kv: &BTreeMap<Key, Value>,
+    delete_probability: f64,
+) -> Topology {
+    if rng.random_bool(delete_probability) {
+        *shape = None;
+        Topology::deleted()
+    } else if let Some(same) = shape.as_ref().filter(|_| rng.random_bool(0.4)) {
+        // Values only: the shape (and every key coverage) stays.
+        let kv = prev_kv
+            .iter()
+            .map(|(k, v)| match rng.random_bool(0.5) {
+                true => (
+                    *k,
+                    Value::from(VALUE_NAMES[rng.random_range(0..VALUE_NAMES.len())]),
+                ),
+                false => (*k, v.clone()),
+            })
+            .collect();
+        topology_of(same, &kv)
+    } else {
+        let kv = next_kv(rng, &sh.universe, prev_kv);
+        let fresh = sample_topology_shape(rng, &kv);
+        let topo = topology_of(&fresh, &kv);
+        *shape = Some(fresh);
+        topo
+    }
+}
+
+/// Commits the seed's topologies one after another, each announced on the δZ stream.
 pub(super) async fn commit_loop(sh: &Shared) -> HostResult {
     let mut env = lock(&sh.env).take().expect("zstor boots once");
     let mut rng = seeding::rng(sh.derived.seed, "zstor-commits", 0);
@@ -61,40 +96,17 @@ pub(super) async fn commit_loop(sh: &Shared) -> HostResult {
     let delete_probability = DELETE_PROBABILITIES[rng.random_range(0..DELETE_PROBABILITIES.len())];
     let mut dz = loop {
         match sh.net.connect(ZSTOR, WCFS, DZ_PORT).await {
-            Ok(s) => break s,
+            Ok(s) => break wire::framed(s),
             Err(_) => rt::sleep(Duration::from_millis(1)).await,
         }
     };
     let at0 = env.head().rev;
     // The shape of the last commit, when it was sampled here (value-only commits reuse it).
     let mut shape: Option<Shape> = None;
-    wire::write_frame(&mut dz, &wire::dz(&wire::DzMsg::Hello { at0 })).await?;
+    wire::send(&mut dz, &wire::DzMsg::Hello { at0 }).await?;
     for i in 0..ncommits {
         rt::sleep(Duration::from_millis(rng.random_range(2..=40))).await;
-        let prev_kv = &env.head().kv;
-        let topo = if rng.random_bool(delete_probability) {
-            shape = None;
-            Topology::deleted()
-        } else if let Some(same) = shape.as_ref().filter(|_| rng.random_bool(0.4)) {
-            // Values only: the shape (and every key coverage) stays.
-            let kv = prev_kv
-                .iter()
-                .map(|(k, v)| match rng.random_bool(0.5) {
-                    true => (
-                        *k,
-                        Value::from(VALUE_NAMES[rng.random_range(0..VALUE_NAMES.len())]),
-                    ),
-                    false => (*k, v.clone()),
-                })
-                .collect();
-            topology_of(same, &kv)
-        } else {
-            let kv = next_kv(&mut rng, &sh.universe, prev_kv);
-            let fresh = sample_topology_shape(&mut rng, &kv);
-            let topo = topology_of(&fresh, &kv);
-            shape = Some(fresh);
-            topo
-        };
+        let topo = next_topology(sh, &mut rng, &mut shape, &env.head().kv, delete_probability);
         let commit = match env.commit(&topo) {
             Ok(c) => c,
             Err(e) => {
@@ -125,8 +137,8 @@ pub(super) async fn commit_loop(sh: &Shared) -> HostResult {
             rev: commit.rev,
             changed: commit.changed,
         };
-        wire::write_frame(&mut dz, &wire::dz(&msg)).await?;
+        wire::send(&mut dz, &msg).await?;
     }
-    wire::write_frame(&mut dz, &wire::dz(&wire::DzMsg::End)).await?;
+    wire::send(&mut dz, &wire::DzMsg::End).await?;
     Ok(())
 }

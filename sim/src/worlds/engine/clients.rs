@@ -15,68 +15,45 @@ pub(super) const STREAM_SLACK: Duration = Duration::from_secs(1);
 /// Streams opened at once by a storm: far more than the 8 stream permits.
 pub(super) const STORM_STREAMS: usize = 80;
 
-/// Runs the clients of one phase to their end, or until the crash point.
-/// Most mutating disk operations before an armed disk crash strikes.
-const MAX_OPS_TO_DISK_CRASH: u64 = 6;
-
+/// Runs the clients of one life of the process to their end (or until the process is killed),
+/// each from where the last life's stopped. With `shutdown_at`, the handle shuts down a
+/// moment after writer 0 started that op.
 pub(super) async fn run_clients<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: &ColdStorage<ProbeBackend<B>>,
-    phase: u32,
-    phases: u32,
-    crash_at: Option<u32>,
+    life: u32,
     shutdown_at: Option<u32>,
 ) -> Result<(), Violation> {
-    let ops = ops_per_phase(ctx, phases);
+    let ops = ctx.derived.workload.ops_per_client;
     let (progress_tx, mut progress) = watch::channel(0u32);
     let mut progress_tx = Some(progress_tx);
     let mut tasks = Vec::new();
     for w in 0..ctx.derived.workload.writers {
         let (ctx, handle, progress_tx) = (ctx.clone(), handle.clone(), progress_tx.take());
         tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
-            async move { writer(&ctx, &handle, phase, w, ops, progress_tx).await },
+            async move { writer(&ctx, &handle, life, w, ops, progress_tx).await },
         )));
     }
     for client in 1..ctx.derived.workload.clients {
         let (ctx, handle) = (ctx.clone(), handle.clone());
         tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
-            async move { reader(&ctx, &handle, phase, client, ops).await },
+            async move { reader(&ctx, &handle, life, client, ops).await },
         )));
     }
-    let trigger = crash_at.or(shutdown_at);
-    if let Some(at) = trigger {
+    if let Some(at) = shutdown_at {
         // Wait until the writer starts op `at`, then let it run a random little while.
         while *progress.borrow() < at {
             if progress.changed().await.is_err() {
                 break;
             }
         }
-        let mut rng = seeding::rng(ctx.derived.seed, "trigger", u64::from(phase));
+        let mut rng = seeding::rng(ctx.derived.seed, "trigger", u64::from(life));
         let latency_us = ctx.derived.disk.latency.as_micros() as u64;
         let pause = Duration::from_micros(rng.random_range(0..2_000 + 8 * latency_us));
-        // Half the crashes strike the disk itself a few writes on, mostly inside the write's
-        // commit (a commit writes and syncs synchronously, so no other task ever runs between
-        // its writes): unsynced sectors are lost or torn.
-        if let Some(disk) = ctx.disk.as_ref().filter(|_| crash_at.is_some())
-            && rng.random_bool(0.5)
-        {
-            lock(disk).crash_after_ops(rng.random_range(1..=MAX_OPS_TO_DISK_CRASH));
-        }
         engine::rt::sleep(pause).await;
-        if crash_at.is_some() {
-            trace::record(
-                "world",
-                "fault.kill-clients",
-                format!("phase={phase} writer_op={at}"),
-            );
-            for task in &tasks {
-                task.abort();
-            }
-        } else {
-            trace::record("world", "fault.shutdown", format!("writer_op={at}"));
-            coverage::reach(Goal::ShutdownWithOpsInFlight);
-            handle.shutdown();
-        }
+        trace::record("world", "fault.shutdown", format!("writer_op={at}"));
+        coverage::reach(Goal::ShutdownWithOpsInFlight);
+        handle.shutdown();
     }
     join_all(tasks, "a client").await
 }
@@ -126,22 +103,25 @@ fn writer_name(writer: u32) -> String {
 pub(super) async fn writer<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: &ColdStorage<ProbeBackend<B>>,
-    phase: u32,
+    life: u32,
     writer: u32,
     ops: u32,
     progress: Option<watch::Sender<u32>>,
 ) -> Result<(), Violation> {
-    // Writer 0 keeps the stream a lone writer always had.
-    let index = u64::from(writer) << 32 | u64::from(phase);
+    // Writer 0 keeps the stream a lone writer always had; its ops are one list over every
+    // life, its other draws one stream per life.
     let specs = seeding::op_specs(
-        seeding::sub_seed(ctx.derived.seed, "writer", index),
+        seeding::sub_seed(ctx.derived.seed, "writer", u64::from(writer) << 32),
         true,
         ops,
     );
+    let index = u64::from(writer) << 32 | u64::from(life);
     let mut rng = seeding::rng(ctx.derived.seed, "writer-faults", index);
     let mut aim = seeding::rng(ctx.derived.seed, "removal-aim", index);
     let who = writer_name(writer);
-    for (i, spec) in (1..=ops).zip(&specs) {
+    let done = ctx.started_ops(&who);
+    for (i, spec) in (1..=ops).zip(&specs).skip(done as usize) {
+        ctx.start_op(&who, i);
         if let Some(progress) = &progress {
             let _ = progress.send(i);
         }
@@ -302,19 +282,21 @@ async fn read_through<B: ColdStorageBackend>(
     Ok(outcome)
 }
 
+/// One of the run's reader clients: every kind of read and stream, a storm of streams and a
+/// burst of reads, as the seed says; like a writer, its ops are one list over every life.
 pub(super) async fn reader<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: &ColdStorage<ProbeBackend<B>>,
-    phase: u32,
+    life: u32,
     client: u32,
     ops: u32,
 ) -> Result<(), Violation> {
-    let index = u64::from(phase) << 32 | u64::from(client);
     let specs = seeding::op_specs(
-        seeding::sub_seed(ctx.derived.seed, "reader", index),
+        seeding::sub_seed(ctx.derived.seed, "reader", u64::from(client)),
         false,
         ops,
     );
+    let index = u64::from(life) << 32 | u64::from(client);
     let mut rng = seeding::rng(ctx.derived.seed, "reader-faults", index);
     let storm_at =
         (client == 1 && ctx.fault(Fault::SlowConsumers)).then(|| rng.random_range(1..=ops));
@@ -322,7 +304,9 @@ pub(super) async fn reader<B: ColdStorageBackend>(
     let burst_at = (client == 1 && ctx.derived.workload.burst > 0)
         .then(|| seeding::rng(ctx.derived.seed, "burst-at", index).random_range(1..=ops));
     let actor = format!("client-{client}");
-    for (i, spec) in (1..=ops).zip(&specs) {
+    let done = ctx.started_ops(&actor);
+    for (i, spec) in (1..=ops).zip(&specs).skip(done as usize) {
+        ctx.start_op(&actor, i);
         if storm_at == Some(i) {
             storm(ctx, handle).await?;
         }

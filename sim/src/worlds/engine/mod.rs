@@ -4,16 +4,18 @@
 //! One to four writer clients issue writes concurrently (appends race truncates and drains,
 //! writes queue behind the one write permit); reader clients issue every kind of read and
 //! stream, with normal, slow and never-polling consumers, storms of streams, abandoned calls
-//! and shutdown while calls are in flight, as the seed's configuration says. In the redb world the process
-//! crashes mid-run: clients are killed, the disk keeps only what it synced (torn at sector
-//! granularity), the store reopens from that image, and the durability monitor compares it
-//! with the model before the next phase.
+//! and shutdown while calls are in flight, as the seed's configuration says. In the redb world the
+//! fault plan's driver crashes the process mid-run ([`process`]): clients are killed, the disk
+//! keeps only what it synced (torn at sector granularity), the store reopens from that image,
+//! the durability monitor compares it with the model, and the next life's clients go on with
+//! the rest of their ops (a life is a "phase" in the trace).
 //!
 //! Monitors: permits and drain (the probe, at the backend, and cache hits via tracing),
 //! history (linearizability of every call against the model; cache answers included),
 //! durability after every restart (the store read back, in the history), and liveness (every call finishes within its bound, `wait_shutdown`
 //! returns, the backend is dropped after the last handle).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,9 +32,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 mod clients;
+mod process;
 mod store;
 
 use clients::*;
+pub(crate) use process::{Lives, Process, RedbWorld};
 pub(crate) use store::{open_redb, retry_open};
 
 use crate::faults::backend::{BackendFaults, Site};
@@ -40,7 +44,7 @@ use crate::faults::disk::sim_disk;
 pub(crate) use crate::lock;
 use crate::monitors::coverage::{self, Goal};
 use crate::monitors::durability::{read_tip, snapshot};
-use crate::monitors::history::{Fate, History};
+use crate::monitors::history::{Fate, History, HistoryMonitor};
 use crate::monitors::linearizability::Via;
 use crate::monitors::probe::{Probe, ProbeBackend};
 use crate::monitors::{Invariant, Sink, Violation};
@@ -70,8 +74,12 @@ pub(crate) struct Ctx {
     /// Every call, and the writes in flight (the open ones), for the history check and the
     /// durability check after a restart.
     history: Arc<Mutex<History>>,
-    /// Operations issued so far; a network world's fault driver waits on it.
+    /// Operations issued so far; the fault driver waits on it.
     ops: Arc<watch::Sender<u64>>,
+    /// How many of its ops each client (by its name) started, over every life of the
+    /// process: a restarted process's clients go on from there (the op a crash cut is not
+    /// issued again).
+    started: Arc<Mutex<BTreeMap<String, u32>>>,
 }
 
 impl Ctx {
@@ -85,7 +93,11 @@ impl Ctx {
     }
 
     /// A context for one run whose work runs at `probe`'s backend (the worker's).
+    /// Registers the run's history for the end-of-run check.
     pub(crate) fn new(env: &RunEnv, probe: Probe) -> Ctx {
+        let history = Arc::new(Mutex::new(History::new()));
+        env.monitors
+            .register(Arc::new(HistoryMonitor(Arc::clone(&history))));
         Ctx {
             derived: env.derived.clone(),
             sink: env.sink.clone(),
@@ -93,18 +105,24 @@ impl Ctx {
             handle_probe: env.probe.clone(),
             faults: BackendFaults::default(),
             disk: None,
-            history: Arc::new(Mutex::new(History::new())),
+            history,
             ops: Arc::new(watch::Sender::new(0)),
+            started: Arc::default(),
         }
+    }
+
+    /// How many of its ops client `who` started in earlier lives.
+    fn started_ops(&self, who: &str) -> u32 {
+        lock(&self.started).get(who).copied().unwrap_or(0)
+    }
+
+    /// Client `who` starts its op `number` (from 1).
+    fn start_op(&self, who: &str, number: u32) {
+        lock(&self.started).insert(who.to_string(), number);
     }
 
     fn fault(&self, fault: Fault) -> bool {
         self.derived.has(fault)
-    }
-
-    /// The seed's configuration.
-    pub(crate) fn derived(&self) -> &Derived {
-        &self.derived
     }
 
     /// Operations issued so far.
@@ -142,12 +160,12 @@ impl Ctx {
         self.disk.as_ref().is_some_and(|d| lock(d).is_crashed())
     }
 
-    /// The run's figures so far.
+    /// The run's figures so far (the history's are its monitor's).
     pub(crate) fn stats(&self) -> RunStats {
         RunStats {
             ops: self.ops(),
             simulated: trace::now(),
-            history: lock(&self.history).stats(),
+            ..RunStats::default()
         }
     }
 
@@ -162,52 +180,17 @@ impl Ctx {
 pub(crate) struct MemWorld;
 
 impl World for MemWorld {
+    const GOALS: &'static [Goal] = coverage::engine_goals!(
+        WriteDrainedFullPool,
+        DeadlineExpiredMidWork,
+        RemovedBlocksReadBack
+    );
+
     async fn run(env: &RunEnv) -> RunStats {
         let ctx = Ctx::for_env(env, Site::Memory);
         let timeouts = Timeouts::default();
-        let open =
-            |_phase: u32, _attempt: u32| Ok(MemBackend::builder().timeouts(timeouts).build());
-        env.sink.check(drive(&ctx, open, || {}, 0).await);
-        ctx.stats()
-    }
-}
-
-/// The handle over redb on SimDisk, in process, with crashes of the process.
-#[derive(Debug)]
-pub(crate) struct RedbWorld;
-
-impl World for RedbWorld {
-    async fn run(env: &RunEnv) -> RunStats {
-        let derived = &env.derived;
-        let disk = Arc::new(Mutex::new(sim_disk(derived, "disk", 0, None)));
-        let ctx = Ctx {
-            disk: Some(Arc::clone(&disk)),
-            ..Ctx::for_env(env, Site::OnDisk)
-        };
-        let opener = Arc::clone(&disk);
-        let open = move |_phase: u32, _attempt: u32| open_redb(&opener);
-        let crasher = Arc::clone(&disk);
-        let mut generation = 0;
-        let crash = move || {
-            generation += 1;
-            let mut disk = lock(&crasher);
-            if disk.dirty_sectors() > 0 {
-                coverage::reach(Goal::CrashWithUnsyncedWrites);
-            }
-            let image = disk.crash();
-            trace::record(
-                "world",
-                "fault.crash",
-                format!("generation={generation} image_bytes={}", image.len_bytes()),
-            );
-            *disk = sim_disk(derived, "disk", generation, Some(image));
-        };
-        let crashes = if ctx.fault(Fault::Crash) {
-            derived.process.crashes
-        } else {
-            0
-        };
-        env.sink.check(drive(&ctx, open, crash, crashes).await);
+        let backend = MemBackend::builder().timeouts(timeouts).build();
+        env.sink.check(run_life(&ctx, backend, 0).await);
         ctx.stats()
     }
 }
@@ -222,57 +205,38 @@ pub(crate) async fn run_remote<B: ColdStorageBackend>(
     ctx: &Ctx,
     backend: B,
 ) -> Result<(), Violation> {
-    let mut taken = Some(backend);
-    let open =
-        move |_phase: u32, _attempt: u32| taken.take().ok_or_else(|| "opened twice".to_string());
-    drive(ctx, open, || {}, 0).await
+    run_life(ctx, backend, 0).await
 }
 
-/// Runs the phases of a world: open, (check durability,) run clients, crash or finish.
-async fn drive<B, O, C>(ctx: &Ctx, mut open: O, mut crash: C, crashes: u32) -> Result<(), Violation>
-where
-    B: ColdStorageBackend,
-    O: FnMut(u32, u32) -> Result<B, String>,
-    C: FnMut(),
-{
-    let phases = crashes + 1;
+/// One life of the process that holds the handle, over `backend` (opened for it): after a
+/// restart (`life` > 0) the store is checked first; then the clients run on from where the last
+/// life's stopped, and once they are done the run ends, by shutdown or by dropping every
+/// handle. A life whose disk crashed under it is dead: it waits to be killed.
+async fn run_life<B: ColdStorageBackend>(
+    ctx: &Ctx,
+    backend: B,
+    life: u32,
+) -> Result<(), Violation> {
+    let backend = ctx.handle_probe.wrap(ctx.faults.wrap(backend));
+    if life > 0 {
+        check_durable(ctx, &backend).await?;
+    }
+    trace::record("world", "phase.start", format!("phase={life}"));
+    let handle = ColdStorage::new(backend, CancellationToken::new(), handle_config());
+    ctx.handle_probe.cover_streams(handle.stream_permits());
     let mut rng = seeding::rng(ctx.derived.seed, "phases", 0);
     let end_by_drop = rng.random_bool(0.5);
-    for phase in 0..phases {
-        let what = format!("after crash {phase}");
-        let backend = retry_open("world", "", &what, Duration::ZERO, |attempt| {
-            open(phase, attempt)
-        })
-        .await?;
-        let backend = ctx.handle_probe.wrap(ctx.faults.wrap(backend));
-        if phase > 0 {
-            check_durable(ctx, &backend).await?;
-        }
-        trace::record("world", "phase.start", format!("phase={phase}"));
-        let handle = ColdStorage::new(backend, CancellationToken::new(), handle_config());
-        ctx.handle_probe.cover_streams(handle.stream_permits());
-        let last = phase + 1 == phases;
-        let crash_at = (!last).then(|| rng.random_range(1..=ops_per_phase(ctx, phases)));
-        let shutdown_at = (last && ctx.fault(Fault::ShutdownInFlight))
-            .then(|| rng.random_range(1..=ops_per_phase(ctx, phases)));
-        run_clients(ctx, &handle, phase, phases, crash_at, shutdown_at).await?;
-        if let Some(v) = ctx.first_violation() {
-            return Err(v);
-        }
-        if last {
-            return finish(ctx, handle, !end_by_drop || shutdown_at.is_some()).await;
-        }
-        crash();
-        handle.shutdown();
-        let what = || "wait_shutdown after the crash".to_string();
-        within(SHUTDOWN_LIVENESS, what, handle.wait_shutdown()).await?;
-        drop(handle);
+    let shutdown_at = ctx
+        .fault(Fault::ShutdownInFlight)
+        .then(|| rng.random_range(1..=ctx.derived.workload.ops_per_client));
+    run_clients(ctx, &handle, life, shutdown_at).await?;
+    if let Some(v) = ctx.first_violation() {
+        return Err(v);
     }
-    Ok(())
-}
-
-fn ops_per_phase(ctx: &Ctx, phases: u32) -> u32 {
-    (ctx.derived.workload.ops_per_client / phases).max(1)
+    if ctx.disk_crashed() {
+        return std::future::pending().await;
+    }
+    finish(ctx, handle, !end_by_drop || shutdown_at.is_some()).await
 }
 
 /// After a restart, before the store serves again: every write still in flight is cut, the
@@ -290,24 +254,13 @@ async fn check_durable<B: ColdStorageBackend>(
     Ok(())
 }
 
-/// The end of the last phase: the history check, then shutdown or dropping every handle.
+/// The end of the last life: shutdown or dropping every handle (the history is checked by its
+/// monitor once the world returned).
 async fn finish<B: ColdStorageBackend>(
     ctx: &Ctx,
     handle: ColdStorage<ProbeBackend<B>>,
     end_by_shutdown: bool,
 ) -> Result<(), Violation> {
-    {
-        let mut history = lock(&ctx.history);
-        history.check(false)?;
-        // The search's cost stays out of the trace: a faster search moves no digest.
-        match history.inconclusive() {
-            Some(why) => trace::record("monitor", "history.inconclusive", why),
-            None => {
-                let text = format!("operations={}", history.stats().operations);
-                trace::record("monitor", "history.ok", text);
-            }
-        }
-    }
     if end_by_shutdown {
         handle.shutdown();
         let what = || "wait_shutdown".to_string();

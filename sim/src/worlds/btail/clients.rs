@@ -80,6 +80,8 @@ pub(super) async fn op_track(
     rng: &mut ChaCha8Rng,
     actor: &str,
 ) {
+    // The op's span on the timeline: from its first step to its answer.
+    let started = trace::now();
     for _attempt in 0..3 {
         let (_, head) = db.bounds().await;
         let key = key_to_track(sh, rng, head);
@@ -107,13 +109,14 @@ pub(super) async fn op_track(
                     .filter(|k| leaf.keycov.has(*k))
                     .collect();
                 lock(&sh.requested).extend(keys.iter().copied());
-                trace::record(
+                trace::record_span(
                     actor,
                     "track",
                     format!(
                         "key={key} head={} path={:?} keys={keys:?}",
                         head.0, leaf.path
                     ),
+                    started,
                 );
                 return;
             }
@@ -136,6 +139,8 @@ pub(super) async fn op_get_at(
     rng: &mut ChaCha8Rng,
     actor: &str,
 ) {
+    // The op's span on the timeline: from its first step to its answer.
+    let started = trace::now();
     let key = {
         let requested = lock(&sh.requested);
         let n = rng.random_range(0..requested.len());
@@ -149,7 +154,12 @@ pub(super) async fn op_get_at(
     match db.get_at(sh.root, key, at).await {
         Ok(r) => {
             let (tail_after, _) = db.bounds().await;
-            trace::record(actor, "get_at", format!("key={key} at={} → {r:?}", at.0));
+            trace::record_span(
+                actor,
+                "get_at",
+                format!("key={key} at={} → {r:?}", at.0),
+                started,
+            );
             let res = check_get_at(&lock(&sh.model), key, at, r, tail_after, head);
             if let Err(e) = res {
                 sh.violate(
@@ -184,15 +194,18 @@ pub(super) async fn op_slice_root(
     rng: &mut ChaCha8Rng,
     actor: &str,
 ) {
+    // The op's span on the timeline: from its first step to its answer.
+    let started = trace::now();
     let (lo, hi, keys) = slice_window(sh, db, rng).await;
     match db.slice_by_root_rev(sh.root, lo, hi).await {
         Ok(slice) => {
             let (tail_after, _) = db.bounds().await;
             let copy = slice.to_vec();
-            trace::record(
+            trace::record_span(
                 actor,
                 "slice_root",
                 format!("({}, {}] → {} entries", lo.0, hi.0, copy.len()),
+                started,
             );
             let res = check_entries(&lock(&sh.model), &copy, lo, hi, tail_after, &keys);
             if let Err(e) = res {
@@ -221,14 +234,17 @@ pub(super) async fn op_slice_rev(
     rng: &mut ChaCha8Rng,
     actor: &str,
 ) {
+    // The op's span on the timeline: from its first step to its answer.
+    let started = trace::now();
     let (lo, hi, keys) = slice_window(sh, db, rng).await;
     match db.slice_by_rev(lo, hi).await {
         Ok(δbs) => {
             let (tail_after, _) = db.bounds().await;
-            trace::record(
+            trace::record_span(
                 actor,
                 "slice_rev",
                 format!("({}, {}] → {} entries", lo.0, hi.0, δbs.len()),
+                started,
             );
             let mut entries = Vec::with_capacity(δbs.len());
             for δb in δbs {

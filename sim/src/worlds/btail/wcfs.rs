@@ -103,10 +103,11 @@ async fn apply_commit(
     rev: Rev,
     changed: &[Oid],
 ) {
+    let started = trace::now();
     match db.update(rev, changed).await {
         Ok(δb) => {
             let text = format!("rev={} δb={:?}", rev.0, δb.by_root);
-            trace::record("wcfs", "update", text);
+            trace::record_span("wcfs", "update", text, started);
             publish(sh, db, at0, rev);
         }
         Err(e) => sh.violate(Invariant::Btail, format!("update @{}: {e}", rev.0)),

@@ -474,9 +474,11 @@ mod tests {
             HistoryMonitor(Arc::new(Mutex::new(history)))
         };
         let (sink, mut stats) = (Sink::default(), RunStats::default());
-        broken().finish(&sink, &mut stats);
+        let monitor = broken();
+        monitor.finish(&sink, &mut stats);
         let seen = sink.first().map(|v| v.invariant);
         assert_eq!(seen, Some(Invariant::History));
+        assert!(monitor.invariants().contains(&Invariant::History));
         assert_eq!(stats.history.operations, 2);
         // A run that failed earlier is not checked again: its report starts there.
         let failed = Sink::default();

@@ -100,6 +100,7 @@ mod tests {
         capture.finish(&sink, &mut stats);
         let seen = sink.first().expect("the panic is a violation");
         assert_eq!(seen.invariant, Invariant::Panic);
+        assert_eq!(capture.invariants(), &[Invariant::Panic]);
         assert!(seen.detail.contains("planted"), "{}", seen.detail);
         // Reported once.
         let again = Sink::default();

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod overrides;
 
-pub use overrides::KEYS as OVERRIDE_KEYS;
+pub use overrides::{KEYS as OVERRIDE_KEYS, parse_skip_ops};
 
 /// Where a scenario runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
@@ -187,6 +187,9 @@ pub struct Derived {
     pub process: Process,
     /// How clients misbehave.
     pub clients: ClientFaults,
+    /// Ops the engine worlds' clients skip (`--set skip_ops=…`, as `sim shrink` removes ops):
+    /// each client still draws its whole op list from the seed and leaves these out.
+    pub skip_ops: Vec<SkippedOps>,
     /// The `--set KEY=VALUE` overrides applied after the draw ([`Scenario::derive_with`]), as
     /// given; empty for a configuration drawn from the seed alone. Reproduce commands repeat
     /// them.
@@ -260,6 +263,28 @@ pub struct ClientFaults {
     pub slow_consumer_rate: f64,
 }
 
+/// A run of one client's ops to skip: ops `from..=to` (counted from 1) of `actor` (`writer`,
+/// `writer-N` or `client-N`, the names in the trace).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SkippedOps {
+    /// The client.
+    pub actor: String,
+    /// The first op skipped.
+    pub from: u32,
+    /// The last op skipped.
+    pub to: u32,
+}
+
+impl fmt::Display for SkippedOps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.from == self.to {
+            write!(f, "{}@{}", self.actor, self.from)
+        } else {
+            write!(f, "{}@{}-{}", self.actor, self.from, self.to)
+        }
+    }
+}
+
 /// The latest mutating operation of a run's first disk that may be made to fail: creating a
 /// redb store takes fewer.
 pub const MAX_FAIL_AT_OP: u32 = 24;
@@ -304,6 +329,13 @@ fn fnv(name: &str) -> u64 {
 }
 
 impl Derived {
+    /// Whether `actor` skips its op `op` (counted from 1).
+    pub fn skips(&self, actor: &str, op: u32) -> bool {
+        self.skip_ops
+            .iter()
+            .any(|s| s.actor == actor && (s.from..=s.to).contains(&op))
+    }
+
     /// Whether `fault` is on for this seed.
     pub fn has(&self, fault: Fault) -> bool {
         self.faults.contains(&fault)
@@ -415,6 +447,7 @@ impl Scenario {
             disk: Disk::default(),
             process: Process::default(),
             clients: ClientFaults::default(),
+            skip_ops: Vec::new(),
             overrides: Vec::new(),
         };
         // Swarm: each allowed fault is on with probability ½, so every subset occurs; a fault
@@ -496,6 +529,10 @@ impl fmt::Display for Derived {
                 " slow_consumer_rate={:.3}",
                 self.clients.slow_consumer_rate
             )?;
+        }
+        if !self.skip_ops.is_empty() {
+            let skipped: Vec<String> = self.skip_ops.iter().map(|s| s.to_string()).collect();
+            write!(f, " skip_ops={}", skipped.join(","))?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use crate::{Derived, Fault, MAX_BURST, MAX_FAIL_AT_OP, MAX_WRITERS, Scenario};
+use crate::{Derived, Fault, MAX_BURST, MAX_FAIL_AT_OP, MAX_WRITERS, Scenario, SkippedOps, World};
 
 /// Every key `--set` takes, in the order the configuration prints them.
 pub const KEYS: &[&str] = &[
@@ -35,6 +35,7 @@ pub const KEYS: &[&str] = &[
     "backend_latency_us",
     "cancel_rate",
     "slow_consumer_rate",
+    "skip_ops",
 ];
 
 impl Scenario {
@@ -60,6 +61,16 @@ impl Scenario {
             Some(on) => self.derive_switching(seed, |fault, _| on.contains(&fault)),
         };
         for (key, value) in parsed.into_iter().filter(|(key, _)| *key != "faults") {
+            if key == "skip_ops" {
+                if self.world == World::Btail {
+                    return Err(format!(
+                        "--set skip_ops={value}: the btail world's clients do not skip ops"
+                    ));
+                }
+                derived.skip_ops = parse_skip_ops(value)
+                    .map_err(|why| format!("--set skip_ops={value}: {why}"))?;
+                continue;
+            }
             set_knob(&mut derived, key, value)
                 .map_err(|why| format!("--set {key}={value}: {why}"))?;
         }
@@ -90,6 +101,37 @@ impl Scenario {
             })
             .collect()
     }
+}
+
+/// `ACTOR@N` or `ACTOR@N-M` items, comma-separated (as the configuration prints them), or
+/// `none`: the ops of engine-world clients to skip.
+pub fn parse_skip_ops(value: &str) -> Result<Vec<SkippedOps>, String> {
+    if value == "none" {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(|item| {
+            let bad = || format!("{item:?}: expected ACTOR@N or ACTOR@N-M (writer, writer-N, client-N; ops from 1)");
+            let (actor, ops) = item.split_once('@').ok_or_else(bad)?;
+            let known = actor == "writer"
+                || ["writer-", "client-"].iter().any(|p| {
+                    actor
+                        .strip_prefix(p)
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
+                });
+            let (from, to) = ops.split_once('-').unwrap_or((ops, ops));
+            let (from, to) = (from.parse::<u32>(), to.parse::<u32>());
+            match (known, from, to) {
+                (true, Ok(from), Ok(to)) if 1 <= from && from <= to => Ok(SkippedOps {
+                    actor: actor.to_string(),
+                    from,
+                    to,
+                }),
+                _ => Err(bad()),
+            }
+        })
+        .collect()
 }
 
 /// Sets one knob.
@@ -285,6 +327,31 @@ mod tests {
             .derive_with(seed, &[format!("faults={}", names.join(","))])
             .unwrap();
         assert_eq!(forced.to_string(), drawn.to_string());
+    }
+
+    #[test]
+    fn skipped_ops_parse_print_and_apply() {
+        let line = set("engine-mem-mixed", 2, &["skip_ops=writer@1-3,client-2@5"]).unwrap();
+        assert!(line.ends_with(" skip_ops=writer@1-3,client-2@5"), "{line}");
+        let d = find("engine-mem-mixed")
+            .unwrap()
+            .derive_with(2, &["skip_ops=writer@1-3".into()])
+            .unwrap();
+        assert!(d.skips("writer", 1) && d.skips("writer", 3) && !d.skips("writer", 4));
+        assert!(!d.skips("client-1", 2));
+        for bad in [
+            "writer",
+            "writer@0",
+            "writer@3-2",
+            "reader@1",
+            "client-x@1",
+            "writer@1-",
+        ] {
+            let problem = set("engine-mem-mixed", 2, &[&format!("skip_ops={bad}")]).unwrap_err();
+            assert!(problem.contains("expected ACTOR@N"), "{bad}: {problem}");
+        }
+        let btail = set("btail-tracking", 2, &["skip_ops=writer@1"]).unwrap_err();
+        assert!(btail.contains("do not skip ops"), "{btail}");
     }
 
     #[test]

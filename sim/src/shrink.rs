@@ -9,14 +9,16 @@
 //! candidate is kept. Every run is the same seed, so every random choice a knob does not
 //! change stays where it was, and each candidate is deterministic.
 //!
-//! What it does not do yet: shrink the op sequence itself (that needs replay from an explicit
-//! op list); the knobs already bound how many ops run.
+//! Then, in the engine worlds, the op sequence itself: each client's ops are drawn from the
+//! seed as a fixed list, and `skip_ops` leaves chosen ones out; delta debugging skips ever
+//! smaller chunks of the remaining ops while the invariant still fails.
 
 use scenarios::{Derived, Fault, Scenario};
 
 use crate::bugs::PlantedBug;
 use crate::report::{Invariant, RunReport};
 use crate::run::{RunOptions, run_derived};
+use crate::worlds::engine::clients::writer_name;
 
 /// Most candidate runs one shrink tries: a bound on its time (a run takes milliseconds on the
 /// simulation profile).
@@ -60,12 +62,18 @@ impl Shrunk {
     }
 }
 
-/// A configuration's size: the ops it asks for (clients × ops each, plus a burst) and its
-/// fault events.
+/// A configuration's size: the ops it asks for (writers and readers × ops each, less the
+/// skipped ones, plus a burst) and its fault events.
 pub fn size(d: &Derived) -> u64 {
     let w = d.workload;
     let network = d.network.map_or(0, |n| n.partitions + n.holds + n.stalls);
-    u64::from(w.clients) * u64::from(w.ops_per_client)
+    let skipped: u64 = d
+        .skip_ops
+        .iter()
+        .map(|s| u64::from(s.to.min(w.ops_per_client).saturating_sub(s.from) + 1))
+        .sum();
+    let tasks = u64::from(w.writers) + u64::from(w.clients.saturating_sub(1));
+    (tasks * u64::from(w.ops_per_client)).saturating_sub(skipped)
         + u64::from(w.burst)
         + u64::from(network + d.process.crashes)
 }
@@ -112,12 +120,124 @@ pub fn shrink(
         }
         break;
     }
-    Ok(Shrunk {
-        original,
-        minimal: best,
+    let mut search = Search {
+        scenario,
+        options,
+        invariant,
+        best,
         candidates,
         steps,
+    };
+    if scenario.world != scenarios::World::Btail {
+        search.drop_ops();
+    }
+    Ok(Shrunk {
+        original,
+        minimal: search.best,
+        candidates: search.candidates,
+        steps: search.steps,
     })
+}
+
+/// The op-level stage of a shrink: delta debugging over the ops the clients issue.
+struct Search {
+    scenario: &'static Scenario,
+    options: RunOptions,
+    invariant: Invariant,
+    best: RunReport,
+    candidates: usize,
+    steps: usize,
+}
+
+impl Search {
+    /// Skips ever smaller chunks of the remaining ops (halves, then quarters, … down to single
+    /// ops), keeping each skip under which the invariant still fails (ddmin's complement
+    /// step, with the seed fixing every other choice).
+    fn drop_ops(&mut self) {
+        let mut chunks = 2;
+        loop {
+            let remaining = remaining_ops(&self.best.derived);
+            if remaining.is_empty() {
+                return;
+            }
+            let size = remaining.len().div_ceil(chunks);
+            let mut kept = false;
+            for chunk in remaining.chunks(size) {
+                if self.candidates == MAX_CANDIDATES {
+                    return;
+                }
+                if self.try_skipping(chunk) {
+                    kept = true;
+                    break;
+                }
+            }
+            if kept {
+                chunks = (chunks - 1).max(2);
+            } else if size == 1 {
+                return;
+            } else {
+                chunks = (chunks * 2).min(remaining.len());
+            }
+        }
+    }
+
+    /// Runs the best configuration with `chunk` skipped too; keeps it if it still fails.
+    fn try_skipping(&mut self, chunk: &[(String, u32)]) -> bool {
+        let d = &self.best.derived;
+        let mut skipped: Vec<(String, u32)> = d
+            .skip_ops
+            .iter()
+            .flat_map(|s| (s.from..=s.to).map(|i| (s.actor.clone(), i)))
+            .chain(chunk.iter().cloned())
+            .collect();
+        skipped.sort();
+        let mut overrides: Vec<String> = d
+            .overrides
+            .iter()
+            .filter(|o| !o.starts_with("skip_ops="))
+            .cloned()
+            .collect();
+        overrides.push(format!("skip_ops={}", ranges(&skipped)));
+        let Ok(candidate) = self.scenario.derive_with(d.seed, &overrides) else {
+            return false;
+        };
+        self.candidates += 1;
+        let (report, _) = run_derived(self.scenario, candidate, self.options);
+        if fails_with(&report, self.invariant) {
+            self.best = report;
+            self.steps += 1;
+            return true;
+        }
+        false
+    }
+}
+
+/// The ops of `d`'s engine clients not skipped yet, as (client, op from 1), client by client.
+fn remaining_ops(d: &Derived) -> Vec<(String, u32)> {
+    let writers = (0..d.workload.writers).map(writer_name);
+    let readers = (1..d.workload.clients).map(|c| format!("client-{c}"));
+    writers
+        .chain(readers)
+        .flat_map(|actor| (1..=d.workload.ops_per_client).map(move |i| (actor.clone(), i)))
+        .filter(|(actor, i)| !d.skips(actor, *i))
+        .collect()
+}
+
+/// Sorted (client, op) pairs as `skip_ops`' text: runs of consecutive ops as `A@N-M`.
+fn ranges(ops: &[(String, u32)]) -> String {
+    let mut runs: Vec<(String, u32, u32)> = Vec::new();
+    for (actor, i) in ops {
+        match runs.last_mut() {
+            Some((a, _, to)) if a == actor && *to + 1 == *i => *to = *i,
+            Some((a, _, to)) if a == actor && *to == *i => {}
+            _ => runs.push((actor.clone(), *i, *i)),
+        }
+    }
+    let items: Vec<String> = runs
+        .into_iter()
+        .map(|(actor, from, to)| scenarios::SkippedOps { actor, from, to }.to_string())
+        .collect();
+    items.join(",")
 }
 
 fn fails_with(report: &RunReport, invariant: Invariant) -> bool {
@@ -252,6 +372,28 @@ mod tests {
             .unwrap();
         assert!(!dropping.contains(&"holds=1".to_string()), "{dropping:?}");
         assert!(scenario.derive_with(seed, &dropping).is_ok());
+    }
+
+    #[test]
+    fn skipped_ops_print_as_runs() {
+        let ops: Vec<(String, u32)> = [
+            ("client-1", 2),
+            ("client-1", 3),
+            ("client-1", 4),
+            ("writer", 1),
+            ("writer", 3),
+        ]
+        .iter()
+        .map(|(a, i)| (a.to_string(), *i))
+        .collect();
+        assert_eq!(ranges(&ops), "client-1@2-4,writer@1,writer@3");
+        let d = scenarios::find("engine-mem-mixed")
+            .unwrap()
+            .derive_with(0, &[format!("skip_ops={}", ranges(&ops))])
+            .unwrap();
+        let left = remaining_ops(&d);
+        assert!(!left.iter().any(|op| ops.contains(op)));
+        assert_eq!(left.len() as u64, size(&d) - u64::from(d.workload.burst));
     }
 
     #[test]

@@ -87,7 +87,8 @@ pub(super) async fn call<B: ColdStorageBackend>(
 }
 
 /// The history's name for writer `writer` (and the trace's actor).
-fn writer_name(writer: u32) -> String {
+/// Writer `writer`'s name in the history and the trace (writer 0 is plain `writer`).
+pub(crate) fn writer_name(writer: u32) -> String {
     if writer == 0 {
         "writer".to_string()
     } else {
@@ -124,6 +125,10 @@ pub(super) async fn writer<B: ColdStorageBackend>(
         ctx.start_op(&who, i);
         if let Some(progress) = &progress {
             let _ = progress.send(i);
+        }
+        // A skipped op (`--set skip_ops`, `sim shrink`) still counts for the triggers.
+        if ctx.derived.skips(&who, i) {
+            continue;
         }
         let (op, tip_before, id) = {
             let mut history = lock(&ctx.history);
@@ -312,6 +317,9 @@ pub(super) async fn reader<B: ColdStorageBackend>(
         }
         if burst_at == Some(i) {
             burst(ctx, handle, client, index).await?;
+        }
+        if ctx.derived.skips(&actor, i) {
+            continue;
         }
         let (op, id) = {
             let mut history = lock(&ctx.history);

@@ -31,7 +31,7 @@ use scenarios::{Derived, Fault};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-mod clients;
+pub(crate) mod clients;
 mod process;
 mod store;
 

@@ -371,7 +371,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, Usage> {
     };
     let (report, recording) = run_derived(scenario, derived, RunOptions { bug, keep, end });
     if let Some(path) = &args.trace {
-        match sim::trace::write_files(path, &recording.all) {
+        match sim::trace::write_files(path, &recording) {
             Ok((lines, chrome)) => {
                 eprintln!("trace: {} and {}", lines.display(), chrome.display())
             }

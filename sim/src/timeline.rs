@@ -1,16 +1,18 @@
 //! The run's timeline as a Chrome trace-event file, for ui.perfetto.dev or chrome://tracing.
 //!
-//! Layout: one process track per host or role (`clients`, `worker`, `zstor`, `wcfs`,
-//! `harness`, `monitors`, `faults`), one thread track per actor within it (each client, writer,
-//! host task). An op is a slice named by the op (`get_header`, `AppendBlock(3)`…) with its
-//! outcome in its arguments; a fault with a length (`partition for 14ms`, `worker down for
-//! 44ms`, a hold, a stall) is a slice of that length on the `faults` track of its kind; a
-//! violation is a global instant marked on every track. Times are simulated microseconds
-//! since the run started.
+//! Layout: one process track per host or role (`clients`, `backend` (the handle's backend in
+//! process), `worker` (with its backend), `zstor`, `wcfs`, `harness`, `monitors`, `faults`),
+//! one thread track per actor within it (each client, writer, host task). An op is a slice
+//! named by the op (`get_header`, `AppendBlock(3)`…) with its outcome in its arguments; the
+//! backend's part of it is a slice on the backend's track (timeline-only events, recorded by
+//! the probe when every event is kept), and a counter track shows the reads, writes and
+//! streams running at each backend; a fault with a length (`partition for 14ms`, `worker down
+//! for 44ms`, a hold, a stall) is a slice of that length on the `faults` track of its kind; a
+//! violation is a global instant marked on every track. Times are simulated microseconds since
+//! the run started.
 //!
-//! Not drawn yet: spans inside an op (permit wait, backend work, the worker's side) and the
-//! flows that would link a client's request to the worker's work, and counter tracks of the
-//! permits in use: the runs do not record those events.
+//! Not drawn yet: the permit wait inside an op, and flows linking a client's request to the
+//! worker's work (the wire carries no id the trace could join on).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,7 +27,8 @@ fn process_of(actor: &str, event: &str) -> &'static str {
         return "faults";
     }
     match actor {
-        "worker" => "worker",
+        "worker" | "worker-backend" => "worker",
+        "backend" => "backend",
         "zstor" => "zstor",
         "wcfs" => "wcfs",
         "monitor" => "monitors",
@@ -41,6 +44,20 @@ fn thread_of(event: &Event) -> &str {
         Some(kind) => kind,
         None => &event.actor,
     }
+}
+
+/// A counter event (`key=value` pairs) as a Chrome counter track of its process.
+fn counter(e: &Event, pid: usize) -> Value {
+    let args: serde_json::Map<String, Value> = e
+        .detail
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), json!(v.parse::<u64>().ok()?))))
+        .collect();
+    json!({
+        "ph": "C", "pid": pid, "name": format!("permits in use ({})", e.actor),
+        "ts": e.at.as_micros() as u64, "args": args,
+    })
 }
 
 /// A slice's name: the op an `op` event names (`op=NAME`), else the event's own name.
@@ -69,11 +86,13 @@ pub(crate) fn fault_length(detail: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(seconds))
 }
 
-/// The Chrome trace-event JSON of `events`.
-pub fn chrome_trace(events: &[Event]) -> Value {
+/// The Chrome trace-event JSON of `events` and the timeline-only `detail` events (the
+/// backend's work as slices, the permits in use as counters).
+pub fn chrome_trace(events: &[Event], detail: &[Event]) -> Value {
+    let events: Vec<&Event> = events.iter().chain(detail).collect();
     // Process and thread ids in name order, so the file is the same for the same run.
     let mut tracks: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
-    for e in events {
+    for e in &events {
         tracks
             .entry(process_of(&e.actor, &e.name))
             .or_default()
@@ -94,6 +113,10 @@ pub fn chrome_trace(events: &[Event]) -> Value {
     };
     for e in events {
         let (pid, tid) = ids(e);
+        if e.name == "count" {
+            out.push(counter(e, pid));
+            continue;
+        }
         let at = e.at.as_micros() as u64;
         let args = json!({"detail": e.detail, "actor": e.actor});
         let length = e
@@ -157,7 +180,11 @@ mod tests {
             event(6, "driver", "fault.partition", "for 14ms", None),
             event(7, "monitor", "violation", "drain: a cache hit", None),
         ];
-        let trace = chrome_trace(&events);
+        let detail = [
+            event(5, "backend", "get_header", "ok", Some(1)),
+            event(5, "backend", "count", "reads=1 writes=0 streams=0", None),
+        ];
+        let trace = chrome_trace(&events, &detail);
         let all = trace["traceEvents"].as_array().unwrap();
         let named = |ph: &str, name: &str| all.iter().find(|e| e["ph"] == ph && e["name"] == name);
         let processes: Vec<&str> = all
@@ -165,7 +192,16 @@ mod tests {
             .filter(|e| e["name"] == "process_name")
             .map(|e| e["args"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(processes, ["clients", "faults", "monitors", "worker"]);
+        assert_eq!(
+            processes,
+            ["backend", "clients", "faults", "monitors", "worker"]
+        );
+        let count = all
+            .iter()
+            .find(|e| e["ph"] == "C")
+            .expect("a counter track");
+        assert_eq!(count["args"]["reads"].as_u64(), Some(1));
+        assert!(named("X", "get_header").is_some());
         let op = named("X", "get_header").expect("the op is a slice named by its op");
         assert_eq!(
             (op["ts"].as_u64(), op["dur"].as_u64()),

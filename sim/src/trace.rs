@@ -68,6 +68,9 @@ pub struct Recording {
     pub all: Vec<Event>,
     /// The digest after each event, when asked (for naming the first divergence).
     pub prefix_digests: Vec<[u8; 32]>,
+    /// Events for the timeline only ([`detail_span`], [`detail_count`]), kept with
+    /// `keep_all`: not in the digest, the tail or the JSON-lines file.
+    pub detail: Vec<Event>,
 }
 
 impl Recording {
@@ -91,6 +94,7 @@ struct Recorder {
     all: Vec<Event>,
     keep_prefixes: bool,
     prefixes: Vec<[u8; 32]>,
+    detail: Vec<Event>,
     /// Events are timed from here on the engine's runtime clock (a paused tokio runtime, or
     /// madsim's).
     start: engine::rt::Instant,
@@ -120,6 +124,7 @@ pub fn start(keep: Keep) {
             all: Vec::new(),
             keep_prefixes: keep.prefix_digests,
             prefixes: Vec::new(),
+            detail: Vec::new(),
             start: engine::rt::now(),
         })
     });
@@ -136,6 +141,7 @@ pub fn finish() -> Recording {
         tail: recorder.tail.iter().map(Event::line).collect(),
         all: recorder.all,
         prefix_digests: recorder.prefixes,
+        detail: recorder.detail,
     }
 }
 
@@ -177,6 +183,41 @@ fn record_event(actor: &str, name: &str, detail: String, duration: Option<Durati
         name,
         detail,
         duration,
+    });
+}
+
+/// Records a span for the timeline only (work inside an op: the backend's part, at the
+/// handle's backend or the worker's), when every event is kept (`--trace`, `--report`). It is
+/// not part of the digest, so a run records the same digest whether or not it keeps these.
+pub fn detail_span(actor: &str, name: &str, detail: &str, started: Duration) {
+    push_detail(actor, name, || detail.to_string(), Some(started));
+}
+
+/// Records counts for the timeline's counter tracks (`key=value` pairs, made by `detail` only
+/// when kept), like [`detail_span`]: on the hot path of every run, so it costs nothing then.
+pub fn detail_count(actor: &str, detail: impl FnOnce() -> String) {
+    push_detail(actor, "count", detail, None);
+}
+
+fn push_detail(
+    actor: &str,
+    name: &str,
+    detail: impl FnOnce() -> String,
+    started: Option<Duration>,
+) {
+    RECORDER.with(|r| {
+        let mut r = r.borrow_mut();
+        let Some(rec) = r.as_mut().filter(|rec| rec.keep_all) else {
+            return;
+        };
+        let at = engine::rt::now().saturating_duration_since(rec.start);
+        rec.detail.push(Event {
+            at,
+            actor: actor.to_string(),
+            name: name.to_string(),
+            detail: detail(),
+            duration: started.map(|s| at.saturating_sub(s)),
+        });
     });
 }
 
@@ -241,11 +282,13 @@ pub fn file_names(path: &Path) -> (PathBuf, PathBuf) {
     }
 }
 
-/// Writes `events` to the two files [`file_names`] derives from `path`: JSON lines, one
+/// Writes `recording`'s events to the two files [`file_names`] derives from `path`: JSON lines, one
 /// event a line (`t_us`: simulated microseconds since the run started at which the event
 /// happened, for a span its end; `duration_us`: a span's length, else null; `actor`, `event`,
-/// `detail`), and a Chrome/Perfetto trace-event file (`crate::timeline`). Returns both paths.
-pub fn write_files(path: &Path, events: &[Event]) -> std::io::Result<(PathBuf, PathBuf)> {
+/// `detail`), and a Chrome/Perfetto trace-event file (`crate::timeline`, with the detail
+/// events too). Returns both paths.
+pub fn write_files(path: &Path, recording: &Recording) -> std::io::Result<(PathBuf, PathBuf)> {
+    let events = &recording.all;
     let (jsonl, chrome) = file_names(path);
     let mut lines = std::io::BufWriter::new(std::fs::File::create(&jsonl)?);
     for e in events {
@@ -262,7 +305,7 @@ pub fn write_files(path: &Path, events: &[Event]) -> std::io::Result<(PathBuf, P
     let file = std::fs::File::create(&chrome)?;
     serde_json::to_writer(
         std::io::BufWriter::new(file),
-        &crate::timeline::chrome_trace(events),
+        &crate::timeline::chrome_trace(events, &recording.detail),
     )?;
     Ok((jsonl, chrome))
 }

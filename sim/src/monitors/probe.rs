@@ -34,6 +34,7 @@ use engine::{ColdResult, ColdStorageBackend, Layer, Layered, OpKind};
 
 use crate::monitors::coverage::{self, Goal};
 use crate::monitors::{Invariant, Sink, Violation};
+use crate::trace;
 
 tokio::task_local! {
     /// Set on the harness's own tasks: a backend read made directly from one of them did not
@@ -190,6 +191,30 @@ impl Probe {
                 format!("cache hit ({what}) while a write is committing"),
             ));
         }
+    }
+
+    /// The backend this probe watches, as the timeline names it.
+    fn site(&self) -> &'static str {
+        if self.inner.limits.worker_barrier {
+            "worker-backend"
+        } else {
+            "backend"
+        }
+    }
+
+    /// The work running here now, for the timeline's counter track (kept only with `--trace`).
+    fn record_counts(&self) {
+        let s = &self.inner;
+        let count = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        trace::detail_count(self.site(), || {
+            format!(
+                "reads={} ungated_reads={} writes={} streams={}",
+                count(&s.reads),
+                count(&s.ungated_reads),
+                count(&s.writes),
+                count(&s.streams)
+            )
+        });
     }
 
     fn begin_read(&self, op: OpKind) -> Guard<'_> {
@@ -400,13 +425,19 @@ impl<B: ColdStorageBackend> Layer for ProbeLayer<B> {
     ) -> ColdResult<T> {
         // Counted when the backend is called, before the seeded yields: a write that passed
         // the worker's fence is at the backend from then on, for whoever settles it.
-        let _guard = if kind.is_write() {
+        let guard = if kind.is_write() {
             self.probe.begin_write(kind)
         } else {
             self.probe.begin_read(kind)
         };
+        let started = trace::now();
+        self.probe.record_counts();
         crate::faults::schedule::point().await;
         let result = work.await;
+        drop(guard);
+        let outcome = if result.is_ok() { "ok" } else { "err" };
+        trace::detail_span(self.probe.site(), kind.name(), outcome, started);
+        self.probe.record_counts();
         if let Err(engine::ColdStorageError::DeadlineExceeded { .. }) = result {
             coverage::reach(Goal::DeadlineExpiredMidWork);
         }

@@ -114,6 +114,30 @@ fn fault_spans(events: &[Event]) -> Vec<(&str, Duration, Duration)> {
         .collect()
 }
 
+/// The faults with a length between `from` and `to`, as shaded bands `height` high.
+fn faults_behind(
+    events: &[Event],
+    from: Duration,
+    to: Duration,
+    height: f64,
+    x: &impl Fn(Duration) -> f64,
+) -> String {
+    let mut out = String::new();
+    for (kind, start, end) in fault_spans(events) {
+        if end >= from && start <= to {
+            let _ = write!(
+                out,
+                "<rect class=fault x=\"{:.1}\" y=\"0\" width=\"{:.1}\" height=\"{height}\"><title>{kind} {:.6}s to {:.6}s</title></rect>",
+                x(start),
+                (x(end) - x(start)).max(1.0),
+                start.as_secs_f64(),
+                end.as_secs_f64()
+            );
+        }
+    }
+    out
+}
+
 /// An SVG timeline of `events` between `from` and `to`: a lane per actor with op bars.
 fn timeline(events: &[Event], report: &RunReport, from: Duration, to: Duration) -> String {
     let mut actors: Vec<&str> = events
@@ -133,18 +157,7 @@ fn timeline(events: &[Event], report: &RunReport, from: Duration, to: Duration) 
         "<svg width=\"{}\" height=\"{height}\" xmlns=\"http://www.w3.org/2000/svg\">",
         LABEL_WIDTH_PX + TIMELINE_WIDTH_PX + 10.0
     );
-    for (kind, start, end) in fault_spans(events) {
-        if end >= from && start <= to {
-            let _ = write!(
-                svg,
-                "<rect class=fault x=\"{:.1}\" y=\"0\" width=\"{:.1}\" height=\"{height}\"><title>{kind} {:.6}s to {:.6}s</title></rect>",
-                x(start),
-                (x(end) - x(start)).max(1.0),
-                start.as_secs_f64(),
-                end.as_secs_f64()
-            );
-        }
-    }
+    svg.push_str(&faults_behind(events, from, to, height, &x));
     for (lane, actor) in actors.iter().enumerate() {
         let y = LANE_HEIGHT_PX * lane as f64;
         let _ = write!(

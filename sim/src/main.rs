@@ -370,27 +370,7 @@ fn run(args: &RunArgs) -> Result<ExitCode, Usage> {
         RunEnd::Complete
     };
     let (report, recording) = run_derived(scenario, derived, RunOptions { bug, keep, end });
-    if let Some(path) = &args.trace {
-        match sim::trace::write_files(path, &recording) {
-            Ok((lines, chrome)) => {
-                eprintln!("trace: {} and {}", lines.display(), chrome.display())
-            }
-            Err(e) => eprintln!(
-                "sim: warning: cannot write the trace {}: {e} (the run's verdict stands)",
-                path.display()
-            ),
-        }
-    }
-    if let Some(path) = &args.report {
-        let page = sim::failure_page::page(&report, &recording.all);
-        match std::fs::write(path, page) {
-            Ok(()) => eprintln!("report: {}", path.display()),
-            Err(e) => eprintln!(
-                "sim: warning: cannot write the report {}: {e} (the run's verdict stands)",
-                path.display()
-            ),
-        }
-    }
+    write_run_files(args, &report, &recording);
     let failed = report.violation.is_some();
     if failed {
         say_raw!("{}", report.failure_text());
@@ -424,6 +404,33 @@ fn run(args: &RunArgs) -> Result<ExitCode, Usage> {
         );
     }
     Ok(exit_code(failed))
+}
+
+/// Writes the files `sim run` was asked for (`--trace`, `--report`). A file that cannot be
+/// written is a warning: it never changes the verdict or hides the report.
+fn write_run_files(
+    args: &RunArgs,
+    report: &sim::report::RunReport,
+    recording: &sim::trace::Recording,
+) {
+    let warn = |what: &str, path: &std::path::Path, e: std::io::Error| {
+        eprintln!(
+            "sim: warning: cannot write the {what} {}: {e} (the run's verdict stands)",
+            path.display()
+        )
+    };
+    if let Some(path) = &args.trace {
+        match sim::trace::write_files(path, recording) {
+            Ok((lines, chrome)) => eprintln!("trace: {} and {}", lines.display(), chrome.display()),
+            Err(e) => warn("trace", path, e),
+        }
+    }
+    if let Some(path) = &args.report {
+        match std::fs::write(path, sim::failure_page::page(report, &recording.all)) {
+            Ok(()) => eprintln!("report: {}", path.display()),
+            Err(e) => warn("report", path, e),
+        }
+    }
 }
 
 /// Set by the first Ctrl-C: explorations stop handing out runs and print what they found. A

@@ -15,6 +15,7 @@ appends, appends per second over fsyncs per second).
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -39,10 +40,17 @@ def human(ns):
     return f"{ns:.3g} ns"
 
 
+def natural(name):
+    """Sorts `append_2` before `append_16`."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def rows(groups):
     for group, functions in groups.items():
         base = next((b for b in BASELINES if b in functions), None)
-        for function, ns in functions.items():
+        order = sorted(functions, key=lambda f: (f != base, natural(f)))
+        for function in order:
+            ns = functions[function]
             if base is None or function == base:
                 yield group, function, ns, "", ""
             else:

@@ -10,10 +10,9 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
-use benches::block;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use benches::bench_appends;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::redb_backend::RedbBackend;
-use engine::{BlockData, ColdStorageWrite};
 
 /// Batch sizes measured, in blocks per commit.
 const BATCHES: [u64; 6] = [1, 2, 4, 8, 16, 32];
@@ -38,17 +37,8 @@ fn durable(c: &mut Criterion) {
     let mut next = 0u64;
     for batch in BATCHES {
         group.throughput(Throughput::Elements(batch));
-        group.bench_function(format!("append_{batch}"), |b| {
-            b.iter_batched(
-                || {
-                    let blocks: Vec<BlockData> = (next..next + batch).map(block).collect();
-                    next += batch;
-                    blocks
-                },
-                |blocks| rt.block_on(backend.append_blocks(blocks)).expect("append"),
-                BatchSize::SmallInput,
-            )
-        });
+        let name = format!("append_{batch}");
+        bench_appends(&mut group, (&name, batch), &rt, &backend, &mut next);
     }
     group.finish();
 }

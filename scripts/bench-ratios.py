@@ -55,7 +55,7 @@ def rows(groups):
                 yield group, function, ns, "", ""
             else:
                 ratio = ns / functions[base]
-                yield group, function, ns, f"{ratio:.2f}× {base}", f"{1 / ratio:.2f}"
+                yield group, function, ns, f"{ratio:.3g}× {base}", f"{1 / ratio:.3g}"
 
 
 def main(argv):

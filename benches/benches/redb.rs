@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use benches::block;
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use benches::{bench_appends, block};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::redb_backend::RedbBackend;
 use engine::simdisk::SimDisk;
 use engine::{BlockData, ColdStorageRead, ColdStorageWrite, HeaderSpecifier};
@@ -17,45 +17,25 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Appends one prepared block per iteration to `backend`, numbering on from its latest.
-fn bench_append(c: &mut Criterion, name: &str, backend: RedbBackend) {
+/// Appends `batch` blocks per iteration to `backend` (one commit per iteration), as function
+/// `name` of group `group_name`.
+fn bench_append(
+    c: &mut Criterion,
+    (group_name, name): (&str, &str),
+    batch: u64,
+    backend: RedbBackend,
+) {
     let rt = runtime();
     let mut next = 0u64;
-    let mut group = c.benchmark_group("redb_append_block");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function(name, |b| {
-        b.iter_batched(
-            || {
-                let blk = block(next);
-                next += 1;
-                blk
-            },
-            |blk| rt.block_on(backend.append_block(blk)).expect("append"),
-            BatchSize::SmallInput,
-        )
-    });
+    let mut group = c.benchmark_group(group_name);
+    group.throughput(Throughput::Elements(batch));
+    bench_appends(&mut group, (name, batch), &rt, &backend, &mut next);
     group.finish();
 }
 
-/// Appends a batch of `BATCH` blocks per iteration (one commit per batch).
+/// Batches of 32 blocks, one commit each.
 fn bench_append_batch(c: &mut Criterion, name: &str, backend: RedbBackend) {
-    const BATCH: u64 = 32;
-    let rt = runtime();
-    let mut next = 0u64;
-    let mut group = c.benchmark_group("redb_append_blocks_32");
-    group.throughput(Throughput::Elements(BATCH));
-    group.bench_function(name, |b| {
-        b.iter_batched(
-            || {
-                let blocks: Vec<BlockData> = (next..next + BATCH).map(block).collect();
-                next += BATCH;
-                blocks
-            },
-            |blocks| rt.block_on(backend.append_blocks(blocks)).expect("append"),
-            BatchSize::SmallInput,
-        )
-    });
-    group.finish();
+    bench_append(c, ("redb_append_blocks_32", name), 32, backend);
 }
 
 fn append_batch(c: &mut Criterion) {
@@ -69,12 +49,12 @@ fn append_batch(c: &mut Criterion) {
 fn append_file(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = RedbBackend::open_file(dir.path().join("bench.redb")).expect("open file");
-    bench_append(c, "file", backend);
+    bench_append(c, ("redb_append_block", "file"), 1, backend);
 }
 
 fn append_simdisk(c: &mut Criterion) {
     let backend = RedbBackend::open_sim(SimDisk::builder().build()).expect("open simdisk");
-    bench_append(c, "simdisk", backend);
+    bench_append(c, ("redb_append_block", "simdisk"), 1, backend);
 }
 
 fn get_header(c: &mut Criterion) {

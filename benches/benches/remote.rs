@@ -1,5 +1,6 @@
 //! The remote backend over loopback TCP beside in-process redb: `get_header` and appending a
-//! 100-transaction block, each measured on both so the network's cost reads as a ratio. Both
+//! 100-transaction block (groups `remote_*`, functions `in_process` and `remote_loopback`),
+//! each measured on both so the network's cost reads as a ratio. Both
 //! sides are redb on a real temp file; the worker runs in this process on its own runtime
 //! threads, the client talks to it over 127.0.0.1.
 
@@ -47,8 +48,8 @@ fn get_header(c: &mut Criterion) {
             local.append_block(block(n)).await.expect("append local");
         }
     });
-    let mut group = c.benchmark_group("get_header_by_number");
-    group.bench_function("in_process_redb", |b| {
+    let mut group = c.benchmark_group("remote_get_header");
+    group.bench_function("in_process", |b| {
         let mut n = 0;
         b.to_async(&rt).iter(|| {
             n = (n + 1) % 64;
@@ -82,10 +83,10 @@ fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let remote = remote(&rt, &dir);
     let local = local(&dir);
-    let mut group = c.benchmark_group("append_block_100tx");
+    let mut group = c.benchmark_group("remote_append_block_100tx");
     group.throughput(Throughput::Elements(1));
     let mut next_local = 0;
-    group.bench_function("in_process_redb", |b| {
+    group.bench_function("in_process", |b| {
         b.to_async(&rt).iter(|| {
             next_local += 1;
             let (local, data) = (&local, block(next_local));

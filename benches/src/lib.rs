@@ -1,6 +1,10 @@
 //! Shared fixtures for the criterion benches in `benches/benches/`.
 
-use engine::{Address, B256, BlockData, Header, Log, Receipt, Transaction};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup};
+use engine::redb_backend::RedbBackend;
+use engine::{Address, B256, BlockData, ColdStorageWrite, Header, Log, Receipt, Transaction};
+use tokio::runtime::Runtime;
 
 /// Transactions in a bench block (the redb append target is stated for 100).
 pub const TXS_PER_BLOCK: u64 = 100;
@@ -33,4 +37,26 @@ pub fn block(n: u64) -> BlockData {
         })
         .collect();
     BlockData::new(header, transactions, receipts).expect("bench block is valid")
+}
+
+/// Measures function `name` of `group`: appending `batch` blocks per iteration to `backend` in
+/// one commit, the blocks numbered on from `next` (and prepared outside the timing).
+pub fn bench_appends(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    (name, batch): (&str, u64),
+    rt: &Runtime,
+    backend: &RedbBackend,
+    next: &mut u64,
+) {
+    group.bench_function(name, |b| {
+        b.iter_batched(
+            || {
+                let blocks: Vec<BlockData> = (*next..*next + batch).map(block).collect();
+                *next += batch;
+                blocks
+            },
+            |blocks| rt.block_on(backend.append_blocks(blocks)).expect("append"),
+            BatchSize::SmallInput,
+        )
+    });
 }

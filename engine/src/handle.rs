@@ -1,9 +1,12 @@
 //! The clone-cheap handle: permits, the drain barrier, cache, streams and shutdown.
 //!
 //! Every permit is taken here, in one place per kind (`Inner::acquire_read`,
-//! `Inner::acquire_write`, `Inner::acquire_stream`), right before the work is spawned, and
-//! the spawned task holds it for the real duration of the backend call (fixes hazards B3 and
-//! B5; the hazard codes are those of docs/hazards.md):
+//! `Inner::acquire_write`, `Inner::acquire_stream`), right before the work starts, and the
+//! work holds it for the real duration of the backend call (fixes hazards B3 and B5; the
+//! hazard codes are those of docs/hazards.md). A read or write runs in its caller's task (a
+//! spawn per call would cost several times a point read); if the caller drops its future
+//! before the work ends, `Inline` hands the rest of the work, with its permits and tracker
+//! token, to a spawned task that holds them until it ends:
 //! - a read takes one of `max_reads` read permits;
 //! - a write takes the single write permit, then *all* `max_reads` read permits (the drain
 //!   barrier), so no gated read runs while a write commits; the semaphores are FIFO, so readers
@@ -20,7 +23,9 @@
 
 use std::future::Future;
 use std::num::NonZeroUsize;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -289,6 +294,74 @@ impl<B: ColdStorageBackend> Inner<B> {
     }
 }
 
+/// Backend work running inside its caller's future, already pinned on the heap so that it can
+/// move: dropped before the work ended, it spawns the rest of the work (with the permits and
+/// the tracker token the work owns) as a task of the caller's host, which runs it to its end.
+/// A panic in the work unwinds through the caller's poll; the work is then dropped in place
+/// (its permits go back), never spawned.
+struct Inline<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    work: Option<Pin<Box<F>>>,
+    /// Set while the work is polled: a drop that finds it set is the unwinding of the work's
+    /// own panic.
+    polling: bool,
+}
+
+impl<F> Inline<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn new(work: F) -> Inline<F> {
+        Inline {
+            work: Some(Box::pin(work)),
+            polling: false,
+        }
+    }
+}
+
+impl<F> Future for Inline<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let work = this
+            .work
+            .as_mut()
+            .expect("Inline polled after it completed");
+        this.polling = true;
+        let polled = work.as_mut().poll(cx);
+        this.polling = false;
+        if polled.is_ready() {
+            this.work = None;
+        }
+        polled
+    }
+}
+
+impl<F> Drop for Inline<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(work) = self.work.take()
+            && !self.polling
+        {
+            // Nobody waits for the answer; the task only has to hold the permits until the
+            // backend is done.
+            drop(rt::spawn(work));
+        }
+    }
+}
+
 /// Whether an op is a gated read or a write.
 #[derive(Debug, Clone, Copy)]
 enum Access {
@@ -355,10 +428,13 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         debug_assert!(self.inner.tracker.is_empty());
     }
 
-    /// Runs `work` in a spawned, tracked task holding the permits of `access` for its whole
-    /// duration; the caller waits for it, but dropping the caller does not stop it. A panic in
-    /// `work` continues in the caller once the task has released its permits; only a task
-    /// cancelled by the runtime is `TaskTerminated`.
+    /// Runs `work` in the caller's task, holding the permits of `access` and a tracker token
+    /// for its whole duration; if the caller drops this future before `work` ends, the rest of
+    /// `work` runs on in a spawned task that keeps both (see [`Inline`]). A panic in `work`
+    /// continues in the caller, after the permits went back; it is never an error.
+    ///
+    /// The work progresses only while the caller polls it: a caller that parks this future
+    /// unpolled keeps its permits without progress, as it would keep any lock it holds.
     async fn run<T, F, Fut>(&self, op: &'static str, access: Access, work: F) -> ColdResult<T>
     where
         F: FnOnce(Arc<Inner<B>>) -> Fut + Send + 'static,
@@ -369,25 +445,24 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         let span = tracing::debug_span!("cold_op", op);
         let result = async {
             self.inner.ensure_open()?;
-            // Taken before any permit, so wait_shutdown cannot return while we queue (hazard H4).
-            let queued = self.inner.tracker.token();
+            // Taken before any permit, so wait_shutdown cannot return while we queue (hazard H4),
+            // and held by the work until it ends, wherever it runs.
+            let tracked = self.inner.tracker.token();
             let permits = match access {
                 Access::Read => self.inner.acquire_read().await?,
                 Access::Write => self.inner.acquire_write().await?,
             };
             self.inner.ensure_open()?;
             let inner = Arc::clone(&self.inner);
-            let task = self.inner.tracker.track_future(
-                async move {
-                    let _in_flight = inner.metrics.in_flight(permits.work());
-                    let _permits = permits;
-                    work(inner).await
-                }
-                .in_current_span(),
-            );
-            drop(queued);
-            // A panic in the work is resumed here, in the caller: it is a bug, not an outcome.
-            rt::join(rt::spawn(task)).await.map_err(terminated)?
+            let work = async move {
+                // Dropped in reverse order: the permits go back before the tracker token, so
+                // no permit is still taken once wait_shutdown returns.
+                let _tracked = tracked;
+                let _in_flight = inner.metrics.in_flight(permits.work());
+                let _permits = permits;
+                work(inner).await
+            };
+            Inline::new(work.in_current_span()).await
         }
         .instrument(span)
         .await;

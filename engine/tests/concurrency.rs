@@ -4,8 +4,10 @@
 
 mod common;
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use common::{Gated, gated_handle, gated_handle_with, settle, until};
@@ -609,4 +611,64 @@ async fn invalid_input_is_refused_before_any_permit() {
     controls.reads.open();
     assert_eq!(writer.await.unwrap(), Ok(()));
     join_all(reads).await;
+}
+
+/// Tasks alive on the test's runtime.
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// A write runs in its caller's task; dropped while it is inside the backend, its rest moves to
+/// a spawned task that still holds the write permit and the drain's read permits until the
+/// backend is done, so a later read waits for it and `wait_shutdown` waits for it.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_callers_work_holds_its_permits_until_it_really_ends() {
+    let (handle, controls, _cancel) = gated_handle();
+    fill(&handle, 0..=2).await;
+    controls.after_commit.close();
+    let before = alive_tasks();
+    let mut write = Box::pin(handle.truncate_above(0));
+    let polled = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+    assert!(polled.is_pending(), "the write waits at the gate");
+    assert_eq!(controls.after_commit.waiting(), 1, "the write is inside");
+    assert_eq!(alive_tasks(), before, "the work runs in the caller's task");
+    drop(write);
+    assert_eq!(
+        alive_tasks(),
+        before + 1,
+        "the dropped work goes on in a task"
+    );
+    let h = handle.clone();
+    let read = tokio::spawn(async move { h.get_latest_block().await });
+    settle().await;
+    assert!(
+        !read.is_finished(),
+        "a read got in beside the dropped write"
+    );
+    assert_eq!(controls.probe.reads_inside.load(Ordering::SeqCst), 0);
+    let h = handle.clone();
+    let waiter = tokio::spawn(async move {
+        h.shutdown();
+        h.wait_shutdown().await
+    });
+    settle().await;
+    assert!(
+        !waiter.is_finished(),
+        "wait_shutdown returned while the dropped write was in the backend"
+    );
+    controls.after_commit.open();
+    tokio::time::timeout(LONG, waiter)
+        .await
+        .expect("wait_shutdown returns once the write ends")
+        .unwrap();
+    assert_eq!(controls.probe.writes_active.load(Ordering::SeqCst), 0);
+    assert_eq!(controls.inner.get_latest_block().await, Ok(Some(0)));
+    let read = read.await.expect("no panic");
+    assert!(
+        matches!(read, Ok(Some(0)) | Err(ColdStorageError::TaskTerminated)),
+        "the read saw the committed truncate or the shutdown: {read:?}"
+    );
+    assert_eq!(controls.probe.overlaps.load(Ordering::SeqCst), 0);
 }

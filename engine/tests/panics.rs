@@ -139,3 +139,24 @@ async fn a_panic_at_the_worker_crashes_the_worker_instead_of_answering() {
         assert!(worker.shutdown_token().is_cancelled(), "the worker crashed");
     }
 }
+
+/// The work of a read or a write runs in the caller's own task: its panic unwinds through the
+/// caller's poll (caught here without any task between), with its own payload, after its
+/// permits went back; it never comes out as an error such as `TaskTerminated`.
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_inline_work_unwinds_in_the_callers_own_poll() {
+    let (handle, controls, _cancel) = gated_handle();
+    controls.arm_panic();
+    let read = engine::rt::catch_unwind(handle.get_latest_block()).await;
+    let panic = read.expect_err("the read must panic, not return");
+    assert_eq!(panic_message(&panic), PLANTED_PANIC);
+    controls.arm_panic();
+    let write = engine::rt::catch_unwind(handle.append_block(sample_block(0, 1, 1))).await;
+    let panic = write.expect_err("the write must panic, not return");
+    assert_eq!(panic_message(&panic), PLANTED_PANIC);
+    assert_every_permit_back(&handle, &controls, 0).await;
+    handle.shutdown();
+    tokio::time::timeout(Duration::from_secs(30), handle.wait_shutdown())
+        .await
+        .expect("no tracker token outlived the panics");
+}

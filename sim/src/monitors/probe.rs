@@ -7,9 +7,10 @@
 //!
 //! Stream setup reads (the latest block and its header) run outside the drain barrier by
 //! design (a read permit there is hazard B4 of docs/hazards.md), and so do producers; the
-//! probe counts them apart. It tells setup reads from gated ones by task: setup runs in the
-//! caller's task, which the harness marks with [`outside_handle`], while gated work runs in
-//! tasks the handle spawns, which do not inherit the mark. At a worker every read arrives as a
+//! probe counts them apart. It tells setup reads from gated ones by a mark the harness puts
+//! on the stream setup future alone ([`stream_setup`]): a gated read's work runs in its
+//! caller's task too (or, once the caller dropped it, in a task the handle spawns), outside
+//! that mark, and so does the producer, which the handle spawns. At a worker every read arrives as a
 //! plain request, so a worker-side probe ([`Probe::at_worker`]) treats the two setup read kinds
 //! as ungated.
 //!
@@ -37,16 +38,17 @@ use crate::monitors::{Invariant, Sink, Violation};
 use crate::trace;
 
 tokio::task_local! {
-    /// Set on the harness's own tasks: a backend read made directly from one of them did not
-    /// go through the handle's permits (stream setup).
-    static OUTSIDE_HANDLE: ();
+    /// Set while the harness polls a stream's setup: a backend read made then did not go
+    /// through the handle's read permits.
+    static STREAM_SETUP: ();
 }
 
-/// Runs `future` marked as a caller's task (see the module docs).
-pub fn outside_handle<F: std::future::Future>(
+/// Runs `future`, a stream's setup (`ColdStorage::stream_logs`), marked as such (see the
+/// module docs).
+pub fn stream_setup<F: std::future::Future>(
     future: F,
 ) -> impl std::future::Future<Output = F::Output> {
-    OUTSIDE_HANDLE.scope((), future)
+    STREAM_SETUP.scope((), future)
 }
 
 /// How far past its deadline a stream producer may still be running.
@@ -229,7 +231,7 @@ impl Probe {
             ));
         }
         let setup_kind = matches!(op, OpKind::GetLatestBlock | OpKind::GetHeader);
-        if OUTSIDE_HANDLE.try_with(|_| ()).is_ok() || (s.limits.setup_reads_by_kind && setup_kind) {
+        if STREAM_SETUP.try_with(|_| ()).is_ok() || (s.limits.setup_reads_by_kind && setup_kind) {
             return self.begin_ungated();
         }
         let now = s.reads.fetch_add(1, Ordering::SeqCst) + 1;

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::monitors::coverage::{self, Goal};
+use crate::monitors::probe::stream_setup;
 
 /// A read must finish within this once started (read timeout 500 ms plus backend latency).
 pub(super) const READ_LIVENESS: Duration = Duration::from_secs(10);
@@ -30,15 +31,15 @@ pub(super) async fn run_clients<B: ColdStorageBackend>(
     let mut tasks = Vec::new();
     for w in 0..ctx.derived.workload.writers {
         let (ctx, handle, progress_tx) = (ctx.clone(), handle.clone(), progress_tx.take());
-        tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
-            async move { writer(&ctx, &handle, life, w, ops, progress_tx).await },
-        )));
+        tasks.push(engine::rt::spawn(async move {
+            writer(&ctx, &handle, life, w, ops, progress_tx).await
+        }));
     }
     for client in 1..ctx.derived.workload.clients {
         let (ctx, handle) = (ctx.clone(), handle.clone());
-        tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
-            async move { reader(&ctx, &handle, life, client, ops).await },
-        )));
+        tasks.push(engine::rt::spawn(async move {
+            reader(&ctx, &handle, life, client, ops).await
+        }));
     }
     if let Some(at) = shutdown_at {
         // Wait until the writer starts op `at`, then let it run a random little while.
@@ -375,12 +376,10 @@ async fn burst<B: ColdStorageBackend>(
         }
         let (ctx, handle, who) = (ctx.clone(), handle.clone(), actor.clone());
         let mut rng = seeding::rng(seed, "burst-read", i as u64);
-        tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
-            async move {
-                read_through(&ctx, &handle, &who, op, &mut rng).await?;
-                Ok::<(), Violation>(())
-            },
-        )));
+        tasks.push(engine::rt::spawn(async move {
+            read_through(&ctx, &handle, &who, op, &mut rng).await?;
+            Ok::<(), Violation>(())
+        }));
     }
     join_all(tasks, "a burst read").await?;
     trace::record(&actor, "burst.end", "");
@@ -398,8 +397,8 @@ pub(super) async fn stream<B: ColdStorageBackend>(
     ctx.count_ops(1);
     // Setup waits its turn for one of 8 stream permits (FIFO), each held up to a deadline.
     let bound = storm_bound();
-    let opened =
-        engine::rt::timeout(bound, handle.stream_logs(filter, max_logs, STREAM_DEADLINE)).await;
+    let setup = stream_setup(handle.stream_logs(filter, max_logs, STREAM_DEADLINE));
+    let opened = engine::rt::timeout(bound, setup).await;
     let stream = match opened {
         Err(_) => {
             return Err(Violation::new(
@@ -463,20 +462,18 @@ pub(super) async fn storm<B: ColdStorageBackend>(
     for _ in 0..STORM_STREAMS {
         let handle = handle.clone();
         let bound = storm_bound();
-        tasks.push(engine::rt::spawn(crate::monitors::probe::outside_handle(
-            within(bound, || "a storm stream".into(), async move {
+        tasks.push(engine::rt::spawn(within(
+            bound,
+            || "a storm stream".into(),
+            async move {
                 let latest = handle.get_latest_block().await.ok().flatten().unwrap_or(0);
-                let opened = handle
-                    .stream_logs(
-                        engine::Filter::range(0, latest),
-                        usize::MAX,
-                        STREAM_DEADLINE,
-                    )
-                    .await;
+                let filter = engine::Filter::range(0, latest);
+                let opened =
+                    stream_setup(handle.stream_logs(filter, usize::MAX, STREAM_DEADLINE)).await;
                 // Held unpolled past the deadline, then dropped.
                 engine::rt::sleep(STREAM_DEADLINE + STREAM_SLACK).await;
                 drop(opened);
-            }),
+            },
         )));
     }
     ctx.count_ops(STORM_STREAMS as u64);

@@ -447,6 +447,48 @@ async fn a_never_polled_stream_ends_by_its_deadline_and_frees_its_permit() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_stream_asking_for_more_than_the_configured_cap_gets_exactly_the_cap() {
+    let config = Config::builder()
+        .max_streams(1)
+        .stream_channel_capacity(4)
+        .max_stream_deadline(Duration::from_secs(2))
+        .build();
+    // The cap the handle reports is the one it enforces: a stream ends neither before it (a
+    // deadline shorter than asked and allowed) nor long after it (no cap at all).
+    let cap = config.max_stream_deadline();
+    let (handle, _controls, _cancel) = gated_handle_with(config, Timeouts::default());
+    for n in 0..=3 {
+        handle.append_block(sample_block(n, 2, 3)).await.unwrap();
+    }
+    let mut idle = handle
+        .stream_logs(Filter::range(0, 3), 1000, LONG)
+        .await
+        .unwrap();
+    let early = cap.saturating_sub(Duration::from_millis(100));
+    let blocked =
+        tokio::time::timeout(early, handle.stream_logs(Filter::range(0, 0), 10, LONG)).await;
+    assert!(
+        blocked.is_err(),
+        "the stream ended before its capped deadline"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let next = tokio::time::timeout(
+        Duration::from_millis(50),
+        handle.stream_logs(Filter::range(0, 0), 10, LONG),
+    )
+    .await;
+    assert!(
+        matches!(next, Ok(Ok(_))),
+        "the stream outlived the configured cap"
+    );
+    let mut last = None;
+    while let Some(item) = idle.next().await {
+        last = Some(item);
+    }
+    assert_eq!(last, Some(Err(ColdStorageError::StreamDeadlineExceeded)));
+}
+
 // ---- the cache under removal ----
 
 #[tokio::test(start_paused = true)]

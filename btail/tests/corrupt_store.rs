@@ -24,6 +24,9 @@ struct Tree {
     rev: Rev,
 }
 
+/// The changes of one commit: each oid's new state, `None` deleting it.
+type Changes = Vec<(Oid, Option<Object>)>;
+
 fn bucket(entries: &[(i64, Oid)]) -> Option<Object> {
     Some(Object::Bucket(Bucket {
         entries: entries.to_vec(),
@@ -71,7 +74,7 @@ impl Tree {
     }
 
     /// Ways to corrupt the tree, each a commit's changes and what it breaks.
-    fn corruptions(&self) -> Vec<(&'static str, Vec<(Oid, Option<Object>)>)> {
+    fn corruptions(&self) -> Vec<(&'static str, Changes)> {
         vec![
             (
                 "a child pointer leads to a value object",

@@ -365,23 +365,17 @@ mod tests {
             let stale = cache.epoch();
             let removal = cache.removal(5);
             let during = cache.epoch();
-            assert!(
-                !(kind.fill)(&cache, during, 4),
-                "{name}: kept a fill read during a removal"
-            );
-            assert!(
-                !(kind.fill)(&cache, stale, 10),
-                "{name}: kept a fill read before a removal, during it"
-            );
+            let refused = |when: &str| {
+                for (epoch, block, read) in [(during, 4, "during"), (stale, 10, "before")] {
+                    assert!(
+                        !(kind.fill)(&cache, epoch, block),
+                        "{name}: kept a fill read {read} a removal, {when} it"
+                    );
+                }
+            };
+            refused("while in progress");
             drop(removal);
-            assert!(
-                !(kind.fill)(&cache, stale, 10),
-                "{name}: kept a fill read before a removal, after it"
-            );
-            assert!(
-                !(kind.fill)(&cache, during, 4),
-                "{name}: kept a fill read during a removal, after it"
-            );
+            refused("after");
             assert!(!(kind.hit)(&cache, 10), "{name}: a removed block is served");
             assert!(!(kind.hit)(&cache, 4), "{name}: a dropped fill is served");
             assert!(

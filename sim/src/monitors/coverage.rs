@@ -57,6 +57,12 @@ pub enum Goal {
     ForgetPastAtTail,
     /// A slice whose lower bound is a revision where a tracked key changed.
     SliceBoundOnChangeRevision,
+    /// A header read answered by the cache (a cache that stops serving fails nothing else).
+    HeaderCacheHit,
+    /// A transaction read answered by the cache.
+    TransactionCacheHit,
+    /// A receipt read answered by the cache.
+    ReceiptCacheHit,
 }
 
 impl Goal {
@@ -80,6 +86,9 @@ impl Goal {
         Goal::GetAtOnChangeRevision,
         Goal::ForgetPastAtTail,
         Goal::SliceBoundOnChangeRevision,
+        Goal::HeaderCacheHit,
+        Goal::TransactionCacheHit,
+        Goal::ReceiptCacheHit,
     ];
 
     /// The stable name printed in reports and JSON.
@@ -103,6 +112,9 @@ impl Goal {
             Goal::GetAtOnChangeRevision => "get-at-on-change-revision",
             Goal::ForgetPastAtTail => "forget-past-at-tail",
             Goal::SliceBoundOnChangeRevision => "slice-bound-on-change-revision",
+            Goal::HeaderCacheHit => "header-cache-hit",
+            Goal::TransactionCacheHit => "transaction-cache-hit",
+            Goal::ReceiptCacheHit => "receipt-cache-hit",
         }
     }
 
@@ -119,6 +131,9 @@ impl Goal {
                     Goal::ShutdownWithOpsInFlight,
                     Goal::WritesQueuedAtPermit,
                     Goal::AppendRacedRemoval,
+                    Goal::HeaderCacheHit,
+                    Goal::TransactionCacheHit,
+                    Goal::ReceiptCacheHit,
                     $(Goal::$goal),*
                 ]
             };

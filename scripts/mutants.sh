@@ -16,7 +16,8 @@
 #   1. the main job (`sim explore all --seeds 200`: the ignored `main_job` test of the sim
 #      crate) on the `mutants` profile: the cheapest test that can kill a mutant;
 #   2. only for the mutants the main job missed: the tests of the mutated crate (engine's or
-#      btail's unit and integration tests). Not the sim crate's tests: they pin trace digests,
+#      btail's unit and integration tests, with the `planted-bugs` feature as in the
+#      workspace's tests). Not the sim crate's tests: they pin trace digests,
 #      which any change of behaviour moves, bug or not, so they would "kill" every mutant
 #      without saying anything about finding bugs.
 # A mutant is killed when either pass fails or times out. The outcome files of both passes
@@ -97,7 +98,9 @@ rm -rf "$out/pass2"
 if [ "${#survivors[@]}" -gt 0 ]; then
   echo "=== pass 2: the mutated crate's tests, for the ${#survivors[@]} survivors of pass 1"
   status=0
-  mutants --output "$out/pass2" "${survivors[@]}" || status=$?
+  # With the planted-bug switches compiled in, as `cargo test --workspace` builds engine and
+  # btail (the sim crate asks for them): their tests of the switches run too.
+  mutants --output "$out/pass2" --features planted-bugs "${survivors[@]}" || status=$?
   check_status "pass 2" "$status"
 fi
 

@@ -846,6 +846,16 @@ mod tests {
     }
 
     #[test]
+    fn child_cov_spans_separators_and_a_key_min_separator_leaves_its_child_no_key() {
+        let keys = [KEY_MIN, 5];
+        // Child 0 covers the keys below KEY_MIN: none, and computing its end must not wrap.
+        assert!(child_cov(&keys, 0).is_empty());
+        assert_eq!(child_cov(&keys, 1), KeyRange::new(KEY_MIN, 4));
+        assert_eq!(child_cov(&keys, 2), KeyRange::new(5, KEY_MAX));
+        assert_eq!(child_cov(&[], 0), KeyRange::ALL);
+    }
+
+    #[test]
     fn connect_tracked_finds_tops_and_connectors() {
         let (t0, t1, b2, b3) = (Oid(1), Oid(2), Oid(3), Oid(4));
         let mut ts = PPTreeSubSet::new();

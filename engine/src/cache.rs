@@ -226,11 +226,6 @@ impl Cache {
     pub fn write(&self) -> Removal<'_> {
         self.removal(u64::MAX)
     }
-
-    /// How many headers are cached (for tests and monitors).
-    pub fn header_count(&self) -> usize {
-        self.lock().headers.len()
-    }
 }
 
 /// A removal in progress; ends it on drop.
@@ -275,7 +270,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Header;
+    use crate::types::{B256, ConfirmationMeta, Header};
+
+    /// One of the three maps, driven through its own fill and lookup: every rule of the module
+    /// docs must hold for each, not only for headers.
+    struct Kind {
+        name: &'static str,
+        fill: fn(&Cache, Epoch, u64) -> bool,
+        hit: fn(&Cache, u64) -> bool,
+    }
 
     fn header(number: u64) -> SealedHeader {
         Header {
@@ -285,31 +288,117 @@ mod tests {
         .seal()
     }
 
-    #[test]
-    fn removal_invalidates_above_and_refuses_hits_until_it_ends() {
-        let cache = Cache::new(NonZeroUsize::new(8).unwrap());
-        let epoch = cache.epoch();
-        assert!(cache.fill_header(epoch, &header(3)));
-        assert!(cache.fill_header(epoch, &header(10)));
-        let removal = cache.removal(5);
-        assert_eq!(
-            cache.header(3),
-            None,
-            "no hit while a removal is in progress"
-        );
-        assert!(!cache.fill_header(cache.epoch(), &header(3)));
-        drop(removal);
-        assert_eq!(cache.header(3), Some(header(3)));
-        assert_eq!(cache.header(10), None);
+    const KINDS: [Kind; 3] = [
+        Kind {
+            name: "header",
+            fill: |cache, epoch, block| cache.fill_header(epoch, &header(block)),
+            hit: |cache, block| cache.header(block) == Some(header(block)),
+        },
+        Kind {
+            name: "transaction",
+            fill: |cache, epoch, block| {
+                let meta = ConfirmationMeta {
+                    block_number: block,
+                    block_hash: B256::ZERO,
+                    transaction_index: 1,
+                };
+                let inner = Transaction::default();
+                cache.fill_transaction(epoch, &Confirmed { inner, meta })
+            },
+            hit: |cache, block| {
+                cache
+                    .transaction(block, 1)
+                    .is_some_and(|tx| tx.meta.block_number == block)
+            },
+        },
+        Kind {
+            name: "receipt",
+            fill: |cache, epoch, block| {
+                let receipt = ColdReceipt {
+                    success: true,
+                    cumulative_gas_used: 0,
+                    gas_used: 0,
+                    logs: Vec::new(),
+                    tx_hash: B256::ZERO,
+                    block_number: block,
+                    block_hash: B256::ZERO,
+                    block_timestamp: 0,
+                    transaction_index: 1,
+                    sender: Default::default(),
+                };
+                cache.fill_receipt(epoch, &receipt)
+            },
+            hit: |cache, block| {
+                cache
+                    .receipt(block, 1)
+                    .is_some_and(|r| r.block_number == block)
+            },
+        },
+    ];
+
+    fn cache() -> Cache {
+        Cache::new(NonZeroUsize::new(8).unwrap())
     }
 
     #[test]
-    fn fill_from_before_a_removal_is_dropped() {
-        let cache = Cache::new(NonZeroUsize::new(8).unwrap());
-        let stale = cache.epoch();
-        cache.removal(5);
-        assert!(!cache.fill_header(stale, &header(10)));
-        assert_eq!(cache.header(10), None);
-        assert!(cache.fill_header(cache.epoch(), &header(4)));
+    fn a_removal_drops_what_is_above_it_keeps_the_rest_and_refuses_hits_until_it_ends() {
+        for kind in KINDS {
+            let (cache, name) = (cache(), kind.name);
+            let epoch = cache.epoch();
+            for block in [3, 5, 10] {
+                assert!((kind.fill)(&cache, epoch, block), "{name}: fill of {block}");
+                assert!((kind.hit)(&cache, block), "{name}: hit of {block}");
+            }
+            let removal = cache.removal(5);
+            assert!(!(kind.hit)(&cache, 3), "{name}: a hit during a removal");
+            drop(removal);
+            assert!((kind.hit)(&cache, 3), "{name}: below the removal stays");
+            assert!((kind.hit)(&cache, 5), "{name}: the truncation point stays");
+            assert!(!(kind.hit)(&cache, 10), "{name}: above the removal goes");
+        }
+    }
+
+    #[test]
+    fn a_fill_racing_a_removal_is_dropped() {
+        for kind in KINDS {
+            let (cache, name) = (cache(), kind.name);
+            let stale = cache.epoch();
+            let removal = cache.removal(5);
+            let during = cache.epoch();
+            let refused = |when: &str| {
+                for (epoch, block, read) in [(during, 4, "during"), (stale, 10, "before")] {
+                    assert!(
+                        !(kind.fill)(&cache, epoch, block),
+                        "{name}: kept a fill read {read} a removal, {when} it"
+                    );
+                }
+            };
+            refused("while in progress");
+            drop(removal);
+            refused("after");
+            assert!(!(kind.hit)(&cache, 10), "{name}: a removed block is served");
+            assert!(!(kind.hit)(&cache, 4), "{name}: a dropped fill is served");
+            assert!(
+                (kind.fill)(&cache, cache.epoch(), 4),
+                "{name}: a fill read after the removal"
+            );
+            assert!((kind.hit)(&cache, 4), "{name}: a kept fill is served");
+        }
+    }
+
+    #[test]
+    fn an_append_in_progress_stops_hits_and_fills() {
+        for kind in KINDS {
+            let (cache, name) = (cache(), kind.name);
+            assert!((kind.fill)(&cache, cache.epoch(), 3), "{name}: fill");
+            let write = cache.write();
+            assert!(!(kind.hit)(&cache, 3), "{name}: a hit during an append");
+            assert!(
+                !(kind.fill)(&cache, cache.epoch(), 4),
+                "{name}: a fill during an append"
+            );
+            drop(write);
+            assert!((kind.hit)(&cache, 3), "{name}: an append removes nothing");
+        }
     }
 }

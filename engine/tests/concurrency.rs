@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use common::{Gated, gated_handle, gated_handle_with, settle, until};
 use engine::backend::{ColdStorageRead, Timeouts};
-use engine::{ColdStorage, ColdStorageError, Config, Filter, HeaderSpecifier, MemBackend};
+use engine::{
+    ColdStorage, ColdStorageError, Config, ConfigBuilder, Filter, HeaderSpecifier, LogStream,
+    MemBackend,
+};
 use model::conformance::sample_block;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -391,44 +394,46 @@ async fn stream_setup_times_out_when_get_latest_block_hangs() {
     controls.reads.open();
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_never_polled_stream_ends_by_its_deadline_and_frees_its_permit() {
-    let config = Config::builder()
-        .max_streams(1)
-        .stream_channel_capacity(4)
-        .build();
+/// A handle allowing one stream at a time (of at most `config`'s deadline) over blocks 0..=3
+/// (24 logs), and a stream of them asking for `deadline` that nobody polls: its producer
+/// blocks on the full channel, holding the one stream permit.
+async fn one_idle_stream(
+    config: ConfigBuilder,
+    deadline: Duration,
+) -> (ColdStorage<Gated>, LogStream) {
+    let config = config.max_streams(1).stream_channel_capacity(4).build();
     let (handle, _controls, _cancel) = gated_handle_with(config, Timeouts::default());
     for n in 0..=3 {
         handle.append_block(sample_block(n, 2, 3)).await.unwrap();
     }
-    let deadline = Duration::from_secs(1);
-    let mut idle = handle
+    let idle = handle
         .stream_logs(Filter::range(0, 3), 1000, deadline)
         .await
         .unwrap();
+    (handle, idle)
+}
+
+/// Whether another stream gets its stream permit within `wait`; dropped at once if it does.
+async fn another_stream_starts_within(handle: &ColdStorage<Gated>, wait: Duration) -> bool {
+    let next = tokio::time::timeout(wait, handle.stream_logs(Filter::range(0, 0), 10, LONG)).await;
+    matches!(next, Ok(Ok(_)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_never_polled_stream_ends_by_its_deadline_and_frees_its_permit() {
+    let deadline = Duration::from_secs(1);
+    let (handle, mut idle) = one_idle_stream(Config::builder(), deadline).await;
     // The single stream permit is held while the producer is blocked on the full channel...
-    let blocked = tokio::time::timeout(
-        Duration::from_millis(100),
-        handle.stream_logs(Filter::range(0, 0), 10, LONG),
-    )
-    .await;
     assert!(
-        blocked.is_err(),
+        !another_stream_starts_within(&handle, Duration::from_millis(100)).await,
         "max_streams = 1 must hold the second stream back"
     );
     // ...and released by the deadline although nobody polls.
     tokio::time::sleep(deadline).await;
-    let next = tokio::time::timeout(
-        Duration::from_millis(50),
-        handle.stream_logs(Filter::range(0, 0), 10, LONG),
-    )
-    .await;
     assert!(
-        matches!(next, Ok(Ok(_))),
+        another_stream_starts_within(&handle, Duration::from_millis(50)).await,
         "the idle stream still holds its permit"
     );
-    // Dropping a consumer ends its producer at once.
-    drop(next);
     handle.shutdown();
     tokio::time::timeout(LONG, handle.wait_shutdown())
         .await
@@ -447,6 +452,30 @@ async fn a_never_polled_stream_ends_by_its_deadline_and_frees_its_permit() {
         items.len() < 24,
         "the stream cannot have delivered everything"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_asking_for_more_than_the_configured_cap_gets_exactly_the_cap() {
+    let config = Config::builder().max_stream_deadline(Duration::from_secs(2));
+    // The cap the handle reports is the one it enforces: a stream ends neither before it (a
+    // deadline shorter than asked and allowed) nor long after it (no cap at all).
+    let cap = config.clone().build().max_stream_deadline();
+    let (handle, mut idle) = one_idle_stream(config, LONG).await;
+    let early = cap.saturating_sub(Duration::from_millis(100));
+    assert!(
+        !another_stream_starts_within(&handle, early).await,
+        "the stream ended before its capped deadline"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        another_stream_starts_within(&handle, Duration::from_millis(50)).await,
+        "the stream outlived the configured cap"
+    );
+    let mut last = None;
+    while let Some(item) = idle.next().await {
+        last = Some(item);
+    }
+    assert_eq!(last, Some(Err(ColdStorageError::StreamDeadlineExceeded)));
 }
 
 // ---- the cache under removal ----

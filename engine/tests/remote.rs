@@ -581,6 +581,29 @@ async fn stream_fixture() -> (
     (worker, remote, params, rx)
 }
 
+/// 200 logs through a credit window of 8: the client must keep granting credit as its
+/// consumer reads, so the stream ends by its end, not stalled until its deadline.
+#[tokio::test(start_paused = true)]
+async fn a_consumer_that_keeps_reading_gets_every_log_through_many_credit_windows() {
+    let (worker, remote, params, mut rx) = stream_fixture().await;
+    let deadline = params.deadline;
+    let filter = Filter::range(1, 20);
+    let producer =
+        engine::rt::spawn(async move { remote.produce_log_stream(&filter, params).await });
+    let mut logs = 0;
+    while let Some(item) = rx.recv().await {
+        item.expect("a stream read promptly ends without an error");
+        logs += 1;
+    }
+    producer.await.unwrap();
+    assert_eq!(logs, 200, "every log of blocks 1..=20");
+    assert!(
+        engine::rt::now() < deadline,
+        "the stream ended by its deadline, not by its end"
+    );
+    assert_eq!(worker.requests_in_flight(), 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_consumer_that_stops_reading_cannot_make_the_worker_buffer() {
     let (worker, remote, params, mut rx) = stream_fixture().await;

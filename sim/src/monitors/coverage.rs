@@ -59,6 +59,12 @@ pub enum Goal {
     ForgetPastAtTail,
     /// A slice whose lower bound is a revision where a tracked key changed.
     SliceBoundOnChangeRevision,
+    /// A header read answered by the cache (a cache that stops serving fails nothing else).
+    HeaderCacheHit,
+    /// A transaction read answered by the cache.
+    TransactionCacheHit,
+    /// A receipt read answered by the cache.
+    ReceiptCacheHit,
 }
 
 impl Goal {
@@ -83,6 +89,9 @@ macro_rules! engine_goals {
             Goal::ShutdownWithOpsInFlight,
             Goal::WritesQueuedAtPermit,
             Goal::AppendRacedRemoval,
+            Goal::HeaderCacheHit,
+            Goal::TransactionCacheHit,
+            Goal::ReceiptCacheHit,
             $(Goal::$goal),*
         ]
     };
@@ -124,7 +133,8 @@ mod tests {
              append-raced-removal removed-blocks-read-back shutdown-with-ops-in-flight \
              crash-with-unsynced-writes open-retried worker-crash-with-requests-in-flight \
              remote-request-released-unanswered fenced-write-refused get-at-on-change-revision \
-             forget-past-at-tail slice-bound-on-change-revision"
+             forget-past-at-tail slice-bound-on-change-revision header-cache-hit \
+             transaction-cache-hit receipt-cache-hit"
         );
     }
 }

@@ -185,8 +185,15 @@ impl Probe {
         self.inner.drops.load(Ordering::SeqCst)
     }
 
-    /// A cache hit happened in the handle: it must not overlap a committing write.
+    /// A cache hit happened in the handle (a coverage goal per map): it must not overlap a
+    /// committing write.
     pub fn on_cache_hit(&self, what: &str) {
+        match what {
+            "get_header" => coverage::reach(Goal::HeaderCacheHit),
+            "get_transaction" => coverage::reach(Goal::TransactionCacheHit),
+            "get_receipt" => coverage::reach(Goal::ReceiptCacheHit),
+            _ => {}
+        }
         if self.write_in_flight() {
             self.violate(Violation::new(
                 Invariant::Drain,

@@ -161,18 +161,9 @@ pub(super) async fn op_get_at(
                 started,
             );
             let res = check_get_at(&lock(&sh.model), key, at, r, tail_after, head);
-            if let Err(e) = res {
-                sh.violate(
-                    Invariant::Btail,
-                    format!("GetAt(key {key}, @{}) = {r:?}: {e}", at.0),
-                );
-            }
+            judge(sh, &format!("GetAt(key {key}, @{}) = {r:?}", at.0), res);
         }
-        Err(e) if refusal_justified(&e) => {}
-        Err(e) => sh.violate(
-            Invariant::Btail,
-            format!("GetAt(key {key}, @{}): {e}", at.0),
-        ),
+        Err(e) => judge_refusal(sh, &format!("GetAt(key {key}, @{})", at.0), e),
     }
     match db.get_at(sh.root, key, Rev(u64::MAX)).await {
         Err(DBtailError::AtOutOfRange { .. }) => {}
@@ -180,6 +171,21 @@ pub(super) async fn op_get_at(
             Invariant::Btail,
             format!("GetAt(key {key}) past any head = {other:?}, not AtOutOfRange"),
         ),
+    }
+}
+
+/// A check's verdict on the answer to the query `what`: an error is a violation.
+fn judge(sh: &Shared, what: &str, verdict: Result<(), String>) {
+    if let Err(e) = verdict {
+        sh.violate(Invariant::Btail, format!("{what}: {e}"));
+    }
+}
+
+/// The query `what` was refused with `e`: a refusal its own bounds justify passes, any other
+/// error is a violation.
+fn judge_refusal(sh: &Shared, what: &str, e: DBtailError) {
+    if !refusal_justified(&e) {
+        sh.violate(Invariant::Btail, format!("{what}: {e}"));
     }
 }
 
@@ -208,23 +214,14 @@ pub(super) async fn op_slice_root(
                 started,
             );
             let res = check_entries(&lock(&sh.model), &copy, lo, hi, tail_after, &keys);
-            if let Err(e) = res {
-                sh.violate(
-                    Invariant::Btail,
-                    format!("SliceByRootRev({}, {}]: {e}", lo.0, hi.0),
-                );
-            }
+            judge(sh, &format!("SliceByRootRev({}, {}]", lo.0, hi.0), res);
             lock(&sh.snapshots).push(Snapshot {
                 slice,
                 copy,
                 what: format!("SliceByRootRev({}, {}] by {actor}", lo.0, hi.0),
             });
         }
-        Err(e) if refusal_justified(&e) => {}
-        Err(e) => sh.violate(
-            Invariant::Btail,
-            format!("SliceByRootRev({}, {}]: {e}", lo.0, hi.0),
-        ),
+        Err(e) => judge_refusal(sh, &format!("SliceByRootRev({}, {}]", lo.0, hi.0), e),
     }
 }
 
@@ -262,18 +259,9 @@ pub(super) async fn op_slice_rev(
                 }
             }
             let res = check_entries(&lock(&sh.model), &entries, lo, hi, tail_after, &keys);
-            if let Err(e) = res {
-                sh.violate(
-                    Invariant::Btail,
-                    format!("SliceByRev({}, {}]: {e}", lo.0, hi.0),
-                );
-            }
+            judge(sh, &format!("SliceByRev({}, {}]", lo.0, hi.0), res);
         }
-        Err(e) if refusal_justified(&e) => {}
-        Err(e) => sh.violate(
-            Invariant::Btail,
-            format!("SliceByRev({}, {}]: {e}", lo.0, hi.0),
-        ),
+        Err(e) => judge_refusal(sh, &format!("SliceByRev({}, {}]", lo.0, hi.0), e),
     }
     check_δz_slice(sh, db, lo, hi).await;
 }
@@ -293,11 +281,7 @@ async fn check_δz_slice(sh: &Shared, db: &DBtail<NetSource>, lo: Rev, hi: Rev) 
                 );
             }
         }
-        Err(e) if refusal_justified(&e) => {}
-        Err(e) => sh.violate(
-            Invariant::Btail,
-            format!("δZ slice ({}, {}]: {e}", lo.0, hi.0),
-        ),
+        Err(e) => judge_refusal(sh, &format!("δZ slice ({}, {}]", lo.0, hi.0), e),
     }
     if lo < hi {
         match db.δz_slice(hi, lo).await {

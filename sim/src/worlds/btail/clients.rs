@@ -29,16 +29,31 @@ pub(super) async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
         rt::sleep(Duration::from_millis(rng.random_range(1..=max_gap_ms))).await;
         let tracked = !lock(&sh.requested).is_empty();
         let pick = if tracked { rng.random_range(0..10) } else { 0 };
+        // The op's span on the timeline: from its first step to its answer.
+        let q = Query {
+            sh: &sh,
+            db: &db,
+            actor: &actor,
+            started: trace::now(),
+        };
         match pick {
-            0..=2 => op_track(&sh, &db, &mut rng, &actor).await,
-            3..=6 => op_get_at(&sh, &db, &mut rng, &actor).await,
-            7..=8 => op_slice_root(&sh, &db, &mut rng, &actor).await,
-            _ => op_slice_rev(&sh, &db, &mut rng, &actor).await,
+            0..=2 => op_track(&q, &mut rng).await,
+            3..=6 => op_get_at(&q, &mut rng).await,
+            7..=8 => op_slice_root(&q, &mut rng).await,
+            _ => op_slice_rev(&q, &mut rng).await,
         }
         sh.count_op();
     }
     sh.advance(|sh| *lock(&sh.clients_done) += 1);
     Ok(())
+}
+
+/// One client op's context: the world, ΔBtail, who asks, and when the op began.
+pub(super) struct Query<'a> {
+    sh: &'a Shared,
+    db: &'a DBtail<NetSource>,
+    actor: &'a str,
+    started: Duration,
 }
 
 pub(super) fn random_rev(rng: &mut ChaCha8Rng, lo: Rev, hi: Rev) -> Rev {
@@ -74,57 +89,50 @@ fn key_to_track(sh: &Shared, rng: &mut ChaCha8Rng, head: Rev) -> Key {
 }
 
 /// Tracks a key's leaf in ΔBtail (tried again, up to three times, if the head moved under it).
-pub(super) async fn op_track(
-    sh: &Shared,
-    db: &DBtail<NetSource>,
-    rng: &mut ChaCha8Rng,
-    actor: &str,
-) {
-    // The op's span on the timeline: from its first step to its answer.
-    let started = trace::now();
+pub(super) async fn op_track(q: &Query<'_>, rng: &mut ChaCha8Rng) {
     for _attempt in 0..3 {
-        let (_, head) = db.bounds().await;
-        let key = key_to_track(sh, rng, head);
-        let listing = match btree::bucket_listing(&sh.store, sh.root, head) {
+        let (_, head) = q.db.bounds().await;
+        let key = key_to_track(q.sh, rng, head);
+        let listing = match btree::bucket_listing(&q.sh.store, q.sh.root, head) {
             Ok(l) => l,
             Err(e) => {
-                return sh.violate(
+                return q.sh.violate(
                     Invariant::Btail,
                     format!("tree @{} unreadable: {e}", head.0),
                 );
             }
         };
         let Some(leaf) = listing.into_iter().find(|b| b.keycov.has(key)) else {
-            return sh.violate(
+            return q.sh.violate(
                 Invariant::Btail,
                 format!("no bucket covers {key} @{}", head.0),
             );
         };
-        match db.track(&leaf.path, leaf.keycov).await {
+        match q.db.track(&leaf.path, leaf.keycov).await {
             Ok(()) => {
-                let keys: Vec<Key> = sh
-                    .universe
-                    .iter()
-                    .copied()
-                    .filter(|k| leaf.keycov.has(*k))
-                    .collect();
-                lock(&sh.requested).extend(keys.iter().copied());
+                let keys: Vec<Key> =
+                    q.sh.universe
+                        .iter()
+                        .copied()
+                        .filter(|k| leaf.keycov.has(*k))
+                        .collect();
+                lock(&q.sh.requested).extend(keys.iter().copied());
                 trace::record_span(
-                    actor,
+                    q.actor,
                     "track",
                     format!(
                         "key={key} head={} path={:?} keys={keys:?}",
                         head.0, leaf.path
                     ),
-                    started,
+                    q.started,
                 );
                 return;
             }
-            Err(DBtailError::BadTrackPath { .. }) if db.bounds().await.1 != head => {
-                trace::record(actor, "track.retry", format!("key={key} head moved"));
+            Err(DBtailError::BadTrackPath { .. }) if q.db.bounds().await.1 != head => {
+                trace::record(q.actor, "track.retry", format!("key={key} head moved"));
             }
             Err(e) => {
-                return sh.violate(
+                return q.sh.violate(
                     Invariant::Btail,
                     format!("track of key {key} @{}: {e}", head.0),
                 );
@@ -133,41 +141,34 @@ pub(super) async fn op_track(
     }
 }
 
-pub(super) async fn op_get_at(
-    sh: &Shared,
-    db: &DBtail<NetSource>,
-    rng: &mut ChaCha8Rng,
-    actor: &str,
-) {
-    // The op's span on the timeline: from its first step to its answer.
-    let started = trace::now();
+pub(super) async fn op_get_at(q: &Query<'_>, rng: &mut ChaCha8Rng) {
     let key = {
-        let requested = lock(&sh.requested);
+        let requested = lock(&q.sh.requested);
         let n = rng.random_range(0..requested.len());
         *requested.iter().nth(n).expect("chosen within the set")
     };
-    let (tail, head) = db.bounds().await;
+    let (tail, head) = q.db.bounds().await;
     let at = random_rev(rng, tail, head);
-    if lock(&sh.model).change(key, at).is_some() {
+    if lock(&q.sh.model).change(key, at).is_some() {
         coverage::reach(Goal::GetAtOnChangeRevision);
     }
-    match db.get_at(sh.root, key, at).await {
+    match q.db.get_at(q.sh.root, key, at).await {
         Ok(r) => {
-            let (tail_after, _) = db.bounds().await;
+            let (tail_after, _) = q.db.bounds().await;
             trace::record_span(
-                actor,
+                q.actor,
                 "get_at",
                 format!("key={key} at={} → {r:?}", at.0),
-                started,
+                q.started,
             );
-            let res = check_get_at(&lock(&sh.model), key, at, r, tail_after, head);
-            judge(sh, &format!("GetAt(key {key}, @{}) = {r:?}", at.0), res);
+            let res = check_get_at(&lock(&q.sh.model), key, at, r, tail_after, head);
+            judge(q.sh, &format!("GetAt(key {key}, @{}) = {r:?}", at.0), res);
         }
-        Err(e) => judge_refusal(sh, &format!("GetAt(key {key}, @{})", at.0), e),
+        Err(e) => judge_refusal(q.sh, &format!("GetAt(key {key}, @{})", at.0), e),
     }
-    match db.get_at(sh.root, key, Rev(u64::MAX)).await {
+    match q.db.get_at(q.sh.root, key, Rev(u64::MAX)).await {
         Err(DBtailError::AtOutOfRange { .. }) => {}
-        other => sh.violate(
+        other => q.sh.violate(
             Invariant::Btail,
             format!("GetAt(key {key}) past any head = {other:?}, not AtOutOfRange"),
         ),
@@ -194,76 +195,62 @@ pub(super) fn random_window(rng: &mut ChaCha8Rng, tail: Rev, head: Rev) -> (Rev,
     (lo, random_rev(rng, lo, head))
 }
 
-pub(super) async fn op_slice_root(
-    sh: &Shared,
-    db: &DBtail<NetSource>,
-    rng: &mut ChaCha8Rng,
-    actor: &str,
-) {
-    // The op's span on the timeline: from its first step to its answer.
-    let started = trace::now();
-    let (lo, hi, keys) = slice_window(sh, db, rng).await;
-    match db.slice_by_root_rev(sh.root, lo, hi).await {
+pub(super) async fn op_slice_root(q: &Query<'_>, rng: &mut ChaCha8Rng) {
+    let (lo, hi, keys) = slice_window(q.sh, q.db, rng).await;
+    match q.db.slice_by_root_rev(q.sh.root, lo, hi).await {
         Ok(slice) => {
-            let (tail_after, _) = db.bounds().await;
+            let (tail_after, _) = q.db.bounds().await;
             let copy = slice.to_vec();
             trace::record_span(
-                actor,
+                q.actor,
                 "slice_root",
                 format!("({}, {}] → {} entries", lo.0, hi.0, copy.len()),
-                started,
+                q.started,
             );
-            let res = check_entries(&lock(&sh.model), &copy, lo, hi, tail_after, &keys);
-            judge(sh, &format!("SliceByRootRev({}, {}]", lo.0, hi.0), res);
-            lock(&sh.snapshots).push(Snapshot {
+            let res = check_entries(&lock(&q.sh.model), &copy, lo, hi, tail_after, &keys);
+            judge(q.sh, &format!("SliceByRootRev({}, {}]", lo.0, hi.0), res);
+            lock(&q.sh.snapshots).push(Snapshot {
                 slice,
                 copy,
-                what: format!("SliceByRootRev({}, {}] by {actor}", lo.0, hi.0),
+                what: format!("SliceByRootRev({}, {}] by {}", lo.0, hi.0, q.actor),
             });
         }
-        Err(e) => judge_refusal(sh, &format!("SliceByRootRev({}, {}]", lo.0, hi.0), e),
+        Err(e) => judge_refusal(q.sh, &format!("SliceByRootRev({}, {}]", lo.0, hi.0), e),
     }
 }
 
-pub(super) async fn op_slice_rev(
-    sh: &Shared,
-    db: &DBtail<NetSource>,
-    rng: &mut ChaCha8Rng,
-    actor: &str,
-) {
-    // The op's span on the timeline: from its first step to its answer.
-    let started = trace::now();
-    let (lo, hi, keys) = slice_window(sh, db, rng).await;
-    match db.slice_by_rev(lo, hi).await {
+pub(super) async fn op_slice_rev(q: &Query<'_>, rng: &mut ChaCha8Rng) {
+    let (lo, hi, keys) = slice_window(q.sh, q.db, rng).await;
+    match q.db.slice_by_rev(lo, hi).await {
         Ok(δbs) => {
-            let (tail_after, _) = db.bounds().await;
+            let (tail_after, _) = q.db.bounds().await;
             trace::record_span(
-                actor,
+                q.actor,
                 "slice_rev",
                 format!("({}, {}] → {} entries", lo.0, hi.0, δbs.len()),
-                started,
+                q.started,
             );
             let mut entries = Vec::with_capacity(δbs.len());
             for δb in δbs {
-                if let Some(other) = δb.by_root.keys().find(|r| **r != sh.root) {
-                    return sh.violate(
+                if let Some(other) = δb.by_root.keys().find(|r| **r != q.sh.root) {
+                    return q.sh.violate(
                         Invariant::Btail,
                         format!("SliceByRev names unknown root {other:?}"),
                     );
                 }
-                if let Some(kv) = δb.by_root.get(&sh.root) {
+                if let Some(kv) = δb.by_root.get(&q.sh.root) {
                     entries.push(ΔTree {
                         rev: δb.rev,
                         kv: kv.clone(),
                     });
                 }
             }
-            let res = check_entries(&lock(&sh.model), &entries, lo, hi, tail_after, &keys);
-            judge(sh, &format!("SliceByRev({}, {}]", lo.0, hi.0), res);
+            let res = check_entries(&lock(&q.sh.model), &entries, lo, hi, tail_after, &keys);
+            judge(q.sh, &format!("SliceByRev({}, {}]", lo.0, hi.0), res);
         }
-        Err(e) => judge_refusal(sh, &format!("SliceByRev({}, {}]", lo.0, hi.0), e),
+        Err(e) => judge_refusal(q.sh, &format!("SliceByRev({}, {}]", lo.0, hi.0), e),
     }
-    check_δz_slice(sh, db, lo, hi).await;
+    check_δz_slice(q.sh, q.db, lo, hi).await;
 }
 
 /// The raw δZ history over the same window: only revisions in `(lo, hi]`, ascending; and the

@@ -282,6 +282,9 @@ pub enum DBtailError {
     RebuildLost(Oid),
 }
 
+/// The `tracing` target of ΔBtail's events for observers (the simulator's coverage goals).
+pub const TRACE_TARGET: &str = "btail::dbtail";
+
 /// An in-progress rebuild of some requested keys of one root.
 #[derive(Debug)]
 struct RebuildJob {
@@ -762,6 +765,9 @@ impl<S: ObjectSource> DBtail<S> {
             if tt.ktrack_new.has(key) {
                 start_rebuild(&self.inner, &mut st, root)
             } else if let Some((j, _)) = tt.krebuild_jobs.get(key) {
+                // A query joining a rebuild of its key that another caller started: the
+                // race the rebuild's concurrency exists for (a coverage goal of simulation).
+                tracing::trace!(target: TRACE_TARGET, "query waits for a rebuild in progress");
                 j.clone()
             } else {
                 return Ok(tt.vδt.clone());

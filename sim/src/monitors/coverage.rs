@@ -65,6 +65,8 @@ pub enum Goal {
     TransactionCacheHit,
     /// A receipt read answered by the cache.
     ReceiptCacheHit,
+    /// A ΔBtail query on a key whose rebuild another caller had started waited for it.
+    QueryJoinedRebuild,
 }
 
 impl Goal {
@@ -134,7 +136,7 @@ mod tests {
              crash-with-unsynced-writes open-retried worker-crash-with-requests-in-flight \
              remote-request-released-unanswered fenced-write-refused get-at-on-change-revision \
              forget-past-at-tail slice-bound-on-change-revision header-cache-hit \
-             transaction-cache-hit receipt-cache-hit"
+             transaction-cache-hit receipt-cache-hit query-joined-rebuild"
         );
     }
 }

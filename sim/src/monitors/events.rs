@@ -35,6 +35,8 @@ pub const REMOTE_TARGET: &str = engine::remote::client::TRACE_TARGET;
 pub const PROTOCOL_TARGET: &str = engine::remote::PROTOCOL_TARGET;
 /// The tracing target of the IO worker's own events.
 pub const WORKER_TARGET: &str = engine::remote::worker::TRACE_TARGET;
+/// ΔBtail's events: a query that joined a rebuild of its key in progress (a coverage goal).
+pub const BTAIL_TARGET: &str = btail::dbtail::TRACE_TARGET;
 
 /// The remote client's deadline rule: a request the worker did not answer is held until its
 /// deadline plus the clock-skew allowance (until then the worker may still run it, and the
@@ -246,6 +248,7 @@ impl<S: Subscriber> Layer<S> for EngineEvents {
         match event.metadata().target() {
             CACHE_TARGET if fields.message == "cache hit" => self.probe.on_cache_hit(&fields.op),
             CACHE_TARGET => self.report(lock(&self.cache).on_event(&fields)),
+            BTAIL_TARGET => coverage::reach(Goal::QueryJoinedRebuild),
             WORKER_TARGET => self.report(lock(&self.worker).on_event(&fields)),
             PROTOCOL_TARGET => self.report(Some(Violation::new(
                 Invariant::Protocol,
@@ -265,7 +268,14 @@ impl<S: Subscriber> Layer<S> for EngineEvents {
 /// is printed.
 pub fn subscriber(probe: Probe, remote: RemoteDeadlines) -> impl Subscriber + Send + Sync {
     let ours = tracing_subscriber::filter::filter_fn(|meta| {
-        [CACHE_TARGET, REMOTE_TARGET, PROTOCOL_TARGET, WORKER_TARGET].contains(&meta.target())
+        [
+            CACHE_TARGET,
+            REMOTE_TARGET,
+            PROTOCOL_TARGET,
+            WORKER_TARGET,
+            BTAIL_TARGET,
+        ]
+        .contains(&meta.target())
     });
     let events = EngineEvents {
         probe,

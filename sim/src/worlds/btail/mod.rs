@@ -238,6 +238,7 @@ impl World for BtailWorld {
         Goal::GetAtOnChangeRevision,
         Goal::ForgetPastAtTail,
         Goal::SliceBoundOnChangeRevision,
+        Goal::QueryJoinedRebuild,
     ];
 
     async fn run(env: &RunEnv) -> RunStats {

@@ -145,13 +145,13 @@ fn vectors() -> Vec<Vec<u8>> {
     out
 }
 
-/// Byte patterns for the structure-aware targets: each decodes to a different structure.
+/// Byte patterns for the structure-aware targets: each decodes to a different structure (the
+/// first byte, `k`, alternates engine_ops' backends).
 fn patterns() -> Vec<Vec<u8>> {
     (0u8..6)
         .map(|k| {
-            (0u16..256)
-                .map(|i| (i.wrapping_mul(u16::from(k) * 2 + 1) % 251) as u8)
-                .collect()
+            let body = (1u16..256).map(|i| (i.wrapping_mul(u16::from(k) * 2 + 1) % 251) as u8);
+            std::iter::once(k).chain(body).collect()
         })
         .collect()
 }

@@ -71,9 +71,15 @@ pub fn run(data: &[u8]) {
             .commit(&topo)
             .unwrap_or_else(|e| panic!("{topo} from AllStructs does not commit: {e}"));
         let update = walker.check_update();
-        assert!(update.failures.is_empty(), "Update into {topo}: {update:#?}");
+        assert!(
+            update.failures.is_empty(),
+            "Update into {topo}: {update:#?}"
+        );
         if let Some(rebuild) = walker.check_rebuild() {
-            assert!(rebuild.failures.is_empty(), "rebuild into {topo}: {rebuild:#?}");
+            assert!(
+                rebuild.failures.is_empty(),
+                "rebuild into {topo}: {rebuild:#?}"
+            );
         }
     }
 }

@@ -103,8 +103,14 @@ pub fn check(script: &Script) {
             if is_error(&got) {
                 continue;
             }
-            let committed = base.states.iter().any(|s| read_model(s, op).as_ref() == Some(&got));
-            assert!(committed, "{script:?}: {op:?} answered {got:?}, which no commit wrote");
+            let committed = base
+                .states
+                .iter()
+                .any(|s| read_model(s, op).as_ref() == Some(&got));
+            assert!(
+                committed,
+                "{script:?}: {op:?} answered {got:?}, which no commit wrote"
+            );
         }
         handle.shutdown();
         handle.wait_shutdown().await;
@@ -129,8 +135,9 @@ fn apply(bytes: &mut Vec<u8>, other: &[u8], damage: &Damage) {
         Damage::Tear { sector, keep } => {
             let start = sector as usize % sectors * SECTOR;
             let end = (start + SECTOR).min(bytes.len());
-            for at in start + usize::from(keep) % SECTOR..end {
-                bytes[at] = other.get(at).copied().unwrap_or(0);
+            let from = start + usize::from(keep) % SECTOR;
+            for (at, byte) in bytes.iter_mut().enumerate().take(end).skip(from) {
+                *byte = other.get(at).copied().unwrap_or(0);
             }
         }
         Damage::Truncate { at } => bytes.truncate(at as usize % bytes.len()),
@@ -171,7 +178,10 @@ fn build_base() -> Base {
         for block in &blocks {
             let mut next = states.last().expect("the empty state").clone();
             let op = Op::AppendBlock(block.clone());
-            assert_eq!(apply_handle(&handle, &op).await, apply_model(&mut next, &op));
+            assert_eq!(
+                apply_handle(&handle, &op).await,
+                apply_model(&mut next, &op)
+            );
             states.push(next);
         }
         let crashed = disk.durable_image();

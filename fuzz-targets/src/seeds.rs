@@ -94,7 +94,10 @@ fn engine_wire() -> Vec<Vec<u8>> {
             id: 1,
             result: Ok(Reply::Header(Some(block.header.clone()))),
         },
-        ServerFrame::StreamItem { id: 2, log: rpc_log },
+        ServerFrame::StreamItem {
+            id: 2,
+            log: rpc_log,
+        },
         ServerFrame::StreamEnd {
             id: 2,
             error: Some(WireError::TooManyLogs(100)),
@@ -140,7 +143,12 @@ fn vectors() -> Vec<Vec<u8>> {
     let mut out = vec![PUBLIC_VECTORS.as_bytes().to_vec()];
     for start in 1..lines.len() {
         let end = (start + 3).min(lines.len());
-        out.push([&lines[..1], &lines[start..end]].concat().join("\n").into_bytes());
+        out.push(
+            [&lines[..1], &lines[start..end]]
+                .concat()
+                .join("\n")
+                .into_bytes(),
+        );
     }
     out
 }

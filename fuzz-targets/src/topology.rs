@@ -16,7 +16,11 @@ pub fn run(data: &[u8]) {
     let back = Topology::parse(&encoded)
         .unwrap_or_else(|e| panic!("{text:?} parsed, but its encoding {encoded:?} does not: {e}"));
     assert_eq!(back, topo, "{text:?}: decode∘encode changed the topology");
-    assert_eq!(back.encode(), encoded, "{text:?}: the encoding is not stable");
+    assert_eq!(
+        back.encode(),
+        encoded,
+        "{text:?}: the encoding is not stable"
+    );
     let mut nodes = 0;
     topo.walk(|_, _, _| nodes += 1);
     assert_eq!(nodes, topo.len(), "{text:?}: the walk skips nodes");

@@ -9,6 +9,8 @@ set -euo pipefail
 # tool  version  binary (as `cargo install --list` names it)
 TOOLS=(
   "cargo-mutants 27.1.0 cargo-mutants"
+  # Runs on nightly (`cargo +nightly fuzz`); installs with the default toolchain.
+  "cargo-fuzz 0.13.2 cargo-fuzz"
 )
 
 installed="$(cargo install --list)"

@@ -324,8 +324,16 @@ fn sync_parent_dir(path: &Path) -> io::Result<()> {
 }
 
 /// A redb builder (not `Send`, so each open makes its own).
+///
+/// Every open checks the whole file's integrity: redb trusts a cleanly closed file without
+/// reading its checksums, so a damaged one (a flipped bit, a zeroed or torn sector) could be
+/// served as data, or make redb panic on a page it cannot parse (found by the `redb_image` fuzz
+/// target). The check verifies every committed page's checksum and rebuilds the allocator
+/// state, so a damaged store fails to open with an error instead. It reads the whole file,
+/// once per open (at start and after an I/O error), which a cold store can afford.
 fn redb_builder(cache_bytes: Option<usize>) -> redb::Builder {
     let mut builder = Database::builder();
+    builder.set_check_integrity_on_open(true);
     if let Some(bytes) = cache_bytes {
         builder.set_cache_size(bytes);
     }

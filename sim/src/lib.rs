@@ -31,12 +31,14 @@
 //!   offline HTML page with the run's timeline (`sim run --report`).
 //! - [`regressions`]: seeds that once found a defect, run first.
 //! - [`vectors`]: the ΔBtail vector-file runner (`sim vectors FILE`).
+//! - [`fuzz_hooks`]: the fuzz targets' way into the btail world's private frame codec.
 
 pub mod bugs;
 pub mod build_info;
 pub mod explore;
 pub mod failure_page;
 mod faults;
+pub mod fuzz_hooks;
 pub mod monitors;
 pub mod net;
 pub mod regressions;

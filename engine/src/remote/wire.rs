@@ -45,6 +45,8 @@ pub const PROTOCOL_VERSION: u8 = 2;
 /// Default largest frame accepted: 16 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: u32 = 16 << 20;
 const HEADER_BYTES: usize = 4;
+/// What a frame's body reserves before its bytes arrive; it grows from there as they do.
+const FIRST_READ_BYTES: usize = 8 << 10;
 
 /// A frame the client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -420,14 +422,16 @@ where
     if length == 0 {
         return Err(FrameError::Empty);
     }
-    // length ≤ max_frame_bytes: bounded allocation.
-    let mut body = vec![0u8; length as usize];
-    let got = read_full(reader, &mut body).await?;
-    if got < body.len() {
-        return Err(FrameError::Truncated {
-            got,
-            expected: body.len(),
-        });
+    // The body grows as its bytes arrive: a peer that announces a large frame (up to the limit)
+    // and sends less costs what it sent, not what it announced.
+    let expected = length as usize;
+    let mut body = Vec::with_capacity(expected.min(FIRST_READ_BYTES));
+    let got = (&mut *reader)
+        .take(u64::from(length))
+        .read_to_end(&mut body)
+        .await?;
+    if got < expected {
+        return Err(FrameError::Truncated { got, expected });
     }
     if body[0] != PROTOCOL_VERSION {
         return Err(FrameError::UnknownVersion(body[0]));

@@ -54,7 +54,7 @@ mod checks;
 mod clients;
 mod shapes;
 mod wcfs;
-mod wire;
+pub(crate) mod wire;
 mod zstor;
 
 use checks::*;

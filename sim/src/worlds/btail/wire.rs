@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// Largest frame accepted (and sent).
-const MAX_FRAME_BYTES: usize = 1 << 20;
+pub(crate) const MAX_FRAME_BYTES: usize = 1 << 20;
 
 /// A byte stream framed for this protocol.
 pub(crate) type Conn<T> = Framed<T, LengthDelimitedCodec>;
@@ -61,8 +61,12 @@ where
     T: AsyncWrite + Unpin,
     M: Serialize + ?Sized,
 {
-    let payload = postcard::to_stdvec(msg).map_err(std::io::Error::other)?;
-    conn.send(payload.as_slice()).await
+    conn.send(encode(msg)?.as_slice()).await
+}
+
+/// One message's payload (what [`send`] frames).
+pub(crate) fn encode<M: Serialize + ?Sized>(msg: &M) -> std::io::Result<Vec<u8>> {
+    postcard::to_stdvec(msg).map_err(std::io::Error::other)
 }
 
 /// Receives one message; `None` at a clean end of stream. A frame that does not decode is an

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The long fuzzing campaign: every target of fuzz/ in turn for SECONDS each (default 1800, the
+# issue's 30 minutes), on nightly with cargo-fuzz (scripts/install-tools.sh installs it). New
+# corpus inputs land in fuzz/corpus/<target>/; minimize them before committing with
+#   cargo +nightly fuzz cmin <target>
+# A crash stops the campaign with the target's artifact in fuzz/artifacts/<target>/; minimize
+# it with `cargo +nightly fuzz tmin <target> <artifact>`, fix the code, and commit the
+# minimized input under fuzz/regressions/<target>/ (the stable corpus test replays it).
+# With FUZZ_SCRATCH_CORPUS=1 (CI) new inputs go to a temporary directory and the committed
+# corpus is only read. Each target's last stats line (executions, exec/s) is printed at the end, for docs/fuzzing.md.
+#
+#   bash scripts/fuzz-campaign.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+seconds="${1:-1800}"
+shift || true
+targets=("$@")
+if [ "${#targets[@]}" -eq 0 ]; then
+  mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+target_dir="${CARGO_TARGET_DIR:-$(pwd)/target}/fuzz-nightly"
+logs="$(mktemp -d)"
+for target in "${targets[@]}"; do
+  echo "=== $target: ${seconds}s"
+  corpora=()
+  if [ "${FUZZ_SCRATCH_CORPUS:-0}" = 1 ]; then
+    mkdir -p "$logs/corpus-$target"
+    corpora=("$logs/corpus-$target" "corpus/$target")
+  fi
+  # -malloc_limit_mb bounds any single allocation: a decoder that allocates an announced
+  # length before its bytes arrive is a crash (the decoders' inputs are small; the redb and
+  # engine targets open real stores).
+  case "$target" in
+    *_wire | topology | vectors) malloc_mb=8 ;;
+    *) malloc_mb=512 ;;
+  esac
+  nice -n 10 cargo +nightly fuzz run --target-dir "$target_dir" "$target" "${corpora[@]}" -- \
+    -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb="$malloc_mb" \
+    -print_final_stats=1 2>&1 | tee "$logs/$target.log" | grep -E "^#[0-9]+.*(pulse|DONE)|^stat::|ERROR|panicked" || true
+  if grep -q "ERROR: libFuzzer\|panicked at\|==ERROR" "$logs/$target.log"; then
+    echo "$target: crash, see fuzz/artifacts/$target/ and $logs/$target.log" >&2
+    exit 1
+  fi
+done
+echo
+echo "target executions exec/s"
+for target in "${targets[@]}"; do
+  runs=$(grep -oE "^stat::number_of_executed_units: [0-9]+" "$logs/$target.log" | grep -oE "[0-9]+$" || echo "?")
+  rate=$(grep -oE "exec/s: [0-9]+" "$logs/$target.log" | tail -1 | grep -oE "[0-9]+$" || echo "?")
+  echo "$target $runs $rate"
+done

@@ -134,19 +134,21 @@ pub fn parse_skip_ops(value: &str) -> Result<Vec<SkippedOps>, String> {
         .collect()
 }
 
+/// `Ok` if `fault` is on in `faults`: a knob of a fault that is off cannot be set.
+fn fault_on(faults: &[Fault], fault: Fault) -> Result<(), String> {
+    if faults.contains(&fault) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the fault {} is off for this seed (switch it on with --set faults=…)",
+            fault.name()
+        ))
+    }
+}
+
 /// Sets one knob.
 fn set_knob(derived: &mut Derived, key: &str, value: &str) -> Result<(), String> {
-    let on = |fault: Fault| {
-        if derived.has(fault) {
-            Ok(())
-        } else {
-            Err(format!(
-                "the fault {} is off for this seed (switch it on with --set faults=…)",
-                fault.name()
-            ))
-        }
-    };
-    let ms = |lo, hi| whole(value, lo, hi).map(Duration::from_millis);
+    let on = |fault: Fault| fault_on(&derived.faults, fault);
     match key {
         "clients" => derived.workload.clients = whole(value, 1, 64)? as u32,
         "writers" => derived.workload.writers = whole(value, 1, u64::from(MAX_WRITERS))? as u32,
@@ -180,36 +182,22 @@ fn set_knob(derived: &mut Derived, key: &str, value: &str) -> Result<(), String>
             on(Fault::SlowConsumers)?;
             derived.clients.slow_consumer_rate = fraction(value, 3)?;
         }
-        _ => return set_network_knob(derived, key, value, ms),
+        _ => return set_network_knob(derived, key, value),
     }
     Ok(())
 }
 
 /// Sets a knob of the simulated network (only a network world has one).
-fn set_network_knob(
-    derived: &mut Derived,
-    key: &str,
-    value: &str,
-    ms: impl Fn(u64, u64) -> Result<Duration, String>,
-) -> Result<(), String> {
+fn set_network_knob(derived: &mut Derived, key: &str, value: &str) -> Result<(), String> {
     if !KEYS.contains(&key) {
         return Err(format!("no such key (keys: {})", KEYS.join(", ")));
     }
-    let faults = derived.faults.clone();
     let network = derived
         .network
         .as_mut()
         .ok_or("this scenario's world has no network")?;
-    let needs = |fault: Fault| {
-        if faults.contains(&fault) {
-            Ok(())
-        } else {
-            Err(format!(
-                "the fault {} is off for this seed (switch it on with --set faults=…)",
-                fault.name()
-            ))
-        }
-    };
+    let needs = |fault: Fault| fault_on(&derived.faults, fault);
+    let ms = |lo, hi| whole(value, lo, hi).map(Duration::from_millis);
     match key {
         "tick_ms" => network.tick = ms(1, 1_000)?,
         "max_latency_ms" => {

@@ -52,7 +52,7 @@ pub fn page(report: &RunReport, events: &[Event]) -> String {
             from.as_secs_f64(),
             to.as_secs_f64()
         );
-        html.push_str(&timeline(events, report, from, to.min(end.max(to))));
+        html.push_str(&timeline(events, report, from, to));
         html.push_str("<h2>Events around the first violation</h2><pre class=events>");
         for line in &report.around {
             let class = if line.contains(">>") {

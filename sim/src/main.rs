@@ -296,6 +296,28 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
     })
 }
 
+/// The first seed below `--search` whose run (with the `--set` overrides) fails.
+fn first_failing_seed(
+    scenario: &'static Scenario,
+    args: &ShrinkArgs,
+    options: RunOptions,
+) -> Result<u64, Usage> {
+    for seed in 0..args.search {
+        let derived = scenario.derive_with(seed, &args.set).map_err(Usage)?;
+        if run_derived(scenario, derived, options)
+            .0
+            .violation
+            .is_some()
+        {
+            return Ok(seed);
+        }
+    }
+    Err(Usage(format!(
+        "no seed below {} fails in {}: nothing to shrink",
+        args.search, scenario.name
+    )))
+}
+
 /// `sim shrink`: finds the failing seed if none is given, shrinks it, prints the minimal run.
 fn shrink_command(args: &ShrinkArgs) -> Result<ExitCode, Usage> {
     let scenario = scenarios_named(&args.scenario)?;
@@ -303,29 +325,13 @@ fn shrink_command(args: &ShrinkArgs) -> Result<ExitCode, Usage> {
         return Err(Usage("`shrink` takes one scenario, not all".into()));
     };
     let bug = bug_named(args.bug.as_deref())?;
-    let fails = |seed: u64| -> Result<bool, Usage> {
-        let derived = scenario.derive_with(seed, &args.set).map_err(Usage)?;
-        let options = RunOptions {
-            bug,
-            ..RunOptions::default()
-        };
-        Ok(run_derived(scenario, derived, options)
-            .0
-            .violation
-            .is_some())
+    let options = RunOptions {
+        bug,
+        ..RunOptions::default()
     };
     let seed = match args.seed {
         Some(seed) => seed,
-        None => (0..args.search)
-            .map(|seed| fails(seed).map(|f| f.then_some(seed)))
-            .find_map(Result::transpose)
-            .transpose()?
-            .ok_or_else(|| {
-                Usage(format!(
-                    "no seed below {} fails in {}: nothing to shrink",
-                    args.search, scenario.name
-                ))
-            })?,
+        None => first_failing_seed(scenario, args, options)?,
     };
     let derived = scenario.derive_with(seed, &args.set).map_err(Usage)?;
     let shrunk = sim::shrink::shrink(scenario, derived, bug).map_err(Usage)?;

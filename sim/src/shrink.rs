@@ -96,38 +96,15 @@ pub fn shrink(
             scenario.name, original.derived.seed
         ));
     };
-    let mut best = original.clone();
-    let mut candidates = 0;
-    let mut steps = 0;
-    'search: while candidates < MAX_CANDIDATES {
-        for overrides in smaller(&best.derived) {
-            if candidates == MAX_CANDIDATES {
-                break 'search;
-            }
-            let Ok(candidate) = scenario.derive_with(best.derived.seed, &overrides) else {
-                continue;
-            };
-            if size(&candidate) > size(&best.derived) {
-                continue;
-            }
-            candidates += 1;
-            let (report, _) = run_derived(scenario, candidate, options);
-            if fails_with(&report, invariant) {
-                best = report;
-                steps += 1;
-                continue 'search;
-            }
-        }
-        break;
-    }
     let mut search = Search {
         scenario,
         options,
         invariant,
-        best,
-        candidates,
-        steps,
+        best: original.clone(),
+        candidates: 0,
+        steps: 0,
     };
+    search.lower_knobs();
     if scenario.world != scenarios::World::Btail {
         search.drop_ops();
     }
@@ -139,7 +116,7 @@ pub fn shrink(
     })
 }
 
-/// The op-level stage of a shrink: delta debugging over the ops the clients issue.
+/// A shrink in progress: the smallest failing run so far and what it cost to get there.
 struct Search {
     scenario: &'static Scenario,
     options: RunOptions,
@@ -150,6 +127,22 @@ struct Search {
 }
 
 impl Search {
+    /// The knob stage: takes the first smaller configuration ([`smaller`]) that still fails,
+    /// and starts over from it, until none does.
+    fn lower_knobs(&mut self) {
+        'search: while self.candidates < MAX_CANDIDATES {
+            for overrides in smaller(&self.best.derived) {
+                if self.candidates == MAX_CANDIDATES {
+                    return;
+                }
+                if self.try_overrides(&overrides) {
+                    continue 'search;
+                }
+            }
+            return;
+        }
+    }
+
     /// Skips ever smaller chunks of the remaining ops (halves, then quarters, … down to single
     /// ops), keeping each skip under which the invariant still fails (ddmin's complement
     /// step, with the seed fixing every other choice).
@@ -181,7 +174,7 @@ impl Search {
         }
     }
 
-    /// Runs the best configuration with `chunk` skipped too; keeps it if it still fails.
+    /// Tries the best configuration with `chunk` skipped too.
     fn try_skipping(&mut self, chunk: &[(String, u32)]) -> bool {
         let d = &self.best.derived;
         let mut skipped: Vec<(String, u32)> = d
@@ -198,9 +191,19 @@ impl Search {
             .cloned()
             .collect();
         overrides.push(format!("skip_ops={}", ranges(&skipped)));
-        let Ok(candidate) = self.scenario.derive_with(d.seed, &overrides) else {
+        self.try_overrides(&overrides)
+    }
+
+    /// Runs the seed with `overrides`; keeps the run if it is no larger than the best and still
+    /// violates the same invariant.
+    fn try_overrides(&mut self, overrides: &[String]) -> bool {
+        let d = &self.best.derived;
+        let Ok(candidate) = self.scenario.derive_with(d.seed, overrides) else {
             return false;
         };
+        if size(&candidate) > size(d) {
+            return false;
+        }
         self.candidates += 1;
         let (report, _) = run_derived(self.scenario, candidate, self.options);
         if fails_with(&report, self.invariant) {

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use btail::topology::Topology;
 use btail::{KEY_MAX, Key};
-use model::btail_check::{CheckReport, Walker};
+use model::btail_check::{CheckReport, MAX_TEST_KEYS, Walker};
 
 /// A KAdj as key → adjacent keys.
 pub type KAdjMap = BTreeMap<Key, BTreeSet<Key>>;
@@ -184,6 +184,7 @@ pub fn walk(lines: &[VectorLine]) -> Result<WalkSummary, String> {
         // Going back from line i+1 to line i: KAdj(i+1, i) is line i+1's annotation.
         seq.push((i, lines[i + 1].kadj.as_ref()));
     }
+    check_window_sizes(lines, &seq)?;
     let mut prev_name = "T/B:".to_string();
     for (i, kadj) in seq {
         let l = &lines[i];
@@ -209,6 +210,30 @@ pub fn walk(lines: &[VectorLine]) -> Result<WalkSummary, String> {
         prev_name = format!("{} (line {})", l.topo_text, l.line);
     }
     Ok(sum)
+}
+
+/// Refuses a walk whose check windows (a transition, or three consecutive states for the
+/// rebuild check) have more test keys than the checks can enumerate: a clear error instead of
+/// a run that would not end.
+fn check_window_sizes(
+    lines: &[VectorLine],
+    seq: &[(usize, Option<&KAdjMap>)],
+) -> Result<(), String> {
+    for (j, &(i, _)) in seq.iter().enumerate() {
+        let mut keys: BTreeSet<Key> = [KEY_MAX].into();
+        for &(w, _) in &seq[j.saturating_sub(2)..=j] {
+            keys.extend(lines[w].topo.bucket_keys());
+        }
+        if keys.len() > MAX_TEST_KEYS {
+            return Err(format!(
+                "line {}: its check window has {} test keys (∞ included); the checks cover \
+                 every subset of them and take at most {MAX_TEST_KEYS}",
+                lines[i].line,
+                keys.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn key_txt(k: Key) -> String {

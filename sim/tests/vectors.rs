@@ -66,3 +66,25 @@ fn malformed_vector_is_a_usage_error_with_position() {
     let (code, _, err) = run("/nonexistent/vectors.txt");
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn a_window_with_too_many_test_keys_is_refused_by_line() {
+    // Each line alone has 9 test keys (∞ included); the two together 17, over the checks'
+    // limit of 16: refused before checking, naming the line that closes the window.
+    let half = |from: u32, v: &str| {
+        (from..from + 8)
+            .map(|k| format!("{k}:{v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let p = write(
+        "too-many-keys.txt",
+        &format!("T/B{}\nT/B{}\n", half(1, "a"), half(9, "b")),
+    );
+    let (code, out, err) = run(p.to_str().unwrap());
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        err.contains("line 2: its check window has 17 test keys"),
+        "{err}"
+    );
+}

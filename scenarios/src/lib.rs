@@ -307,6 +307,22 @@ pub const MIN_BURST: u32 = 8;
 /// Most reads of a burst: well above the handle's 64 read permits.
 pub const MAX_BURST: u32 = 160;
 
+/// Decimals of `sector_survival` as the configuration prints it and `--set` takes it. Every
+/// fraction a seed draws is rounded to its printed decimals, so the printed configuration
+/// given back as `--set`s derives exactly the same run.
+pub const SURVIVAL_DECIMALS: usize = 2;
+/// Decimals of `disk_error_rate` (see [`SURVIVAL_DECIMALS`]).
+pub const ERROR_RATE_DECIMALS: usize = 4;
+/// Decimals of `cancel_rate` and `slow_consumer_rate` (see [`SURVIVAL_DECIMALS`]).
+pub const CLIENT_RATE_DECIMALS: usize = 3;
+
+/// `x` rounded to `decimals` decimals: the nearest double to the decimal it prints as, the
+/// same double that parsing the printed text gives.
+fn printed(x: f64, decimals: usize) -> f64 {
+    let scale = 10f64.powi(decimals as i32);
+    (x * scale).round() / scale
+}
+
 /// The network ticks a seed draws from, with their weights: a coarse tick delivers more
 /// messages in one instant (so more of them race), a fine one orders hosts' messages more
 /// finely, and some races show only at one of them. (Time jumps from event to event, so the
@@ -377,9 +393,13 @@ impl Fault {
                 }
             }
             Fault::Crash => derived.process.crashes = rng.random_range(1..=3),
-            Fault::TornWrites => derived.disk.sector_survival = rng.random_range(0.0..1.0),
+            Fault::TornWrites => {
+                derived.disk.sector_survival =
+                    printed(rng.random_range(0.0..1.0), SURVIVAL_DECIMALS)
+            }
             Fault::DiskErrors => {
-                derived.disk.error_rate = rng.random_range(0.0005..0.01);
+                derived.disk.error_rate =
+                    printed(rng.random_range(0.0005..0.01), ERROR_RATE_DECIMALS);
                 if rng.random_bool(0.5) {
                     derived.disk.fail_at_op = rng.random_range(1..=MAX_FAIL_AT_OP);
                 }
@@ -387,10 +407,14 @@ impl Fault {
             Fault::BackendLatency => {
                 derived.disk.latency = Duration::from_micros(rng.random_range(10..=5_000));
             }
-            Fault::ClientCancel => derived.clients.cancel_rate = rng.random_range(0.01..0.2),
+            Fault::ClientCancel => {
+                derived.clients.cancel_rate =
+                    printed(rng.random_range(0.01..0.2), CLIENT_RATE_DECIMALS)
+            }
             Fault::ShutdownInFlight => {}
             Fault::SlowConsumers => {
-                derived.clients.slow_consumer_rate = rng.random_range(0.05..0.5);
+                derived.clients.slow_consumer_rate =
+                    printed(rng.random_range(0.05..0.5), CLIENT_RATE_DECIMALS);
             }
         }
     }
@@ -509,10 +533,18 @@ impl fmt::Display for Derived {
             write!(f, " crashes={}", self.process.crashes)?;
         }
         if self.has(Fault::TornWrites) {
-            write!(f, " sector_survival={:.2}", self.disk.sector_survival)?;
+            write!(
+                f,
+                " sector_survival={:.*}",
+                SURVIVAL_DECIMALS, self.disk.sector_survival
+            )?;
         }
         if self.has(Fault::DiskErrors) {
-            write!(f, " disk_error_rate={:.4}", self.disk.error_rate)?;
+            write!(
+                f,
+                " disk_error_rate={:.*}",
+                ERROR_RATE_DECIMALS, self.disk.error_rate
+            )?;
             if self.disk.fail_at_op > 0 {
                 write!(f, " disk_fail_at_op={}", self.disk.fail_at_op)?;
             }
@@ -521,13 +553,17 @@ impl fmt::Display for Derived {
             write!(f, " backend_latency_us={}", self.disk.latency.as_micros())?;
         }
         if self.has(Fault::ClientCancel) {
-            write!(f, " cancel_rate={:.3}", self.clients.cancel_rate)?;
+            write!(
+                f,
+                " cancel_rate={:.*}",
+                CLIENT_RATE_DECIMALS, self.clients.cancel_rate
+            )?;
         }
         if self.has(Fault::SlowConsumers) {
             write!(
                 f,
-                " slow_consumer_rate={:.3}",
-                self.clients.slow_consumer_rate
+                " slow_consumer_rate={:.*}",
+                CLIENT_RATE_DECIMALS, self.clients.slow_consumer_rate
             )?;
         }
         if !self.skip_ops.is_empty() {

@@ -37,8 +37,16 @@ for target in "${targets[@]}"; do
   nice -n 10 cargo +nightly fuzz run --target-dir "$target_dir" "$target" "${corpora[@]}" -- \
     -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb="$malloc_mb" \
     -print_final_stats=1 2>&1 | tee "$logs/$target.log" | grep -E "^#[0-9]+.*(pulse|DONE)|^stat::|ERROR|panicked" || true
+  status="${PIPESTATUS[0]}"
   if grep -q "ERROR: libFuzzer\|panicked at\|==ERROR" "$logs/$target.log"; then
     echo "$target: crash, see fuzz/artifacts/$target/ and $logs/$target.log" >&2
+    exit 1
+  fi
+  # Anything else that stops cargo fuzz (a build error, a missing toolchain) is a failure too,
+  # never a target that silently ran nothing.
+  if [ "$status" != 0 ] || ! grep -q "^stat::number_of_executed_units" "$logs/$target.log"; then
+    tail -n 30 "$logs/$target.log" >&2
+    echo "$target: cargo fuzz failed (exit $status) without a fuzzing run; log: $logs/$target.log" >&2
     exit 1
   fi
 done

@@ -15,7 +15,9 @@
 //! - [`redb_image`]: a valid redb store on SimDisk with bytes flipped, sectors zeroed or torn;
 //! - [`engine_ops`]: op sequences through the handle over Mem and over redb on SimDisk,
 //!   against the block-store model;
-//! - [`dbtail`]: commit sequences through ΔBtail, checked by the Update and rebuild oracles.
+//! - [`dbtail`]: commit sequences through ΔBtail, checked by the Update and rebuild oracles;
+//! - [`overrides`]: `--set` overrides of a seed's configuration, printed and given back, and
+//!   the worlds run on what they accept.
 //!
 //! [`seeds`] builds each target's seed corpus from real inputs.
 
@@ -27,6 +29,7 @@ pub mod btail_wire;
 pub mod dbtail;
 pub mod engine_ops;
 pub mod engine_wire;
+pub mod overrides;
 pub mod redb_image;
 pub mod seeds;
 pub mod topology;
@@ -44,6 +47,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("redb_image", redb_image::run),
     ("engine_ops", engine_ops::run),
     ("dbtail", dbtail::run),
+    ("overrides", overrides::run),
 ];
 
 /// Runs a future over complete in-memory input to its end in one poll: such a decoder never

@@ -37,8 +37,35 @@ pub fn for_target(name: &str) -> Vec<Vec<u8>> {
         "vectors" => vectors(),
         "redb_image" => vec![vec![0], vec![1], vec![0, 0, 7, 0, 0, 0, 1], vec![1; 24]],
         "engine_ops" | "dbtail" => patterns(),
+        "overrides" => overrides(),
         _ => Vec::new(),
     }
+}
+
+/// Scenario pick, seed, and `--set` lines: what the shrinker prints, a fault switched on
+/// with its knob, and refusals (unknown key, knob of a fault that is off, too many decimals).
+fn overrides() -> Vec<Vec<u8>> {
+    let sets: &[(u8, u8, &str)] = &[
+        (0, 4, "clients=2\nops_per_client=5"),
+        (1, 7, "faults=none\nwriters=1\nburst=0"),
+        (
+            2,
+            3,
+            "faults=disk-errors\ndisk_error_rate=0.0100\ndisk_fail_at_op=3",
+        ),
+        (
+            3,
+            9,
+            "faults=hold,partition\nholds=2\nmax_hold_ms=50\nops_per_client=4",
+        ),
+        (0, 2, "skip_ops=writer@2-4,client-1@1\nops_per_client=6"),
+        (1, 1, "no_such_key=1"),
+        (2, 5, "faults=none\ncrashes=1"),
+        (0, 6, "cancel_rate=0.12345"),
+    ];
+    sets.iter()
+        .map(|(pick, seed, text)| [vec![*pick, *seed], text.as_bytes().to_vec()].concat())
+        .collect()
 }
 
 /// Frames concatenated into one stream, after a mode byte.

@@ -7,12 +7,14 @@
 //! - [`kv`]: the KV-per-revision model of a BTree and KVDiff.
 //! - [`kadj`]: the KAdj adjacency oracle.
 //! - [`btail_check`]: the ΔBtail Update check and rebuild check.
+//! - [`get_at`]: the oracle of ΔBtail's GetAt answers.
 //! - [`track_sets`]: plain forms of ΔBtail's tracked sets and the checks' own set algebra.
 
 pub mod block_store;
 pub mod btail_check;
 pub mod conformance;
 pub mod enrich;
+pub mod get_at;
 pub mod kadj;
 pub mod kv;
 pub mod ops;

@@ -229,6 +229,110 @@ fn a_passing_run_exits_0_and_writes_both_trace_files() {
     );
 }
 
+/// The remote world's Chrome trace, as a viewer loads it: its structure holds (slices nest,
+/// flows pair and bind), and it has the tracks, named slices, nested permit waits, flows from a
+/// client's request to the worker and back, and counters the README describes.
+#[test]
+fn the_remote_timeline_has_its_tracks_nested_permit_waits_flows_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.chrome.json");
+    let out = sim()
+        .args(["run", "engine-remote", "--seed", "3", "--trace"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    sim::timeline::check_structure(&trace).unwrap();
+    let all = trace["traceEvents"].as_array().unwrap();
+    let processes: std::collections::BTreeMap<u64, &str> = all
+        .iter()
+        .filter(|e| e["name"] == "process_name")
+        .map(|e| {
+            (
+                e["pid"].as_u64().unwrap(),
+                e["args"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for process in ["clients", "worker", "handle", "faults", "backend"] {
+        assert!(
+            processes.values().any(|p| *p == process),
+            "no {process} track: {processes:?}"
+        );
+    }
+    let process_of = |e: &serde_json::Value| processes[&e["pid"].as_u64().unwrap()];
+    let slices: Vec<&serde_json::Value> = all.iter().filter(|e| e["ph"] == "X").collect();
+    let named = |name: &str| {
+        slices
+            .iter()
+            .any(|e| e["name"] == name && process_of(e) == "clients")
+    };
+    assert!(
+        named("get_header") && named("stream_logs"),
+        "ops are slices named by their op"
+    );
+    let bounds = |e: &serde_json::Value| {
+        let ts = e["ts"].as_u64().unwrap();
+        (
+            e["pid"].clone(),
+            e["tid"].clone(),
+            ts,
+            ts + e["dur"].as_u64().unwrap(),
+        )
+    };
+    let nested_waits = slices
+        .iter()
+        .filter(|e| e["name"].as_str().unwrap().starts_with("permit wait ("))
+        .filter(|wait| {
+            let (pid, tid, start, end) = bounds(wait);
+            slices.iter().any(|op| {
+                let (op_pid, op_tid, op_start, op_end) = bounds(op);
+                !op["name"].as_str().unwrap().starts_with("permit wait")
+                    && (op_pid, op_tid) == (pid.clone(), tid.clone())
+                    && op_start <= start
+                    && end <= op_end
+            })
+        })
+        .count();
+    assert!(
+        nested_waits > 10,
+        "only {nested_waits} permit waits nested in an op"
+    );
+    let flows = |ph: &str, name: &str, process: &str| {
+        all.iter()
+            .filter(|e| e["ph"] == ph && e["name"] == name && process_of(e) == process)
+            .count()
+    };
+    let requests = flows("s", "request", "clients");
+    assert!(requests > 10, "only {requests} request arrows");
+    assert_eq!(flows("f", "request", "worker"), requests);
+    assert_eq!(
+        flows("s", "reply", "worker"),
+        flows("f", "reply", "clients")
+    );
+    let counters: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter(|e| e["ph"] == "C")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for counter in [
+        "permits in use (handle)",
+        "cache entries (handle)",
+        "work running (worker-backend)",
+    ] {
+        assert!(
+            counters.contains(counter),
+            "no {counter} counter: {counters:?}"
+        );
+    }
+}
+
 #[test]
 fn explore_json_is_one_summary_object() {
     let out = sim()

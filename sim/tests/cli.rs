@@ -229,6 +229,78 @@ fn a_passing_run_exits_0_and_writes_both_trace_files() {
     );
 }
 
+/// A history violation's page shows the blamed read against the states the model allows,
+/// as the checker recorded them (the report's `read:` and `allowed:` lines say the same).
+#[test]
+fn a_history_failure_page_shows_the_read_against_the_states_the_model_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fail.html");
+    let out = sim()
+        .args([
+            "run",
+            "engine-mem-mixed",
+            "--seed",
+            "5",
+            "--bug",
+            "stale-cache-after-failed-truncate",
+        ])
+        .arg("--report")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the planted bug is found at seed 5"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim_start().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} line in {text}"))
+            .trim()
+            .to_string()
+    };
+    let allowed = line("allowed:");
+    let read = line("read:");
+    let read_value = read.rsplit_once(" read ").expect("what it read").1;
+    let html = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let page = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        page.contains("<h2>The violating read</h2>"),
+        "no violating read section"
+    );
+    assert!(
+        page.contains(&format!(
+            "<span class=\"state read\">{}</span>",
+            html(read_value)
+        )),
+        "the page lacks what the read read: {read_value}"
+    );
+    let states: Vec<&str> = allowed.split(" | ").collect();
+    assert!(
+        !states.is_empty() && !allowed.is_empty(),
+        "the model allows something"
+    );
+    for state in &states {
+        assert!(
+            page.contains(&format!("\">{}</span>", html(state))),
+            "the page lacks the allowed state {state}"
+        );
+    }
+    assert_eq!(
+        page.matches("class=\"state allowed\"").count()
+            + page.matches("class=\"state same\"").count(),
+        states.len()
+    );
+    assert!(page.contains(" blamed\""), "the read's bar is not marked");
+}
+
 /// The remote world's Chrome trace, as a viewer loads it: its structure holds (slices nest,
 /// flows pair and bind), and it has the tracks, named slices, nested permit waits, flows from a
 /// client's request to the worker and back, and counters the README describes.

@@ -132,8 +132,9 @@ fn overrides_and_shrink_refuse_bad_input_with_exit_2() {
     assert!(stdout.contains("faults=none clients=2 "), "{stdout}");
 }
 
-#[test]
-fn a_failure_page_holds_the_violation_the_timeline_and_the_command() {
+/// Runs `sim run engine-mem-mixed --seed SEED --bug BUG --report DIR/fail.html`, which must
+/// find the bug: the directory (kept while it lives), the page and the run's output.
+fn failing_report(seed: &str, bug: &str) -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fail.html");
     let out = sim()
@@ -141,20 +142,26 @@ fn a_failure_page_holds_the_violation_the_timeline_and_the_command() {
             "run",
             "engine-mem-mixed",
             "--seed",
-            "4",
+            seed,
             "--bug",
-            "cache-bypasses-drain",
+            bug,
+            "--report",
         ])
-        .arg("--report")
         .arg(&path)
         .output()
         .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         out.status.code(),
         Some(1),
-        "the planted bug is found at seed 4"
+        "{bug} is found at seed {seed}: {stdout}"
     );
-    let page = std::fs::read_to_string(&path).unwrap();
+    (dir, std::fs::read_to_string(&path).unwrap(), stdout)
+}
+
+#[test]
+fn a_failure_page_holds_the_violation_the_timeline_and_the_command() {
+    let (_dir, page, _) = failing_report("4", "cache-bypasses-drain");
     for want in [
         "<h1>FAIL engine-mem-mixed seed 4</h1>",
         "<th>invariant</th><td>drain</td>",
@@ -187,21 +194,28 @@ fn a_chrome_trace_name_is_not_doubled() {
     assert!(!dir.path().join("x.chrome.chrome.json").exists());
 }
 
-#[test]
-fn a_passing_run_exits_0_and_writes_both_trace_files() {
+/// Runs `sim run SCENARIO --seed SEED --trace DIR/FILE`, which must pass: the directory (kept
+/// while it lives), the trace path and the run's output.
+fn passing_traced_run(
+    scenario: &str,
+    seed: &str,
+    file: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("run.jsonl");
+    let path = dir.path().join(file);
     let out = sim()
-        .args(["run", "engine-mem-mixed", "--seed", "1", "--trace"])
+        .args(["run", scenario, "--seed", seed, "--trace"])
         .arg(&path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
     let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    (dir, path, stdout)
+}
+
+#[test]
+fn a_passing_run_exits_0_and_writes_both_trace_files() {
+    let (_dir, path, stdout) = passing_traced_run("engine-mem-mixed", "1", "run.jsonl");
     assert!(
         stdout.starts_with("PASS scenario=engine-mem-mixed seed=1"),
         "{stdout}"
@@ -233,27 +247,7 @@ fn a_passing_run_exits_0_and_writes_both_trace_files() {
 /// as the checker recorded them (the report's `read:` and `allowed:` lines say the same).
 #[test]
 fn a_history_failure_page_shows_the_read_against_the_states_the_model_allows() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fail.html");
-    let out = sim()
-        .args([
-            "run",
-            "engine-mem-mixed",
-            "--seed",
-            "5",
-            "--bug",
-            "stale-cache-after-failed-truncate",
-        ])
-        .arg("--report")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the planted bug is found at seed 5"
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let (_dir, page, text) = failing_report("5", "stale-cache-after-failed-truncate");
     let line = |key: &str| {
         text.lines()
             .find_map(|l| l.trim_start().strip_prefix(key))
@@ -270,7 +264,6 @@ fn a_history_failure_page_shows_the_read_against_the_states_the_model_allows() {
             .replace('>', "&gt;")
             .replace('"', "&quot;")
     };
-    let page = std::fs::read_to_string(&path).unwrap();
     assert!(
         page.contains("<h2>The violating read</h2>"),
         "no violating read section"
@@ -306,18 +299,7 @@ fn a_history_failure_page_shows_the_read_against_the_states_the_model_allows() {
 /// client's request to the worker and back, and counters the README describes.
 #[test]
 fn the_remote_timeline_has_its_tracks_nested_permit_waits_flows_and_counters() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("run.chrome.json");
-    let out = sim()
-        .args(["run", "engine-remote", "--seed", "3", "--trace"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (_dir, path, _) = passing_traced_run("engine-remote", "3", "run.chrome.json");
     let trace: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     sim::timeline::check_structure(&trace).unwrap();

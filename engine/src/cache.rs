@@ -41,6 +41,8 @@ pub const TRACE_TARGET: &str = "engine::cache";
 #[derive(Debug)]
 pub struct Cache {
     state: Mutex<State>,
+    /// `cold.cache_entries`: the entries held, over the three maps.
+    entries: metrics::Gauge,
 }
 
 #[derive(Debug)]
@@ -83,6 +85,10 @@ impl State {
         self.tickets
     }
 
+    fn len(&self) -> usize {
+        self.headers.len() + self.transactions.len() + self.receipts.len()
+    }
+
     fn invalidate_above(&mut self, block: u64) {
         remove_above(&mut self.headers, block, |n| *n);
         remove_above(&mut self.transactions, block, |(n, _)| *n);
@@ -103,7 +109,13 @@ impl Cache {
                 removals_in_progress: 0,
                 tickets: 0,
             }),
+            entries: metrics::gauge!("cold.cache_entries"),
         }
+    }
+
+    /// Updates the entries gauge after `state` changed.
+    fn count(&self, state: &State) {
+        self.entries.set(state.len() as f64);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -158,6 +170,7 @@ impl Cache {
             return false;
         }
         state.headers.put(header.number(), header.clone());
+        self.count(&state);
         true
     }
 
@@ -169,6 +182,7 @@ impl Cache {
         }
         let key = (tx.meta.block_number, tx.meta.transaction_index);
         state.transactions.put(key, tx.clone());
+        self.count(&state);
         true
     }
 
@@ -180,6 +194,7 @@ impl Cache {
         }
         let key = (receipt.block_number, receipt.transaction_index);
         state.receipts.put(key, receipt.clone());
+        self.count(&state);
         true
     }
 
@@ -194,6 +209,7 @@ impl Cache {
         // Planted bug: invalidate only after a successful backend call (see `Removal::succeeded`).
         if !bugs::active(Bug::StaleCacheAfterFailedTruncate) {
             state.invalidate_above(block);
+            self.count(&state);
         }
         removal
     }
@@ -242,7 +258,9 @@ impl Removal<'_> {
     /// truncates.)
     pub fn succeeded(&self) {
         if bugs::active(Bug::StaleCacheAfterFailedTruncate) {
-            self.cache.lock().invalidate_above(self.block);
+            let mut state = self.cache.lock();
+            state.invalidate_above(self.block);
+            self.cache.count(&state);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Names (all through the `metrics` facade, so a recorder decides where they go):
 //! - gauges `cold.reads_in_flight`, `cold.writes_in_flight`, `cold.streams_active`, kept by
 //!   RAII [`InFlight`] guards so they come back down even when a task panics;
+//! - gauge `cold.cache_entries`, the read-through cache's entries (kept by `crate::cache`);
 //! - histograms `cold.op_duration_us{op}` and `cold.permit_wait_us{sem}` with `sem` one of
 //!   `read`, `write`, `drain`, `stream`;
 //! - counter `cold.op_errors_total{op, error}` labelled with [`ColdStorageError::kind`].

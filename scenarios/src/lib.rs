@@ -187,7 +187,7 @@ pub struct Derived {
     pub process: Process,
     /// How clients misbehave.
     pub clients: ClientFaults,
-    /// Ops the engine worlds' clients skip (`--set skip_ops=…`, as `sim shrink` removes ops):
+    /// Ops the clients skip (`--set skip_ops=…`, as `sim shrink` removes ops):
     /// each client still draws its whole op list from the seed and leaves these out.
     pub skip_ops: Vec<SkippedOps>,
     /// The `--set KEY=VALUE` overrides applied after the draw ([`Scenario::derive_with`]), as

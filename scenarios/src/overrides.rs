@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::{
     CLIENT_RATE_DECIMALS, Derived, ERROR_RATE_DECIMALS, Fault, MAX_BURST, MAX_FAIL_AT_OP,
-    MAX_WRITERS, SURVIVAL_DECIMALS, Scenario, SkippedOps, World,
+    MAX_WRITERS, SURVIVAL_DECIMALS, Scenario, SkippedOps,
 };
 
 /// Every key `--set` takes, in the order the configuration prints them.
@@ -65,11 +65,6 @@ impl Scenario {
         };
         for (key, value) in parsed.into_iter().filter(|(key, _)| *key != "faults") {
             if key == "skip_ops" {
-                if self.world == World::Btail {
-                    return Err(format!(
-                        "--set skip_ops={value}: the btail world's clients do not skip ops"
-                    ));
-                }
                 derived.skip_ops = parse_skip_ops(value)
                     .map_err(|why| format!("--set skip_ops={value}: {why}"))?;
                 continue;
@@ -363,8 +358,12 @@ mod tests {
             let problem = set("engine-mem-mixed", 2, &[&format!("skip_ops={bad}")]).unwrap_err();
             assert!(problem.contains("expected ACTOR@N"), "{bad}: {problem}");
         }
-        let btail = set("btail-tracking", 2, &["skip_ops=writer@1"]).unwrap_err();
-        assert!(btail.contains("do not skip ops"), "{btail}");
+        // The btail world's clients skip ops too (`client-0` on).
+        let btail = crate::find("btail-tracking")
+            .unwrap()
+            .derive_with(2, &["skip_ops=client-0@2".into()])
+            .unwrap();
+        assert!(btail.skips("client-0", 2) && !btail.skips("client-0", 1));
     }
 
     #[test]

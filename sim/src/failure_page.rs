@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::monitors::ReadMismatch;
 use crate::report::RunReport;
 use crate::trace::Event;
 
@@ -39,6 +40,9 @@ pub fn page(report: &RunReport, events: &[Event]) -> String {
         t = escape(&title)
     );
     html.push_str(&summary(report));
+    if let Some(read) = report.violation.as_ref().and_then(|v| v.read.as_deref()) {
+        html.push_str(&violating_read(events, report, read));
+    }
     let end = events.last().map_or(Duration::ZERO, |e| e.at);
     html.push_str("<h2>The whole run</h2>");
     html.push_str(&timeline(events, report, Duration::ZERO, end));
@@ -100,6 +104,56 @@ fn summary(report: &RunReport) -> String {
         escape(&report.repro_command())
     );
     out
+}
+
+/// The read the history check blames, in the spirit of Porcupine's view of a failed
+/// linearization: the read's bar among the ops around it, and what it read against every
+/// answer the model gives in a state where it could have taken effect.
+fn violating_read(events: &[Event], report: &RunReport, read: &ReadMismatch) -> String {
+    let mut out = format!(
+        "<h2>The violating read</h2><p><b>{}</b> <code>{}</code>, invoked at {:.6}s, answered at {:.6}s (outlined in red below).</p>",
+        escape(&read.who),
+        escape(&read.op),
+        read.invoked.as_secs_f64(),
+        read.answered.as_secs_f64()
+    );
+    let margin = read
+        .answered
+        .saturating_sub(read.invoked)
+        .max(Duration::from_millis(5));
+    let from = read.invoked.saturating_sub(margin);
+    out.push_str(&timeline(events, report, from, read.answered + margin));
+    let _ = write!(
+        out,
+        "<table class=states><tr><th>it read</th><td><span class=\"state read\">{}</span></td></tr>\
+         <tr><th>the model allows where it could have taken effect ({} state{})</th><td>",
+        escape(&read.read),
+        read.allowed.len(),
+        if read.allowed.len() == 1 { "" } else { "s" }
+    );
+    if read.allowed.is_empty() {
+        out.push_str("none: no configuration the search reached could place the read next");
+    }
+    for allowed in &read.allowed {
+        let class = if *allowed == read.read {
+            "state same"
+        } else {
+            "state allowed"
+        };
+        let _ = write!(out, "<span class=\"{class}\">{}</span> ", escape(allowed));
+    }
+    out.push_str("</td></tr></table>");
+    out
+}
+
+/// Whether `e` is the op of the read the history check blames.
+fn is_blamed_read(e: &Event, report: &RunReport) -> bool {
+    let read = report.violation.as_ref().and_then(|v| v.read.as_deref());
+    read.is_some_and(|r| {
+        e.actor == r.who
+            && e.at == r.answered
+            && e.duration.map(|d| e.at.saturating_sub(d)) == Some(r.invoked)
+    })
 }
 
 /// A fault with a length, as `(kind, start, end)`.
@@ -222,8 +276,13 @@ fn op_bar(e: &Event, x0: f64, x1: f64, y: f64, report: &RunReport) -> String {
         "err"
     };
     let at_violation = report.violation.as_ref().is_some_and(|v| v.at == e.at);
+    let blamed = if is_blamed_read(e, report) {
+        " blamed"
+    } else {
+        ""
+    };
     format!(
-        "<rect class=\"{class}{}\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{:.6}s {}</title></rect>",
+        "<rect class=\"{class}{}{blamed}\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{:.6}s {}</title></rect>",
         if at_violation { " hit" } else { "" },
         y + 3.0,
         (x1 - x0).max(1.0),
@@ -239,7 +298,11 @@ table.summary th{text-align:left;padding-right:1em;vertical-align:top}\
 rect.ok{fill:#6aa84f}rect.err{fill:#e69138}rect.unknown{fill:#999}rect.hit{stroke:#c00;stroke-width:2}\
 rect.fault{fill:#cfe2f3;opacity:.6}line.violation{stroke:#c00;stroke-width:2}\
 svg text{font:11px monospace}pre.events span.mark{background:#f4cccc;font-weight:bold}\
-pre.repro{font-weight:bold}";
+pre.repro{font-weight:bold}rect.blamed{stroke:#c00;stroke-width:4;fill:#e06666}\
+table.states th{text-align:left;padding-right:1em;font-weight:normal}\
+span.state{display:inline-block;font:12px monospace;padding:.2em .5em;margin:.15em;border-radius:3px;border:2px solid}\
+span.read{background:#f4cccc;border-color:#c00}span.allowed{background:#d9ead3;border-color:#6aa84f}\
+span.same{background:#fff2cc;border-color:#bf9000}";
 
 #[cfg(test)]
 mod tests {

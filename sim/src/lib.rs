@@ -35,6 +35,7 @@
 
 pub mod bugs;
 pub mod build_info;
+mod engine_metrics;
 pub mod explore;
 pub mod failure_page;
 mod faults;
@@ -46,7 +47,7 @@ pub mod report;
 pub mod run;
 pub mod seeding;
 pub mod shrink;
-mod timeline;
+pub mod timeline;
 pub mod trace;
 pub mod vectors;
 mod worlds;

@@ -77,6 +77,17 @@ impl RunReport {
             self.stats.simulated.as_secs_f64(),
             self.digest,
         );
+        if let Some(read) = &v.read {
+            out.push_str(&format!(
+                "  read:      {} {} from {:.6}s to {:.6}s read {}\n  allowed:   {}\n",
+                read.who,
+                read.op,
+                read.invoked.as_secs_f64(),
+                read.answered.as_secs_f64(),
+                read.read,
+                read.allowed.join(" | ")
+            ));
+        }
         if !self.derived.overrides.is_empty() {
             out.push_str(&format!(
                 "  overrides: --set {}\n",

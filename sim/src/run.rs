@@ -125,6 +125,7 @@ pub fn run_watched(
                     "no result after {limit:?} of wall time (--run-timeout); the run never let the simulated clock move on, or is far slower than usual"
                 ),
                 at: Duration::ZERO,
+                read: None,
             },
         ),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match run.join() {
@@ -137,6 +138,7 @@ pub fn run_watched(
                     invariant: Invariant::Harness,
                     detail: "the run's thread ended without a report".into(),
                     at: Duration::ZERO,
+                    read: None,
                 },
             ),
         },

@@ -9,11 +9,14 @@
 //! candidate is kept. Every run is the same seed, so every random choice a knob does not
 //! change stays where it was, and each candidate is deterministic.
 //!
-//! Then, in the engine worlds, the op sequence itself: each client's ops are drawn from the
-//! seed as a fixed list, and `skip_ops` leaves chosen ones out; delta debugging skips ever
-//! smaller chunks of the remaining ops while the invariant still fails.
+//! Then the op sequence itself: `skip_ops` leaves chosen ops of chosen clients out, and delta
+//! debugging skips ever smaller chunks of the remaining ops while the invariant still fails.
+//! In the engine worlds each client's ops are drawn from the seed as a fixed list, so a skip
+//! changes no other op; in the btail world an op draws as it goes (what it asks depends on
+//! the state it meets), so a skipped op keeps its place in time and the client's later ops
+//! draw on from there: a different, still seeded run, which is kept only if it still fails.
 
-use scenarios::{Derived, Fault, Scenario};
+use scenarios::{Derived, Fault, Scenario, World};
 
 use crate::bugs::PlantedBug;
 use crate::report::{Invariant, RunReport};
@@ -27,6 +30,8 @@ pub const MAX_CANDIDATES: usize = 2_000;
 /// What a shrink found.
 #[derive(Debug)]
 pub struct Shrunk {
+    /// The world of the shrunk scenario (it names the clients whose ops count).
+    pub world: World,
     /// The failing run it started from.
     pub original: RunReport,
     /// The smallest failing run it reached (the same invariant as `original`).
@@ -42,12 +47,12 @@ impl Shrunk {
     /// events, or fewer faults.
     pub fn is_smaller(&self) -> bool {
         let (a, b) = (&self.original.derived, &self.minimal.derived);
-        size(b) < size(a) || b.faults.len() < a.faults.len()
+        size(self.world, b) < size(self.world, a) || b.faults.len() < a.faults.len()
     }
 
     /// Before → after, one line: the ops completed and the configuration's size.
     pub fn summary(&self) -> String {
-        let size = |r: &RunReport| size(&r.derived);
+        let size = |r: &RunReport| size(self.world, &r.derived);
         format!(
             "shrunk in {} steps ({} candidate runs): ops completed {} -> {}, configured ops {} -> {}, faults {} -> {}",
             self.steps,
@@ -62,19 +67,12 @@ impl Shrunk {
     }
 }
 
-/// A configuration's size: the ops it asks for (writers and readers × ops each, less the
+/// A configuration's size in `world`: the ops it asks for (each client's ops, less the
 /// skipped ones, plus a burst) and its fault events.
-pub fn size(d: &Derived) -> u64 {
-    let w = d.workload;
+pub fn size(world: World, d: &Derived) -> u64 {
     let network = d.network.map_or(0, |n| n.partitions + n.holds + n.stalls);
-    let skipped: u64 = d
-        .skip_ops
-        .iter()
-        .map(|s| u64::from(s.to.min(w.ops_per_client).saturating_sub(s.from) + 1))
-        .sum();
-    let tasks = u64::from(w.writers) + u64::from(w.clients.saturating_sub(1));
-    (tasks * u64::from(w.ops_per_client)).saturating_sub(skipped)
-        + u64::from(w.burst)
+    remaining_ops(world, d).len() as u64
+        + u64::from(d.workload.burst)
         + u64::from(network + d.process.crashes)
 }
 
@@ -105,10 +103,9 @@ pub fn shrink(
         steps: 0,
     };
     search.lower_knobs();
-    if scenario.world != scenarios::World::Btail {
-        search.drop_ops();
-    }
+    search.drop_ops();
     Ok(Shrunk {
+        world: scenario.world,
         original,
         minimal: search.best,
         candidates: search.candidates,
@@ -149,7 +146,7 @@ impl Search {
     fn drop_ops(&mut self) {
         let mut chunks = 2;
         loop {
-            let remaining = remaining_ops(&self.best.derived);
+            let remaining = remaining_ops(self.scenario.world, &self.best.derived);
             if remaining.is_empty() {
                 return;
             }
@@ -201,7 +198,8 @@ impl Search {
         let Ok(candidate) = self.scenario.derive_with(d.seed, overrides) else {
             return false;
         };
-        if size(&candidate) > size(d) {
+        let world = self.scenario.world;
+        if size(world, &candidate) > size(world, d) {
             return false;
         }
         self.candidates += 1;
@@ -215,12 +213,22 @@ impl Search {
     }
 }
 
-/// The ops of `d`'s engine clients not skipped yet, as (client, op from 1), client by client.
-fn remaining_ops(d: &Derived) -> Vec<(String, u32)> {
-    let writers = (0..d.workload.writers).map(writer_name);
-    let readers = (1..d.workload.clients).map(|c| format!("client-{c}"));
-    writers
-        .chain(readers)
+/// The ops of `d`'s clients in `world` not skipped yet, as (client, op from 1), client by
+/// client.
+fn remaining_ops(world: World, d: &Derived) -> Vec<(String, u32)> {
+    let actors: Vec<String> = match world {
+        World::Btail => (0..crate::worlds::btail::client_count(d))
+            .map(|c| format!("client-{c}"))
+            .collect(),
+        _ => {
+            let writers = (0..d.workload.writers).map(writer_name);
+            writers
+                .chain((1..d.workload.clients).map(|c| format!("client-{c}")))
+                .collect()
+        }
+    };
+    actors
+        .into_iter()
         .flat_map(|actor| (1..=d.workload.ops_per_client).map(move |i| (actor.clone(), i)))
         .filter(|(actor, i)| !d.skips(actor, *i))
         .collect()
@@ -394,9 +402,21 @@ mod tests {
             .unwrap()
             .derive_with(0, &[format!("skip_ops={}", ranges(&ops))])
             .unwrap();
-        let left = remaining_ops(&d);
+        let left = remaining_ops(World::EngineMem, &d);
         assert!(!left.iter().any(|op| ops.contains(op)));
-        assert_eq!(left.len() as u64, size(&d) - u64::from(d.workload.burst));
+        assert_eq!(
+            left.len() as u64,
+            size(World::EngineMem, &d) - u64::from(d.workload.burst)
+        );
+        // The btail world's clients are client-0 on (2 to 4 of them), with no writers.
+        let d = scenarios::find("btail-tracking")
+            .unwrap()
+            .derive_with(0, &["clients=1".into(), "skip_ops=client-1@2".into()])
+            .unwrap();
+        let left = remaining_ops(World::Btail, &d);
+        let ops = d.workload.ops_per_client;
+        assert_eq!(left.len() as u32, 2 * ops - 1);
+        assert!(left.contains(&("client-0".into(), 1)) && !left.contains(&("client-1".into(), 2)));
     }
 
     #[test]

@@ -104,6 +104,13 @@ thread_local! {
     static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
 }
 
+tokio::task_local! {
+    /// The actor whose op this task is running, set by [`in_op`] only when the run keeps
+    /// every event: timeline detail recorded inside the op (its permit wait, its requests to a
+    /// worker) goes on that actor's track, nested in the op's slice.
+    static OP_ACTOR: String;
+}
+
 /// How much to keep.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Keep {
@@ -186,22 +193,57 @@ fn record_event(actor: &str, name: &str, detail: String, duration: Option<Durati
     });
 }
 
+/// Whether this run keeps every event, and so the timeline-only detail.
+pub fn keeps_all() -> bool {
+    RECORDER.with(|r| r.borrow().as_ref().is_some_and(|rec| rec.keep_all))
+}
+
+/// Runs `op`, one op of `actor`, marked as such for the timeline's detail ([`op_actor`]); a
+/// run that keeps no trace runs it unmarked, at no cost.
+pub async fn in_op<F: std::future::Future>(actor: &str, op: F) -> F::Output {
+    if keeps_all() {
+        OP_ACTOR.scope(actor.to_string(), op).await
+    } else {
+        op.await
+    }
+}
+
+/// The actor whose op this task runs, when [`in_op`] marked it.
+pub fn op_actor() -> Option<String> {
+    OP_ACTOR.try_with(Clone::clone).ok()
+}
+
 /// Records a span for the timeline only (work inside an op: the backend's part, at the
 /// handle's backend or the worker's), when every event is kept (`--trace`, `--report`). It is
 /// not part of the digest, so a run records the same digest whether or not it keeps these.
 pub fn detail_span(actor: &str, name: &str, detail: &str, started: Duration) {
-    push_detail(actor, name, || detail.to_string(), Some(started));
+    push_detail(
+        actor,
+        || name.to_string(),
+        || detail.to_string(),
+        Some(started),
+    );
 }
 
-/// Records counts for the timeline's counter tracks (`key=value` pairs, made by `detail` only
-/// when kept), like [`detail_span`]: on the hot path of every run, so it costs nothing then.
-pub fn detail_count(actor: &str, detail: impl FnOnce() -> String) {
-    push_detail(actor, "count", detail, None);
+/// Records an instant for the timeline only (made by `detail` only when kept), like
+/// [`detail_span`].
+pub fn detail_instant(actor: &str, name: &str, detail: impl FnOnce() -> String) {
+    push_detail(actor, || name.to_string(), detail, None);
+}
+
+/// The name prefix of a timeline counter event: `count:TRACK` (see [`detail_count`]).
+pub const COUNT: &str = "count:";
+
+/// Records counts for the timeline's counter track `track` of `actor` (`key=value` pairs,
+/// made by `detail` only when kept), like [`detail_span`]: on the hot path of every run, so it
+/// costs nothing then.
+pub fn detail_count(actor: &str, track: &str, detail: impl FnOnce() -> String) {
+    push_detail(actor, || format!("{COUNT}{track}"), detail, None);
 }
 
 fn push_detail(
     actor: &str,
-    name: &str,
+    name: impl FnOnce() -> String,
     detail: impl FnOnce() -> String,
     started: Option<Duration>,
 ) {
@@ -214,7 +256,7 @@ fn push_detail(
         rec.detail.push(Event {
             at,
             actor: actor.to_string(),
-            name: name.to_string(),
+            name: name(),
             detail: detail(),
             duration: started.map(|s| at.saturating_sub(s)),
         });

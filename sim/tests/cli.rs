@@ -132,8 +132,9 @@ fn overrides_and_shrink_refuse_bad_input_with_exit_2() {
     assert!(stdout.contains("faults=none clients=2 "), "{stdout}");
 }
 
-#[test]
-fn a_failure_page_holds_the_violation_the_timeline_and_the_command() {
+/// Runs `sim run engine-mem-mixed --seed SEED --bug BUG --report DIR/fail.html`, which must
+/// find the bug: the directory (kept while it lives), the page and the run's output.
+fn failing_report(seed: &str, bug: &str) -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fail.html");
     let out = sim()
@@ -141,20 +142,26 @@ fn a_failure_page_holds_the_violation_the_timeline_and_the_command() {
             "run",
             "engine-mem-mixed",
             "--seed",
-            "4",
+            seed,
             "--bug",
-            "cache-bypasses-drain",
+            bug,
+            "--report",
         ])
-        .arg("--report")
         .arg(&path)
         .output()
         .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         out.status.code(),
         Some(1),
-        "the planted bug is found at seed 4"
+        "{bug} is found at seed {seed}: {stdout}"
     );
-    let page = std::fs::read_to_string(&path).unwrap();
+    (dir, std::fs::read_to_string(&path).unwrap(), stdout)
+}
+
+#[test]
+fn a_failure_page_holds_the_violation_the_timeline_and_the_command() {
+    let (_dir, page, _) = failing_report("4", "cache-bypasses-drain");
     for want in [
         "<h1>FAIL engine-mem-mixed seed 4</h1>",
         "<th>invariant</th><td>drain</td>",
@@ -187,21 +194,28 @@ fn a_chrome_trace_name_is_not_doubled() {
     assert!(!dir.path().join("x.chrome.chrome.json").exists());
 }
 
-#[test]
-fn a_passing_run_exits_0_and_writes_both_trace_files() {
+/// Runs `sim run SCENARIO --seed SEED --trace DIR/FILE`, which must pass: the directory (kept
+/// while it lives), the trace path and the run's output.
+fn passing_traced_run(
+    scenario: &str,
+    seed: &str,
+    file: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("run.jsonl");
+    let path = dir.path().join(file);
     let out = sim()
-        .args(["run", "engine-mem-mixed", "--seed", "1", "--trace"])
+        .args(["run", scenario, "--seed", seed, "--trace"])
         .arg(&path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
     let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    (dir, path, stdout)
+}
+
+#[test]
+fn a_passing_run_exits_0_and_writes_both_trace_files() {
+    let (_dir, path, stdout) = passing_traced_run("engine-mem-mixed", "1", "run.jsonl");
     assert!(
         stdout.starts_with("PASS scenario=engine-mem-mixed seed=1"),
         "{stdout}"
@@ -227,6 +241,150 @@ fn a_passing_run_exits_0_and_writes_both_trace_files() {
             .any(|e| e["ph"] == "X" && e["dur"].is_u64()),
         "no spans in the timeline"
     );
+}
+
+/// A history violation's page shows the blamed read against the states the model allows,
+/// as the checker recorded them (the report's `read:` and `allowed:` lines say the same).
+#[test]
+fn a_history_failure_page_shows_the_read_against_the_states_the_model_allows() {
+    let (_dir, page, text) = failing_report("5", "stale-cache-after-failed-truncate");
+    let line = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim_start().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} line in {text}"))
+            .trim()
+            .to_string()
+    };
+    let allowed = line("allowed:");
+    let read = line("read:");
+    let read_value = read.rsplit_once(" read ").expect("what it read").1;
+    let html = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    assert!(
+        page.contains("<h2>The violating read</h2>"),
+        "no violating read section"
+    );
+    assert!(
+        page.contains(&format!(
+            "<span class=\"state read\">{}</span>",
+            html(read_value)
+        )),
+        "the page lacks what the read read: {read_value}"
+    );
+    let states: Vec<&str> = allowed.split(" | ").collect();
+    assert!(
+        !states.is_empty() && !allowed.is_empty(),
+        "the model allows something"
+    );
+    for state in &states {
+        assert!(
+            page.contains(&format!("\">{}</span>", html(state))),
+            "the page lacks the allowed state {state}"
+        );
+    }
+    assert_eq!(
+        page.matches("class=\"state allowed\"").count()
+            + page.matches("class=\"state same\"").count(),
+        states.len()
+    );
+    assert!(page.contains(" blamed\""), "the read's bar is not marked");
+}
+
+/// The remote world's Chrome trace, as a viewer loads it: its structure holds (slices nest,
+/// flows pair and bind), and it has the tracks, named slices, nested permit waits, flows from a
+/// client's request to the worker and back, and counters the README describes.
+#[test]
+fn the_remote_timeline_has_its_tracks_nested_permit_waits_flows_and_counters() {
+    let (_dir, path, _) = passing_traced_run("engine-remote", "3", "run.chrome.json");
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    sim::timeline::check_structure(&trace).unwrap();
+    let all = trace["traceEvents"].as_array().unwrap();
+    let processes: std::collections::BTreeMap<u64, &str> = all
+        .iter()
+        .filter(|e| e["name"] == "process_name")
+        .map(|e| {
+            (
+                e["pid"].as_u64().unwrap(),
+                e["args"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for process in ["clients", "worker", "handle", "faults", "backend"] {
+        assert!(
+            processes.values().any(|p| *p == process),
+            "no {process} track: {processes:?}"
+        );
+    }
+    let process_of = |e: &serde_json::Value| processes[&e["pid"].as_u64().unwrap()];
+    let slices: Vec<&serde_json::Value> = all.iter().filter(|e| e["ph"] == "X").collect();
+    let named = |name: &str| {
+        slices
+            .iter()
+            .any(|e| e["name"] == name && process_of(e) == "clients")
+    };
+    assert!(
+        named("get_header") && named("stream_logs"),
+        "ops are slices named by their op"
+    );
+    let bounds = |e: &serde_json::Value| {
+        let ts = e["ts"].as_u64().unwrap();
+        (
+            e["pid"].clone(),
+            e["tid"].clone(),
+            ts,
+            ts + e["dur"].as_u64().unwrap(),
+        )
+    };
+    let nested_waits = slices
+        .iter()
+        .filter(|e| e["name"].as_str().unwrap().starts_with("permit wait ("))
+        .filter(|wait| {
+            let (pid, tid, start, end) = bounds(wait);
+            slices.iter().any(|op| {
+                let (op_pid, op_tid, op_start, op_end) = bounds(op);
+                !op["name"].as_str().unwrap().starts_with("permit wait")
+                    && (op_pid, op_tid) == (pid.clone(), tid.clone())
+                    && op_start <= start
+                    && end <= op_end
+            })
+        })
+        .count();
+    assert!(
+        nested_waits > 10,
+        "only {nested_waits} permit waits nested in an op"
+    );
+    let flows = |ph: &str, name: &str, process: &str| {
+        all.iter()
+            .filter(|e| e["ph"] == ph && e["name"] == name && process_of(e) == process)
+            .count()
+    };
+    let requests = flows("s", "request", "clients");
+    assert!(requests > 10, "only {requests} request arrows");
+    assert_eq!(flows("f", "request", "worker"), requests);
+    assert_eq!(
+        flows("s", "reply", "worker"),
+        flows("f", "reply", "clients")
+    );
+    let counters: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter(|e| e["ph"] == "C")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for counter in [
+        "permits in use (handle)",
+        "cache entries (handle)",
+        "work running (worker-backend)",
+    ] {
+        assert!(
+            counters.contains(counter),
+            "no {counter} counter: {counters:?}"
+        );
+    }
 }
 
 #[test]

@@ -528,8 +528,11 @@ impl<C: Connector> RemoteBackend<C> {
                 "connection to the worker lost before the request was sent",
             ));
         }
+        let client = self.inner.client;
+        tracing::trace!(target: super::TIMELINE_TARGET, client, id, op = op_name, "request");
         let answer = rt::timeout_at(hold_until, &mut rx).await;
         if let Ok(Ok(result)) = answer {
+            tracing::trace!(target: super::TIMELINE_TARGET, client, id, "reply");
             registered.answered();
             if let Err(WireError::Fenced { .. }) = result {
                 // The worker knows a newer connection of this identity: this one is done.

@@ -18,4 +18,9 @@ pub mod wire;
 /// The tracing target of every protocol violation either side sees, for monitors (a simulation
 /// fails on one; a deployment logs it).
 pub const PROTOCOL_TARGET: &str = "engine::protocol";
+
+/// The tracing target of each request's path for timelines: the client's `request` (sent) and
+/// `reply` (answered) and the worker's `served` (with its `took_us`), all naming the request by
+/// the client's identity `client` and its request `id`, which both sides know.
+pub const TIMELINE_TARGET: &str = "engine::remote::timeline";
 pub mod worker;

@@ -536,6 +536,9 @@ impl<B: ColdStorageBackend> Worker<B> {
             session,
             stream,
         } = job;
+        let started = rt::now();
+        let client = session.as_ref().map_or(0, |s| s.client);
+        let op_name = op.op_name();
         let deadline = Deadline::after(budget);
         let permit = match rt::timeout_at(
             deadline.at(),
@@ -580,6 +583,8 @@ impl<B: ColdStorageBackend> Worker<B> {
             op => reply(id, self.run_read(op, deadline, budget).await),
         };
         drop(permit);
+        let took_us = rt::now().saturating_duration_since(started).as_micros() as u64;
+        tracing::trace!(target: super::TIMELINE_TARGET, client, id, op = op_name, took_us, "served");
         Some(frame)
     }
 

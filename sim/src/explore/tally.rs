@@ -220,6 +220,7 @@ mod tests {
                 invariant: Invariant::History,
                 detail: "made up".into(),
                 at: std::time::Duration::ZERO,
+                read: None,
             }),
             stats: Default::default(),
             wall: std::time::Duration::ZERO,

@@ -37,6 +37,27 @@ pub const PROTOCOL_TARGET: &str = engine::remote::PROTOCOL_TARGET;
 pub const WORKER_TARGET: &str = engine::remote::worker::TRACE_TARGET;
 /// ΔBtail's events: a query that joined a rebuild of its key in progress (a coverage goal).
 pub const BTAIL_TARGET: &str = btail::dbtail::TRACE_TARGET;
+/// Each remote request's path, for the timeline only (recorded when the run keeps every event).
+pub const TIMELINE_TARGET: &str = engine::remote::TIMELINE_TARGET;
+
+/// A remote request's path as timeline detail: the client's `request` and `reply` as instants
+/// on the track of the op that made it (none when no op is marked: a read-back, or work the
+/// handle finishes after its caller left), the worker's work as a slice named `serve OP` on the
+/// `worker` track; each carries `flow=CLIENT:ID`, which the timeline joins into flow arrows.
+fn timeline_detail(f: &Fields) {
+    let flow = format!("flow={}:{}", f.client, f.id);
+    match f.message.as_str() {
+        "served" => {
+            let started = crate::trace::now().saturating_sub(Duration::from_micros(f.took_us));
+            crate::trace::detail_span("worker", &format!("serve {}", f.op), &flow, started);
+        }
+        name => {
+            if let Some(actor) = crate::trace::op_actor() {
+                crate::trace::detail_instant(&actor, name, || flow);
+            }
+        }
+    }
+}
 
 /// The remote client's deadline rule: a request the worker did not answer is held until its
 /// deadline plus the clock-skew allowance (until then the worker may still run it, and the
@@ -187,6 +208,7 @@ struct Fields {
     newest: u64,
     connection: u64,
     id: u64,
+    took_us: u64,
     items: u64,
     ticket: u64,
     block: u64,
@@ -204,6 +226,7 @@ impl Visit for Fields {
             "newest" => self.newest = value,
             "connection" => self.connection = value,
             "id" => self.id = value,
+            "took_us" => self.took_us = value,
             "items" => self.items = value,
             "ticket" => self.ticket = value,
             "block" => self.block = value,
@@ -243,9 +266,15 @@ impl EngineEvents {
 
 impl<S: Subscriber> Layer<S> for EngineEvents {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let target = event.metadata().target();
+        // Looked at before anything else: a run that keeps no trace pays one check.
+        if target == TIMELINE_TARGET && !crate::trace::keeps_all() {
+            return;
+        }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        match event.metadata().target() {
+        match target {
+            TIMELINE_TARGET => timeline_detail(&fields),
             CACHE_TARGET if fields.message == "cache hit" => self.probe.on_cache_hit(&fields.op),
             CACHE_TARGET => self.report(lock(&self.cache).on_event(&fields)),
             BTAIL_TARGET => coverage::reach(Goal::QueryJoinedRebuild),
@@ -274,6 +303,7 @@ pub fn subscriber(probe: Probe, remote: RemoteDeadlines) -> impl Subscriber + Se
             PROTOCOL_TARGET,
             WORKER_TARGET,
             BTAIL_TARGET,
+            TIMELINE_TARGET,
         ]
         .contains(&meta.target())
     });

@@ -156,6 +156,7 @@ impl History {
             ret: None,
             // A write in flight may take effect; a read constrains nothing until answered.
             effect: op.is_write().then(|| Effect::MaybeWrite(op.clone())),
+            at: (trace::now(), None),
         });
         id
     }
@@ -171,6 +172,7 @@ impl History {
         }
         let entry = &mut self.entries[id];
         entry.ret = Some(ret);
+        entry.at.1 = Some(trace::now());
         entry.effect = Some(Effect::Read { op, outcome, via });
     }
 

@@ -46,11 +46,13 @@ use std::collections::HashMap; // det-ok: lookups only, never iterated
 use std::collections::HashSet; // det-ok: lookups only, never iterated
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
+use std::time::Duration;
+
 use engine::ColdStorageError;
 use model::block_store::BlockStoreModel;
 use model::ops::{Op, Outcome, apply_model, read_model};
 
-use crate::monitors::{Invariant, Violation};
+use crate::monitors::{Invariant, ReadMismatch, Violation};
 
 /// A point on the run's logical clock.
 pub type Time = u64;
@@ -115,6 +117,9 @@ pub struct Entry {
     /// What it did; `None` for an operation that constrains nothing (a read that was
     /// abandoned or answered with an error that carries no answer).
     pub effect: Option<Effect>,
+    /// Its invocation and response in simulated time, for reports (the response's `None`:
+    /// open).
+    pub at: (Duration, Option<Duration>),
 }
 
 impl Entry {
@@ -210,7 +215,7 @@ impl Checker {
             let left = self.budget.saturating_sub(self.cost.steps);
             let one = !hand_on && n + 1 == count;
             let nothing = BTreeSet::new();
-            let (found, steps) = search_part(entries, &part, &ends, &nothing, left, one);
+            let (found, steps, _) = search_part(entries, &part, &ends, &nothing, left, one, None);
             self.cost.steps += steps;
             self.cost.max_part_steps = self.cost.max_part_steps.max(steps);
             ends = match found {
@@ -218,9 +223,15 @@ impl Checker {
                     return self.inconclusive("the end states a part may hand on");
                 }
                 Found::Ends(next) => next,
-                Found::Stuck(stuck) => {
+                Found::Stuck(stuck, blocking) => {
                     let span = (from, part.last);
-                    return Verdict::Violation(blame_suspects(entries, span, &first, stuck));
+                    let (stuck, blamed, excluded) =
+                        blame_suspects(entries, span, &first, stuck, blocking);
+                    let read = blamed.and_then(|i| mismatch(entries, span, &first, &excluded, i));
+                    return Verdict::Violation(Violation {
+                        read: read.map(Box::new),
+                        ..stuck
+                    });
                 }
                 Found::OutOfBudget => return self.inconclusive("the step budget"),
             };
@@ -237,8 +248,9 @@ impl Checker {
 }
 
 /// Searches `part` from each of `starts` with the operations `excluded` left out: every end
-/// state (deduplicated; with `one`, the first found), or why there is none; and the
-/// configurations it expanded.
+/// state (deduplicated; with `one`, the first found), or why there is none; the
+/// configurations it expanded; and the model states in which operation `watch` (an index into
+/// the history) could have come next.
 fn search_part(
     entries: &[Entry],
     part: &Part,
@@ -246,17 +258,25 @@ fn search_part(
     excluded: &BTreeSet<usize>,
     budget: u64,
     one: bool,
-) -> (Found, u64) {
+    watch: Option<usize>,
+) -> (Found, u64, Vec<BlockStoreModel>) {
     let mut ends: Vec<End> = Vec::new();
     let mut stuck = None;
     let mut steps = 0;
+    let mut seen: Vec<BlockStoreModel> = Vec::new();
     for start in starts {
         if one && !ends.is_empty() {
             break;
         }
         let mut search = Search::new(entries, part, start, excluded, one);
+        search.watch = watch.and_then(|w| search.ops.iter().position(|op| op.index == w));
         let found = search.run(budget.saturating_sub(steps));
         steps += search.steps;
+        for state in search.seen.iter().map(|&id| &search.states.models[id]) {
+            if !seen.contains(state) {
+                seen.push(state.clone());
+            }
+        }
         match found {
             Found::Ends(found) => {
                 for end in found {
@@ -265,13 +285,17 @@ fn search_part(
                     }
                 }
             }
-            Found::Stuck(violation) => stuck = stuck.or(Some(violation)),
-            Found::OutOfBudget => return (Found::OutOfBudget, steps),
+            Found::Stuck(violation, blocking) => {
+                stuck = stuck.or(Some((violation, blocking)));
+            }
+            Found::OutOfBudget => return (Found::OutOfBudget, steps, seen),
         }
     }
     match stuck {
-        Some(violation) if ends.is_empty() => (Found::Stuck(violation), steps),
-        _ => (Found::Ends(ends), steps),
+        Some((violation, blocking)) if ends.is_empty() => {
+            (Found::Stuck(violation, blocking), steps, seen)
+        }
+        _ => (Found::Ends(ends), steps, seen),
     }
 }
 
@@ -283,12 +307,16 @@ fn search_part(
 /// in an earlier part can prune the true linearization there and show only later. (The
 /// search's own report names the operation the longest linearization it found could not
 /// place, which need not be the wrong one: another order may have gone further.)
+///
+/// Returns the violation, the operation blamed (an index into the history) and the operations
+/// left out of the stretch where it is to blame.
 fn blame_suspects(
     entries: &[Entry],
     span: (usize, usize),
     starts: &[End],
     stuck: Violation,
-) -> Violation {
+    blocking: Option<usize>,
+) -> (Violation, Option<usize>, BTreeSet<usize>) {
     let cacheable = |e: &Entry| matches!(&e.effect, Some(Effect::Read { op, via: Via::Handle, .. }) if is_cacheable(op));
     let read_back = |e: &Entry| matches!(e.effect, Some(Effect::Snapshot(_)));
     let suspects: [&dyn Fn(&Entry) -> bool; 2] = [&cacheable, &read_back];
@@ -299,10 +327,8 @@ fn blame_suspects(
         ordered.sort_by_key(|&i| entries[i].ret_or_open());
         // Whether the stretch fails with the first `k` suspects in: more reads, fewer
         // linearizations, so once it fails it fails with every further one.
-        let fails_with = |k: usize| {
-            let excluded: BTreeSet<usize> = ordered[k..].iter().copied().collect();
-            !linearizable(entries, span, starts, &excluded)
-        };
+        let left_out = |k: usize| -> BTreeSet<usize> { ordered[k..].iter().copied().collect() };
+        let fails_with = |k: usize| !linearizable(entries, span, starts, &left_out(k));
         if ordered.is_empty() || fails_with(0) {
             continue;
         }
@@ -315,10 +341,43 @@ fn blame_suspects(
                 passing = mid;
             }
         }
-        let (invariant, what) = blame(&entries[ordered[failing - 1]], None);
-        return Violation::new(invariant, format!("not linearizable: {what}"));
+        let blamed = ordered[failing - 1];
+        let (invariant, what) = blame(&entries[blamed], None);
+        let violation = Violation::new(invariant, format!("not linearizable: {what}"));
+        return (violation, Some(blamed), left_out(failing));
     }
-    stuck
+    (stuck, blocking, BTreeSet::new())
+}
+
+/// For a read to blame (`entries[index]`), what it read and what the model answers in each
+/// state in which it could have come next, searching the stretch as the blame did (with
+/// `excluded` left out): the checker's own alternatives, for the failure page.
+fn mismatch(
+    entries: &[Entry],
+    span: (usize, usize),
+    starts: &[End],
+    excluded: &BTreeSet<usize>,
+    index: usize,
+) -> Option<ReadMismatch> {
+    let entry = &entries[index];
+    let Some(Effect::Read { op, outcome, .. }) = &entry.effect else {
+        return None;
+    };
+    let mut allowed: Vec<String> = Vec::new();
+    for state in search_stretch(entries, span, starts, excluded, Some(index)).1 {
+        let answer = read_model(&state, op).map_or_else(String::new, |o| brief(&o));
+        if !allowed.contains(&answer) {
+            allowed.push(answer);
+        }
+    }
+    Some(ReadMismatch {
+        who: entry.who.clone(),
+        op: format!("{op:?}"),
+        read: brief(outcome),
+        allowed,
+        invoked: entry.at.0,
+        answered: entry.at.1.unwrap_or(entry.at.0),
+    })
 }
 
 /// Whether `entries[span.0..span.1]` has a linearization from one of `starts`, the operations
@@ -329,18 +388,35 @@ fn linearizable(
     starts: &[End],
     excluded: &BTreeSet<usize>,
 ) -> bool {
+    search_stretch(entries, span, starts, excluded, None).0
+}
+
+/// Searches `entries[span.0..span.1]` part by part from `starts`, `excluded` left out:
+/// whether it has a linearization, and the model states in which operation `watch` could
+/// have come next (see [`search_part`]).
+fn search_stretch(
+    entries: &[Entry],
+    span: (usize, usize),
+    starts: &[End],
+    excluded: &BTreeSet<usize>,
+    watch: Option<usize>,
+) -> (bool, Vec<BlockStoreModel>) {
     let mut ends = starts.to_vec();
+    let mut seen = Vec::new();
     for part in parts(entries, span.0) {
         if part.first >= span.1 {
             break;
         }
         let last = part.last >= span.1;
-        match search_part(entries, &part, &ends, excluded, STEP_BUDGET, last).0 {
+        let (found, _, states) =
+            search_part(entries, &part, &ends, excluded, STEP_BUDGET, last, watch);
+        seen.extend(states);
+        match found {
             Found::Ends(next) => ends = next,
-            Found::Stuck(_) | Found::OutOfBudget => return false,
+            Found::Stuck(..) | Found::OutOfBudget => return (false, seen),
         }
     }
-    true
+    (true, seen)
 }
 
 /// A stretch of the history searched alone: `entries[first..last]`, cut before `end`.
@@ -491,7 +567,9 @@ fn with(placed: &Placed, i: usize) -> Placed {
 #[derive(Debug)]
 enum Found {
     Ends(Vec<End>),
-    Stuck(Violation),
+    /// No linearization; the operation that could not come next (an index into the
+    /// history), if one could be named.
+    Stuck(Violation, Option<usize>),
     OutOfBudget,
 }
 
@@ -512,6 +590,10 @@ struct Search<'a> {
     steps: u64,
     /// The configuration with the most operations placed, for the report.
     deepest: (usize, Placed, usize),
+    /// An operation whose possible states are wanted, and the states in which it could have
+    /// come next (each once).
+    watch: Option<usize>,
+    seen: Vec<usize>,
 }
 
 impl<'a> Search<'a> {
@@ -540,6 +622,8 @@ impl<'a> Search<'a> {
             after: FixedMap::default(),
             steps: 0,
             deepest: (0, empty, start),
+            watch: None,
+            seen: Vec::new(),
         }
     }
 
@@ -548,6 +632,12 @@ impl<'a> Search<'a> {
         let mut ends = Vec::new();
         let mut stack = vec![(self.deepest.1.clone(), self.start)];
         while let Some((mut placed, state)) = stack.pop() {
+            if let Some(w) = self.watch.filter(|&w| !has(&placed, w))
+                && !self.seen.contains(&state)
+                && self.candidates(&placed).contains(&w)
+            {
+                self.seen.push(state);
+            }
             self.place_reads(&mut placed, state);
             if !self.memo.insert((placed.clone(), state)) {
                 continue;
@@ -576,7 +666,8 @@ impl<'a> Search<'a> {
             }
         }
         if ends.is_empty() {
-            return Found::Stuck(self.stuck());
+            let (violation, blocking) = self.stuck();
+            return Found::Stuck(violation, blocking);
         }
         Found::Ends(ends)
     }
@@ -670,7 +761,7 @@ impl<'a> Search<'a> {
 
     /// Why the part has no linearization, seen from the configuration that placed the most:
     /// the operation that had to come next (the earliest response not placed) and could not.
-    fn stuck(&self) -> Violation {
+    fn stuck(&self) -> (Violation, Option<usize>) {
         let (count, placed, state) = &self.deepest;
         let model = &self.states.models[*state];
         let blocking = (0..self.ops.len())
@@ -678,21 +769,23 @@ impl<'a> Search<'a> {
             .min_by_key(|&i| self.ops[i].ret)
             .map(|i| self.ops[i]);
         let Some(op) = blocking else {
-            return Violation::new(Invariant::History, "no linearization (no op blocks?)");
+            let violation = Violation::new(Invariant::History, "no linearization (no op blocks?)");
+            return (violation, None);
         };
         let writes: Vec<String> = (0..self.ops.len())
             .filter(|&i| has(placed, i) && !self.ops[i].is_read())
             .map(|i| describe_write(self.ops[i].entry))
             .collect();
         let (invariant, what) = blame(op.entry, Some(model));
-        Violation::new(
+        let violation = Violation::new(
             invariant,
             format!(
                 "not linearizable: {what}; the longest linearization found places {count} of {} operations of this part, its writes in order: [{}]",
                 self.ops.len(),
                 writes.join(", ")
             ),
-        )
+        );
+        (violation, Some(op.index))
     }
 }
 
@@ -808,6 +901,34 @@ fn is_cacheable(op: &Op) -> bool {
     )
 }
 
+/// An outcome in a few words for the failure page: which blocks, how many items, which
+/// error; in full (as [`short`]) where a few words would not tell answers apart.
+fn brief(outcome: &Outcome) -> String {
+    let found = |what: Option<String>| what.unwrap_or_else(|| "none".to_string());
+    match outcome {
+        Outcome::Header(Ok(header)) => found(
+            header
+                .as_ref()
+                .map(|h| format!("header of block {} ({:?})", h.number(), h.hash())),
+        ),
+        Outcome::Transaction(Ok(tx)) => found(tx.as_ref().map(|t| {
+            format!(
+                "transaction {} of block {}",
+                t.meta.transaction_index, t.meta.block_number
+            )
+        })),
+        Outcome::Receipt(Ok(receipt)) => found(receipt.as_ref().map(|r| {
+            format!(
+                "receipt {} of block {}",
+                r.transaction_index, r.block_number
+            )
+        })),
+        Outcome::Latest(Ok(latest)) => found(latest.map(|n| format!("block {n}"))),
+        Outcome::Count(Ok(n)) => format!("{n} transactions"),
+        _ => short(outcome),
+    }
+}
+
 fn short(outcome: &Outcome) -> String {
     let text = format!("{outcome:?}");
     match text.char_indices().nth(300) {
@@ -846,6 +967,7 @@ mod tests {
             call,
             ret,
             effect: Some(effect),
+            at: (Duration::ZERO, None),
         }
     }
 
@@ -1001,6 +1123,35 @@ mod tests {
             write(6, 7, Op::TruncateAbove(0)),
             latest(8, 9, None),
         ]);
+    }
+
+    #[test]
+    fn a_blamed_read_carries_every_answer_the_model_allows_in_its_window() {
+        // Block 1 is appended, then a truncate removes it while the read runs: the read may
+        // see block 1's header or nothing, never another header of block 1.
+        let op = Op::GetHeader(HeaderSpecifier::Number(1));
+        let wrong = blk(1, 9).header;
+        let entries = [
+            write(0, 1, append(1)),
+            write(2, 5, Op::TruncateAbove(0)),
+            read(
+                3,
+                4,
+                op,
+                Outcome::Header(Ok(Some(wrong.clone()))),
+                Via::Store,
+            ),
+        ];
+        let violation = fails(&entries);
+        let read = violation.read.expect("the blamed read's alternatives");
+        let right = brief(&Outcome::Header(Ok(Some(blk(1, 0).header))));
+        assert_eq!(read.read, brief(&Outcome::Header(Ok(Some(wrong)))));
+        assert_ne!(read.read, right);
+        let mut allowed = read.allowed.clone();
+        allowed.sort();
+        let mut expected = vec![right, "none".to_string()];
+        expected.sort();
+        assert_eq!(allowed, expected);
     }
 
     #[test]

@@ -114,6 +114,28 @@ pub struct Violation {
     pub detail: String,
     /// Simulated time since the run started when it was observed.
     pub at: Duration,
+    /// For a read no linearization can place: what it read and what the model allows there.
+    pub read: Option<Box<ReadMismatch>>,
+}
+
+/// A read the history check blames: what it read, against every answer the block-store model
+/// gives in a state where the read could have taken effect (its window, with the writes around
+/// it placed in every order the search tried), as Porcupine shows a failed linearization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadMismatch {
+    /// Who read (`client-3`, `writer`, `store`).
+    pub who: String,
+    /// The read, as the history records it.
+    pub op: String,
+    /// What it read, in a few words.
+    pub read: String,
+    /// What the model answers in each state where the read could have come next, each once,
+    /// in the order the search met them.
+    pub allowed: Vec<String>,
+    /// When it was invoked and answered, in simulated time since the run started.
+    pub invoked: Duration,
+    /// See `invoked`.
+    pub answered: Duration,
 }
 
 impl Violation {
@@ -123,6 +145,7 @@ impl Violation {
             invariant,
             detail: detail.into(),
             at: trace::now(),
+            read: None,
         }
     }
 }

@@ -74,6 +74,7 @@ impl Monitor for Capture {
             sink.violate(Violation {
                 invariant: Invariant::Panic,
                 detail,
+                read: None,
                 at,
             });
         }

@@ -215,7 +215,7 @@ impl Probe {
     fn record_counts(&self) {
         let s = &self.inner;
         let count = |c: &AtomicU64| c.load(Ordering::SeqCst);
-        trace::detail_count(self.site(), || {
+        trace::detail_count(self.site(), "work running", || {
             format!(
                 "reads={} ungated_reads={} writes={} streams={}",
                 count(&s.reads),

@@ -261,6 +261,12 @@ impl World for BtailWorld {
     }
 }
 
+/// How many clients a run of this world has (`client-0`, `client-1`, …): the seed's, within
+/// 2 to 4.
+pub(crate) fn client_count(derived: &Derived) -> u32 {
+    derived.workload.clients.clamp(2, 4)
+}
+
 /// Runs one seed of the ΔBtail world on the current runtime.
 async fn run(run_env: &RunEnv, env: TreeEnv, net: Net) -> RunStats {
     let derived = &run_env.derived;
@@ -272,7 +278,7 @@ async fn run(run_env: &RunEnv, env: TreeEnv, net: Net) -> RunStats {
         store: env.store().clone(),
         root: env.root(),
         universe: (0..nkeys).collect(),
-        clients: derived.workload.clients.clamp(2, 4),
+        clients: client_count(derived),
         model: Mutex::new(Model::default()),
         env: Mutex::new(None),
         requested: Mutex::new(BTreeSet::new()),

@@ -140,7 +140,7 @@ pub(super) async fn writer<B: ColdStorageBackend>(
             (op, tip_before, id)
         };
         let started = trace::now();
-        let outcome = call(ctx, handle, &op, WRITE_LIVENESS, &mut rng).await?;
+        let outcome = trace::in_op(&who, call(ctx, handle, &op, WRITE_LIVENESS, &mut rng)).await?;
         let fate = lock(&ctx.history).answer_write(id, outcome.as_ref());
         let text = format!(
             "op={} outcome={}",
@@ -329,12 +329,15 @@ pub(super) async fn reader<B: ColdStorageBackend>(
             (op, id)
         };
         let started = trace::now();
-        let outcome = match &op {
-            Op::StreamLogs { filter, max_logs } => {
-                stream(ctx, handle, filter.clone(), *max_logs, &mut rng).await?
+        let outcome = trace::in_op(&actor, async {
+            match &op {
+                Op::StreamLogs { filter, max_logs } => {
+                    stream(ctx, handle, filter.clone(), *max_logs, &mut rng).await
+                }
+                _ => call(ctx, handle, &op, READ_LIVENESS, &mut rng).await,
             }
-            _ => call(ctx, handle, &op, READ_LIVENESS, &mut rng).await?,
-        };
+        })
+        .await?;
         let stop = outcome.as_ref().is_some_and(is_terminated);
         lock(&ctx.history).answer_read(id, op.clone(), outcome.clone(), Via::Handle);
         trace::record_span(

@@ -222,7 +222,9 @@ async fn run_life<B: ColdStorageBackend>(
         check_durable(ctx, &backend).await?;
     }
     trace::record("world", "phase.start", format!("phase={life}"));
-    let handle = ColdStorage::new(backend, CancellationToken::new(), handle_config());
+    let handle = crate::engine_metrics::registered(|| {
+        ColdStorage::new(backend, CancellationToken::new(), handle_config())
+    });
     ctx.handle_probe.cover_streams(handle.stream_permits());
     let mut rng = seeding::rng(ctx.derived.seed, "phases", 0);
     let end_by_drop = rng.random_bool(0.5);

@@ -62,7 +62,7 @@ impl Scenario {
         };
         for (key, value) in parsed.into_iter().filter(|(key, _)| *key != "faults") {
             if key == "skip_ops" {
-                if self.world == World::Btail {
+                if matches!(self.world, World::Btail | World::BtailTurmoil) {
                     return Err(format!(
                         "--set skip_ops={value}: the btail world's clients do not skip ops"
                     ));

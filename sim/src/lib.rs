@@ -41,6 +41,7 @@ mod faults;
 pub mod fuzz_hooks;
 pub mod monitors;
 pub mod net;
+mod network;
 pub mod regressions;
 pub mod report;
 pub mod run;
@@ -48,6 +49,8 @@ pub mod seeding;
 pub mod shrink;
 mod timeline;
 pub mod trace;
+#[cfg(not(madsim))]
+mod turmoil_net;
 pub mod vectors;
 mod worlds;
 

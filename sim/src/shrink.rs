@@ -105,7 +105,10 @@ pub fn shrink(
         steps: 0,
     };
     search.lower_knobs();
-    if scenario.world != scenarios::World::Btail {
+    if !matches!(
+        scenario.world,
+        scenarios::World::Btail | scenarios::World::BtailTurmoil
+    ) {
         search.drop_ops();
     }
     Ok(Shrunk {

@@ -12,7 +12,8 @@
 //! Where turmoil differs, deliberately (the point of a second model):
 //! - a partition drops what is in flight and keeps the connections: a connection that lost a
 //!   segment delivers nothing after it (turmoil reorders by sequence number and never
-//!   retransmits), is not reset on repair, and a connect across a partition is lost;
+//!   retransmits), is not reset on repair, and a connect across a partition is refused at
+//!   once (its SYN is dropped);
 //! - every host runs through every tick in an order drawn from the seed (turmoil's random
 //!   order), timers inside a host fire at their exact time within its tick;
 //! - a crash drops the process's tasks and with them its sockets: the peer reads the end of
@@ -272,5 +273,72 @@ pub(crate) fn block_on<T: 'static>(
             Invariant::Harness,
             "the turmoil client ended without the run's output",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `client` on host "a" beside host "b", which accepts on port 1 until the end.
+    fn with_two_hosts(client: impl Future<Output = turmoil::Result> + 'static) {
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(1)
+            .simulation_duration(Duration::from_secs(60))
+            .build();
+        sim.host("b", || async {
+            let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 1)).await?;
+            loop {
+                drop(listener.accept().await?);
+            }
+        });
+        sim.client("a", client);
+        sim.run().expect("the client's checks pass");
+    }
+
+    fn net() -> TurmoilNet {
+        TurmoilNet {
+            machines: Arc::default(),
+            links: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn a_hold_that_ends_during_a_partition_does_not_heal_it() {
+        with_two_hosts(async {
+            let net = net();
+            net.partition("a", "b");
+            net.hold("a", "b", Duration::from_millis(100));
+            rt::sleep(Duration::from_millis(200)).await;
+            // turmoil refuses a connect whose SYN a partition dropped; a held or healed link
+            // would have delayed or connected it.
+            let cut = rt::timeout(Duration::from_secs(2), net.connect("a", "b", 1)).await;
+            assert!(
+                matches!(cut, Ok(Err(_))),
+                "the hold's end healed the partition: {cut:?}"
+            );
+            net.repair("a", "b");
+            net.connect("a", "b", 1).await?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_repair_during_a_hold_keeps_the_hold() {
+        with_two_hosts(async {
+            let net = net();
+            let start = rt::now();
+            net.hold("b", "a", Duration::from_secs(1));
+            net.partition("a", "b");
+            rt::sleep(Duration::from_millis(100)).await;
+            net.repair("a", "b");
+            net.connect("a", "b", 1).await?;
+            assert!(
+                rt::now() - start >= Duration::from_secs(1),
+                "connected through a hold after a repair, at {:?}",
+                rt::now() - start
+            );
+            Ok(())
+        });
     }
 }

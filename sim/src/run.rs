@@ -271,15 +271,15 @@ fn run_here(
     let subscriber = crate::monitors::events::subscriber(env.probe.clone(), remote);
     let world = run_world(scenario, env, options);
     let (stats, recording) = tracing::subscriber::with_default(subscriber, || {
-        match worlds::turmoil_hosts(scenario.world) {
-            #[cfg(not(madsim))]
-            Some(hosts) => crate::turmoil_net::block_on(&derived, hosts, TURMOIL_BACKSTOP, world)
+        #[cfg(not(madsim))]
+        if let Some(hosts) = worlds::turmoil_hosts(scenario.world) {
+            return crate::turmoil_net::block_on(&derived, hosts, TURMOIL_BACKSTOP, world)
                 .unwrap_or_else(|v| {
                     sink.violate(v);
                     (RunStats::default(), trace::finish())
-                }),
-            _ => runtime(&derived).block_on(world),
+                });
         }
+        runtime(&derived).block_on(world)
     });
     crate::faults::schedule::finish();
     let violation = sink.first();

@@ -21,7 +21,9 @@ use scenarios::Derived;
 use crate::monitors::coverage::Goal;
 use crate::monitors::probe::Probe;
 use crate::monitors::{Invariant, Monitors, Sink, Violation};
-use crate::net::{HostName, Net};
+#[cfg(not(madsim))]
+use crate::net::HostName;
+use crate::net::Net;
 use crate::report::RunStats;
 #[cfg(not(madsim))]
 use crate::turmoil_net::TurmoilNet;
@@ -60,6 +62,7 @@ pub(crate) fn network(env: &RunEnv) -> Result<&scenarios::Network, Violation> {
     })
 }
 
+#[cfg(not(madsim))]
 /// The turmoil hosts of a world that runs on turmoil: the one the run's own task runs on, and
 /// the other machines; `None` for a world on the run's own runtime.
 pub(crate) fn turmoil_hosts(kind: scenarios::World) -> Option<(HostName, &'static [HostName])> {

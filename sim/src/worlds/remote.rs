@@ -39,6 +39,7 @@ use crate::worlds::{RunEnv, World};
 const PORT: u16 = 7400;
 const WORKER: &str = "worker";
 const NODE: &str = "node";
+#[cfg(not(madsim))]
 /// The hosts on turmoil: the node runs the world's own task (the fault driver's), the worker
 /// is the other machine.
 pub(crate) const HOSTS: (&str, &[&str]) = (NODE, &[WORKER]);

@@ -87,6 +87,7 @@ const ZSTOR: &str = "zstor";
 const WCFS: &str = "wcfs";
 /// The clients' host, where the run's own task (the fault driver's) runs too.
 const CLIENTS: &str = "clients";
+#[cfg(not(madsim))]
 /// The hosts on turmoil: the clients' (the run's own task), then the other machines.
 pub(crate) const HOSTS: (&str, &[&str]) = (CLIENTS, &[ZSTOR, WCFS]);
 /// zstor's port for object loads.

@@ -35,12 +35,26 @@ pub enum World {
     /// The simulated network: host `zstor` (object store committing random topologies), host
     /// `wcfs` (ΔBtail fed by δZ, loading nodes over the network), and client hosts.
     Btail,
+    /// [`World::EngineRemote`] on turmoil instead of the project's own simulated network: the
+    /// same hosts, workload, monitors and fault plan over a second, independent network model.
+    EngineRemoteTurmoil,
+    /// [`World::Btail`] on turmoil: the same hosts, workload, checks and holds over turmoil.
+    BtailTurmoil,
 }
 
 impl World {
     /// Whether the world runs on the simulated network (and so has a tick).
     pub fn is_network(self) -> bool {
-        matches!(self, World::EngineRemote | World::Btail)
+        matches!(
+            self,
+            World::EngineRemote | World::Btail | World::EngineRemoteTurmoil | World::BtailTurmoil
+        )
+    }
+
+    /// Whether the world runs on turmoil (which steps its hosts' own tokio runtimes, so it
+    /// cannot run under madsim).
+    pub fn on_turmoil(self) -> bool {
+        matches!(self, World::EngineRemoteTurmoil | World::BtailTurmoil)
     }
 
     /// The world's name as printed.
@@ -106,7 +120,28 @@ pub struct Scenario {
     pub world: World,
     /// The faults it may inject; each seed switches a subset on.
     pub faults: &'static [Fault],
+    /// The scenario whose configurations it draws (the same seed, the same configuration), to
+    /// run them in another world: the same workloads on another network. `None`: its own.
+    pub draws_as: Option<&'static str>,
 }
+
+/// The faults of the remote engine world, on either network.
+const ENGINE_REMOTE_FAULTS: &[Fault] = &[
+    Fault::NetworkLatency,
+    Fault::Partition,
+    Fault::Hold,
+    Fault::Stall,
+    Fault::Crash,
+    Fault::TornWrites,
+    Fault::DiskErrors,
+    Fault::BackendLatency,
+    Fault::ClientCancel,
+    Fault::ShutdownInFlight,
+    Fault::SlowConsumers,
+];
+
+/// The faults of the ΔBtail world, on either network.
+const BTAIL_FAULTS: &[Fault] = &[Fault::NetworkLatency, Fault::Hold, Fault::BackendLatency];
 
 /// Every scenario.
 pub const CATALOG: &[Scenario] = &[
@@ -121,6 +156,7 @@ pub const CATALOG: &[Scenario] = &[
             Fault::ShutdownInFlight,
             Fault::SlowConsumers,
         ],
+        draws_as: None,
     },
     Scenario {
         name: "engine-redb-crash",
@@ -135,30 +171,35 @@ pub const CATALOG: &[Scenario] = &[
             Fault::ShutdownInFlight,
             Fault::SlowConsumers,
         ],
+        draws_as: None,
     },
     Scenario {
         name: "engine-remote",
         about: "handle over RemoteBackend to an IO worker on another host: network latency, partitions, holds, stalled connections, worker crash and restart, torn writes; permits at handle and worker, indeterminate writes, the fence",
         world: World::EngineRemote,
-        faults: &[
-            Fault::NetworkLatency,
-            Fault::Partition,
-            Fault::Hold,
-            Fault::Stall,
-            Fault::Crash,
-            Fault::TornWrites,
-            Fault::DiskErrors,
-            Fault::BackendLatency,
-            Fault::ClientCancel,
-            Fault::ShutdownInFlight,
-            Fault::SlowConsumers,
-        ],
+        faults: ENGINE_REMOTE_FAULTS,
+        draws_as: None,
+    },
+    Scenario {
+        name: "engine-remote-turmoil",
+        about: "engine-remote's seeds on turmoil instead of sim::net (differential: a second network model, and the speed baseline); a hold or stall holds the link both ways, a partition keeps connections (stuck after a lost segment)",
+        world: World::EngineRemoteTurmoil,
+        faults: ENGINE_REMOTE_FAULTS,
+        draws_as: Some("engine-remote"),
     },
     Scenario {
         name: "btail-tracking",
         about: "ΔBtail on the simulated network: zstor commits random tree topologies (deletions included) and serves object loads over a stream connection (held now and then), wcfs runs ΔBtail fed by δZ, clients Track, GetAt and slice concurrently with updates and ForgetPast; answers against the KV-per-revision model, snapshots never change",
         world: World::Btail,
-        faults: &[Fault::NetworkLatency, Fault::Hold, Fault::BackendLatency],
+        faults: BTAIL_FAULTS,
+        draws_as: None,
+    },
+    Scenario {
+        name: "btail-tracking-turmoil",
+        about: "btail-tracking's seeds on turmoil instead of sim::net (differential, and the speed baseline); a hold of one direction holds the link both ways",
+        world: World::BtailTurmoil,
+        faults: BTAIL_FAULTS,
+        draws_as: Some("btail-tracking"),
     },
 ];
 
@@ -446,7 +487,7 @@ impl Scenario {
     fn derive_switching(&self, seed: u64, switch: impl Fn(Fault, bool) -> bool) -> Derived {
         // The scenario's name is mixed in, so one seed explores different mixes in different
         // scenarios.
-        let scenario = fnv(self.name);
+        let scenario = fnv(self.draws_as.unwrap_or(self.name));
         let mut workload = stream_rng(seed, scenario, "workload");
         let mut concurrency = stream_rng(seed, scenario, "concurrency");
         let mut derived = Derived {
@@ -592,7 +633,7 @@ mod tests {
         let worlds: Vec<&str> = World::VARIANTS.iter().map(|w| w.name()).collect();
         assert_eq!(
             worlds.join(" "),
-            "engine-mem engine-redb engine-remote btail"
+            "engine-mem engine-redb engine-remote btail engine-remote-turmoil btail-turmoil"
         );
     }
 

@@ -31,8 +31,14 @@ impl PlantedBug {
     /// What it breaks, in one line, and the scenarios expected to find it (each within 200
     /// seeds; `sim list --bugs` prints both).
     pub fn about(self) -> (&'static str, &'static [&'static str]) {
-        const IN_PROCESS: &[&str] = &["engine-mem-mixed", "engine-redb-crash", "engine-remote"];
-        const BTAIL: &[&str] = &["btail-tracking"];
+        const IN_PROCESS: &[&str] = &[
+            "engine-mem-mixed",
+            "engine-redb-crash",
+            "engine-remote",
+            "engine-remote-turmoil",
+        ];
+        const REMOTE: &[&str] = &["engine-remote", "engine-remote-turmoil"];
+        const BTAIL: &[&str] = &["btail-tracking", "btail-tracking-turmoil"];
         match self {
             PlantedBug::Engine(bug) => match bug {
                 EngineBug::CacheBypassesDrain => (
@@ -52,7 +58,7 @@ impl PlantedBug {
                 ),
                 EngineBug::RemoteTimeoutReleasesPermit => (
                     "a remote timeout frees the permit while the worker still runs the work",
-                    &["engine-remote"],
+                    REMOTE,
                 ),
                 EngineBug::DrainOnePermitShort => (
                     "the drain barrier takes one read permit too few",
@@ -65,13 +71,20 @@ impl PlantedBug {
                 EngineBug::LogIndexCountsMatches => {
                     ("log indexes count only the filter's matches", IN_PROCESS)
                 }
+                // Not engine-remote-turmoil: an older connection that still delivers after a
+                // newer one's handshake needs a stall of single connections, which turmoil
+                // cannot express (it holds whole links).
                 EngineBug::WorkerIgnoresFence => (
                     "the IO worker starts writes of a client's older connection after it reconnected",
                     &["engine-remote"],
                 ),
                 EngineBug::CreationNotAtomic => (
                     "an interrupted store creation leaves a file that never opens",
-                    &["engine-redb-crash", "engine-remote"],
+                    &[
+                        "engine-redb-crash",
+                        "engine-remote",
+                        "engine-remote-turmoil",
+                    ],
                 ),
             },
             PlantedBug::Btail(bug) => match bug {

@@ -42,6 +42,7 @@ mod faults;
 pub mod fuzz_hooks;
 pub mod monitors;
 pub mod net;
+mod network;
 pub mod regressions;
 pub mod report;
 pub mod run;
@@ -49,6 +50,8 @@ pub mod seeding;
 pub mod shrink;
 pub mod timeline;
 pub mod trace;
+#[cfg(not(madsim))]
+mod turmoil_net;
 pub mod vectors;
 mod worlds;
 

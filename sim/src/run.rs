@@ -209,6 +209,41 @@ fn run_explained(
     (report, recording)
 }
 
+/// Longest a turmoil simulation may run, in simulated time: a backstop well past every world's
+/// own limit (which reports a liveness failure first).
+#[cfg(not(madsim))]
+const TURMOIL_BACKSTOP: Duration = Duration::from_secs(3_600);
+
+/// The whole of one run on a simulation's runtime: the trace, the world and its monitors; the
+/// figures and the recording.
+async fn run_world(
+    scenario: &'static Scenario,
+    env: RunEnv,
+    options: RunOptions,
+) -> (RunStats, Recording) {
+    trace::start(options.keep);
+    trace::record(
+        "world",
+        "start",
+        format!("scenario={} {}", scenario.name, env.derived),
+    );
+    let world = worlds::run(scenario.world, &env);
+    let stats = match options.end {
+        RunEnd::Complete => world.await,
+        // Stopped: the end-of-run monitors do not run (the history check would judge
+        // a history cut short); the violation that stopped it is the first.
+        RunEnd::FirstViolation => tokio::select! {
+            biased;
+            stats = world => stats,
+            () = env.sink.reported() => {
+                trace::record("world", "stopped", "at the first violation (--until-violation)");
+                RunStats { simulated: trace::now(), ..RunStats::default() }
+            }
+        },
+    };
+    (stats, trace::finish())
+}
+
 /// Runs `seed` of `scenario` on this thread.
 fn run_here(
     scenario: &'static Scenario,
@@ -219,15 +254,6 @@ fn run_here(
     // det-ok: wall time of the whole run, measured outside the simulation, for figures only.
     let wall_start = std::time::Instant::now();
     let bug_guard = crate::bugs::activate(options.bug);
-    let runtime = runtime(&derived);
-    let start = || {
-        trace::start(options.keep);
-        trace::record(
-            "world",
-            "start",
-            format!("scenario={} {derived}", scenario.name),
-        );
-    };
     let sink = Sink::default();
     let env = RunEnv {
         derived: derived.clone(),
@@ -245,25 +271,17 @@ fn run_here(
         sink: sink.clone(),
     };
     let subscriber = crate::monitors::events::subscriber(env.probe.clone(), remote);
+    let world = run_world(scenario, env, options);
     let (stats, recording) = tracing::subscriber::with_default(subscriber, || {
-        runtime.block_on(async {
-            start();
-            let world = worlds::run(scenario.world, &env);
-            let stats = match options.end {
-                RunEnd::Complete => world.await,
-                // Stopped: the end-of-run monitors do not run (the history check would judge
-                // a history cut short); the violation that stopped it is the first.
-                RunEnd::FirstViolation => tokio::select! {
-                    biased;
-                    stats = world => stats,
-                    () = sink.reported() => {
-                        trace::record("world", "stopped", "at the first violation (--until-violation)");
-                        RunStats { simulated: trace::now(), ..RunStats::default() }
-                    }
-                },
-            };
-            (stats, trace::finish())
-        })
+        #[cfg(not(madsim))]
+        if let Some(hosts) = worlds::turmoil_hosts(scenario.world) {
+            return crate::turmoil_net::block_on(&derived, hosts, TURMOIL_BACKSTOP, world)
+                .unwrap_or_else(|v| {
+                    sink.violate(v);
+                    (RunStats::default(), trace::finish())
+                });
+        }
+        runtime(&derived).block_on(world)
     });
     crate::faults::schedule::finish();
     let violation = sink.first();

@@ -217,7 +217,7 @@ impl Search {
 /// client.
 fn remaining_ops(world: World, d: &Derived) -> Vec<(String, u32)> {
     let actors: Vec<String> = match world {
-        World::Btail => (0..crate::worlds::btail::client_count(d))
+        World::Btail | World::BtailTurmoil => (0..crate::worlds::btail::client_count(d))
             .map(|c| format!("client-{c}"))
             .collect(),
         _ => {

@@ -95,9 +95,42 @@ struct Recorder {
     keep_prefixes: bool,
     prefixes: Vec<[u8; 32]>,
     detail: Vec<Event>,
-    /// Events are timed from here on the engine's runtime clock (a paused tokio runtime, or
-    /// madsim's).
-    start: engine::rt::Instant,
+    /// What events are timed by.
+    clock: Clock,
+}
+
+/// A run's clock, started with the recording.
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    /// The engine's runtime clock from this instant: the run's one paused tokio runtime, or
+    /// madsim's.
+    Runtime(engine::rt::Instant),
+    /// turmoil's simulated time from this much: each turmoil host has a runtime (and a clock
+    /// origin) of its own, but the simulation's elapsed time is the same on all of them.
+    #[cfg(not(madsim))]
+    Turmoil(Duration),
+}
+
+impl Clock {
+    fn start() -> Clock {
+        #[cfg(not(madsim))]
+        if let Some(elapsed) = turmoil::sim_elapsed() {
+            return Clock::Turmoil(elapsed);
+        }
+        Clock::Runtime(engine::rt::now())
+    }
+
+    /// Simulated time since the clock started.
+    fn elapsed(&self) -> Duration {
+        match *self {
+            Clock::Runtime(start) => engine::rt::now().saturating_duration_since(start),
+            // Outside every host (between steps) nothing of the run happens.
+            #[cfg(not(madsim))]
+            Clock::Turmoil(start) => turmoil::sim_elapsed()
+                .unwrap_or(start)
+                .saturating_sub(start),
+        }
+    }
 }
 
 thread_local! {
@@ -120,7 +153,8 @@ pub struct Keep {
     pub prefix_digests: bool,
 }
 
-/// Starts recording on this thread, with time from the current runtime's clock.
+/// Starts recording on this thread, with time from the simulation's clock: turmoil's inside a
+/// turmoil simulation, else the current runtime's.
 pub fn start(keep: Keep) {
     RECORDER.with(|r| {
         *r.borrow_mut() = Some(Recorder {
@@ -132,7 +166,7 @@ pub fn start(keep: Keep) {
             keep_prefixes: keep.prefix_digests,
             prefixes: Vec::new(),
             detail: Vec::new(),
-            start: engine::rt::now(),
+            clock: Clock::start(),
         })
     });
 }
@@ -155,7 +189,7 @@ pub fn finish() -> Recording {
 /// Simulated time since the recording started (zero outside a recording).
 pub fn now() -> Duration {
     RECORDER.with(|r| match r.borrow().as_ref() {
-        Some(recorder) => engine::rt::now().saturating_duration_since(recorder.start),
+        Some(recorder) => recorder.clock.elapsed(),
         None => Duration::ZERO,
     })
 }
@@ -164,7 +198,7 @@ pub fn now() -> Duration {
 /// this never borrows it twice (zero then).
 pub(crate) fn now_in_hook() -> Duration {
     RECORDER.with(|r| match r.try_borrow().ok().as_deref() {
-        Some(Some(recorder)) => engine::rt::now().saturating_duration_since(recorder.start),
+        Some(Some(recorder)) => recorder.clock.elapsed(),
         _ => Duration::ZERO,
     })
 }
@@ -252,7 +286,7 @@ fn push_detail(
         let Some(rec) = r.as_mut().filter(|rec| rec.keep_all) else {
             return;
         };
-        let at = engine::rt::now().saturating_duration_since(rec.start);
+        let at = rec.clock.elapsed();
         rec.detail.push(Event {
             at,
             actor: actor.to_string(),

@@ -15,7 +15,8 @@ use scenarios::{Derived, Fault};
 use tokio::sync::watch;
 
 use crate::monitors::{Invariant, Sink, Violation};
-use crate::net::{HostName, Net};
+use crate::net::HostName;
+use crate::network::Network;
 use crate::seeding;
 use crate::trace;
 
@@ -138,7 +139,7 @@ fn random_up_to(rng: &mut ChaCha8Rng, max: Duration) -> Duration {
 /// What a world lets the driver do to its store's host.
 pub(crate) trait Target {
     /// The host crashes (now, or a little later as the world decides): its tasks die, its
-    /// connections reset (`Net::crash`), its disk keeps what it synced. False if it is down
+    /// connections reset (`Network::crash`), its disk keeps what it synced. False if it is down
     /// already (nothing happens then).
     fn crash(&mut self) -> bool;
     /// The host starts again.
@@ -162,9 +163,9 @@ pub(crate) type Progress = Option<watch::Receiver<u64>>;
 /// The driver: injects `plan` into the world over `net`'s link `link` (`a` is the store's
 /// host; an in-process world has no network: a link event there is a harness failure) and
 /// `target`, until `done` finishes (its output) or `sink` has a violation (`None`).
-pub(crate) async fn drive<R>(
+pub(crate) async fn drive<R, N: Network>(
     plan: Vec<Planned>,
-    (net, link): (Option<&Net>, (HostName, HostName)),
+    (net, link): (Option<&N>, (HostName, HostName)),
     target: &mut impl Target,
     mut progress: Progress,
     sink: &Sink,
@@ -233,9 +234,9 @@ fn due(trigger: Trigger, start: Instant, now: Instant, ops: u64) -> bool {
 
 /// Injects `action` now; when it must be healed, if it must. A link event in a world without
 /// a network is a harness failure.
-fn inject(
+fn inject<N: Network>(
     action: Action,
-    net: Option<&Net>,
+    net: Option<&N>,
     (a, b): (HostName, HostName),
     target: &mut impl Target,
     now: Instant,
@@ -279,7 +280,12 @@ fn inject(
     })
 }
 
-fn heal(action: Action, net: Option<&Net>, (a, b): (HostName, HostName), target: &mut impl Target) {
+fn heal<N: Network>(
+    action: Action,
+    net: Option<&N>,
+    (a, b): (HostName, HostName),
+    target: &mut impl Target,
+) {
     match (action, net) {
         (Action::Crash { .. }, _) => {
             target.restart();

@@ -6,7 +6,8 @@
 //! its implementation (and [`goals`] its coverage goals).
 //!
 //! - [`engine`]: the handle in process, over Mem or over redb on SimDisk with crashes;
-//! - [`remote`]: the handle over a RemoteBackend, the IO worker on another simulated host;
+//! - [`remote`]: the handle over a RemoteBackend, the IO worker on another simulated host (over
+//!   either network of [`crate::network::Network`]: `sim::net`, or turmoil);
 //! - [`btail`]: ΔBtail on the simulated network (zstor, wcfs, clients).
 
 pub(crate) mod btail;
@@ -20,8 +21,12 @@ use scenarios::Derived;
 use crate::monitors::coverage::Goal;
 use crate::monitors::probe::Probe;
 use crate::monitors::{Invariant, Monitors, Sink, Violation};
+#[cfg(not(madsim))]
+use crate::net::HostName;
 use crate::net::Net;
 use crate::report::RunStats;
+#[cfg(not(madsim))]
+use crate::turmoil_net::TurmoilNet;
 
 /// What a world is handed for one run.
 #[derive(Debug, Clone)]
@@ -46,16 +51,26 @@ pub(crate) trait World {
     fn run(env: &RunEnv) -> impl Future<Output = RunStats>;
 }
 
-/// The simulated network of a network world's seed; a harness failure for a configuration
-/// without one.
-pub(crate) fn network(env: &RunEnv) -> Result<Net, Violation> {
-    let network = env.derived.network.as_ref().ok_or_else(|| {
+/// The network knobs of a network world's seed; a harness failure for a configuration
+/// without them.
+pub(crate) fn network(env: &RunEnv) -> Result<&scenarios::Network, Violation> {
+    env.derived.network.as_ref().ok_or_else(|| {
         Violation::new(
             Invariant::Harness,
             "a network world's configuration has no network",
         )
-    })?;
-    Ok(Net::for_seed(env.derived.seed, network))
+    })
+}
+
+#[cfg(not(madsim))]
+/// The turmoil hosts of a world that runs on turmoil: the one the run's own task runs on, and
+/// the other machines; `None` for a world on the run's own runtime.
+pub(crate) fn turmoil_hosts(kind: scenarios::World) -> Option<(HostName, &'static [HostName])> {
+    match kind {
+        scenarios::World::EngineRemoteTurmoil => Some(remote::HOSTS),
+        scenarios::World::BtailTurmoil => Some(btail::HOSTS),
+        _ => None,
+    }
 }
 
 /// Runs `env`'s seed in the world `kind`, then finishes the run's monitors.
@@ -70,8 +85,12 @@ pub(crate) fn goals(kind: scenarios::World) -> &'static [Goal] {
     match kind {
         scenarios::World::EngineMem => engine::MemWorld::GOALS,
         scenarios::World::EngineRedb => engine::RedbWorld::GOALS,
-        scenarios::World::EngineRemote => remote::RemoteWorld::GOALS,
-        scenarios::World::Btail => btail::BtailWorld::GOALS,
+        scenarios::World::EngineRemote => remote::RemoteWorld::<Net>::GOALS,
+        #[cfg(not(madsim))]
+        scenarios::World::EngineRemoteTurmoil => remote::RemoteWorld::<TurmoilNet>::GOALS,
+        #[cfg(madsim)]
+        scenarios::World::EngineRemoteTurmoil => &[],
+        scenarios::World::Btail | scenarios::World::BtailTurmoil => btail::BtailWorld::<Net>::GOALS,
     }
 }
 
@@ -81,7 +100,21 @@ async fn run_world(kind: scenarios::World, env: &RunEnv) -> RunStats {
     match kind {
         scenarios::World::EngineMem => Box::pin(engine::MemWorld::run(env)).await,
         scenarios::World::EngineRedb => Box::pin(engine::RedbWorld::run(env)).await,
-        scenarios::World::EngineRemote => Box::pin(remote::RemoteWorld::run(env)).await,
-        scenarios::World::Btail => Box::pin(btail::BtailWorld::run(env)).await,
+        scenarios::World::EngineRemote => Box::pin(remote::RemoteWorld::<Net>::run(env)).await,
+        #[cfg(not(madsim))]
+        scenarios::World::EngineRemoteTurmoil => {
+            Box::pin(remote::RemoteWorld::<TurmoilNet>::run(env)).await
+        }
+        #[cfg(madsim)]
+        scenarios::World::EngineRemoteTurmoil | scenarios::World::BtailTurmoil => {
+            env.sink.violate(Violation::new(
+                Invariant::Harness,
+                "turmoil steps its hosts' own tokio runtimes: it cannot run on madsim's executor",
+            ));
+            RunStats::default()
+        }
+        scenarios::World::Btail => Box::pin(btail::BtailWorld::<Net>::run(env)).await,
+        #[cfg(not(madsim))]
+        scenarios::World::BtailTurmoil => Box::pin(btail::BtailWorld::<TurmoilNet>::run(env)).await,
     }
 }

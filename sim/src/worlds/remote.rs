@@ -1,4 +1,5 @@
-//! The network engine world, on the simulated network ([`crate::net`]): host `worker` runs
+//! The network engine world, on a simulated network ([`crate::network::Network`]: `sim::net`
+//! for `engine-remote`, turmoil for `engine-remote-turmoil`): host `worker` runs
 //! the IO worker over redb on a SimDisk; host `node` runs the handle over a RemoteBackend and
 //! the clients. A driver task beside both injects what the seed's configuration says, each
 //! fault once the clients have issued its number of operations: partitions between the two
@@ -12,6 +13,7 @@
 //! handle's view). Every worker boot after a crash first reads the store back into the
 //! history, whose check finds whether it holds every acknowledged write.
 
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +30,7 @@ use crate::lock;
 use crate::monitors::coverage::{self, Goal};
 use crate::monitors::probe::{Limits, Probe};
 use crate::monitors::{Invariant, Violation};
-use crate::net::{Net, SimStream};
+use crate::network::Network;
 use crate::report::RunStats;
 use crate::trace;
 use crate::worlds::engine::{self as engine_world, Ctx, Lives, Process};
@@ -37,6 +39,10 @@ use crate::worlds::{RunEnv, World};
 const PORT: u16 = 7400;
 const WORKER: &str = "worker";
 const NODE: &str = "node";
+#[cfg(not(madsim))]
+/// The hosts on turmoil: the node runs the world's own task (the fault driver's), the worker
+/// is the other machine.
+pub(crate) const HOSTS: (&str, &[&str]) = (NODE, &[WORKER]);
 /// Longest a run may take in simulated time before it is a liveness failure.
 const MAX_SIMULATED: Duration = Duration::from_secs(1_800);
 /// The seed's stream for the worker's disks.
@@ -46,20 +52,20 @@ const OPEN_RETRY: Duration = Duration::from_millis(10);
 
 /// Connects the node to the worker host over the simulated network.
 #[derive(Debug)]
-struct SimConnector(Net);
+struct NetConnector<N>(N);
 
-impl Connector for SimConnector {
-    type Stream = SimStream;
-    async fn connect(&self) -> std::io::Result<SimStream> {
+impl<N: Network> Connector for NetConnector<N> {
+    type Stream = N::Stream;
+    async fn connect(&self) -> std::io::Result<N::Stream> {
         self.0.connect(NODE, WORKER, PORT).await
     }
 }
 
 /// What the worker host needs at every boot.
 #[derive(Debug, Clone)]
-struct Boot {
+struct Boot<N> {
     ctx: Ctx,
-    net: Net,
+    net: N,
     /// The worker backend's injected faults (shared by every boot).
     faults: BackendFaults,
     /// Shared with the driver, which crashes it.
@@ -70,7 +76,7 @@ struct Boot {
 
 /// Opens the store on the boot's disk. An injected I/O error can break an open: the worker
 /// exits and its supervisor starts it again, a moment later.
-async fn open_store(boot: &Boot) -> Result<RedbBackend, Violation> {
+async fn open_store<N>(boot: &Boot<N>) -> Result<RedbBackend, Violation> {
     let tag = format!("boot={} ", boot.number);
     let what = format!("at worker boot {}", boot.number);
     engine_world::retry_open(WORKER, &tag, &what, OPEN_RETRY, |_attempt| {
@@ -81,7 +87,7 @@ async fn open_store(boot: &Boot) -> Result<RedbBackend, Violation> {
 
 /// One life of the worker process: open the store on the disk it was given, check it after a
 /// crash, serve until killed.
-async fn worker(boot: Boot) -> Result<(), String> {
+async fn worker<N: Network>(boot: Boot<N>) -> Result<(), String> {
     let backend = match open_store(&boot).await {
         Ok(backend) => backend,
         // A disk that crashed under the boot (a crash armed to strike mid-write) took the
@@ -108,7 +114,7 @@ async fn worker(boot: Boot) -> Result<(), String> {
     let backend = ctx.worker_probe().wrap(faults.wrap(backend));
     let worker = Worker::new(backend, WorkerConfig::default());
     ctx.worker_probe().cover_streams(worker.work_permits());
-    let listener = net.bind(WORKER, PORT).map_err(|e| e.to_string())?;
+    let listener = net.bind(WORKER, PORT).await.map_err(|e| e.to_string())?;
     trace::record(WORKER, "listening", format!("boot={number}"));
     worker
         .serve(listener)
@@ -116,34 +122,51 @@ async fn worker(boot: Boot) -> Result<(), String> {
         .map_err(|e| format!("worker boot {number}: {e}"))
 }
 
-/// Starts a worker process on `disk`.
-fn boot_worker(boot: Boot) -> Host {
-    let host = Host::new();
-    let ctx = boot.ctx.clone();
-    host.spawn(async move {
-        if let Err(e) = worker(boot).await {
-            ctx.violate(Violation::new(Invariant::Liveness, e));
-        }
-    });
-    host
+/// Starts a worker process on `disk`, on the worker's machine.
+fn boot_worker<N: Network>(boot: Boot<N>) -> Host {
+    let net = boot.net.clone();
+    net.on_host(WORKER, || {
+        let host = Host::new();
+        let ctx = boot.ctx.clone();
+        host.spawn(async move {
+            if let Err(e) = worker(boot).await {
+                ctx.violate(Violation::new(Invariant::Liveness, e));
+            }
+        });
+        host
+    })
 }
 
-/// The handle over a RemoteBackend on host `node`, the IO worker on host `worker`.
+/// The handle over a RemoteBackend on host `node`, the IO worker on host `worker`, over the
+/// network `N`.
 #[derive(Debug)]
-pub(crate) struct RemoteWorld;
+pub(crate) struct RemoteWorld<N>(PhantomData<N>);
 
-impl World for RemoteWorld {
-    const GOALS: &'static [Goal] = coverage::engine_goals!(
-        CrashWithUnsyncedWrites,
-        OpenRetried,
-        WorkerCrashWithRequestsInFlight,
-        RemoteRequestReleasedUnanswered,
-        FencedWriteRefused
-    );
+impl<N: Network> World for RemoteWorld<N> {
+    /// A fenced write needs an old connection that still delivers after a newer one's
+    /// handshake: a stall of the connections open now, which only a network that stalls
+    /// connections one by one has (turmoil holds a whole link, and a partition leaves its
+    /// connections stuck for good).
+    const GOALS: &'static [Goal] = if N::STALLS_CONNECTIONS {
+        coverage::engine_goals!(
+            CrashWithUnsyncedWrites,
+            OpenRetried,
+            WorkerCrashWithRequestsInFlight,
+            RemoteRequestReleasedUnanswered,
+            FencedWriteRefused
+        )
+    } else {
+        coverage::engine_goals!(
+            CrashWithUnsyncedWrites,
+            OpenRetried,
+            WorkerCrashWithRequestsInFlight,
+            RemoteRequestReleasedUnanswered
+        )
+    };
 
     async fn run(env: &RunEnv) -> RunStats {
         let start = rt::now();
-        let outcome = rt::timeout(MAX_SIMULATED, run_world(env)).await;
+        let outcome = rt::timeout(MAX_SIMULATED, run_world::<N>(env)).await;
         let ops = outcome.unwrap_or_else(|rt::Elapsed| {
             env.sink.violate(Violation::new(
                 Invariant::Liveness,
@@ -160,7 +183,7 @@ impl World for RemoteWorld {
 }
 
 /// Runs the world; the operations issued.
-async fn run_world(env: &RunEnv) -> u64 {
+async fn run_world<N: Network>(env: &RunEnv) -> u64 {
     let derived = &env.derived;
     // The worker sees the handle's stream-setup reads as plain requests.
     let limits = Limits {
@@ -170,7 +193,7 @@ async fn run_world(env: &RunEnv) -> u64 {
     };
     let worker_probe = Probe::new(limits, env.sink.clone());
     let ctx = Ctx::new(env, worker_probe);
-    let net = match crate::worlds::network(env) {
+    let net = match N::for_run(env) {
         Ok(net) => net,
         Err(v) => {
             env.sink.violate(v);
@@ -189,12 +212,14 @@ async fn run_world(env: &RunEnv) -> u64 {
     let mut worker = Process::start(lives, disk, derived, (WORKER_DISK, "worker-crash"));
     let node = Host::new();
     let clients = {
-        let (ctx, net) = (ctx.clone(), net.clone());
-        node.spawn(async move {
-            // The one client of the run: an identity of its own, not the process's.
-            let config = RemoteConfig::default().with_client_id(1);
-            let remote = RemoteBackend::new(SimConnector(net), config);
-            engine_world::run_remote(&ctx, remote).await
+        let (ctx, connector) = (ctx.clone(), NetConnector(net.clone()));
+        net.on_host(NODE, || {
+            node.spawn(async move {
+                // The one client of the run: an identity of its own, not the process's.
+                let config = RemoteConfig::default().with_client_id(1);
+                let remote = RemoteBackend::new(connector, config);
+                engine_world::run_remote(&ctx, remote).await
+            })
         })
     };
     let total = u64::from(derived.workload.clients) * u64::from(derived.workload.ops_per_client);
@@ -218,12 +243,12 @@ async fn run_world(env: &RunEnv) -> u64 {
 
 /// The worker's lives, as the fault driver crashes and restarts them.
 #[derive(Debug)]
-struct WorkerLives {
+struct WorkerLives<N> {
     /// What the next boot needs.
-    boot: Boot,
+    boot: Boot<N>,
 }
 
-impl Lives for WorkerLives {
+impl<N: Network> Lives for WorkerLives<N> {
     fn boot(&mut self, number: u64) -> Host {
         self.boot.number = number;
         boot_worker(self.boot.clone())

@@ -3,7 +3,7 @@
 use super::*;
 use crate::monitors::coverage::{self, Goal};
 
-pub(super) async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
+pub(super) async fn client<N: Network>(sh: Arc<Shared<N>>, idx: u32) -> HostResult {
     let actor = format!("client-{idx}");
     let mut rng = seeding::rng(sh.derived.seed, "btail-client", u64::from(idx));
     sh.wait_until(|sh| lock(&sh.dbtail).is_some()).await;
@@ -56,8 +56,8 @@ pub(super) async fn client(sh: Arc<Shared>, idx: u32) -> HostResult {
 }
 
 /// One client op's context: the world, ΔBtail, who asks, and when the op began.
-pub(super) struct Query<'a> {
-    sh: &'a Shared,
+pub(super) struct Query<'a, N> {
+    sh: &'a Shared<N>,
     db: &'a DBtail<NetSource>,
     actor: &'a str,
     started: Duration,
@@ -69,7 +69,7 @@ pub(super) fn random_rev(rng: &mut ChaCha8Rng, lo: Rev, hi: Rev) -> Rev {
 
 /// A key to track as of `head`: mostly one present and not tracked yet (those make ΔBtail
 /// rebuild history), else one present, else any of the universe.
-fn key_to_track(sh: &Shared, rng: &mut ChaCha8Rng, head: Rev) -> Key {
+fn key_to_track<N>(sh: &Shared<N>, rng: &mut ChaCha8Rng, head: Rev) -> Key {
     let present: Vec<Key> = {
         let model = lock(&sh.model);
         sh.universe
@@ -96,7 +96,7 @@ fn key_to_track(sh: &Shared, rng: &mut ChaCha8Rng, head: Rev) -> Key {
 }
 
 /// Tracks a key's leaf in ΔBtail (tried again, up to three times, if the head moved under it).
-pub(super) async fn op_track(q: &Query<'_>, rng: &mut ChaCha8Rng) {
+pub(super) async fn op_track<N>(q: &Query<'_, N>, rng: &mut ChaCha8Rng) {
     for _attempt in 0..3 {
         let (_, head) = q.db.bounds().await;
         let key = key_to_track(q.sh, rng, head);
@@ -148,7 +148,7 @@ pub(super) async fn op_track(q: &Query<'_>, rng: &mut ChaCha8Rng) {
     }
 }
 
-pub(super) async fn op_get_at(q: &Query<'_>, rng: &mut ChaCha8Rng) {
+pub(super) async fn op_get_at<N>(q: &Query<'_, N>, rng: &mut ChaCha8Rng) {
     let key = {
         let requested = lock(&q.sh.requested);
         let n = rng.random_range(0..requested.len());
@@ -183,7 +183,7 @@ pub(super) async fn op_get_at(q: &Query<'_>, rng: &mut ChaCha8Rng) {
 }
 
 /// A check's verdict on the answer to the query `what`: an error is a violation.
-fn judge(sh: &Shared, what: &str, verdict: Result<(), String>) {
+fn judge<N>(sh: &Shared<N>, what: &str, verdict: Result<(), String>) {
     if let Err(e) = verdict {
         sh.violate(Invariant::Btail, format!("{what}: {e}"));
     }
@@ -191,7 +191,7 @@ fn judge(sh: &Shared, what: &str, verdict: Result<(), String>) {
 
 /// The query `what` was refused with `e`: a refusal its own bounds justify passes, any other
 /// error is a violation.
-fn judge_refusal(sh: &Shared, what: &str, e: DBtailError) {
+fn judge_refusal<N>(sh: &Shared<N>, what: &str, e: DBtailError) {
     if !refusal_justified(&e) {
         sh.violate(Invariant::Btail, format!("{what}: {e}"));
     }
@@ -202,7 +202,7 @@ pub(super) fn random_window(rng: &mut ChaCha8Rng, tail: Rev, head: Rev) -> (Rev,
     (lo, random_rev(rng, lo, head))
 }
 
-pub(super) async fn op_slice_root(q: &Query<'_>, rng: &mut ChaCha8Rng) {
+pub(super) async fn op_slice_root<N>(q: &Query<'_, N>, rng: &mut ChaCha8Rng) {
     let (lo, hi, keys) = slice_window(q.sh, q.db, rng).await;
     match q.db.slice_by_root_rev(q.sh.root, lo, hi).await {
         Ok(slice) => {
@@ -226,7 +226,7 @@ pub(super) async fn op_slice_root(q: &Query<'_>, rng: &mut ChaCha8Rng) {
     }
 }
 
-pub(super) async fn op_slice_rev(q: &Query<'_>, rng: &mut ChaCha8Rng) {
+pub(super) async fn op_slice_rev<N>(q: &Query<'_, N>, rng: &mut ChaCha8Rng) {
     let (lo, hi, keys) = slice_window(q.sh, q.db, rng).await;
     match q.db.slice_by_rev(lo, hi).await {
         Ok(δbs) => {
@@ -262,7 +262,7 @@ pub(super) async fn op_slice_rev(q: &Query<'_>, rng: &mut ChaCha8Rng) {
 
 /// The raw δZ history over the same window: only revisions in `(lo, hi]`, ascending; and the
 /// window turned around (`lo > hi`, never valid) is refused.
-async fn check_δz_slice(sh: &Shared, db: &DBtail<NetSource>, lo: Rev, hi: Rev) {
+async fn check_δz_slice<N>(sh: &Shared<N>, db: &DBtail<NetSource>, lo: Rev, hi: Rev) {
     match db.δz_slice(lo, hi).await {
         Ok(entries) => {
             let outside = entries.iter().find(|e| e.rev <= lo || e.rev > hi);
@@ -305,8 +305,8 @@ fn refusal_justified(e: &DBtailError) -> bool {
 
 /// A slice's window `(lo, hi]` within the bounds, and the keys tracked when it was drawn;
 /// marks the coverage goal when a tracked key changed at `lo`.
-async fn slice_window(
-    sh: &Shared,
+async fn slice_window<N>(
+    sh: &Shared<N>,
     db: &DBtail<NetSource>,
     rng: &mut ChaCha8Rng,
 ) -> (Rev, Rev, BTreeSet<Key>) {

@@ -68,11 +68,12 @@ use crate::faults::plan::{self, NoCrashes, Schedule};
 use crate::lock;
 use crate::monitors::coverage::Goal;
 use crate::monitors::{Invariant, Sink, Violation};
-use crate::net::{Net, SimListener, SimStream};
+use crate::network::Network;
 use crate::report::RunStats;
 use crate::seeding;
 use crate::trace;
 use crate::worlds::{RunEnv, World};
+use engine::remote::worker::Listener;
 
 /// Fewest commits zstor makes in a run.
 const MIN_COMMITS: u32 = 8;
@@ -85,6 +86,11 @@ const _: () = assert!(MAX_START_AFTER < MIN_COMMITS as u64);
 const ZSTOR: &str = "zstor";
 /// ΔBtail's host.
 const WCFS: &str = "wcfs";
+/// The clients' host, where the run's own task (the fault driver's) runs too.
+const CLIENTS: &str = "clients";
+#[cfg(not(madsim))]
+/// The hosts on turmoil: the clients' (the run's own task), then the other machines.
+pub(crate) const HOSTS: (&str, &[&str]) = (CLIENTS, &[ZSTOR, WCFS]);
 /// zstor's port for object loads.
 const LOAD_PORT: u16 = 7600;
 /// wcfs's port for the δZ stream.
@@ -139,9 +145,9 @@ struct Started {
     head: Rev,
 }
 
-struct Shared {
+struct Shared<N> {
     derived: Derived,
-    net: Net,
+    net: N,
     store: MemStore,
     root: Oid,
     universe: Vec<Key>,
@@ -163,7 +169,7 @@ struct Shared {
     loads: Mutex<u64>,
 }
 
-impl Shared {
+impl<N> Shared<N> {
     fn violate(&self, invariant: Invariant, detail: String) {
         self.sink.violate(Violation::new(invariant, detail));
     }
@@ -173,13 +179,13 @@ impl Shared {
     }
 
     /// Changes what waiters wait on, and wakes them.
-    fn advance(&self, change: impl FnOnce(&Shared)) {
+    fn advance(&self, change: impl FnOnce(&Shared<N>)) {
         change(self);
         self.progress.notify_waiters();
     }
 
     /// Waits until `ready` holds (checked after every [`Shared::advance`]).
-    async fn wait_until(&self, ready: impl Fn(&Shared) -> bool) {
+    async fn wait_until(&self, ready: impl Fn(&Shared<N>) -> bool) {
         loop {
             // Registered before the check, so an advance in between is not missed.
             let advanced = self.progress.notified();
@@ -230,11 +236,11 @@ impl ObjectSource for NetSource {
 // ---------------------------------------------------------------------------------------------
 // the driver
 
-/// ΔBtail on the simulated network: zstor, wcfs and client hosts.
+/// ΔBtail on a simulated network (`N`): zstor, wcfs and client hosts.
 #[derive(Debug)]
-pub(crate) struct BtailWorld;
+pub(crate) struct BtailWorld<N>(std::marker::PhantomData<N>);
 
-impl World for BtailWorld {
+impl<N: Network> World for BtailWorld<N> {
     const GOALS: &'static [Goal] = &[
         Goal::GetAtOnChangeRevision,
         Goal::ForgetPastAtTail,
@@ -243,7 +249,7 @@ impl World for BtailWorld {
     ];
 
     async fn run(env: &RunEnv) -> RunStats {
-        let net = match crate::worlds::network(env) {
+        let net = match N::for_run(env) {
             Ok(net) => net,
             Err(v) => {
                 env.sink.violate(v);
@@ -268,7 +274,7 @@ pub(crate) fn client_count(derived: &Derived) -> u32 {
 }
 
 /// Runs one seed of the ΔBtail world on the current runtime.
-async fn run(run_env: &RunEnv, env: TreeEnv, net: Net) -> RunStats {
+async fn run<N: Network>(run_env: &RunEnv, env: TreeEnv, net: N) -> RunStats {
     let derived = &run_env.derived;
     let mut rng = seeding::rng(derived.seed, "btail-world", 0);
     let nkeys = rng.random_range(4..=8);
@@ -323,22 +329,24 @@ async fn run(run_env: &RunEnv, env: TreeEnv, net: Net) -> RunStats {
 
 /// Starts zstor, wcfs and the clients, each a host of its own, and waits until wcfs and every
 /// client are done, or something failed.
-async fn run_hosts(sh: &Arc<Shared>, hosts: &[Host]) -> Option<Violation> {
+async fn run_hosts<N: Network>(sh: &Arc<Shared<N>>, hosts: &[Host]) -> Option<Violation> {
     let (done_tx, mut done_rx) = mpsc::channel(hosts.len());
     let mut waited = 0;
     for (i, host) in hosts.iter().enumerate() {
-        let (name, task): (
+        let (name, machine, task): (
             String,
+            &str,
             std::pin::Pin<Box<dyn Future<Output = HostResult> + Send>>,
         ) = match i {
-            0 => (ZSTOR.into(), Box::pin(zstor(sh.clone()))),
-            1 => (WCFS.into(), Box::pin(wcfs(sh.clone()))),
+            0 => (ZSTOR.into(), ZSTOR, Box::pin(zstor(sh.clone()))),
+            1 => (WCFS.into(), WCFS, Box::pin(wcfs(sh.clone()))),
             _ => {
                 let idx = (i - 2) as u32;
-                (format!("client-{idx}"), Box::pin(client(sh.clone(), idx)))
+                let task = Box::pin(client(sh.clone(), idx));
+                (format!("client-{idx}"), CLIENTS, task)
             }
         };
-        let task = host.spawn(task);
+        let task = sh.net.on_host(machine, || host.spawn(task));
         // zstor serves loads until the end; the run waits for the others.
         if i == 0 {
             continue;

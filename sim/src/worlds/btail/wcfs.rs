@@ -3,8 +3,11 @@
 use super::*;
 use crate::monitors::coverage::{self, Goal};
 
-pub(super) async fn loader(sh: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<LoadReq>>>) {
-    let mut conn: Option<wire::Conn<SimStream>> = None;
+pub(super) async fn loader<N: Network>(
+    sh: Arc<Shared<N>>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<LoadReq>>>,
+) {
+    let mut conn: Option<wire::Conn<N::Stream>> = None;
     loop {
         let req = rx.lock().await.recv().await;
         let Some(req) = req else { return };
@@ -14,9 +17,9 @@ pub(super) async fn loader(sh: Arc<Shared>, rx: Arc<tokio::sync::Mutex<mpsc::Rec
     }
 }
 
-pub(super) async fn load_over(
-    net: &Net,
-    conn: &mut Option<wire::Conn<SimStream>>,
+pub(super) async fn load_over<N: Network>(
+    net: &N,
+    conn: &mut Option<wire::Conn<N::Stream>>,
     oid: Oid,
     at: Rev,
 ) -> Result<Option<Arc<Object>>, LoadError> {
@@ -48,8 +51,8 @@ pub(super) async fn load_over(
 
 /// Host `wcfs`: starts ΔBtail at the δZ stream's hello, applies every commit it announces
 /// (forgetting the past now and then), and checks ΔBtail's state after each and at the end.
-pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
-    let mut listener = sh.net.bind(WCFS, DZ_PORT)?;
+pub(super) async fn wcfs<N: Network>(sh: Arc<Shared<N>>) -> HostResult {
+    let mut listener = sh.net.bind(WCFS, DZ_PORT).await?;
     let (tx, rx) = mpsc::channel(LOAD_QUEUE);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     for _ in 0..LOADERS {
@@ -84,7 +87,7 @@ pub(super) async fn wcfs(sh: Arc<Shared>) -> HostResult {
 }
 
 /// Hands the clients ΔBtail as of `head`.
-fn publish(sh: &Shared, db: &Arc<DBtail<NetSource>>, at0: Rev, head: Rev) {
+fn publish<N>(sh: &Shared<N>, db: &Arc<DBtail<NetSource>>, at0: Rev, head: Rev) {
     sh.advance(|sh| {
         *lock(&sh.dbtail) = Some(Started {
             db: db.clone(),
@@ -96,8 +99,8 @@ fn publish(sh: &Shared, db: &Arc<DBtail<NetSource>>, at0: Rev, head: Rev) {
 
 /// Updates ΔBtail with the commit `rev` (which changed `changed`), publishes it and checks
 /// ΔBtail's state.
-async fn apply_commit(
-    sh: &Shared,
+async fn apply_commit<N>(
+    sh: &Shared<N>,
     db: &Arc<DBtail<NetSource>>,
     at0: Rev,
     rev: Rev,
@@ -119,7 +122,7 @@ async fn apply_commit(
 
 /// A moment later, forgets the history before a revision drawn in the older two thirds of
 /// ΔBtail's range (its tail included).
-async fn forget_some_past(sh: &Shared, db: &DBtail<NetSource>, rng: &mut ChaCha8Rng) {
+async fn forget_some_past<N>(sh: &Shared<N>, db: &DBtail<NetSource>, rng: &mut ChaCha8Rng) {
     rt::sleep(Duration::from_millis(rng.random_range(0..=20))).await;
     let (tail, head) = db.bounds().await;
     let cut = Rev(tail.0 + rng.random_range(0..=(head.0 - tail.0) * 2 / 3));
@@ -142,7 +145,7 @@ async fn forget_some_past(sh: &Shared, db: &DBtail<NetSource>, rng: &mut ChaCha8
 
 /// Once every client is done (the loaders live in this host, so it stays until then):
 /// rebuilds everything and checks the final state and every snapshot handed out.
-async fn finish(sh: &Shared, db: &DBtail<NetSource>) {
+async fn finish<N>(sh: &Shared<N>, db: &DBtail<NetSource>) {
     sh.wait_until(|sh| *lock(&sh.clients_done) >= sh.clients)
         .await;
     if let Err(e) = db.rebuild_all().await {
@@ -187,8 +190,8 @@ pub(super) fn path_cov(store: &MemStore, path: &[Oid], at: Rev) -> Result<KeyRan
 /// Checks ΔBtail's state: vδBroots against vδT, and vδT complete and exact over `(tail, head]`
 /// for every key covered by trackSet at head; `at_end` also requires every key ever tracked to
 /// be covered.
-pub(super) async fn check_state(
-    sh: &Shared,
+pub(super) async fn check_state<N>(
+    sh: &Shared<N>,
     db: &DBtail<NetSource>,
     at_end: bool,
 ) -> Result<(), String> {
@@ -235,7 +238,7 @@ pub(super) async fn check_state(
 }
 
 /// Compares every kept slice with the copy taken when it was returned.
-pub(super) fn check_snapshots(sh: &Shared) {
+pub(super) fn check_snapshots<N>(sh: &Shared<N>) {
     let snapshots = std::mem::take(&mut *lock(&sh.snapshots));
     for s in &snapshots {
         // A slice whose storage was trimmed under it may not even index any more.

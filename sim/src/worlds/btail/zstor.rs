@@ -1,23 +1,31 @@
 //! Host `zstor`: the object store, committing topologies, streaming δZ, serving loads.
 
+use tokio::io::{AsyncRead, AsyncWrite};
+
 use super::*;
 
-pub(super) async fn zstor(sh: Arc<Shared>) -> HostResult {
-    let listener = sh.net.bind(ZSTOR, LOAD_PORT)?;
+pub(super) async fn zstor<N: Network>(sh: Arc<Shared<N>>) -> HostResult {
+    let listener = sh.net.bind(ZSTOR, LOAD_PORT).await?;
     let server = rt::spawn(serve_loads(listener, sh.clone()));
     commit_loop(&sh).await?;
     server.await??;
     Ok(())
 }
 
-pub(super) async fn serve_loads(mut listener: SimListener, sh: Arc<Shared>) -> std::io::Result<()> {
+pub(super) async fn serve_loads<N: Network>(
+    mut listener: N::Listener,
+    sh: Arc<Shared<N>>,
+) -> std::io::Result<()> {
     loop {
         let stream = listener.accept().await?;
         rt::spawn(serve_conn(stream, sh.clone()));
     }
 }
 
-pub(super) async fn serve_conn(stream: SimStream, sh: Arc<Shared>) -> std::io::Result<()> {
+pub(super) async fn serve_conn<N>(
+    stream: impl AsyncRead + AsyncWrite + Unpin,
+    sh: Arc<Shared<N>>,
+) -> std::io::Result<()> {
     let mut stream = wire::framed(stream);
     let latency = sh
         .derived
@@ -56,8 +64,8 @@ pub(super) fn next_kv(
 
 /// The next commit's topology: deleted now and then, else the last shape with new values, or a
 /// fresh shape sampled for fresh content (kept in `shape` for the next).
-fn next_topology(
-    sh: &Shared,
+fn next_topology<N>(
+    sh: &Shared<N>,
     rng: &mut ChaCha8Rng,
     shape: &mut Option<Shape>,
     prev_kv: &BTreeMap<Key, Value>,
@@ -89,7 +97,7 @@ fn next_topology(
 }
 
 /// Commits the seed's topologies one after another, each announced on the δZ stream.
-pub(super) async fn commit_loop(sh: &Shared) -> HostResult {
+pub(super) async fn commit_loop<N: Network>(sh: &Shared<N>) -> HostResult {
     let mut env = lock(&sh.env).take().expect("zstor boots once");
     let mut rng = seeding::rng(sh.derived.seed, "zstor-commits", 0);
     let ncommits = rng.random_range(MIN_COMMITS..=30u32);

@@ -135,7 +135,8 @@ impl World for RedbWorld {
             u64::from(derived.workload.clients) * u64::from(derived.workload.ops_per_client);
         let plan = plan::plan(derived, (PROCESS, PROCESS), Schedule::Ops { total });
         let progress = Some(ctx.watch_ops());
-        let link = (None, (PROCESS, PROCESS));
+        // In process: no network (a link event planned here is a harness failure).
+        let link = (None::<&crate::net::Net>, (PROCESS, PROCESS));
         let outcome = plan::drive(plan, link, &mut process, progress, &env.sink, end.recv()).await;
         process.stop();
         if let Some(Some(result)) = outcome {

@@ -62,6 +62,8 @@ fn overrides() -> Vec<Vec<u8>> {
         (1, 1, "no_such_key=1"),
         (2, 5, "faults=none\ncrashes=1"),
         (0, 6, "cancel_rate=0.12345"),
+        (4, 3, "faults=none\nclients=2\nops_per_client=3"),
+        (5, 8, "faults=hold\nholds=1\nops_per_client=3"),
     ];
     sets.iter()
         .map(|(pick, seed, text)| [vec![*pick, *seed], text.as_bytes().to_vec()].concat())

@@ -278,7 +278,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Usage> {
         }
         Command::List { bugs: false } => {
             for s in CATALOG {
-                say!("{:<20} {:<14} {}", s.name, s.world.name(), s.about);
+                say!("{:<22} {:<22} {}", s.name, s.world.name(), s.about);
             }
             ExitCode::SUCCESS
         }
@@ -629,7 +629,7 @@ fn print_figures(summary: &sim::explore::Summary) {
     );
     for (scenario, t) in &summary.per_scenario {
         say!(
-            "  {scenario:<20} {:<14} {} runs, {} failing, {:.1} simulated s, {:.0}x real time",
+            "  {scenario:<22} {:<22} {} runs, {} failing, {:.1} simulated s, {:.0}x real time",
             t.world,
             t.runs,
             t.failures,
@@ -693,7 +693,7 @@ fn print_coverage(summary: &sim::explore::Summary, whole_table: bool) {
     if whole_table {
         for (scenario, t) in &summary.per_scenario {
             for (goal, seeds) in &t.coverage {
-                say!("  {scenario:<20} {goal:<38} {seeds} of {} seeds", t.runs);
+                say!("  {scenario:<22} {goal:<38} {seeds} of {} seeds", t.runs);
             }
         }
     }

@@ -6,7 +6,7 @@
 //! reports, and, when asked, keeps everything for `--trace` files. Nothing recorded may depend
 //! on anything but the seed: no addresses, no wall-clock time, no hash-map order.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -89,7 +89,8 @@ impl Recording {
 struct Recorder {
     hasher: Sha256,
     events: u64,
-    tail: VecDeque<Event>,
+    /// The last events' lines (each line is made for the digest anyway).
+    tail: VecDeque<String>,
     keep_all: bool,
     all: Vec<Event>,
     keep_prefixes: bool,
@@ -102,6 +103,9 @@ struct Recorder {
 
 thread_local! {
     static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+    /// Whether the recording keeps the timeline-only events: asked on every backend op, so a
+    /// flag of its own, and nothing else is done for those events when it is off.
+    static KEEP_DETAIL: Cell<bool> = const { Cell::new(false) };
 }
 
 /// How much to keep.
@@ -115,6 +119,7 @@ pub struct Keep {
 
 /// Starts recording on this thread, with time from the current runtime's clock.
 pub fn start(keep: Keep) {
+    KEEP_DETAIL.with(|k| k.set(keep.all));
     RECORDER.with(|r| {
         *r.borrow_mut() = Some(Recorder {
             hasher: Sha256::new(),
@@ -132,13 +137,14 @@ pub fn start(keep: Keep) {
 
 /// Ends recording on this thread. Panics if none was started: that is a harness bug.
 pub fn finish() -> Recording {
+    KEEP_DETAIL.with(|k| k.set(false));
     let recorder = RECORDER
         .with(|r| r.borrow_mut().take())
         .expect("trace::finish without trace::start");
     Recording {
         digest: recorder.hasher.finalize().into(),
         events: recorder.events,
-        tail: recorder.tail.iter().map(Event::line).collect(),
+        tail: recorder.tail.into(),
         all: recorder.all,
         prefix_digests: recorder.prefixes,
         detail: recorder.detail,
@@ -186,11 +192,20 @@ fn record_event(actor: &str, name: &str, detail: String, duration: Option<Durati
     });
 }
 
+/// The start of a timeline-only span ([`detail_span`]): the simulated time now when the
+/// recording keeps those events, else `None` (and nothing is read).
+pub fn detail_start() -> Option<Duration> {
+    KEEP_DETAIL.with(Cell::get).then(now)
+}
+
 /// Records a span for the timeline only (work inside an op: the backend's part, at the
-/// handle's backend or the worker's), when every event is kept (`--trace`, `--report`). It is
-/// not part of the digest, so a run records the same digest whether or not it keeps these.
-pub fn detail_span(actor: &str, name: &str, detail: &str, started: Duration) {
-    push_detail(actor, name, || detail.to_string(), Some(started));
+/// handle's backend or the worker's) that began at `started` (from [`detail_start`]), when
+/// every event is kept (`--trace`, `--report`). It is not part of the digest, so a run records
+/// the same digest whether or not it keeps these.
+pub fn detail_span(actor: &str, name: &str, detail: &str, started: Option<Duration>) {
+    if let Some(started) = started {
+        push_detail(actor, name, || detail.to_string(), Some(started));
+    }
 }
 
 /// Records counts for the timeline's counter tracks (`key=value` pairs, made by `detail` only
@@ -205,6 +220,9 @@ fn push_detail(
     detail: impl FnOnce() -> String,
     started: Option<Duration>,
 ) {
+    if !KEEP_DETAIL.with(Cell::get) {
+        return;
+    }
     RECORDER.with(|r| {
         let mut r = r.borrow_mut();
         let Some(rec) = r.as_mut().filter(|rec| rec.keep_all) else {
@@ -225,7 +243,8 @@ fn push(event: Event) {
     RECORDER.with(|r| {
         let mut r = r.borrow_mut();
         let Some(rec) = r.as_mut() else { return };
-        rec.hasher.update(event.line().as_bytes());
+        let line = event.line();
+        rec.hasher.update(line.as_bytes());
         rec.hasher.update(b"\n");
         rec.events += 1;
         if rec.keep_prefixes {
@@ -234,7 +253,7 @@ fn push(event: Event) {
         if rec.tail.len() == TAIL_EVENTS {
             rec.tail.pop_front();
         }
-        rec.tail.push_back(event.clone());
+        rec.tail.push_back(line);
         if rec.keep_all {
             rec.all.push(event);
         }

@@ -47,7 +47,12 @@ fn main() {
                 _ => i * STRIDE % BLOCKS,
             };
             let header = match kind.as_str() {
-                "raw" => handle.backend().get_header(HeaderSpecifier::Number(n)).await,
+                "raw" => {
+                    handle
+                        .backend()
+                        .get_header(HeaderSpecifier::Number(n))
+                        .await
+                }
                 "uncached" | "cached" => handle.get_header_by_number(n).await,
                 _ => panic!("{usage}"),
             };

@@ -268,7 +268,8 @@ impl<B: ColdStorageBackend> Inner<B> {
                     .acquire_many_owned(n)
                     .await
                     .map_err(terminated)?;
-                self.metrics.permit_waited(sem, rt::now().saturating_duration_since(started));
+                self.metrics
+                    .permit_waited(sem, rt::now().saturating_duration_since(started));
                 Ok(permit)
             }
         }

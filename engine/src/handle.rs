@@ -15,11 +15,17 @@
 //!   resolved first, bounded by the backend's read timeout, so a stuck backend cannot pin
 //!   stream permits.
 //!
-//! Input is validated before any permit. Shutdown: an op first checks the token, then takes a
-//! tracker token, then its permits, then re-checks the token, so no task starts after
+//! Input is validated before any permit. Shutdown: an op takes a tracker token, then its
+//! permits (free ones at once; before it would wait for one it checks the token, so nothing
+//! blocks after shutdown), then checks the token, so no task starts after
 //! [`ColdStorage::wait_shutdown`] returned (fixes hazard H4). The cache fast path
-//! (`ColdStorage::fast_path`) answers number / (block, index) lookups without a permit;
-//! [`crate::cache`] explains why it never serves a removed block (fixes hazard B1).
+//! (`ColdStorage::fast_path`) answers number / (block, index) lookups without a permit, and
+//! only while the handle is open; [`crate::cache`] explains why it never serves a removed
+//! block (fixes hazard B1).
+//!
+//! Per call, the uncontended path reads the clock twice (the op's start and end; a permit wait
+//! is timed only when there was one), checks the token once, and finds its metrics by
+//! [`OpKind`] index.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -28,7 +34,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -38,8 +44,9 @@ use crate::backend::{ColdStorageBackend, StreamParams};
 use crate::bugs::{self, Bug};
 use crate::cache::Cache;
 use crate::error::{ColdResult, ColdStorageError};
+use crate::layer::OpKind;
 use crate::metrics::{self, Metrics, Sem, Work};
-use crate::rt;
+use crate::rt::{self, Instant};
 use crate::shutdown::{self, Shutdown};
 use crate::stream::{LogStream, MIN_STREAM_CHANNEL_CAPACITY};
 use crate::types::{
@@ -237,15 +244,39 @@ impl<B: ColdStorageBackend> Inner<B> {
         Ok(())
     }
 
+    /// `n` permits of `semaphore` (whose waits `sem` records): at once when they are free,
+    /// with no clock read (a wait of zero); else, unless the handle is shut down (so nothing
+    /// blocks after shutdown), by waiting in the semaphore's FIFO queue. Permits released to a
+    /// queued waiter go to it, never back to the free count, so taking free ones at once never
+    /// overtakes a queued waiter.
+    async fn acquire(
+        &self,
+        sem: Sem,
+        semaphore: &Arc<Semaphore>,
+        n: u32,
+    ) -> ColdResult<OwnedSemaphorePermit> {
+        match Arc::clone(semaphore).try_acquire_many_owned(n) {
+            Ok(permit) => {
+                self.metrics.permit_waited(sem, Duration::ZERO);
+                Ok(permit)
+            }
+            Err(TryAcquireError::Closed) => Err(ColdStorageError::TaskTerminated),
+            Err(TryAcquireError::NoPermits) => {
+                self.ensure_open()?;
+                let started = rt::now();
+                let permit = Arc::clone(semaphore)
+                    .acquire_many_owned(n)
+                    .await
+                    .map_err(terminated)?;
+                self.metrics
+                    .permit_waited(sem, rt::now().saturating_duration_since(started));
+                Ok(permit)
+            }
+        }
+    }
+
     async fn acquire_read(&self) -> ColdResult<Permits> {
-        let started = rt::now();
-        let permit = self
-            .read_sem
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(terminated)?;
-        self.metrics.permit_wait(Sem::Read, started);
+        let permit = self.acquire(Sem::Read, &self.read_sem, 1).await?;
         Ok(Permits::Read { _read: permit })
     }
 
@@ -258,22 +289,10 @@ impl<B: ColdStorageBackend> Inner<B> {
     }
 
     async fn acquire_write(&self) -> ColdResult<Permits> {
-        let started = rt::now();
-        let write = self
-            .write_sem
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(terminated)?;
-        self.metrics.permit_wait(Sem::Write, started);
-        let started = rt::now();
+        let write = self.acquire(Sem::Write, &self.write_sem, 1).await?;
         let drain = self
-            .read_sem
-            .clone()
-            .acquire_many_owned(self.drain_permits())
-            .await
-            .map_err(terminated)?;
-        self.metrics.permit_wait(Sem::Drain, started);
+            .acquire(Sem::Drain, &self.read_sem, self.drain_permits())
+            .await?;
         debug_assert_eq!(drain.num_permits(), self.drain_permits() as usize);
         Ok(Permits::Write {
             _drain: drain,
@@ -282,15 +301,7 @@ impl<B: ColdStorageBackend> Inner<B> {
     }
 
     async fn acquire_stream(&self) -> ColdResult<OwnedSemaphorePermit> {
-        let started = rt::now();
-        let permit = self
-            .stream_sem
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(terminated)?;
-        self.metrics.permit_wait(Sem::Stream, started);
-        Ok(permit)
+        self.acquire(Sem::Stream, &self.stream_sem, 1).await
     }
 }
 
@@ -356,8 +367,9 @@ where
             && !self.polling
         {
             // Nobody waits for the answer; the task only has to hold the permits until the
-            // backend is done.
-            drop(rt::spawn(work));
+            // backend is done. It goes on in the span current at the drop: the op's, when the
+            // op has one (an instrumented future enters its span while it drops).
+            drop(rt::spawn(work.in_current_span()));
         }
     }
 }
@@ -431,29 +443,35 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     /// Runs `work` in the caller's task, holding the permits of `access` and a tracker token
     /// for its whole duration; if the caller drops this future before `work` ends, the rest of
     /// `work` runs on in a spawned task that keeps both (see [`Inline`]). A panic in `work`
-    /// continues in the caller, after the permits went back; it is never an error.
+    /// continues in the caller, after the permits went back; it is never an error. `started`
+    /// is the op's start (its one clock read before the end's), for its duration metric.
     ///
     /// The work progresses only while the caller polls it: a caller that parks this future
     /// unpolled keeps its permits without progress, as it would keep any lock it holds.
-    async fn run<T, F, Fut>(&self, op: &'static str, access: Access, work: F) -> ColdResult<T>
+    async fn run<T, F, Fut>(
+        &self,
+        (op, access): (OpKind, Access),
+        started: Instant,
+        work: F,
+    ) -> ColdResult<T>
     where
         F: FnOnce(Arc<Inner<B>>) -> Fut + Send + 'static,
         Fut: Future<Output = ColdResult<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let started = rt::now();
-        let span = tracing::debug_span!("cold_op", op);
-        let result = async {
-            self.inner.ensure_open()?;
+        let inner = &self.inner;
+        let gated = async {
             // Taken before any permit, so wait_shutdown cannot return while we queue (hazard H4),
             // and held by the work until it ends, wherever it runs.
-            let tracked = self.inner.tracker.token();
+            let tracked = inner.tracker.token();
             let permits = match access {
-                Access::Read => self.inner.acquire_read().await?,
-                Access::Write => self.inner.acquire_write().await?,
+                Access::Read => inner.acquire_read().await?,
+                Access::Write => inner.acquire_write().await?,
             };
-            self.inner.ensure_open()?;
-            let inner = Arc::clone(&self.inner);
+            // After the permits: nothing starts once shutdown began (hazard H4). A wait for
+            // permits checked it before it blocked.
+            inner.ensure_open()?;
+            let inner = Arc::clone(inner);
             let work = async move {
                 // Dropped in reverse order: the permits go back before the tracker token, so
                 // no permit is still taken once wait_shutdown returns.
@@ -462,61 +480,65 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
                 let _permits = permits;
                 work(inner).await
             };
-            Inline::new(work.in_current_span()).await
-        }
-        .instrument(span)
-        .await;
-        self.inner.metrics.op(op, started, &result);
+            Inline::new(work).await
+        };
+        let result = gated
+            .instrument(tracing::debug_span!("cold_op", op = op.name()))
+            .await;
+        inner.metrics.op(op, started, &result);
         result
     }
 
-    async fn read<T, F, Fut>(&self, op: &'static str, work: F) -> ColdResult<T>
+    async fn read<T, F, Fut>(&self, op: OpKind, work: F) -> ColdResult<T>
     where
         F: FnOnce(Arc<Inner<B>>) -> Fut + Send + 'static,
         Fut: Future<Output = ColdResult<T>> + Send + 'static,
         T: Send + 'static,
     {
-        self.run(op, Access::Read, work).await
+        self.run((op, Access::Read), rt::now(), work).await
     }
 
-    async fn write<T, F, Fut>(&self, op: &'static str, work: F) -> ColdResult<T>
+    async fn write<T, F, Fut>(&self, op: OpKind, work: F) -> ColdResult<T>
     where
         F: FnOnce(Arc<Inner<B>>) -> Fut + Send + 'static,
         Fut: Future<Output = ColdResult<T>> + Send + 'static,
         T: Send + 'static,
     {
-        self.run(op, Access::Write, work).await
+        self.run((op, Access::Write), rt::now(), work).await
     }
 
-    /// The cache fast path: the only place a lookup is answered without a permit.
+    /// The cache fast path: the only place a lookup is answered without a permit. A hit is
+    /// served only while the handle is open; a miss goes on to the permit path (`run`), which
+    /// checks that itself.
     fn fast_path<T>(
         &self,
-        op: &'static str,
+        op: OpKind,
+        started: Instant,
         lookup: impl FnOnce(&Cache) -> Option<T>,
     ) -> ColdResult<Option<T>> {
-        let started = rt::now();
+        let Some(hit) = lookup(&self.inner.cache) else {
+            return Ok(None);
+        };
         self.inner.ensure_open()?;
-        let hit = lookup(&self.inner.cache);
-        if hit.is_some() {
-            // Monitors watch this event: no hit may overlap a committing write.
-            tracing::trace!(target: crate::cache::TRACE_TARGET, op, "cache hit");
-            self.inner
-                .metrics
-                .op(op, started, &Ok::<(), ColdStorageError>(()));
-        }
-        Ok(hit)
+        // Monitors watch this event: no hit may overlap a committing write.
+        tracing::trace!(target: crate::cache::TRACE_TARGET, op = op.name(), "cache hit");
+        self.inner
+            .metrics
+            .op(op, started, &Ok::<(), ColdStorageError>(()));
+        Ok(Some(hit))
     }
 
     // ---- reads ----
 
     /// A header by number or hash.
     pub async fn get_header(&self, spec: HeaderSpecifier) -> ColdResult<Option<SealedHeader>> {
+        let (op, started) = (OpKind::GetHeader, rt::now());
         if let HeaderSpecifier::Number(number) = spec
-            && let Some(header) = self.fast_path("get_header", |c| c.header(number))?
+            && let Some(header) = self.fast_path(op, started, |c| c.header(number))?
         {
             return Ok(Some(header));
         }
-        self.read("get_header", move |inner| async move {
+        self.run((op, Access::Read), started, move |inner| async move {
             let epoch = inner.cache.epoch();
             let header = inner.backend.get_header(spec).await?;
             if let Some(header) = &header {
@@ -542,7 +564,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         &self,
         specs: Vec<HeaderSpecifier>,
     ) -> ColdResult<Vec<Option<SealedHeader>>> {
-        self.read("get_headers", move |inner| async move {
+        self.read(OpKind::GetHeaders, move |inner| async move {
             inner.backend.get_headers(specs).await
         })
         .await
@@ -553,12 +575,13 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         &self,
         spec: TransactionSpecifier,
     ) -> ColdResult<Option<Confirmed<Transaction>>> {
+        let (op, started) = (OpKind::GetTransaction, rt::now());
         if let TransactionSpecifier::BlockAndIndex { block, index } = spec
-            && let Some(tx) = self.fast_path("get_transaction", |c| c.transaction(block, index))?
+            && let Some(tx) = self.fast_path(op, started, |c| c.transaction(block, index))?
         {
             return Ok(Some(tx));
         }
-        self.read("get_transaction", move |inner| async move {
+        self.run((op, Access::Read), started, move |inner| async move {
             let epoch = inner.cache.epoch();
             let tx = inner.backend.get_transaction(spec).await?;
             if let Some(tx) = &tx {
@@ -596,7 +619,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
 
     /// Every transaction of a block (empty for an unknown block).
     pub async fn get_transactions_in_block(&self, block: u64) -> ColdResult<Vec<Transaction>> {
-        self.read("get_transactions_in_block", move |inner| async move {
+        self.read(OpKind::GetTransactionsInBlock, move |inner| async move {
             inner.backend.get_transactions_in_block(block).await
         })
         .await
@@ -604,7 +627,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
 
     /// How many transactions a block has (0 for an unknown block).
     pub async fn get_transaction_count(&self, block: u64) -> ColdResult<u64> {
-        self.read("get_transaction_count", move |inner| async move {
+        self.read(OpKind::GetTransactionCount, move |inner| async move {
             inner.backend.get_transaction_count(block).await
         })
         .await
@@ -612,12 +635,13 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
 
     /// An enriched receipt.
     pub async fn get_receipt(&self, spec: ReceiptSpecifier) -> ColdResult<Option<ColdReceipt>> {
+        let (op, started) = (OpKind::GetReceipt, rt::now());
         if let ReceiptSpecifier::BlockAndIndex { block, index } = spec
-            && let Some(receipt) = self.fast_path("get_receipt", |c| c.receipt(block, index))?
+            && let Some(receipt) = self.fast_path(op, started, |c| c.receipt(block, index))?
         {
             return Ok(Some(receipt));
         }
-        self.read("get_receipt", move |inner| async move {
+        self.run((op, Access::Read), started, move |inner| async move {
             let epoch = inner.cache.epoch();
             let receipt = inner.backend.get_receipt(spec).await?;
             if let Some(receipt) = &receipt {
@@ -645,7 +669,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
 
     /// Every enriched receipt of a block (empty for an unknown block).
     pub async fn get_receipts_in_block(&self, block: u64) -> ColdResult<Vec<ColdReceipt>> {
-        self.read("get_receipts_in_block", move |inner| async move {
+        self.read(OpKind::GetReceiptsInBlock, move |inner| async move {
             inner.backend.get_receipts_in_block(block).await
         })
         .await
@@ -653,7 +677,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
 
     /// The highest stored block.
     pub async fn get_latest_block(&self) -> ColdResult<Option<u64>> {
-        self.read("get_latest_block", move |inner| async move {
+        self.read(OpKind::GetLatestBlock, move |inner| async move {
             inner.backend.get_latest_block().await
         })
         .await
@@ -665,9 +689,9 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         // An explicit empty range is refused before any permit; one ending at "latest" is
         // checked by the backend against the latest it sees.
         if let Err(invalid) = filter.resolve_range(None) {
-            return self.refuse("get_logs", invalid.into());
+            return self.refuse(OpKind::GetLogs, invalid.into());
         }
-        self.read("get_logs", move |inner| async move {
+        self.read(OpKind::GetLogs, move |inner| async move {
             inner.backend.get_logs(&filter, max_logs).await
         })
         .await
@@ -678,9 +702,9 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     /// Appends one block strictly above the latest.
     pub async fn append_block(&self, block: BlockData) -> ColdResult<()> {
         if let Err(invalid) = block.validate() {
-            return self.refuse("append_block", invalid.into());
+            return self.refuse(OpKind::AppendBlock, invalid.into());
         }
-        self.write("append_block", move |inner| async move {
+        self.write(OpKind::AppendBlock, move |inner| async move {
             let _writing = inner.cache.write();
             inner.backend.append_block(block).await
         })
@@ -690,9 +714,9 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     /// Appends a non-empty, strictly ascending batch atomically.
     pub async fn append_blocks(&self, blocks: Vec<BlockData>) -> ColdResult<()> {
         if let Err(invalid) = BlockData::validate_batch(&blocks) {
-            return self.refuse("append_blocks", invalid.into());
+            return self.refuse(OpKind::AppendBlocks, invalid.into());
         }
-        self.write("append_blocks", move |inner| async move {
+        self.write(OpKind::AppendBlocks, move |inner| async move {
             let _writing = inner.cache.write();
             inner.backend.append_blocks(blocks).await
         })
@@ -701,7 +725,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
 
     /// Removes every block above `block`.
     pub async fn truncate_above(&self, block: u64) -> ColdResult<()> {
-        self.write("truncate_above", move |inner| async move {
+        self.write(OpKind::TruncateAbove, move |inner| async move {
             let removal = inner.cache.removal(block);
             let result = inner.backend.truncate_above(block).await;
             if result.is_ok() {
@@ -715,7 +739,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     /// Removes every block above `block` and returns their enriched receipts (index 0 =
     /// `block + 1`).
     pub async fn drain_above(&self, block: u64) -> ColdResult<Vec<Vec<ColdReceipt>>> {
-        self.write("drain_above", move |inner| async move {
+        self.write(OpKind::DrainAbove, move |inner| async move {
             let removal = inner.cache.removal(block);
             let result = inner.backend.drain_above(block).await;
             if result.is_ok() {
@@ -726,7 +750,7 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         .await
     }
 
-    fn refuse<T>(&self, op: &'static str, error: ColdStorageError) -> ColdResult<T> {
+    fn refuse<T>(&self, op: OpKind, error: ColdStorageError) -> ColdResult<T> {
         debug_assert!(matches!(error, ColdStorageError::InvalidInput(_)));
         metrics::record_error(op, &error);
         Err(error)
@@ -744,12 +768,12 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
         deadline: Duration,
     ) -> ColdResult<LogStream> {
         let started = rt::now();
-        let span = tracing::debug_span!("cold_op", op = "stream_logs");
+        let op = OpKind::StreamLogs;
         let result = self
             .start_stream(filter, max_logs, deadline)
-            .instrument(span)
+            .instrument(tracing::debug_span!("cold_op", op = op.name()))
             .await;
-        self.inner.metrics.op("stream_logs", started, &result);
+        self.inner.metrics.op(op, started, &result);
         result
     }
 

@@ -13,7 +13,7 @@
 //! than the cache hit it would measure. Install the recorder before building the handle.
 //! Error counters are registered when an error happens (rare, and labelled by kind).
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
 use metrics::{Gauge, Histogram};
 
@@ -46,6 +46,7 @@ pub enum Work {
 /// Which semaphore a permit wait was spent on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sem {
+    // Declared in the order of `Sem::ALL`: a `Sem` indexes its histogram.
     /// The read semaphore, one permit.
     Read,
     /// The write semaphore.
@@ -76,7 +77,8 @@ pub struct Metrics {
     writes: Gauge,
     streams: Gauge,
     permit_waits: [Histogram; 4],
-    durations: BTreeMap<&'static str, Histogram>,
+    /// One per [`OpKind`], in the order of [`OpKind::ALL`].
+    durations: [Histogram; OpKind::ALL.len()],
 }
 
 impl Metrics {
@@ -88,10 +90,7 @@ impl Metrics {
             streams: metrics::gauge!("cold.streams_active"),
             permit_waits: Sem::ALL
                 .map(|sem| metrics::histogram!("cold.permit_wait_us", "sem" => sem.label())),
-            durations: OPS
-                .iter()
-                .map(|op| (*op, metrics::histogram!("cold.op_duration_us", "op" => *op)))
-                .collect(),
+            durations: OPS.map(|op| metrics::histogram!("cold.op_duration_us", "op" => op)),
         }
     }
 
@@ -109,20 +108,15 @@ impl Metrics {
     }
 
     /// Records how long a permit took to obtain.
-    pub fn permit_wait(&self, sem: Sem, started: Instant) {
-        let index = Sem::ALL
-            .iter()
-            .position(|s| *s == sem)
-            .expect("Sem::ALL lists every semaphore");
-        self.permit_waits[index].record(micros_since(started));
+    pub fn permit_waited(&self, sem: Sem, waited: Duration) {
+        debug_assert_eq!(Sem::ALL[sem as usize], sem);
+        self.permit_waits[sem as usize].record(micros(waited));
     }
 
     /// Records an operation's duration and, when it failed, its error kind.
-    pub fn op<T>(&self, op: &'static str, started: Instant, result: &ColdResult<T>) {
-        debug_assert!(OPS.contains(&op), "unlisted op {op}");
-        if let Some(histogram) = self.durations.get(op) {
-            histogram.record(micros_since(started));
-        }
+    pub fn op<T>(&self, op: OpKind, started: Instant, result: &ColdResult<T>) {
+        debug_assert_eq!(OpKind::ALL[op as usize], op);
+        self.durations[op as usize].record(micros(rt::now().saturating_duration_since(started)));
         if let Err(error) = result {
             record_error(op, error);
         }
@@ -141,11 +135,12 @@ impl Drop for InFlight {
     }
 }
 
-fn micros_since(start: Instant) -> f64 {
-    rt::now().saturating_duration_since(start).as_secs_f64() * 1e6
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
 }
 
 /// Counts one error of `op`.
-pub fn record_error(op: &'static str, error: &ColdStorageError) {
-    metrics::counter!("cold.op_errors_total", "op" => op, "error" => error.kind()).increment(1);
+pub fn record_error(op: OpKind, error: &ColdStorageError) {
+    metrics::counter!("cold.op_errors_total", "op" => op.name(), "error" => error.kind())
+        .increment(1);
 }

@@ -114,6 +114,11 @@ impl HistogramFn for PermitWait {
             return;
         };
         let waited = Duration::from_micros(micros.round() as u64);
-        trace::detail_span(&actor, &self.name, "", trace::now().saturating_sub(waited));
+        trace::detail_span(
+            &actor,
+            &self.name,
+            "",
+            Some(trace::now().saturating_sub(waited)),
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! reports, and, when asked, keeps everything for `--trace` files. Nothing recorded may depend
 //! on anything but the seed: no addresses, no wall-clock time, no hash-map order.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -89,7 +89,8 @@ impl Recording {
 struct Recorder {
     hasher: Sha256,
     events: u64,
-    tail: VecDeque<Event>,
+    /// The last events' lines (each line is made for the digest anyway).
+    tail: VecDeque<String>,
     keep_all: bool,
     all: Vec<Event>,
     keep_prefixes: bool,
@@ -135,6 +136,9 @@ impl Clock {
 
 thread_local! {
     static RECORDER: RefCell<Option<Recorder>> = const { RefCell::new(None) };
+    /// Whether the recording keeps the timeline-only events: asked on every backend op, so a
+    /// flag of its own, and nothing else is done for those events when it is off.
+    static KEEP_DETAIL: Cell<bool> = const { Cell::new(false) };
 }
 
 tokio::task_local! {
@@ -156,6 +160,7 @@ pub struct Keep {
 /// Starts recording on this thread, with time from the simulation's clock: turmoil's inside a
 /// turmoil simulation, else the current runtime's.
 pub fn start(keep: Keep) {
+    KEEP_DETAIL.with(|k| k.set(keep.all));
     RECORDER.with(|r| {
         *r.borrow_mut() = Some(Recorder {
             hasher: Sha256::new(),
@@ -173,13 +178,14 @@ pub fn start(keep: Keep) {
 
 /// Ends recording on this thread. Panics if none was started: that is a harness bug.
 pub fn finish() -> Recording {
+    KEEP_DETAIL.with(|k| k.set(false));
     let recorder = RECORDER
         .with(|r| r.borrow_mut().take())
         .expect("trace::finish without trace::start");
     Recording {
         digest: recorder.hasher.finalize().into(),
         events: recorder.events,
-        tail: recorder.tail.iter().map(Event::line).collect(),
+        tail: recorder.tail.into(),
         all: recorder.all,
         prefix_digests: recorder.prefixes,
         detail: recorder.detail,
@@ -229,7 +235,7 @@ fn record_event(actor: &str, name: &str, detail: String, duration: Option<Durati
 
 /// Whether this run keeps every event, and so the timeline-only detail.
 pub fn keeps_all() -> bool {
-    RECORDER.with(|r| r.borrow().as_ref().is_some_and(|rec| rec.keep_all))
+    KEEP_DETAIL.with(Cell::get)
 }
 
 /// Runs `op`, one op of `actor`, marked as such for the timeline's detail ([`op_actor`]); a
@@ -247,16 +253,25 @@ pub fn op_actor() -> Option<String> {
     OP_ACTOR.try_with(Clone::clone).ok()
 }
 
+/// The start of a timeline-only span ([`detail_span`]): the simulated time now when the
+/// recording keeps those events, else `None` (and nothing is read).
+pub fn detail_start() -> Option<Duration> {
+    keeps_all().then(now)
+}
+
 /// Records a span for the timeline only (work inside an op: the backend's part, at the
-/// handle's backend or the worker's), when every event is kept (`--trace`, `--report`). It is
-/// not part of the digest, so a run records the same digest whether or not it keeps these.
-pub fn detail_span(actor: &str, name: &str, detail: &str, started: Duration) {
-    push_detail(
-        actor,
-        || name.to_string(),
-        || detail.to_string(),
-        Some(started),
-    );
+/// handle's backend or the worker's) that began at `started` (from [`detail_start`]), when
+/// every event is kept (`--trace`, `--report`). It is not part of the digest, so a run records
+/// the same digest whether or not it keeps these.
+pub fn detail_span(actor: &str, name: &str, detail: &str, started: Option<Duration>) {
+    if let Some(started) = started {
+        push_detail(
+            actor,
+            || name.to_string(),
+            || detail.to_string(),
+            Some(started),
+        );
+    }
 }
 
 /// Records an instant for the timeline only (made by `detail` only when kept), like
@@ -281,6 +296,9 @@ fn push_detail(
     detail: impl FnOnce() -> String,
     started: Option<Duration>,
 ) {
+    if !KEEP_DETAIL.with(Cell::get) {
+        return;
+    }
     RECORDER.with(|r| {
         let mut r = r.borrow_mut();
         let Some(rec) = r.as_mut().filter(|rec| rec.keep_all) else {
@@ -301,7 +319,8 @@ fn push(event: Event) {
     RECORDER.with(|r| {
         let mut r = r.borrow_mut();
         let Some(rec) = r.as_mut() else { return };
-        rec.hasher.update(event.line().as_bytes());
+        let line = event.line();
+        rec.hasher.update(line.as_bytes());
         rec.hasher.update(b"\n");
         rec.events += 1;
         if rec.keep_prefixes {
@@ -310,7 +329,7 @@ fn push(event: Event) {
         if rec.tail.len() == TAIL_EVENTS {
             rec.tail.pop_front();
         }
-        rec.tail.push_back(event.clone());
+        rec.tail.push_back(line);
         if rec.keep_all {
             rec.all.push(event);
         }

@@ -49,7 +49,7 @@ fn timeline_detail(f: &Fields) {
     match f.message.as_str() {
         "served" => {
             let started = crate::trace::now().saturating_sub(Duration::from_micros(f.took_us));
-            crate::trace::detail_span("worker", &format!("serve {}", f.op), &flow, started);
+            crate::trace::detail_span("worker", &format!("serve {}", f.op), &flow, Some(started));
         }
         name => {
             if let Some(actor) = crate::trace::op_actor() {

@@ -439,7 +439,7 @@ impl<B: ColdStorageBackend> Layer for ProbeLayer<B> {
         } else {
             self.probe.begin_read(kind)
         };
-        let started = trace::now();
+        let started = trace::detail_start();
         self.probe.record_counts();
         crate::faults::schedule::point().await;
         let result = work.await;

@@ -37,13 +37,8 @@ pub fn run(data: &[u8]) {
     };
     assert_eq!(derived.overrides, overrides, "the overrides are kept");
     let printed = derived.to_string();
-    let given_back: Vec<String> = printed
-        .split(' ')
-        .filter(|kv| !kv.starts_with("seed="))
-        .map(String::from)
-        .collect();
     let mut again = scenario
-        .derive_with(seed, &given_back)
+        .derive_with(seed, &derived.as_sets())
         .unwrap_or_else(|e| panic!("{text:?} gave {printed:?}, which is refused: {e}"));
     again.overrides = overrides;
     assert_eq!(again, derived, "{text:?}: {printed:?} given back differs");

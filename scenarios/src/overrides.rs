@@ -101,6 +101,18 @@ impl Scenario {
     }
 }
 
+impl Derived {
+    /// This configuration as it prints, as `--set`s (the seed aside): given back to
+    /// [`Scenario::derive_with`] with the same seed, they derive this configuration.
+    pub fn as_sets(&self) -> Vec<String> {
+        self.to_string()
+            .split(' ')
+            .filter(|kv| !kv.starts_with("seed="))
+            .map(String::from)
+            .collect()
+    }
+}
+
 /// `ACTOR@N` or `ACTOR@N-M` items, comma-separated (as the configuration prints them), or
 /// `none`: the ops of engine-world clients to skip.
 pub fn parse_skip_ops(value: &str) -> Result<Vec<SkippedOps>, String> {
@@ -274,14 +286,8 @@ mod tests {
         for s in CATALOG {
             for seed in 0..100 {
                 let d = s.derive(seed);
-                let sets: Vec<String> = d
-                    .to_string()
-                    .split(' ')
-                    .filter(|kv| !kv.starts_with("seed="))
-                    .map(String::from)
-                    .collect();
                 let mut again = s
-                    .derive_with(seed, &sets)
+                    .derive_with(seed, &d.as_sets())
                     .unwrap_or_else(|e| panic!("{} seed {seed}: {d} refused: {e}", s.name));
                 again.overrides.clear();
                 assert_eq!(again, d, "{} seed {seed}: {d}", s.name);

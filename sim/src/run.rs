@@ -186,11 +186,15 @@ fn run_explained(
     options: RunOptions,
 ) -> (RunReport, Recording) {
     let (mut report, recording) = run_here(scenario, derived.clone(), options);
-    let Some(at) = report.violation.as_ref().map(|v| v.at) else {
+    let Some(violation) = report.violation.clone() else {
         return (report, recording);
     };
+    let (at, by) = (
+        violation.at,
+        violation.read.as_ref().map(|r| r.who.as_str()),
+    );
     if options.keep.all {
-        report.around = trace::around(&recording.all, at);
+        report.around = trace::around(&recording.all, at, by);
         return (report, recording);
     }
     let keep = Keep {
@@ -199,7 +203,7 @@ fn run_explained(
     };
     let (replay, all) = run_here(scenario, derived, RunOptions { keep, ..options });
     report.around = if replay.digest == report.digest {
-        trace::around(&all.all, at)
+        trace::around(&all.all, at, by)
     } else {
         vec![format!(
             "(the replay that collects these events diverged, digest {} against {}: this seed is not deterministic; `sim check-determinism` names the first differing event)",

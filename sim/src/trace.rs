@@ -338,15 +338,22 @@ fn push(event: Event) {
 
 /// The events around simulated time `at` (a first violation's), as numbered lines centred on
 /// one marked event (`>>`): the monitor's `violation` event at `at` when it reported there,
-/// else the last event at or before `at` (a violation found later, e.g. by the history check
-/// at the end, is dated at the op that broke the rule). The window is the
+/// else `by`'s last event at `at` (a violation found later, e.g. by the history check at the
+/// end, is dated when the op it blames answered, and `by` is who ran it), else the last event
+/// at or before `at`. The window is the
 /// [`EVENTS_BEFORE_VIOLATION`] events before the marked one and [`EVENTS_AFTER_VIOLATION`]
 /// after it; each line gives the event's number in the run (from 1), as in the `--trace` file.
-pub fn around(events: &[Event], at: Duration) -> Vec<String> {
+pub fn around(events: &[Event], at: Duration, by: Option<&str>) -> Vec<String> {
     let reported = events
         .iter()
         .position(|e| e.at == at && e.name == "violation");
-    let Some(marked) = reported.or_else(|| events.partition_point(|e| e.at <= at).checked_sub(1))
+    let blamed = || {
+        let by = by?;
+        events.iter().rposition(|e| e.at == at && e.actor == by)
+    };
+    let Some(marked) = reported
+        .or_else(blamed)
+        .or_else(|| events.partition_point(|e| e.at <= at).checked_sub(1))
     else {
         return events
             .iter()
@@ -451,7 +458,7 @@ mod tests {
         let details: Vec<&str> = details.iter().map(String::as_str).collect();
         let all = run(&details).all;
         // Event i is at 5 ms * i; a violation dated 212 ms falls after event 42 (210 ms).
-        let lines = around(&all, Duration::from_millis(212));
+        let lines = around(&all, Duration::from_millis(212), None);
         assert_eq!(
             lines.len(),
             EVENTS_BEFORE_VIOLATION + 1 + EVENTS_AFTER_VIOLATION
@@ -466,21 +473,32 @@ mod tests {
         assert!(lines.last().unwrap().contains("x=48"));
         // At the very start and past the end the window is cut, never out of range.
         assert_eq!(
-            around(&all, Duration::ZERO).len(),
+            around(&all, Duration::ZERO, None).len(),
             1 + EVENTS_AFTER_VIOLATION
         );
-        let past = around(&all, Duration::from_secs(9));
+        let past = around(&all, Duration::from_secs(9), None);
         assert_eq!(past.len(), EVENTS_BEFORE_VIOLATION + 1);
         // A monitor's own violation event at that time is the one marked.
         let mut reported = all.clone();
         reported[30].name = "violation".into();
         reported[31].at = reported[30].at;
-        let lines = around(&reported, reported[30].at);
+        let lines = around(&reported, reported[30].at, None);
         let marked = lines.iter().find(|l| l.contains(">>")).unwrap();
         assert!(
             marked.starts_with("#31 ") && marked.contains("violation"),
             "{marked}"
         );
+        // A violation dated when a blamed op answered marks its actor's event at that time,
+        // not the last event of the instant.
+        let mut blamed = all.clone();
+        blamed[50].actor = "client-3".into();
+        blamed[51].at = blamed[50].at;
+        let marked_by = |by| {
+            let lines = around(&blamed, blamed[50].at, by);
+            lines.into_iter().find(|l| l.contains(">>")).unwrap()
+        };
+        assert!(marked_by(Some("client-3")).starts_with("#51 "));
+        assert!(marked_by(None).starts_with("#52 "));
     }
 
     #[test]

@@ -228,7 +228,14 @@ impl Checker {
                     let (stuck, blamed, excluded) =
                         blame_suspects(entries, span, &first, stuck, blocking);
                     let read = blamed.and_then(|i| mismatch(entries, span, &first, &excluded, i));
+                    // Dated when the blamed op answered: a client held the impossible answer
+                    // from then on, whenever the check at the end noticed it. So the report's
+                    // first violation and the events around it are that op's, and a violation
+                    // a monitor reported later is not taken for the first.
+                    let at =
+                        blamed.map_or(stuck.at, |i| entries[i].at.1.unwrap_or(entries[i].at.0));
                     return Verdict::Violation(Violation {
+                        at,
                         read: read.map(Box::new),
                         ..stuck
                     });

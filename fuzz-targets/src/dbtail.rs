@@ -16,7 +16,7 @@ use btail::dbtail::{DBtail, DBtailError};
 use btail::restructure::{TreeCommit, TreeEnv};
 use btail::topology::{Topology, Value};
 use btail::{KEY_MAX, Key, Oid};
-use model::btail_check::Walker;
+use model::btail_check::{Walker, leaf};
 use model::get_at::check_get_at;
 use model::kv::KvModel;
 
@@ -136,7 +136,7 @@ async fn history(env: &TreeEnv, commits: &[TreeCommit], input: &Input) -> usize 
     let start = &commits[0];
     let db = DBtail::new(Arc::new(env.store().clone()), start.rev);
     for &k in &tracked {
-        let b = start.xkv.iter().find(|b| b.keycov.has(k)).expect("covered");
+        let b = leaf(start, k);
         db.track(&b.path, b.keycov)
             .await
             .unwrap_or_else(|e| panic!("Track({k}) at T/B:: {e}"));

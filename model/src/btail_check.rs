@@ -111,7 +111,7 @@ fn keys_txt(keys: &BTreeSet<Key>) -> String {
 }
 
 /// The bucket of `c` covering `k`.
-fn leaf(c: &TreeCommit, k: Key) -> &BucketInfo {
+pub fn leaf(c: &TreeCommit, k: Key) -> &BucketInfo {
     c.xkv
         .iter()
         .find(|b| b.keycov.has(k))

@@ -1,14 +1,13 @@
 //! Raw redb backend benches: appending a 100-transaction block (one durable commit per block)
-//! on a real temp file and on SimDisk, the same in batches of 32 blocks (one commit per batch),
-//! and `get_header` by number.
+//! on a real temp file and on SimDisk, and the same in batches of 32 blocks (one commit per
+//! batch). (Reads of the raw redb backend are in the `engine` bench, beside the handle's.)
 
 use std::time::Duration;
 
-use benches::{bench_appends, block};
+use benches::{Appends, TXS_PER_BLOCK, bench_appends};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::redb_backend::RedbBackend;
 use engine::simdisk::SimDisk;
-use engine::{BlockData, ColdStorageRead, ColdStorageWrite, HeaderSpecifier};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -29,13 +28,15 @@ fn bench_append(
     let mut next = 0u64;
     let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Elements(batch));
-    bench_appends(&mut group, (name, batch), &rt, &backend, &mut next);
+    let txs = TXS_PER_BLOCK;
+    let appends = Appends { name, batch, txs };
+    bench_appends(&mut group, appends, &rt, &backend, &mut next);
     group.finish();
 }
 
 /// Batches of 32 blocks, one commit each.
 fn bench_append_batch(c: &mut Criterion, name: &str, backend: RedbBackend) {
-    bench_append(c, ("redb_append_blocks_32", name), 32, backend);
+    bench_append(c, ("redb_append_32_blocks_of_100_txs", name), 32, backend);
 }
 
 fn append_batch(c: &mut Criterion) {
@@ -49,34 +50,17 @@ fn append_batch(c: &mut Criterion) {
 fn append_file(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = RedbBackend::open_file(dir.path().join("bench.redb")).expect("open file");
-    bench_append(c, ("redb_append_block", "file"), 1, backend);
+    bench_append(c, ("redb_append_block_of_100_txs", "file"), 1, backend);
 }
 
 fn append_simdisk(c: &mut Criterion) {
     let backend = RedbBackend::open_sim(SimDisk::builder().build()).expect("open simdisk");
-    bench_append(c, ("redb_append_block", "simdisk"), 1, backend);
-}
-
-fn get_header(c: &mut Criterion) {
-    let rt = runtime();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let backend = RedbBackend::open_file(dir.path().join("bench.redb")).expect("open file");
-    let blocks: Vec<BlockData> = (0..1000).map(block).collect();
-    rt.block_on(backend.append_blocks(blocks)).expect("fill");
-    let mut n = 0u64;
-    c.bench_function("redb_get_header_by_number", |b| {
-        b.iter(|| {
-            n = (n + 7) % 1000;
-            rt.block_on(backend.get_header(HeaderSpecifier::Number(n)))
-                .expect("read")
-                .expect("present")
-        })
-    });
+    bench_append(c, ("redb_append_block_of_100_txs", "simdisk"), 1, backend);
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3));
-    targets = append_file, append_simdisk, append_batch, get_header
+    targets = append_file, append_simdisk, append_batch
 }
 criterion_main!(benches);

@@ -11,6 +11,11 @@ pub const TXS_PER_BLOCK: u64 = 100;
 
 /// Block `n` with [`TXS_PER_BLOCK`] transactions, each with one log.
 pub fn block(n: u64) -> BlockData {
+    block_of(n, TXS_PER_BLOCK)
+}
+
+/// Block `n` with `txs` transactions, each with one log.
+pub fn block_of(n: u64, txs: u64) -> BlockData {
     let header = Header {
         number: n,
         parent_hash: B256::from_u64(n.wrapping_sub(1)),
@@ -18,14 +23,14 @@ pub fn block(n: u64) -> BlockData {
         extra: vec![],
     }
     .seal();
-    let transactions = (0..TXS_PER_BLOCK)
+    let transactions = (0..txs)
         .map(|i| Transaction {
             sender: Address::repeat_byte(i as u8),
             nonce: n * TXS_PER_BLOCK + i,
             payload: vec![0xab; 64],
         })
         .collect();
-    let receipts = (0..TXS_PER_BLOCK)
+    let receipts = (0..txs)
         .map(|i| Receipt {
             success: true,
             cumulative_gas_used: 21_000 * (i + 1),
@@ -39,11 +44,23 @@ pub fn block(n: u64) -> BlockData {
     BlockData::new(header, transactions, receipts).expect("bench block is valid")
 }
 
-/// Measures function `name` of `group`: appending `batch` blocks per iteration to `backend` in
-/// one commit, the blocks numbered on from `next` (and prepared outside the timing).
+/// What one append bench appends per iteration: `batch` blocks of `txs` transactions each, in
+/// one commit.
+#[derive(Debug, Clone, Copy)]
+pub struct Appends<'a> {
+    /// The function's name in its group.
+    pub name: &'a str,
+    /// Blocks per commit.
+    pub batch: u64,
+    /// Transactions per block.
+    pub txs: u64,
+}
+
+/// Measures `appends` as a function of `group`, appending to `backend`, the blocks numbered on
+/// from `next` (and prepared outside the timing).
 pub fn bench_appends(
     group: &mut BenchmarkGroup<'_, WallTime>,
-    (name, batch): (&str, u64),
+    Appends { name, batch, txs }: Appends<'_>,
     rt: &Runtime,
     backend: &RedbBackend,
     next: &mut u64,
@@ -51,7 +68,8 @@ pub fn bench_appends(
     group.bench_function(name, |b| {
         b.iter_batched(
             || {
-                let blocks: Vec<BlockData> = (*next..*next + batch).map(block).collect();
+                let blocks: Vec<BlockData> =
+                    (*next..*next + batch).map(|n| block_of(n, txs)).collect();
                 *next += batch;
                 blocks
             },

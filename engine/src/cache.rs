@@ -90,6 +90,11 @@ impl State {
     }
 
     fn invalidate_above(&mut self, block: u64) {
+        if block == u64::MAX {
+            // An append (`Cache::write`): nothing is above, and scanning every entry of the
+            // three maps on each append would cost more than the append itself.
+            return;
+        }
         remove_above(&mut self.headers, block, |n| *n);
         remove_above(&mut self.transactions, block, |(n, _)| *n);
         remove_above(&mut self.receipts, block, |(n, _)| *n);

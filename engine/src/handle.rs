@@ -482,9 +482,13 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
             };
             Inline::new(work).await
         };
-        let result = gated
-            .instrument(tracing::debug_span!("cold_op", op = op.name()))
-            .await;
+        let span = tracing::debug_span!("cold_op", op = op.name());
+        // A span no subscriber wants would still be entered and left around every poll.
+        let result = if span.is_disabled() {
+            gated.await
+        } else {
+            gated.instrument(span).await
+        };
         inner.metrics.op(op, started, &result);
         result
     }
@@ -550,13 +554,19 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     }
 
     /// A header by number.
-    pub async fn get_header_by_number(&self, number: u64) -> ColdResult<Option<SealedHeader>> {
-        self.get_header(HeaderSpecifier::Number(number)).await
+    pub fn get_header_by_number(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = ColdResult<Option<SealedHeader>>> + '_ {
+        self.get_header(HeaderSpecifier::Number(number))
     }
 
     /// A header by hash.
-    pub async fn get_header_by_hash(&self, hash: B256) -> ColdResult<Option<SealedHeader>> {
-        self.get_header(HeaderSpecifier::Hash(hash)).await
+    pub fn get_header_by_hash(
+        &self,
+        hash: B256,
+    ) -> impl Future<Output = ColdResult<Option<SealedHeader>>> + '_ {
+        self.get_header(HeaderSpecifier::Hash(hash))
     }
 
     /// Several headers from one backend snapshot, one answer per specifier.
@@ -593,28 +603,29 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     }
 
     /// A transaction by hash.
-    pub async fn get_tx_by_hash(&self, hash: B256) -> ColdResult<Option<Confirmed<Transaction>>> {
-        self.get_transaction(TransactionSpecifier::Hash(hash)).await
+    pub fn get_tx_by_hash(
+        &self,
+        hash: B256,
+    ) -> impl Future<Output = ColdResult<Option<Confirmed<Transaction>>>> + '_ {
+        self.get_transaction(TransactionSpecifier::Hash(hash))
     }
 
     /// A transaction by block number and index.
-    pub async fn get_tx_by_block_and_index(
+    pub fn get_tx_by_block_and_index(
         &self,
         block: u64,
         index: u64,
-    ) -> ColdResult<Option<Confirmed<Transaction>>> {
+    ) -> impl Future<Output = ColdResult<Option<Confirmed<Transaction>>>> + '_ {
         self.get_transaction(TransactionSpecifier::BlockAndIndex { block, index })
-            .await
     }
 
     /// A transaction by block hash and index.
-    pub async fn get_tx_by_block_hash_and_index(
+    pub fn get_tx_by_block_hash_and_index(
         &self,
         block_hash: B256,
         index: u64,
-    ) -> ColdResult<Option<Confirmed<Transaction>>> {
+    ) -> impl Future<Output = ColdResult<Option<Confirmed<Transaction>>>> + '_ {
         self.get_transaction(TransactionSpecifier::BlockHashAndIndex { block_hash, index })
-            .await
     }
 
     /// Every transaction of a block (empty for an unknown block).
@@ -653,18 +664,20 @@ impl<B: ColdStorageBackend> ColdStorage<B> {
     }
 
     /// A receipt by its transaction's hash.
-    pub async fn get_receipt_by_tx_hash(&self, hash: B256) -> ColdResult<Option<ColdReceipt>> {
-        self.get_receipt(ReceiptSpecifier::TxHash(hash)).await
+    pub fn get_receipt_by_tx_hash(
+        &self,
+        hash: B256,
+    ) -> impl Future<Output = ColdResult<Option<ColdReceipt>>> + '_ {
+        self.get_receipt(ReceiptSpecifier::TxHash(hash))
     }
 
     /// A receipt by block number and index.
-    pub async fn get_receipt_by_block_and_index(
+    pub fn get_receipt_by_block_and_index(
         &self,
         block: u64,
         index: u64,
-    ) -> ColdResult<Option<ColdReceipt>> {
+    ) -> impl Future<Output = ColdResult<Option<ColdReceipt>>> + '_ {
         self.get_receipt(ReceiptSpecifier::BlockAndIndex { block, index })
-            .await
     }
 
     /// Every enriched receipt of a block (empty for an unknown block).

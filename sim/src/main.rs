@@ -656,28 +656,16 @@ fn print_figures(summary: &sim::explore::Summary) {
 /// For every scenario that runs another's seeds on another network (turmoil), the speed of
 /// the two side by side, measured in this one run.
 fn print_network_ratios(summary: &sim::explore::Summary) {
-    for scenario in scenarios::CATALOG {
-        let Some(base) = scenario.draws_as else {
-            continue;
-        };
-        let (Some(other), Some(ours)) = (
-            summary.per_scenario.get(scenario.name),
-            summary.per_scenario.get(base),
-        ) else {
-            continue;
-        };
-        if other.runs == 0 || ours.runs == 0 || other.speedup <= 0.0 {
-            continue;
-        }
-        let wall_per_run = |t: &sim::explore::ScenarioTally| t.run_wall_seconds / t.runs as f64;
+    for r in &summary.network_ratios {
         say!(
-            "  network ratio: {base} {:.2}x the simulated seconds per wall second of {} ({:.0}x against {:.0}x real time; {:.1} ms against {:.1} ms of wall time per run)",
-            ours.speedup / other.speedup,
-            scenario.name,
-            ours.speedup,
-            other.speedup,
-            wall_per_run(ours) * 1e3,
-            wall_per_run(other) * 1e3,
+            "  network ratio: {} {:.2}x the simulated seconds per wall second of {} ({:.0}x against {:.0}x real time; {:.1} ms against {:.1} ms of wall time per run)",
+            r.scenario,
+            r.ratio,
+            r.twin,
+            r.speedup,
+            r.twin_speedup,
+            r.run_wall_seconds * 1e3,
+            r.twin_run_wall_seconds * 1e3,
         );
     }
 }

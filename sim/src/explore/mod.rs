@@ -82,6 +82,50 @@ pub struct WorldFigures {
     pub speedup: f64,
 }
 
+/// One scenario's speed beside its twin's on the other network (turmoil), the same seeds and
+/// configurations, measured in this one exploration.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NetworkRatio {
+    /// The scenario on `sim::net`.
+    pub scenario: &'static str,
+    /// Its twin on turmoil (the scenario that draws as it).
+    pub twin: &'static str,
+    /// The scenario's simulated seconds per wall second over its twin's.
+    pub ratio: f64,
+    /// The scenario's simulated seconds per wall second.
+    pub speedup: f64,
+    /// The twin's simulated seconds per wall second.
+    pub twin_speedup: f64,
+    /// The scenario's wall seconds per run.
+    pub run_wall_seconds: f64,
+    /// The twin's wall seconds per run.
+    pub twin_run_wall_seconds: f64,
+}
+
+impl NetworkRatio {
+    /// The ratio of every scenario that has a twin and both ran, in catalog order.
+    fn of(per_scenario: &BTreeMap<&'static str, ScenarioTally>) -> Vec<NetworkRatio> {
+        let per_run = |t: &ScenarioTally| t.run_wall_seconds / t.runs as f64;
+        scenarios::CATALOG
+            .iter()
+            .filter_map(|twin| {
+                let scenario = twin.draws_as?;
+                let ours = per_scenario.get(scenario)?;
+                let theirs = per_scenario.get(twin.name)?;
+                (ours.runs > 0 && theirs.runs > 0 && theirs.speedup > 0.0).then(|| NetworkRatio {
+                    scenario,
+                    twin: twin.name,
+                    ratio: ours.speedup / theirs.speedup,
+                    speedup: ours.speedup,
+                    twin_speedup: theirs.speedup,
+                    run_wall_seconds: per_run(ours),
+                    twin_run_wall_seconds: per_run(theirs),
+                })
+            })
+            .collect()
+    }
+}
+
 /// The history checks' figures over an exploration (engine worlds).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct HistoryFigures {
@@ -150,6 +194,8 @@ pub struct Summary {
     pub per_scenario: BTreeMap<&'static str, ScenarioTally>,
     /// Figures per world.
     pub worlds: BTreeMap<&'static str, WorldFigures>,
+    /// The speed of each network world on `sim::net` beside turmoil's, from this run.
+    pub network_ratios: Vec<NetworkRatio>,
     /// The history checks' figures.
     pub history: HistoryFigures,
     /// Simulated seconds over all runs.
@@ -305,6 +351,7 @@ fn summarize(
         wall_seconds: wall.as_secs_f64(),
         seeds_per_second: runs as f64 / wall.as_secs_f64().max(1e-9),
         unreached: tally.unreached(),
+        network_ratios: NetworkRatio::of(&tally.scenarios),
         history: tally.history,
         per_scenario: tally.scenarios.clone(),
     }
@@ -333,5 +380,47 @@ impl Exploration {
                 format!("{name}: {}{more}", seeds.join(" "))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_network_ratio_pairs_a_scenario_with_its_twin_once_both_ran() {
+        let names = ["engine-remote", "engine-remote-turmoil", "btail-tracking"];
+        let scenarios: Vec<&'static Scenario> = names
+            .iter()
+            .map(|name| scenarios::find(name).expect("in the catalog"))
+            .collect();
+        let mut per_scenario = Tally::new(&scenarios, 0).scenarios;
+        assert!(NetworkRatio::of(&per_scenario).is_empty(), "nothing ran");
+        for (name, speedup, wall) in [("engine-remote", 600.0, 0.04), ("btail-tracking", 9.0, 1.0)]
+        {
+            let t = per_scenario.get_mut(name).expect("tallied");
+            (t.runs, t.speedup, t.run_wall_seconds) = (2, speedup, wall);
+        }
+        assert!(
+            NetworkRatio::of(&per_scenario).is_empty(),
+            "the twin never ran"
+        );
+        let twin = per_scenario
+            .get_mut("engine-remote-turmoil")
+            .expect("tallied");
+        (twin.runs, twin.speedup, twin.run_wall_seconds) = (4, 200.0, 0.2);
+        let [ratio] = NetworkRatio::of(&per_scenario)[..] else {
+            panic!("one pair: btail-tracking's twin is not in this exploration");
+        };
+        assert_eq!(
+            (ratio.scenario, ratio.twin),
+            ("engine-remote", "engine-remote-turmoil")
+        );
+        assert_eq!(ratio.ratio, 3.0);
+        assert_eq!((ratio.speedup, ratio.twin_speedup), (600.0, 200.0));
+        assert_eq!(
+            (ratio.run_wall_seconds, ratio.twin_run_wall_seconds),
+            (0.02, 0.05)
+        );
     }
 }

@@ -56,6 +56,10 @@ struct State {
     removals_in_progress: u32,
     /// Numbers reads and removals in the trace.
     tickets: u64,
+    /// An upper bound on the blocks of the cached entries (`None` before the first fill): a
+    /// removal above it has nothing to drop, so it skips scanning the maps (every append is a
+    /// removal above `u64::MAX`).
+    highest: Option<u64>,
 }
 
 /// The cache epoch a read saw before going to the backend; a fill presents it back.
@@ -72,9 +76,11 @@ impl State {
         self.removals_in_progress == 0 || bugs::active(Bug::CacheBypassesDrain)
     }
 
-    fn accepts_fill(&self, epoch: Epoch, block: u64) -> bool {
+    /// Whether a fill of `block` read at `epoch` may go in; counts it in `highest` if so.
+    fn accepts_fill(&mut self, epoch: Epoch, block: u64) -> bool {
         let accepted = self.serving() && self.epoch == epoch.epoch;
         if accepted {
+            self.highest = self.highest.max(Some(block));
             tracing::trace!(target: TRACE_TARGET, ticket = epoch.ticket, block, "fill");
         }
         accepted
@@ -90,14 +96,12 @@ impl State {
     }
 
     fn invalidate_above(&mut self, block: u64) {
-        if block == u64::MAX {
-            // An append (`Cache::write`): nothing is above, and scanning every entry of the
-            // three maps on each append would cost more than the append itself.
-            return;
+        if self.highest.is_some_and(|highest| highest > block) {
+            remove_above(&mut self.headers, block, |n| *n);
+            remove_above(&mut self.transactions, block, |(n, _)| *n);
+            remove_above(&mut self.receipts, block, |(n, _)| *n);
+            self.highest = Some(block);
         }
-        remove_above(&mut self.headers, block, |n| *n);
-        remove_above(&mut self.transactions, block, |(n, _)| *n);
-        remove_above(&mut self.receipts, block, |(n, _)| *n);
         debug_assert!(self.headers.iter().all(|(n, _)| *n <= block));
     }
 }
@@ -113,6 +117,7 @@ impl Cache {
                 epoch: 0,
                 removals_in_progress: 0,
                 tickets: 0,
+                highest: None,
             }),
             entries: metrics::gauge!("cold.cache_entries"),
         }
@@ -378,6 +383,30 @@ mod tests {
             assert!((kind.hit)(&cache, 3), "{name}: below the removal stays");
             assert!((kind.hit)(&cache, 5), "{name}: the truncation point stays");
             assert!(!(kind.hit)(&cache, 10), "{name}: above the removal goes");
+        }
+    }
+
+    #[test]
+    fn a_removal_finds_entries_filled_after_an_earlier_removal_lowered_the_bound() {
+        for kind in KINDS {
+            let (cache, name) = (cache(), kind.name);
+            for block in [3, 5] {
+                assert!(
+                    (kind.fill)(&cache, cache.epoch(), block),
+                    "{name}: fill of {block}"
+                );
+            }
+            drop(cache.removal(7));
+            assert!((kind.hit)(&cache, 5), "{name}: nothing was above 7");
+            drop(cache.removal(4));
+            assert!(!(kind.hit)(&cache, 5), "{name}: 5 is above 4");
+            assert!((kind.fill)(&cache, cache.epoch(), 9), "{name}: fill of 9");
+            drop(cache.removal(6));
+            assert!(
+                !(kind.hit)(&cache, 9),
+                "{name}: 9, filled after the removal above 4"
+            );
+            assert!((kind.hit)(&cache, 3), "{name}: 3 stays");
         }
     }
 

@@ -369,6 +369,14 @@ mod tests {
         }
     }
 
+    /// The names a trace's metadata events of `kind` (`process_name`, `thread_name`) give.
+    fn metadata_names<'a>(all: &'a [Value], kind: &str) -> Vec<&'a str> {
+        all.iter()
+            .filter(|e| e["name"] == kind)
+            .map(|e| e["args"]["name"].as_str().unwrap())
+            .collect()
+    }
+
     #[test]
     fn lengths_parse_as_the_plan_prints_them() {
         assert_eq!(fault_length("for 14ms"), Some(Duration::from_millis(14)));
@@ -405,11 +413,7 @@ mod tests {
         let trace = chrome_trace(&events, &detail);
         let all = trace["traceEvents"].as_array().unwrap();
         let named = |ph: &str, name: &str| all.iter().find(|e| e["ph"] == ph && e["name"] == name);
-        let processes: Vec<&str> = all
-            .iter()
-            .filter(|e| e["name"] == "process_name")
-            .map(|e| e["args"]["name"].as_str().unwrap())
-            .collect();
+        let processes = metadata_names(all, "process_name");
         assert_eq!(
             processes,
             ["backend", "clients", "faults", "monitors", "worker"]
@@ -419,7 +423,6 @@ mod tests {
             .find(|e| e["ph"] == "C")
             .expect("a counter track");
         assert_eq!(count["args"]["reads"].as_u64(), Some(1));
-        assert!(named("X", "get_header").is_some());
         let op = named("X", "get_header").expect("the op is a slice named by its op");
         assert_eq!(
             (op["ts"].as_u64(), op["dur"].as_u64()),
@@ -464,11 +467,7 @@ mod tests {
         let trace = chrome_trace(&events, &detail);
         let all = trace["traceEvents"].as_array().unwrap();
         check_structure(&trace).unwrap();
-        let threads: Vec<&str> = all
-            .iter()
-            .filter(|e| e["name"] == "thread_name")
-            .map(|e| e["args"]["name"].as_str().unwrap())
-            .collect();
+        let threads = metadata_names(all, "thread_name");
         assert!(
             threads.contains(&"worker") && threads.contains(&"worker (2)"),
             "overlapping worker slices take two lanes: {threads:?}"

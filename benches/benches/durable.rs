@@ -6,6 +6,10 @@
 //! - `commit_writes` replays, into a file of the same length, exactly the writes (offsets and
 //!   lengths) one single-block commit made, then syncs: the disk's limit for the volume a
 //!   commit writes. The bench prints that volume (pages and bytes per commit) first;
+//! - `block_bytes` writes one 100-transaction block's own encoding (postcard, the bytes any
+//!   durable design must put on the disk for it: a write-ahead log's record, say) at the end
+//!   of a preallocated log and syncs: the limit for a single-block append on this disk
+//!   whatever the storage layout. The bench prints the encoding's length first;
 //! - `append_N` appends a batch of N 100-transaction blocks to redb on a real file in one
 //!   durable commit; `append_1_of_1_tx` one block of a single transaction.
 //!
@@ -22,7 +26,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use benches::{Appends, TXS_PER_BLOCK, bench_appends, block};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use engine::ColdStorageWrite;
 use engine::redb_backend::RedbBackend;
 use tokio::runtime::Runtime;
@@ -33,6 +38,8 @@ const BATCHES: [u64; 6] = [1, 2, 4, 8, 16, 32];
 const RECORDING_WARM_COMMITS: u64 = 64;
 /// Single-block commits whose writes are averaged for the printed volume.
 const RECORDED_COMMITS: u64 = 32;
+/// Length of the preallocated log `block_bytes` writes into, wrapping around, in bytes.
+const LOG_BYTES: u64 = 64 << 20;
 /// redb's page size, for the printed page count.
 const PAGE_BYTES: u64 = 4096;
 
@@ -137,6 +144,33 @@ fn record_commit_writes(dir: &Path, rt: &Runtime) -> CommitWrites {
     }
 }
 
+/// `block_bytes`: one block's encoding appended to a preallocated log in `dir`, then synced.
+fn bench_block_bytes(group: &mut BenchmarkGroup<'_, WallTime>, dir: &Path) {
+    let record = postcard::to_allocvec(&block(0)).expect("encode a block");
+    let len = record.len() as u64;
+    eprintln!("durable: one block of {TXS_PER_BLOCK} transactions encodes to {len} bytes");
+    let log = File::create(dir.join("log.bin")).expect("create the log");
+    // Written out, not `set_len`: a write into a hole allocates blocks, and its sync then
+    // commits that allocation too, which a log reusing its space would not pay.
+    let zeros = vec![0; 1 << 20];
+    for offset in (0..LOG_BYTES).step_by(zeros.len()) {
+        log.write_all_at(&zeros, offset)
+            .expect("preallocate the log");
+    }
+    log.sync_all().expect("sync the preallocated log");
+    let mut at = 0;
+    group.bench_function("block_bytes", |b| {
+        b.iter(|| {
+            if at + len > LOG_BYTES {
+                at = 0;
+            }
+            log.write_all_at(&record, at).expect("write");
+            log.sync_data().expect("fsync");
+            at += len;
+        })
+    });
+}
+
 fn durable(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -168,6 +202,7 @@ fn durable(c: &mut Criterion) {
             replay.sync_data().expect("fsync");
         })
     });
+    bench_block_bytes(&mut group, dir.path());
     let backend = RedbBackend::open_file(dir.path().join("append.redb")).expect("open file");
     let mut next = 0u64;
     for batch in BATCHES {

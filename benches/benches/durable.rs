@@ -10,6 +10,8 @@
 //!   durable design must put on the disk for it: a write-ahead log's record, say) at the end
 //!   of a preallocated log and syncs: the limit for a single-block append on this disk
 //!   whatever the storage layout. The bench prints the encoding's length first;
+//! - `validate_block` checks one such block's hashes (`BlockData::validate`, which every append
+//!   runs before it writes anything): CPU a durable append spends on top of its bytes;
 //! - `append_N` appends a batch of N 100-transaction blocks to redb on a real file in one
 //!   durable commit; `append_1_of_1_tx` one block of a single transaction.
 //!
@@ -144,9 +146,14 @@ fn record_commit_writes(dir: &Path, rt: &Runtime) -> CommitWrites {
     }
 }
 
-/// `block_bytes`: one block's encoding appended to a preallocated log in `dir`, then synced.
+/// `validate_block`, then `block_bytes`: one block's encoding appended to a preallocated log in
+/// `dir`, then synced.
 fn bench_block_bytes(group: &mut BenchmarkGroup<'_, WallTime>, dir: &Path) {
-    let record = postcard::to_allocvec(&block(0)).expect("encode a block");
+    let data = block(0);
+    group.bench_function("validate_block", |b| {
+        b.iter(|| data.validate().expect("a valid block"))
+    });
+    let record = postcard::to_allocvec(&data).expect("encode a block");
     let len = record.len() as u64;
     eprintln!("durable: one block of {TXS_PER_BLOCK} transactions encodes to {len} bytes");
     let log = File::create(dir.join("log.bin")).expect("create the log");

@@ -7,11 +7,14 @@
 //!   lengths) one single-block commit made, then syncs: the disk's limit for the volume a
 //!   commit writes. The bench prints that volume (pages and bytes per commit) first;
 //! - `block_bytes` writes one 100-transaction block's own encoding (postcard, the bytes any
-//!   durable design must put on the disk for it: a write-ahead log's record, say) at the end
-//!   of a preallocated log and syncs: the limit for a single-block append on this disk
-//!   whatever the storage layout. The bench prints the encoding's length first;
-//! - `validate_block` checks one such block's hashes (`BlockData::validate`, which every append
-//!   runs before it writes anything): CPU a durable append spends on top of its bytes;
+//!   durable design must put on the disk for it: a write-ahead log's record, say) at the next
+//!   offset of a preallocated log (wrapping at its end) and syncs: the limit for a
+//!   single-block append on this disk whatever the storage layout. The bench prints the
+//!   encoding's length first;
+//! - `validate_block` runs one such block's input check (`BlockData::validate`: lengths, the
+//!   header's hash, gas order, topic counts), which every append runs before it writes
+//!   anything: CPU a durable append spends on top of its bytes whatever the layout (the
+//!   transaction hashes are the hash index's cost, not the check's);
 //! - `append_N` appends a batch of N 100-transaction blocks to redb on a real file in one
 //!   durable commit; `append_1_of_1_tx` one block of a single transaction.
 //!

@@ -116,9 +116,7 @@ fn full_kv_diff(f: &Fixture) -> usize {
 }
 
 fn bench_update(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
+    let rt = benches::runtime();
     for nkeys in [1_000usize, 100_000, 1_000_000] {
         let mut g = c.benchmark_group(format!("btail_update_{nkeys}"));
         g.sample_size(10);

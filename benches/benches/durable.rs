@@ -24,13 +24,12 @@
 //! fsync-bound.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use benches::{Appends, TXS_PER_BLOCK, bench_appends, block};
+use benches::{Appends, TXS_PER_BLOCK, bench_appends, block, runtime};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use engine::ColdStorageWrite;
@@ -183,18 +182,14 @@ fn bench_block_bytes(group: &mut BenchmarkGroup<'_, WallTime>, dir: &Path) {
 
 fn durable(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let commit = record_commit_writes(dir.path(), &rt);
     let mut group = c.benchmark_group("durable_append");
     group.sample_size(10);
-    let mut file = File::create(dir.path().join("fsync.bin")).expect("create");
+    let file = File::create(dir.path().join("fsync.bin")).expect("create");
     group.bench_function("fsync", |b| {
         b.iter(|| {
-            file.seek(SeekFrom::Start(0)).expect("seek");
-            file.write_all(&[0x5a; 512]).expect("write");
+            file.write_all_at(&[0x5a; 512], 0).expect("write");
             file.sync_data().expect("fsync");
         })
     });

@@ -11,6 +11,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use benches::runtime;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use engine::backend::StreamParams;
@@ -41,13 +42,6 @@ fn bench_block(n: u64) -> BlockData {
         logs: vec![log(letter, &[0], &[1; 32])],
     };
     block(n, vec![transaction(2, n, &[0xab; 64])], vec![receipt])
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// A handle over `backend` whose cache never hits for rotating keys (one entry per map).

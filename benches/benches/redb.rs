@@ -4,17 +4,10 @@
 
 use std::time::Duration;
 
-use benches::{Appends, TXS_PER_BLOCK, bench_appends};
+use benches::{Appends, TXS_PER_BLOCK, bench_appends, runtime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use engine::redb_backend::RedbBackend;
 use engine::simdisk::SimDisk;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// Appends `batch` blocks per iteration to `backend` (one commit per iteration), as function
 /// `name` of group `group_name`.

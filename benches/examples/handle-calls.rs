@@ -22,10 +22,7 @@ fn main() {
     let usage = "usage: handle-calls raw|uncached|cached N";
     let kind = args.next().expect(usage);
     let calls: u64 = args.next().expect(usage).parse().expect(usage);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = benches::runtime();
     let backend = MemBackend::new();
     let blocks = (0..BLOCKS).map(|n| model::ops::block(n, vec![], vec![]));
     rt.block_on(backend.append_blocks(blocks.collect()))

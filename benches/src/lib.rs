@@ -6,6 +6,15 @@ use engine::redb_backend::RedbBackend;
 use engine::{Address, B256, BlockData, ColdStorageWrite, Header, Log, Receipt, Transaction};
 use tokio::runtime::Runtime;
 
+/// The runtime a bench drives its futures on: one thread, as the handle's callers would
+/// have it in a test, with the time and I/O drivers.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Transactions in a bench block (the redb append target is stated for 100).
 pub const TXS_PER_BLOCK: u64 = 100;
 

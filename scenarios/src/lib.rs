@@ -354,6 +354,11 @@ pub const MAX_BURST: u32 = 160;
 pub const SURVIVAL_DECIMALS: usize = 2;
 /// Decimals of `disk_error_rate` (see [`SURVIVAL_DECIMALS`]).
 pub const ERROR_RATE_DECIMALS: usize = 4;
+/// The highest `disk_error_rate` a seed draws or `--set` takes: a disk that fails more of its
+/// operations cannot open a store within the worlds' open retries (at 1, every write fails
+/// and no store ever opens), which the durability monitor rightly reports; above this the run
+/// would test the disk, not the storage.
+pub const MAX_DISK_ERROR_RATE: f64 = 0.01;
 /// Decimals of `cancel_rate` and `slow_consumer_rate` (see [`SURVIVAL_DECIMALS`]).
 pub const CLIENT_RATE_DECIMALS: usize = 3;
 
@@ -439,8 +444,10 @@ impl Fault {
                     printed(rng.random_range(0.0..1.0), SURVIVAL_DECIMALS)
             }
             Fault::DiskErrors => {
-                derived.disk.error_rate =
-                    printed(rng.random_range(0.0005..0.01), ERROR_RATE_DECIMALS);
+                derived.disk.error_rate = printed(
+                    rng.random_range(0.0005..MAX_DISK_ERROR_RATE),
+                    ERROR_RATE_DECIMALS,
+                );
                 if rng.random_bool(0.5) {
                     derived.disk.fail_at_op = rng.random_range(1..=MAX_FAIL_AT_OP);
                 }

@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use crate::{
-    CLIENT_RATE_DECIMALS, Derived, ERROR_RATE_DECIMALS, Fault, MAX_BURST, MAX_FAIL_AT_OP,
-    MAX_WRITERS, SURVIVAL_DECIMALS, Scenario, SkippedOps,
+    CLIENT_RATE_DECIMALS, Derived, ERROR_RATE_DECIMALS, Fault, MAX_BURST, MAX_DISK_ERROR_RATE,
+    MAX_FAIL_AT_OP, MAX_WRITERS, SURVIVAL_DECIMALS, Scenario, SkippedOps,
 };
 
 /// Every key `--set` takes, in the order the configuration prints them.
@@ -175,6 +175,9 @@ fn set_knob(derived: &mut Derived, key: &str, value: &str) -> Result<(), String>
         "disk_error_rate" => {
             on(Fault::DiskErrors)?;
             derived.disk.error_rate = fraction(value, ERROR_RATE_DECIMALS)?;
+            if derived.disk.error_rate > MAX_DISK_ERROR_RATE {
+                return Err(format!("expected at most {MAX_DISK_ERROR_RATE}"));
+            }
         }
         "disk_fail_at_op" => {
             on(Fault::DiskErrors)?;
@@ -414,5 +417,13 @@ mod tests {
             &["faults=torn-writes", "sector_survival=0.25"],
         );
         assert!(exact.unwrap().contains("sector_survival=0.25"));
+        // A disk failing every write opens no store (found by the `overrides` fuzz target).
+        let errors = |rate: &str| {
+            let rate = format!("disk_error_rate={rate}");
+            set("engine-remote", 3, &["faults=disk-errors", &rate])
+        };
+        assert!(errors("1").unwrap_err().contains("at most 0.01"));
+        assert!(errors("0.0101").is_err());
+        assert!(errors("0.01").unwrap().contains("disk_error_rate=0.0100"));
     }
 }

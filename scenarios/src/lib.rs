@@ -536,7 +536,9 @@ impl Scenario {
 }
 
 impl fmt::Display for Derived {
-    /// One line of `key=value`, faults first; only the knobs of faults that are on.
+    /// One line of `key=value`, faults first; only the knobs of faults that are on, each even
+    /// at zero: a knob left out is drawn from the seed again when the line is given back as
+    /// `--set`s, so a knob overridden to zero on a seed that drew it would not reproduce.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let faults: Vec<_> = self.faults.iter().map(|x| x.name()).collect();
         let faults = if faults.is_empty() {
@@ -546,12 +548,13 @@ impl fmt::Display for Derived {
         };
         write!(
             f,
-            "seed={} faults={faults} clients={} writers={} ops_per_client={}",
-            self.seed, self.workload.clients, self.workload.writers, self.workload.ops_per_client
+            "seed={} faults={faults} clients={} writers={} ops_per_client={} burst={}",
+            self.seed,
+            self.workload.clients,
+            self.workload.writers,
+            self.workload.ops_per_client,
+            self.workload.burst
         )?;
-        if self.workload.burst > 0 {
-            write!(f, " burst={}", self.workload.burst)?;
-        }
         if let Some(n) = &self.network {
             write!(f, " tick_ms={}", n.tick.as_millis())?;
             if self.has(Fault::NetworkLatency) {
@@ -593,9 +596,7 @@ impl fmt::Display for Derived {
                 " disk_error_rate={:.*}",
                 ERROR_RATE_DECIMALS, self.disk.error_rate
             )?;
-            if self.disk.fail_at_op > 0 {
-                write!(f, " disk_fail_at_op={}", self.disk.fail_at_op)?;
-            }
+            write!(f, " disk_fail_at_op={}", self.disk.fail_at_op)?;
         }
         if self.has(Fault::BackendLatency) {
             write!(f, " backend_latency_us={}", self.disk.latency.as_micros())?;

@@ -3,7 +3,8 @@
 # issue's 30 minutes), on nightly with cargo-fuzz (scripts/install-tools.sh installs it). New
 # corpus inputs land in fuzz/corpus/<target>/; minimize them before committing with
 #   cargo +nightly fuzz cmin <target>
-# A crash stops the campaign with the target's artifact in fuzz/artifacts/<target>/; minimize
+# A crash stops the campaign with the target's artifact in fuzz/artifacts/<target>/ (and its
+# panic, the input as base64 and a replay command in the output, for a CI log); minimize
 # it with `cargo +nightly fuzz tmin <target> <artifact>`, fix the code, and commit the
 # minimized input under fuzz/regressions/<target>/ (the stable corpus test replays it).
 # With FUZZ_SCRATCH_CORPUS=1 (CI) new inputs go to a temporary directory and the committed
@@ -20,6 +21,22 @@ if [ "${#targets[@]}" -eq 0 ]; then
 fi
 target_dir="${CARGO_TARGET_DIR:-$(pwd)/target}/fuzz-nightly"
 logs="$(mktemp -d)"
+started="$logs/started"
+touch "$started"
+
+# A crash is reported so that the log alone reproduces it (a CI machine's artifacts are gone
+# once it ends): the panic's message, and each new crash input as base64 with the command that
+# replays it.
+crash_report() {
+  local target="$1" input
+  echo "$target: crash; the panic:" >&2
+  awk '/panicked at|==ERROR/ { on = 1 } /^stack backtrace/ { exit } on && n++ < 12' "$logs/$target.log" >&2
+  while IFS= read -r input; do
+    echo "input $input (base64): $(base64 -w 0 "$input")" >&2
+    echo "reproduce: echo '$(base64 -w 0 "$input")' | base64 -d > crash-input && (cd fuzz && cargo +nightly fuzz run $target ../crash-input)" >&2
+  done < <(find "artifacts/$target" -type f -newer "$started" 2>/dev/null)
+  echo "full log: $logs/$target.log" >&2
+}
 for target in "${targets[@]}"; do
   echo "=== $target: ${seconds}s"
   corpora=()
@@ -39,7 +56,7 @@ for target in "${targets[@]}"; do
     -print_final_stats=1 2>&1 | tee "$logs/$target.log" | grep -E "^#[0-9]+.*(pulse|DONE)|^stat::|ERROR|panicked" || true
   status="${PIPESTATUS[0]}"
   if grep -q "ERROR: libFuzzer\|panicked at\|==ERROR" "$logs/$target.log"; then
-    echo "$target: crash, see fuzz/artifacts/$target/ and $logs/$target.log" >&2
+    crash_report "$target"
     exit 1
   fi
   # Anything else that stops cargo fuzz (a build error, a missing toolchain) is a failure too,

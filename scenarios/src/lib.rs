@@ -373,7 +373,22 @@ fn printed(x: f64, decimals: usize) -> f64 {
 /// messages in one instant (so more of them race), a fine one orders hosts' messages more
 /// finely, and some races show only at one of them. (Time jumps from event to event, so the
 /// tick hardly changes what a run costs.)
-pub const TICKS_MS: &[(u64, u32)] = &[(1, 1), (2, 1), (5, 2), (10, 4)];
+pub const TICKS_MS: &[(u64, u32)] = &[(1, 1), (2, 1), (5, 2), (MAX_TICK_MS, 4)];
+
+/// The coarsest tick a seed draws or `--set tick_ms` takes. This and the three bounds below
+/// are the ranges the worlds' deadlines are sized for: a read waits 500 ms, the durability
+/// monitor's final read of the tip retries for about 55 s. Past them a run tests its own
+/// timeouts, not the stack: at `tick_ms=1000` or `max_latency_ms=10000` every request misses
+/// its deadline, and a 60 s hold outlasts the tip check, so the liveness monitor rightly
+/// reports a store that never answers.
+pub const MAX_TICK_MS: u64 = 10;
+/// The highest message latency a seed draws or `--set max_latency_ms` takes (see
+/// [`MAX_TICK_MS`]).
+pub const MAX_LATENCY_MS: u64 = 50;
+/// The longest hold a seed draws or `--set max_hold_ms` takes (see [`MAX_TICK_MS`]).
+pub const MAX_HOLD_MS: u64 = 2_000;
+/// The longest stall a seed draws or `--set max_stall_ms` takes (see [`MAX_TICK_MS`]).
+pub const MAX_STALL_MS: u64 = 6_000;
 
 /// A rng for the sub-stream `stream` of `seed` in the scenario hashed to `scenario`.
 fn stream_rng(seed: u64, scenario: u64, stream: &str) -> ChaCha8Rng {
@@ -418,7 +433,7 @@ impl Fault {
         match self {
             Fault::NetworkLatency => {
                 if let Some(n) = &mut derived.network {
-                    n.max_latency = ms(rng, 1, 50);
+                    n.max_latency = ms(rng, 1, MAX_LATENCY_MS);
                 }
             }
             Fault::Partition => {
@@ -429,13 +444,13 @@ impl Fault {
             Fault::Hold => {
                 if let Some(n) = &mut derived.network {
                     n.holds = rng.random_range(1..=8);
-                    n.max_hold = ms(rng, 10, 2_000);
+                    n.max_hold = ms(rng, 10, MAX_HOLD_MS);
                 }
             }
             Fault::Stall => {
                 if let Some(n) = &mut derived.network {
                     n.stalls = rng.random_range(1..=6);
-                    n.max_stall = ms(rng, 1_000, 6_000);
+                    n.max_stall = ms(rng, 1_000, MAX_STALL_MS);
                 }
             }
             Fault::Crash => derived.process.crashes = rng.random_range(1..=3),

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use crate::{
     CLIENT_RATE_DECIMALS, Derived, ERROR_RATE_DECIMALS, Fault, MAX_BURST, MAX_DISK_ERROR_RATE,
-    MAX_FAIL_AT_OP, MAX_WRITERS, SURVIVAL_DECIMALS, Scenario, SkippedOps,
+    MAX_FAIL_AT_OP, MAX_HOLD_MS, MAX_LATENCY_MS, MAX_STALL_MS, MAX_TICK_MS, MAX_WRITERS,
+    SURVIVAL_DECIMALS, Scenario, SkippedOps,
 };
 
 /// Every key `--set` takes, in the order the configuration prints them.
@@ -212,10 +213,10 @@ fn set_network_knob(derived: &mut Derived, key: &str, value: &str) -> Result<(),
     let needs = |fault: Fault| fault_on(&derived.faults, fault);
     let ms = |lo, hi| whole(value, lo, hi).map(Duration::from_millis);
     match key {
-        "tick_ms" => network.tick = ms(1, 1_000)?,
+        "tick_ms" => network.tick = ms(1, MAX_TICK_MS)?,
         "max_latency_ms" => {
             needs(Fault::NetworkLatency)?;
-            network.max_latency = ms(1, 10_000)?;
+            network.max_latency = ms(1, MAX_LATENCY_MS)?;
         }
         "partitions" => {
             needs(Fault::Partition)?;
@@ -227,7 +228,7 @@ fn set_network_knob(derived: &mut Derived, key: &str, value: &str) -> Result<(),
         }
         "max_hold_ms" => {
             needs(Fault::Hold)?;
-            network.max_hold = ms(1, 60_000)?;
+            network.max_hold = ms(1, MAX_HOLD_MS)?;
         }
         "stalls" => {
             needs(Fault::Stall)?;
@@ -235,7 +236,7 @@ fn set_network_knob(derived: &mut Derived, key: &str, value: &str) -> Result<(),
         }
         "max_stall_ms" => {
             needs(Fault::Stall)?;
-            network.max_stall = ms(1, 60_000)?;
+            network.max_stall = ms(1, MAX_STALL_MS)?;
         }
         _ => unreachable!("every key of KEYS is handled: {key}"),
     }
@@ -264,7 +265,7 @@ fn fraction(value: &str, decimals: usize) -> Result<f64, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{CATALOG, find};
+    use crate::{CATALOG, MAX_HOLD_MS, MAX_LATENCY_MS, MAX_STALL_MS, MAX_TICK_MS, find};
 
     fn set(scenario: &str, seed: u64, overrides: &[&str]) -> Result<String, String> {
         let overrides: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
@@ -460,5 +461,21 @@ mod tests {
         assert!(errors("1").unwrap_err().contains("at most 0.01"));
         assert!(errors("0.0101").is_err());
         assert!(errors("0.01").unwrap().contains("disk_error_rate=0.0100"));
+        // Past the swarm's network ranges every request misses its deadline, or a hold
+        // outlasts the final read of the tip (found setting every key to its edge).
+        for (fault, key, max) in [
+            ("net-latency", "tick_ms", MAX_TICK_MS),
+            ("net-latency", "max_latency_ms", MAX_LATENCY_MS),
+            ("hold", "max_hold_ms", MAX_HOLD_MS),
+            ("stall", "max_stall_ms", MAX_STALL_MS),
+        ] {
+            let at = |ms: u64| {
+                let sets = [format!("faults={fault}"), format!("{key}={ms}")];
+                set("engine-remote", 1, &[&sets[0], &sets[1]])
+            };
+            assert!(at(max).unwrap().contains(&format!("{key}={max}")));
+            let refused = at(max + 1).unwrap_err();
+            assert!(refused.contains(&format!("from 1 to {max}")), "{refused}");
+        }
     }
 }

@@ -4,8 +4,8 @@
 //! itself: a scenario that fails on a clean engine, a run that is not reproducible, or a
 //! behaviour change (a moved digest) shows here.
 
-use scenarios::CATALOG;
-use sim::run::{RunOptions, check_determinism, run_one};
+use scenarios::{CATALOG, OVERRIDE_KEYS, Scenario};
+use sim::run::{RunOptions, check_determinism, run_derived, run_one};
 
 /// Seeds every scenario must pass in `cargo test`.
 const SEEDS: u64 = 3;
@@ -22,6 +22,73 @@ fn every_scenario_passes_its_first_seeds() {
                 scenario.name
             );
         }
+    }
+}
+
+/// Client ops above which an edge configuration is checked for validity only (the highest
+/// `ops_per_client` is a long run, not a different world).
+const MAX_EDGE_RUN_OPS: u32 = 400;
+
+/// Every `--set` key at the lowest and at the highest value it takes, with all the scenario's
+/// faults on and a small workload, runs clean: `--set` must take only what the worlds are
+/// built for (a rate of 1 opened no store; a one-second tick or a 60 s hold made the liveness
+/// monitor report a store that never answers). The edges are read from the refusal of a value
+/// past every range, so a widened range is run at its new edge.
+#[test]
+fn every_override_at_its_edges_runs_clean() {
+    let mut ran = 0;
+    for scenario in CATALOG {
+        let faults: Vec<&str> = scenario.faults.iter().map(|f| f.name()).collect();
+        let small = ["clients=2", "writers=1", "ops_per_client=5"].map(String::from);
+        let base = [vec![format!("faults={}", faults.join(","))], small.to_vec()].concat();
+        for key in OVERRIDE_KEYS
+            .iter()
+            .filter(|k| !["faults", "skip_ops"].contains(k))
+        {
+            for value in edges(scenario, &base, key) {
+                let sets = [base.clone(), vec![format!("{key}={value}")]].concat();
+                let derived = scenario.derive_with(0, &sets).unwrap_or_else(|e| {
+                    panic!("{} {sets:?}: an edge is refused: {e}", scenario.name)
+                });
+                let w = &derived.workload;
+                if (w.clients + w.writers).saturating_mul(w.ops_per_client) > MAX_EDGE_RUN_OPS {
+                    continue;
+                }
+                let (report, _) = run_derived(scenario, derived, RunOptions::default());
+                assert!(report.violation.is_none(), "{}", report.failure_text());
+                ran += 1;
+            }
+        }
+    }
+    assert!(ran > 100, "only {ran} edge configurations ran");
+}
+
+/// The lowest and highest value `--set KEY=` takes on top of `base`, read from the refusal of
+/// a value past every range ("from LO to HI", "from 0 to 1", then "at most X"); none for a
+/// key the scenario does not have.
+fn edges(scenario: &Scenario, base: &[String], key: &str) -> Vec<String> {
+    let refusal = |value: &str| {
+        let sets = [base.to_vec(), vec![format!("{key}={value}")]].concat();
+        scenario.derive_with(0, &sets).err()
+    };
+    let Some(why) = refusal("1000000000") else {
+        panic!("{} {key}=1000000000 is taken", scenario.name);
+    };
+    let range = why
+        .split_once(" from ")
+        .map(|(_, r)| r.split(' ').collect::<Vec<_>>());
+    match range.as_deref() {
+        Some([lo, "to", hi, ..]) => {
+            let hi = match refusal(hi)
+                .and_then(|w| w.split_once("at most ").map(|(_, x)| x.to_string()))
+            {
+                Some(at_most) => at_most,
+                None => hi.to_string(),
+            };
+            vec![lo.to_string(), hi]
+        }
+        // No such knob here (no network, or a fault this scenario lacks).
+        _ => Vec::new(),
     }
 }
 

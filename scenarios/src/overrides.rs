@@ -13,9 +13,9 @@
 use std::time::Duration;
 
 use crate::{
-    CLIENT_RATE_DECIMALS, Derived, ERROR_RATE_DECIMALS, Fault, MAX_BURST, MAX_DISK_ERROR_RATE,
-    MAX_FAIL_AT_OP, MAX_HOLD_MS, MAX_LATENCY_MS, MAX_STALL_MS, MAX_TICK_MS, MAX_WRITERS,
-    SURVIVAL_DECIMALS, Scenario, SkippedOps,
+    CLIENT_RATE_DECIMALS, Derived, ERROR_RATE_DECIMALS, Fault, MAX_BACKEND_LATENCY_US, MAX_BURST,
+    MAX_DISK_ERROR_RATE, MAX_FAIL_AT_OP, MAX_HOLD_MS, MAX_LATENCY_MS, MAX_STALL_MS, MAX_TICK_MS,
+    MAX_WRITERS, SURVIVAL_DECIMALS, Scenario, SkippedOps,
 };
 
 /// Every key `--set` takes, in the order the configuration prints them.
@@ -186,7 +186,7 @@ fn set_knob(derived: &mut Derived, key: &str, value: &str) -> Result<(), String>
         }
         "backend_latency_us" => {
             on(Fault::BackendLatency)?;
-            derived.disk.latency = Duration::from_micros(whole(value, 1, 1_000_000)?);
+            derived.disk.latency = Duration::from_micros(whole(value, 1, MAX_BACKEND_LATENCY_US)?);
         }
         "cancel_rate" => {
             on(Fault::ClientCancel)?;
@@ -265,7 +265,10 @@ fn fraction(value: &str, decimals: usize) -> Result<f64, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{CATALOG, MAX_HOLD_MS, MAX_LATENCY_MS, MAX_STALL_MS, MAX_TICK_MS, find};
+    use crate::{
+        CATALOG, MAX_BACKEND_LATENCY_US, MAX_HOLD_MS, MAX_LATENCY_MS, MAX_STALL_MS, MAX_TICK_MS,
+        find,
+    };
 
     fn set(scenario: &str, seed: u64, overrides: &[&str]) -> Result<String, String> {
         let overrides: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
@@ -461,16 +464,21 @@ mod tests {
         assert!(errors("1").unwrap_err().contains("at most 0.01"));
         assert!(errors("0.0101").is_err());
         assert!(errors("0.01").unwrap().contains("disk_error_rate=0.0100"));
-        // Past the swarm's network ranges every request misses its deadline, or a hold
-        // outlasts the final read of the tip (found setting every key to its edge).
+        // Past the swarm's ranges of times every request misses its deadline, or a hold
+        // outlasts the final read of the tip (found setting keys to their edges).
         for (fault, key, max) in [
             ("net-latency", "tick_ms", MAX_TICK_MS),
             ("net-latency", "max_latency_ms", MAX_LATENCY_MS),
             ("hold", "max_hold_ms", MAX_HOLD_MS),
             ("stall", "max_stall_ms", MAX_STALL_MS),
+            (
+                "backend-latency",
+                "backend_latency_us",
+                MAX_BACKEND_LATENCY_US,
+            ),
         ] {
-            let at = |ms: u64| {
-                let sets = [format!("faults={fault}"), format!("{key}={ms}")];
+            let at = |time: u64| {
+                let sets = [format!("faults={fault}"), format!("{key}={time}")];
                 set("engine-remote", 1, &[&sets[0], &sets[1]])
             };
             assert!(at(max).unwrap().contains(&format!("{key}={max}")));

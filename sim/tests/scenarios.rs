@@ -63,6 +63,47 @@ fn every_override_at_its_edges_runs_clean() {
     assert!(ran > 100, "only {ran} edge configurations ran");
 }
 
+/// Every fault's knobs at their upper edges at once, the harshest world `--set` can build, on
+/// a workload of a few hundred ops, runs clean (a one-second tick, say, fails it). The
+/// combinations a sweep of random edges found past the old bounds (a 1 s backend latency with
+/// crashes, 100 stalls) needed other seeds or longer workloads than these. The clients' own
+/// cancel and slow-consumer rates keep the seed's draw: at 1 every op is cancelled and the run
+/// would check little.
+#[test]
+fn every_fault_at_its_upper_edge_at_once_runs_clean() {
+    let workload = ["clients=4", "writers=2", "ops_per_client=20"].map(String::from);
+    let own_rates = ["cancel_rate", "slow_consumer_rate"];
+    for scenario in CATALOG {
+        let faults: Vec<&str> = scenario.faults.iter().map(|f| f.name()).collect();
+        let mut sets = [
+            vec![format!("faults={}", faults.join(","))],
+            workload.to_vec(),
+        ]
+        .concat();
+        let knobs = OVERRIDE_KEYS.iter().filter(|k| {
+            !["faults", "skip_ops", "clients", "writers", "ops_per_client"].contains(k)
+                && !own_rates.contains(k)
+        });
+        for key in knobs {
+            if let Some(upper) = edges(scenario, &sets, key).pop() {
+                sets.push(format!("{key}={upper}"));
+            }
+        }
+        for seed in 0..3 {
+            let derived = scenario
+                .derive_with(seed, &sets)
+                .expect("the edges are taken");
+            let (report, _) = run_derived(scenario, derived, RunOptions::default());
+            assert!(report.violation.is_none(), "{}", report.failure_text());
+            assert!(
+                report.stats.ops > 0,
+                "{} seed {seed}: no ops",
+                scenario.name
+            );
+        }
+    }
+}
+
 /// The lowest and highest value `--set KEY=` takes on top of `base`, read from the refusal of
 /// a value past every range ("from LO to HI", "from 0 to 1", then "at most X"); none for a
 /// key the scenario does not have.

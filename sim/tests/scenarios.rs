@@ -34,9 +34,8 @@ const MAX_EDGE_RUN_OPS: u32 = 400;
 fn every_override_at_its_edges_runs_clean() {
     let mut ran = 0;
     for scenario in CATALOG {
-        let faults: Vec<&str> = scenario.faults.iter().map(|f| f.name()).collect();
         let small = ["clients=2", "writers=1", "ops_per_client=5"].map(String::from);
-        let base = [vec![format!("faults={}", faults.join(","))], small.to_vec()].concat();
+        let base = [vec![every_fault_on(scenario)], small.to_vec()].concat();
         for key in OVERRIDE_KEYS
             .iter()
             .filter(|k| !["faults", "skip_ops"].contains(k))
@@ -70,12 +69,7 @@ fn every_fault_at_its_upper_edge_at_once_runs_clean() {
     let workload = ["clients=4", "writers=2", "ops_per_client=20"].map(String::from);
     let own_rates = ["cancel_rate", "slow_consumer_rate"];
     for scenario in CATALOG {
-        let faults: Vec<&str> = scenario.faults.iter().map(|f| f.name()).collect();
-        let mut sets = [
-            vec![format!("faults={}", faults.join(","))],
-            workload.to_vec(),
-        ]
-        .concat();
+        let mut sets = [vec![every_fault_on(scenario)], workload.to_vec()].concat();
         let knobs = OVERRIDE_KEYS.iter().filter(|k| {
             !["faults", "skip_ops", "clients", "writers", "ops_per_client"].contains(k)
                 && !own_rates.contains(k)
@@ -122,6 +116,12 @@ fn edges(scenario: &Scenario, base: &[String], key: &str) -> Vec<String> {
         // No such knob here (no network, or a fault this scenario lacks).
         _ => Vec::new(),
     }
+}
+
+/// `faults=` with every fault of `scenario` on, so that each of its knobs is taken.
+fn every_fault_on(scenario: &Scenario) -> String {
+    let faults: Vec<&str> = scenario.faults.iter().map(|f| f.name()).collect();
+    format!("faults={}", faults.join(","))
 }
 
 /// A run with no violation that issued operations (a world that did nothing proves nothing).
